@@ -1,0 +1,145 @@
+"""Audio I/O: read anything libsndfile reads, downmix to mono, resample to the codec rate, write atomically.
+
+Every stage (training data, calibration windows, the runtime) goes through here so that "what the codec hears"
+is defined once: float32 mono at 44.1 kHz, soxr's high-quality resampler, channels averaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from apucodec.errors import ApucodecError
+
+CODEC_RATE = 44100
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """Header information, with one-line errors for paths that are not readable audio."""
+    path = Path(path)
+    if not path.exists():
+        raise ApucodecError(f"{path}: no such file")
+    if path.is_dir():
+        raise ApucodecError(f"{path}: is a directory, expected an audio file")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError with libsndfile's text
+        raise ApucodecError(f"{path}: not readable audio ({_first_line(exc)})") from None
+    if info.frames <= 0:
+        raise ApucodecError(f"{path}: contains no audio samples")
+    return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """[frames] or [frames, channels] -> [frames] float32 (channel average)."""
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int = CODEC_RATE) -> np.ndarray:
+    if rate_in == rate_out:
+        return audio
+    import soxr  # imported here: a 44.1 kHz-only workflow never needs it
+
+    return soxr.resample(audio, rate_in, rate_out, quality="HQ").astype(np.float32, copy=False)
+
+
+def check_finite(audio: np.ndarray, path: Path) -> None:
+    if not np.all(np.isfinite(audio)):
+        raise ApucodecError(f"{path}: contains NaN or infinite samples")
+
+
+def read_audio(path: str | Path, sample_rate: int = CODEC_RATE) -> tuple[np.ndarray, AudioInfo]:
+    """Whole file as float32 mono at `sample_rate`, plus what the file originally was."""
+    info = probe(path)
+    try:
+        data, _ = sf.read(str(info.path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise ApucodecError(f"{info.path}: cannot decode audio ({_first_line(exc)})") from None
+    mono = to_mono(data)
+    check_finite(mono, info.path)
+    return resample(mono, info.sample_rate, sample_rate), info
+
+
+def list_audio_files(folder: str | Path) -> list[Path]:
+    """Every file under `folder` (recursively) that libsndfile can open, sorted for determinism."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise ApucodecError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise ApucodecError(f"{folder}: is not a folder")
+    files = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            info = sf.info(str(path))
+        except Exception:
+            continue
+        if info.frames > 0:
+            files.append(path)
+    return files
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temp path beside `path`; rename it over `path` only if the block finishes.
+
+    Interrupted or failed writes (Ctrl-C included) leave no half-written output behind.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ApucodecError(f"{path}: is a directory, expected an output file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ApucodecError(f"{path}: output folder {parent} does not exist")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=parent)
+    except OSError as exc:
+        raise ApucodecError(f"{path}: cannot write here ({exc.strerror})") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ApucodecError(f"{path}: cannot write ({exc.strerror})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int = CODEC_RATE, subtype: str | None = None) -> None:
+    """Write mono audio atomically; the container comes from the file extension (WAV when it names none)."""
+    path = Path(path)
+    ext = path.suffix.lstrip(".").upper()
+    fmt = ext if ext in sf.available_formats() else "WAV"
+    if subtype is None:
+        subtype = "PCM_16" if fmt in ("WAV", "FLAC", "AIFF") else sf.default_subtype(fmt)
+    with atomic_output(path) as tmp:
+        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype=subtype, format=fmt)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,1 @@
+"""The `apucodec` command line: one small module per command group, loaded lazily (see main.py)."""

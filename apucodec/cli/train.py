@@ -1,0 +1,56 @@
+"""`apucodec train`: train a codec on a folder of audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from apucodec.extras import require
+
+
+@click.command()
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("ckpt.pt"), show_default=True,
+              help="Checkpoint file to write (rewritten at every checkpoint).")
+@click.option("--preset", "preset_name", default="default", show_default=True,
+              help="Config preset: default (32.4M, the spec), small, tiny, seed.")
+@click.option("--activation", type=click.Choice(["gelu", "leaky_relu"]), default=None,
+              help="Override the preset's activation.")
+@click.option("--steps", default=20000, show_default=True)
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--segment-seconds", default=1.0, show_default=True)
+@click.option("--lr", default=3e-4, show_default=True)
+@click.option("--warmup-steps", default=500, show_default=True)
+@click.option("--val-every", default=1000, show_default=True)
+@click.option("--checkpoint-every", default=1000, show_default=True)
+@click.option("--log-every", default=50, show_default=True)
+@click.option("--max-minutes", type=float, default=None, help="Stop and save after this much wall time.")
+@click.option("--device", default="auto", show_default=True, help="auto (a CUDA GPU when torch sees one), cpu, cuda.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue from this checkpoint.")
+def train(data_dir: Path, out: Path, preset_name: str, activation: str | None, steps: int, batch_size: int,
+          segment_seconds: float, lr: float, warmup_steps: int, val_every: int, checkpoint_every: int,
+          log_every: int, max_minutes: float | None, device: str, seed: int, resume: Path | None) -> None:
+    """Train APU-Codec on every audio file under DATA_DIR (any format libsndfile reads)."""
+    require("torch", "train")
+    import dataclasses
+
+    from apucodec.codec.config import preset
+    from apucodec.codec.train import TrainSettings
+    from apucodec.codec.train import train as run_training
+    from apucodec.errors import ApucodecError
+
+    try:
+        config = preset(preset_name)
+    except ValueError as exc:
+        raise ApucodecError(f"--preset: {exc}") from None
+    if activation:
+        config = dataclasses.replace(config, activation=activation)
+    settings = TrainSettings(steps=steps, batch_size=batch_size, segment_seconds=segment_seconds, lr=lr,
+                             warmup_steps=warmup_steps, val_every=val_every, checkpoint_every=checkpoint_every,
+                             log_every=log_every, max_minutes=max_minutes, device=device, seed=seed)
+    result = run_training(data_dir, out, config, settings, resume=resume, log=lambda m: click.echo(m, err=True))
+    last = result.validation[-1] if result.validation else {}
+    click.echo(f"wrote {out}: {result.steps_done} steps in {result.seconds:.0f} s"
+               + (f", validation SI-SDR {last['si_sdr']:.2f} dB, mel {last['mel']:.3f}" if last else ""))

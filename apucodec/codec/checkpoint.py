@@ -1,0 +1,136 @@
+"""Checkpoint save/load: our own `{config, state_dict, step, versions, ...}` files and the original APU-Codec's
+bare state dicts.
+
+Checkpoints are untrusted input (people share them), so they are always read with `weights_only=True`: a pickle
+that tries to build arbitrary objects is refused instead of executed. The seed format is recognised by its key
+names and loaded into a `norm="group"` model whose module names match it key for key.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from apucodec import __version__
+from apucodec.codec.config import CodecConfig
+from apucodec.codec.model import APUCodec
+from apucodec.errors import ApucodecError
+
+SEED_CODEBOOK_PREFIX = "quantizer.codebooks."
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: APUCodec
+    step: int
+    source_format: str  # "apucodec" or "seed"
+    extra: dict[str, Any] = field(default_factory=dict)  # optimizer/scheduler state etc. for resuming
+
+
+def versions() -> dict[str, str]:
+    return {"apucodec": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def save_checkpoint(path: str | Path, model: APUCodec, step: int, **extra: Any) -> None:
+    """Write atomically (temp file + rename) so an interrupted save never leaves a truncated checkpoint."""
+    path = Path(path)
+    payload = {"config": model.config.to_dict(), "state_dict": model.state_dict(), "step": step,
+               "versions": versions(), **extra}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ApucodecError(f"{path}: cannot write checkpoint ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ApucodecError(f"{path}: cannot write checkpoint ({exc.strerror})") from None
+        raise
+
+
+def _read(path: Path) -> Any:
+    if not path.exists():
+        raise ApucodecError(f"{path}: no such checkpoint file")
+    if path.is_dir():
+        raise ApucodecError(f"{path}: is a directory, expected a checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several unrelated types for bad files
+        text = str(exc)
+        if "Weights only load failed" in text or "weights_only" in text:
+            raise ApucodecError(
+                f"{path}: refused: the file contains pickled objects other than tensors "
+                "(not loadable with weights_only=True)"
+            ) from None
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise ApucodecError(f"{path}: not a PyTorch checkpoint ({first})") from None
+
+
+def is_seed_state_dict(state: dict[str, Any]) -> bool:
+    return any(k.startswith(SEED_CODEBOOK_PREFIX) for k in state) and any(
+        k.startswith("encoder.blocks.") for k in state
+    )
+
+
+def config_from_seed_state_dict(state: dict[str, torch.Tensor]) -> CodecConfig:
+    """Infer channel widths and RVQ shape from a seed state dict's tensor shapes."""
+    n_blocks = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.blocks."))
+    stem = state["encoder.input_conv.weight"].shape[0]
+    widths = [stem] + [state[f"encoder.blocks.{i}.downsample.weight"].shape[0] for i in range(n_blocks)]
+    strides = [state[f"encoder.blocks.{i}.downsample.weight"].shape[2] // 2 for i in range(n_blocks)]
+    codebooks = sorted(k for k in state if k.startswith(SEED_CODEBOOK_PREFIX))
+    size, dim = state[codebooks[0]].shape
+    return CodecConfig(channels=tuple(widths), strides=tuple(strides), latent_dim=dim, n_codebooks=len(codebooks),
+                       codebook_size=size, norm="group", activation="gelu")
+
+
+def seed_to_state_dict(state: dict[str, torch.Tensor], model: APUCodec) -> dict[str, torch.Tensor]:
+    """Map seed keys onto ours: identical module names, codebooks stacked into one buffer."""
+    converted = {k: v for k, v in state.items() if not k.startswith(SEED_CODEBOOK_PREFIX)}
+    n = model.config.n_codebooks
+    codebooks = torch.stack([state[f"{SEED_CODEBOOK_PREFIX}{i}"] for i in range(n)]).float()
+    converted["quantizer.codebooks"] = codebooks
+    converted["quantizer.ema_sum"] = codebooks.clone()
+    converted["quantizer.ema_count"] = torch.ones(codebooks.shape[:2])
+    converted["quantizer.initialized"] = torch.tensor(True)
+    return converted
+
+
+def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
+    """Load either checkpoint format into an APUCodec in eval mode, with one-line errors for bad files."""
+    path = Path(path)
+    data = _read(path)
+    if not isinstance(data, dict):
+        raise ApucodecError(f"{path}: expected a dict checkpoint, found {type(data).__name__}")
+    try:
+        if "state_dict" in data and "config" in data:
+            config = CodecConfig.from_dict(dict(data["config"]))
+            model = APUCodec(config)
+            state, fmt = data["state_dict"], "apucodec"
+            extra = {k: v for k, v in data.items() if k not in ("config", "state_dict", "step")}
+            step = int(data.get("step", 0))
+        elif is_seed_state_dict(data):
+            config = config_from_seed_state_dict(data)
+            model = APUCodec(config)
+            state, fmt, extra, step = seed_to_state_dict(data, model), "seed", {}, 0
+        else:
+            keys = ", ".join(list(data)[:4])
+            raise ApucodecError(f"{path}: not an APU-Codec checkpoint (no config/state_dict or seed keys; found {keys})")
+        model.load_state_dict(state, strict=True)
+    except ApucodecError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ApucodecError(f"{path}: checkpoint does not match the APU-Codec model ({first[:300]})") from None
+    model.eval()
+    return LoadedCheckpoint(model=model, step=step, source_format=fmt, extra=extra)

@@ -1,0 +1,134 @@
+"""Encoder and decoder networks of APU-Codec (torch).
+
+Module and attribute names follow the original APU-Codec seed (`input_conv`, `blocks.N.res1.conv1`,
+`blocks.N.downsample`, `blocks.N.upsample`, `output_conv`) so that with `norm="group"` a seed state dict loads
+key-for-key. With `norm="weight"` (the default for new models) convolutions are weight-normalised through torch's
+parametrizations and there is no norm layer: nothing pools over time, so a window of audio sees exactly the
+computation it would see inside the whole file, which is what the static-shape chunked runtime relies on.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from apucodec.codec.config import CodecConfig
+
+
+def make_activation(name: str) -> nn.Module:
+    if name == "gelu":
+        return nn.GELU()
+    if name == "leaky_relu":
+        return nn.LeakyReLU(0.1)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def _normed(conv: nn.Module, norm: str) -> nn.Module:
+    return weight_norm(conv) if norm == "weight" else conv
+
+
+def conv1d(cfg: CodecConfig, c_in: int, c_out: int, kernel: int, *, stride: int = 1, dilation: int = 1,
+           padding: int | None = None) -> nn.Module:
+    """A length-preserving (or exactly strided) Conv1d, weight-normalised when the config asks for it."""
+    if padding is None:
+        padding = dilation * (kernel - 1) // 2
+    conv = nn.Conv1d(c_in, c_out, kernel, stride=stride, dilation=dilation, padding=padding)
+    return _normed(conv, cfg.norm)
+
+
+def conv_transpose1d(cfg: CodecConfig, c_in: int, c_out: int, stride: int) -> nn.Module:
+    """Upsampling by exactly `stride`: kernel 2*stride, padding stride//2 gives out_len = in_len * stride."""
+    conv = nn.ConvTranspose1d(c_in, c_out, 2 * stride, stride=stride, padding=stride // 2)
+    return _normed(conv, cfg.norm)
+
+
+class ResidualUnit(nn.Module):
+    """[norm] -> Conv1d(k, dilation d) -> act -> Conv1d(k1) -> act, added to the input."""
+
+    def __init__(self, cfg: CodecConfig, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(1, channels) if cfg.norm == "group" else nn.Identity()
+        self.conv1 = conv1d(cfg, channels, channels, cfg.residual_kernel, dilation=dilation)
+        self.act1 = make_activation(cfg.activation)
+        self.conv2 = conv1d(cfg, channels, channels, 1)
+        self.act2 = make_activation(cfg.activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.act2(self.conv2(self.act1(self.conv1(self.norm(x)))))
+
+
+class _ResidualStack(nn.Module):
+    """Residual units named res1, res2, ... (the seed's names), one per dilation."""
+
+    def __init__(self, cfg: CodecConfig, channels: int) -> None:
+        super().__init__()
+        self._unit_names = [f"res{i}" for i in range(1, len(cfg.dilations) + 1)]
+        for name, dilation in zip(self._unit_names, cfg.dilations):
+            self.add_module(name, ResidualUnit(cfg, channels, dilation))
+
+    def residuals(self, x: torch.Tensor) -> torch.Tensor:
+        for name in self._unit_names:
+            x = getattr(self, name)(x)
+        return x
+
+
+class EncoderBlock(_ResidualStack):
+    def __init__(self, cfg: CodecConfig, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__(cfg, c_in)
+        self.downsample = conv1d(cfg, c_in, c_out, 2 * stride, stride=stride, padding=stride // 2)
+        self.act = make_activation(cfg.activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.downsample(self.residuals(x)))
+
+
+class DecoderBlock(_ResidualStack):
+    def __init__(self, cfg: CodecConfig, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__(cfg, c_out)
+        self.upsample = conv_transpose1d(cfg, c_in, c_out, stride)
+        self.act = make_activation(cfg.activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residuals(self.act(self.upsample(x)))
+
+
+class Encoder(nn.Module):
+    """[B, 1, T] audio -> [B, latent_dim, T / hop] latent."""
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        ch = cfg.channels
+        self.input_conv = conv1d(cfg, 1, ch[0], 7)
+        self.input_act = make_activation(cfg.activation)
+        self.blocks = nn.ModuleList(
+            EncoderBlock(cfg, ch[i], ch[i + 1], s) for i, s in enumerate(cfg.strides)
+        )
+        self.output_conv = conv1d(cfg, ch[-1], cfg.latent_dim, 3)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        x = self.input_act(self.input_conv(audio))
+        for block in self.blocks:
+            x = block(x)
+        return self.output_conv(x)
+
+
+class Decoder(nn.Module):
+    """[B, latent_dim, F] quantized latent -> [B, 1, F * hop] audio in [-1, 1]."""
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        ch = tuple(reversed(cfg.channels))
+        strides = tuple(reversed(cfg.strides))
+        self.input_conv = conv1d(cfg, cfg.latent_dim, ch[0], 3)
+        self.input_act = make_activation(cfg.activation)
+        self.blocks = nn.ModuleList(
+            DecoderBlock(cfg, ch[i], ch[i + 1], s) for i, s in enumerate(strides)
+        )
+        self.output_conv = conv1d(cfg, ch[-1], 1, 7)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        x = self.input_act(self.input_conv(latent))
+        for block in self.blocks:
+            x = block(x)
+        return torch.tanh(self.output_conv(x))
