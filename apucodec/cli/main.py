@@ -17,6 +17,7 @@ from apucodec.errors import ApucodecError
 
 # command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
+    "doctor": "apucodec.cli.doctor:doctor",
     "train": "apucodec.cli.train:train",
 }
 

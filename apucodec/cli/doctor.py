@@ -1,0 +1,20 @@
+"""`apucodec doctor`: what this machine can run, and where a model's stages would go (plain text or --json)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.option("--model", "model_option", metavar="DIR", default=None,
+              help="Model directory to plan (default: $APUCODEC_MODEL, else ./apucodec-model if present).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def doctor(model_option: str | None, as_json: bool) -> None:
+    """Show onnxruntime's EPs, the WebGPU/Vulkan adapter, the NPU, package versions and the per-stage plan."""
+    from apucodec.runtime.doctor import collect, format_text, model_path_from_env
+
+    model_path, explicit = model_path_from_env(model_option)
+    report = collect(model_path, explicit)
+    click.echo(json.dumps(report, indent=2) if as_json else format_text(report))
