@@ -1,0 +1,27 @@
+"""Inference without torch: ONNX Runtime sessions placed per stage, NumPy RVQ, static windows, overlapped lanes.
+
+    from apucodec.runtime import Codec
+    codec = Codec.open("apucodec-model")
+    result = codec.run_file("in.wav", "out.wav")
+
+Only onnxruntime, numpy and audio I/O are imported here (never torch, onnx or quark); `doctor` and `bench` build on
+the same modules. Names are resolved lazily so `import apucodec.runtime` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Codec", "RunResult", "SessionSettings", "PlacementReport"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Codec", "RunResult"):
+        from apucodec.runtime import pipeline
+
+        return getattr(pipeline, name)
+    if name in ("SessionSettings", "PlacementReport"):
+        from apucodec.runtime import providers
+
+        return getattr(providers, name)
+    raise AttributeError(f"module 'apucodec.runtime' has no attribute {name!r}")

@@ -1,0 +1,241 @@
+"""The .apc file: a header, the codes bit-packed at ceil(log2(codebook_size)) bits, and a CRC32.
+
+    offset size  field
+    0      4     magic b"APC\\x1a"
+    4      2     format version (1)
+    6      2     header size in bytes (72), so a later version can grow the header and stay readable
+    8      4     sample rate of the codec (Hz)
+    12     4     sample rate of the original input (Hz), for `decode --match-input`
+    16     1     codebooks used (1..codebook count of the model)
+    17     1     bits per code
+    18     2     reserved (0)
+    20     4     codebook size
+    24     4     hop (samples per frame)
+    28     8     frames
+    36     8     original length (samples at the codec rate; the decoded output has exactly this length)
+    44     16    model id (ASCII hex, from the manifest)
+    60     8     original length in samples at the original input rate (exact `--match-input` length)
+    68     4     reserved (0)
+    72     ...   codes, frame-major (frame 0: codebook 0..n-1, frame 1: ...), each code MSB first, zero-padded to a byte
+    end-4  4     CRC32 of everything before it
+
+All integers are little-endian. Every field is checked on read, and the payload length must equal exactly what the
+header implies, so a truncated or corrupted file is refused with a one-line reason instead of decoding garbage.
+Codes are written as they are produced (streaming): the header is rewritten with the final frame count on close.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from apucodec.errors import ApucodecError
+from apucodec.runtime.windows import frames_for_length
+
+MAGIC = b"APC\x1a"
+FORMAT_VERSION = 1
+HEADER = struct.Struct("<4sHHIIBBHIIQQ16sQI")
+HEADER_SIZE = HEADER.size
+CRC_SIZE = 4
+MAX_CODEBOOKS = 64
+assert HEADER_SIZE == 72
+
+
+@dataclass(frozen=True)
+class ApcHeader:
+    sample_rate: int
+    input_rate: int
+    n_codebooks: int
+    codebook_size: int
+    hop: int
+    frames: int
+    original_length: int
+    model_id: str
+    input_length: int
+
+    @property
+    def bits_per_code(self) -> int:
+        return bits_for(self.codebook_size)
+
+    @property
+    def payload_bytes(self) -> int:
+        return math.ceil(self.frames * self.n_codebooks * self.bits_per_code / 8)
+
+    @property
+    def seconds(self) -> float:
+        return self.original_length / self.sample_rate
+
+    def pack(self) -> bytes:
+        model_id = self.model_id.encode("ascii")
+        if len(model_id) > 16:
+            raise ValueError(f"model id {self.model_id!r} is longer than 16 characters")
+        return HEADER.pack(MAGIC, FORMAT_VERSION, HEADER_SIZE, self.sample_rate, self.input_rate, self.n_codebooks,
+                           self.bits_per_code, 0, self.codebook_size, self.hop, self.frames, self.original_length,
+                           model_id.ljust(16, b"\0"), self.input_length, 0)
+
+
+def bits_for(codebook_size: int) -> int:
+    return max(1, math.ceil(math.log2(codebook_size)))
+
+
+class BitPacker:
+    """Packs codes MSB-first at a fixed width, carrying the bits that do not fill a byte to the next call."""
+
+    def __init__(self, bits: int) -> None:
+        self.bits = bits
+        self._shifts = np.arange(bits - 1, -1, -1, dtype=np.uint32)
+        self._carry = np.zeros(0, dtype=np.uint8)
+
+    def pack(self, values: np.ndarray) -> bytes:
+        values = np.asarray(values, dtype=np.uint32).ravel()
+        bits = ((values[:, None] >> self._shifts) & 1).astype(np.uint8).ravel()
+        bits = np.concatenate([self._carry, bits])
+        whole = len(bits) - len(bits) % 8
+        self._carry = bits[whole:]
+        return np.packbits(bits[:whole]).tobytes()
+
+    def flush(self) -> bytes:
+        tail, self._carry = self._carry, np.zeros(0, dtype=np.uint8)
+        return np.packbits(tail).tobytes() if len(tail) else b""
+
+
+def unpack_codes(payload: bytes, count: int, bits: int) -> np.ndarray:
+    """The first `count` codes of a packed payload, as int32."""
+    bit_array = np.unpackbits(np.frombuffer(payload, dtype=np.uint8), count=count * bits)
+    weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.int64)
+    return (bit_array.reshape(count, bits).astype(np.int64) @ weights).astype(np.int32)
+
+
+class ApcWriter:
+    """Streams code frames into an open binary file; `close` writes the final header and the CRC32."""
+
+    def __init__(self, fh: BinaryIO, *, sample_rate: int, input_rate: int, n_codebooks: int, codebook_size: int,
+                 hop: int, model_id: str) -> None:
+        if not 1 <= n_codebooks <= MAX_CODEBOOKS:
+            raise ValueError(f"codebooks used must be in 1..{MAX_CODEBOOKS}")
+        self._fh = fh
+        self._fields = dict(sample_rate=sample_rate, input_rate=input_rate, n_codebooks=n_codebooks,
+                            codebook_size=codebook_size, hop=hop, model_id=model_id)
+        self._packer = BitPacker(bits_for(codebook_size))
+        self.frames = 0
+        self._start = fh.tell()
+        fh.write(self._header(0, 0, 0).pack())  # placeholder, rewritten on close
+
+    def _header(self, frames: int, original_length: int, input_length: int) -> ApcHeader:
+        return ApcHeader(frames=frames, original_length=original_length, input_length=input_length, **self._fields)
+
+    def write(self, codes: np.ndarray) -> None:
+        """Append codes [n_codebooks, frames]."""
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[0] != self._fields["n_codebooks"]:
+            raise ValueError(f"expected [{self._fields['n_codebooks']}, frames] codes, got {codes.shape}")
+        if codes.size and (codes.min() < 0 or codes.max() >= self._fields["codebook_size"]):
+            raise ValueError("code out of the codebook's range")
+        self._fh.write(self._packer.pack(codes.T))
+        self.frames += codes.shape[1]
+
+    def close(self, original_length: int, input_length: int) -> ApcHeader:
+        """Finish the file: `original_length` samples at the codec rate, `input_length` at the input's rate."""
+        header = self._header(self.frames, original_length, input_length)
+        if frames_for_length(original_length, header.hop) != self.frames:
+            raise ValueError(f"{self.frames} frames do not cover exactly {original_length} samples")
+        self._fh.write(self._packer.flush())
+        end = self._fh.tell()
+        self._fh.seek(self._start)
+        self._fh.write(header.pack())
+        self._fh.seek(self._start)
+        crc = 0
+        remaining = end - self._start
+        while remaining:
+            block = self._fh.read(min(remaining, 1 << 20))
+            if not block:
+                raise OSError("file shrank while it was being written")
+            crc = zlib.crc32(block, crc)
+            remaining -= len(block)
+        self._fh.seek(end)
+        self._fh.write(struct.pack("<I", crc))
+        return header
+
+
+def write_apc(fh: BinaryIO, codes: np.ndarray, *, original_length: int, sample_rate: int, input_rate: int,
+              codebook_size: int, hop: int, model_id: str, input_length: int | None = None) -> ApcHeader:
+    """Whole-array convenience around ApcWriter: codes [n, frames]."""
+    writer = ApcWriter(fh, sample_rate=sample_rate, input_rate=input_rate, n_codebooks=codes.shape[0],
+                       codebook_size=codebook_size, hop=hop, model_id=model_id)
+    writer.write(codes)
+    if input_length is None:
+        input_length = original_length if input_rate == sample_rate else round(original_length * input_rate
+                                                                                / sample_rate)
+    return writer.close(original_length, input_length)
+
+
+def parse_apc(data: bytes, source: str = "<bytes>") -> tuple[ApcHeader, np.ndarray]:
+    """Validate every field of an .apc file and return its header and codes [n_codebooks, frames]."""
+    def bad(reason: str) -> ApucodecError:
+        return ApucodecError(f"{source}: not a valid .apc file ({reason})")
+
+    if len(data) < HEADER_SIZE + CRC_SIZE:
+        if data[:4] != MAGIC[: len(data[:4])]:
+            raise bad("wrong magic bytes")
+        raise bad(f"truncated: {len(data)} bytes is shorter than the header")
+    (magic, version, header_size, sample_rate, input_rate, n_codebooks, bits, reserved16, codebook_size, hop,
+     frames, original_length, raw_id, input_length, reserved32) = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise bad("wrong magic bytes")
+    if version != FORMAT_VERSION:
+        raise ApucodecError(f"{source}: .apc format version {version} is not supported (this apucodec reads "
+                            f"version {FORMAT_VERSION})")
+    (stored_crc,) = struct.unpack_from("<I", data, len(data) - CRC_SIZE)
+    if zlib.crc32(data[: len(data) - CRC_SIZE]) != stored_crc:
+        raise bad("CRC32 mismatch: the file is truncated or corrupted")
+    if header_size != HEADER_SIZE or reserved16 or reserved32:
+        raise bad("unexpected header layout")
+    if not 0 < sample_rate <= 1_000_000 or not 0 < input_rate <= 1_000_000:
+        raise bad("impossible sample rate")
+    if not 1 <= n_codebooks <= MAX_CODEBOOKS:
+        raise bad(f"{n_codebooks} codebooks used")
+    if codebook_size < 2 or bits != bits_for(codebook_size):
+        raise bad(f"{bits} bits per code do not fit a codebook of {codebook_size}")
+    if hop < 1 or original_length < 1 or frames != frames_for_length(original_length, hop):
+        raise bad(f"{frames} frames do not cover the recorded length of {original_length} samples")
+    if input_length < 1:
+        raise bad("recorded input length is zero")
+    try:
+        model_id = raw_id.rstrip(b"\0").decode("ascii")
+    except UnicodeDecodeError:
+        raise bad("model id is not ASCII") from None
+    header = ApcHeader(sample_rate, input_rate, n_codebooks, codebook_size, hop, frames, original_length, model_id,
+                       input_length)
+    payload = data[HEADER_SIZE: len(data) - CRC_SIZE]
+    if len(payload) != header.payload_bytes:
+        raise bad(f"payload is {len(payload)} bytes, the header implies {header.payload_bytes}")
+    codes = unpack_codes(payload, frames * n_codebooks, bits)
+    if codes.size and codes.max() >= codebook_size:
+        raise bad(f"a code exceeds the codebook size {codebook_size}")
+    return header, np.ascontiguousarray(codes.reshape(frames, n_codebooks).T)
+
+
+def read_apc(path: str | Path) -> tuple[ApcHeader, np.ndarray]:
+    """Read and validate an .apc file (one-line errors for missing, directory, truncated, corrupted)."""
+    path = Path(path)
+    if not path.exists():
+        raise ApucodecError(f"{path}: no such file")
+    if path.is_dir():
+        raise ApucodecError(f"{path}: is a directory, expected an .apc file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(MAGIC))
+            if not head:
+                raise ApucodecError(f"{path}: is empty, not an .apc file")
+            if head != MAGIC:  # refuse e.g. a WAV before reading all of it
+                raise ApucodecError(f"{path}: not a valid .apc file (wrong magic bytes)")
+            data = head + fh.read()
+    except OSError as exc:
+        raise ApucodecError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_apc(data, str(path))

@@ -1,0 +1,71 @@
+"""Residual vector quantization in NumPy: the CPU lane of the pipeline.
+
+The codebooks live here, once, on the CPU side: `quantize` turns encoder latents into codes (encode), and
+`dequantize` turns codes back into the quantized latent the decoder graph takes (decode). The nearest codeword is
+found with the same formula as training, argmin over ||c||^2 - 2 x.c (||x||^2 is constant per row), as one float32
+GEMM per codebook with the norms computed once at load — so codes match the PyTorch quantizer's, ties aside.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from apucodec.errors import ApucodecError
+
+
+class NumpyRVQ:
+    """Quantize [frames, dim] latents to [n, frames] codes and back, with precomputed codebook norms."""
+
+    def __init__(self, codebooks: np.ndarray) -> None:
+        if codebooks.ndim != 3:
+            raise ApucodecError(f"codebooks must be [n_codebooks, codebook_size, dim], got shape {codebooks.shape}")
+        if not np.all(np.isfinite(codebooks)):
+            raise ApucodecError("codebooks contain NaN or infinite values")
+        self.codebooks = np.ascontiguousarray(codebooks, dtype=np.float32)
+        # [n, dim, K]: each level's GEMM reads a contiguous right-hand side.
+        self._codebooks_t = np.ascontiguousarray(self.codebooks.transpose(0, 2, 1))
+        self._norms = np.einsum("nkd,nkd->nk", self.codebooks, self.codebooks, dtype=np.float32)
+
+    @property
+    def n_codebooks(self) -> int:
+        return self.codebooks.shape[0]
+
+    @property
+    def codebook_size(self) -> int:
+        return self.codebooks.shape[1]
+
+    @property
+    def dim(self) -> int:
+        return self.codebooks.shape[2]
+
+    def _check_n(self, n_codebooks: int | None) -> int:
+        n = self.n_codebooks if n_codebooks is None else int(n_codebooks)
+        if not 1 <= n <= self.n_codebooks:
+            raise ApucodecError(f"codebooks to use must be in 1..{self.n_codebooks}, got {n}")
+        return n
+
+    def quantize(self, vectors: np.ndarray, n_codebooks: int | None = None) -> np.ndarray:
+        """Codes [n, frames] (int32) for latent rows `vectors` [frames, dim], residual over codebooks in order."""
+        n = self._check_n(n_codebooks)
+        residual = np.array(vectors, dtype=np.float32, order="C", copy=True)
+        if residual.ndim != 2 or residual.shape[1] != self.dim:
+            raise ValueError(f"expected [frames, {self.dim}] latents, got shape {residual.shape}")
+        codes = np.empty((n, residual.shape[0]), dtype=np.int32)
+        for level in range(n):
+            scores = residual @ self._codebooks_t[level]   # [frames, K] float32 BLAS
+            scores *= -2.0
+            scores += self._norms[level]
+            idx = scores.argmin(axis=1)
+            codes[level] = idx
+            residual -= self.codebooks[level][idx]
+        return codes
+
+    def dequantize(self, codes: np.ndarray) -> np.ndarray:
+        """Quantized latent rows [frames, dim]: the sum of each level's looked-up codeword."""
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or not 1 <= codes.shape[0] <= self.n_codebooks:
+            raise ValueError(f"expected [1..{self.n_codebooks}, frames] codes, got shape {codes.shape}")
+        out = np.zeros((codes.shape[1], self.dim), dtype=np.float32)
+        for level in range(codes.shape[0]):
+            out += self.codebooks[level][codes[level]]
+        return out
