@@ -19,6 +19,7 @@ from apucodec.errors import ApucodecError
 COMMANDS: dict[str, str] = {
     "doctor": "apucodec.cli.doctor:doctor",
     "train": "apucodec.cli.train:train",
+    "export": "apucodec.cli.export:export",
 }
 
 

@@ -1,0 +1,86 @@
+"""torch module -> ONNX ModelProto -> simplified -> checked, for one GraphSpec.
+
+Exporter choice: the TorchScript-based exporter (`dynamo=False`). It emits opset 17 natively, with static shapes,
+as plain Conv / ConvTranspose / LeakyRelu or Erf-based GELU nodes. torch 2.13's default dynamo exporter only has
+opset-18+ implementations and reaches 17 through onnx's version converter (a second, lossy-prone translation), is
+~5x slower on these graphs and floods stdout. The dynamo exporter is used only when the TorchScript one is gone
+(a future torch), and the manifest records which ran.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from apucodec.errors import ApucodecError
+from apucodec.export.specs import GraphSpec
+
+
+def to_onnx(module: nn.Module, spec: GraphSpec, opset: int) -> tuple[onnx.ModelProto, str]:
+    """Trace `module` on a static batch-1 example of the spec's input; returns the model and the exporter's name."""
+    example = torch.zeros(spec.input.shape, dtype=torch.float32)
+    names = {"input_names": [t.name for t in spec.inputs], "output_names": [t.name for t in spec.outputs]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices are not the user's problem
+        try:
+            buffer = io.BytesIO()
+            torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
+                              do_constant_folding=True, **names)
+            return onnx.load_from_string(buffer.getvalue()), "torch.onnx (TorchScript)"
+        except (TypeError, NotImplementedError, AttributeError):
+            program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset, verbose=False,
+                                        **names)
+            return program.model_proto, "torch.onnx (dynamo)"
+
+
+def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
+    """onnxsim if importable (the documented tool), else onnxslim; returns the model and 'tool version'."""
+    try:
+        import onnxsim
+    except ImportError:
+        onnxsim = None
+    if onnxsim is not None:
+        simplified, ok = onnxsim.simplify(model)
+        if not ok:
+            raise ApucodecError("onnxsim could not verify its simplified graph; rerun export with --no-simplify")
+        return simplified, f"onnxsim {getattr(onnxsim, '__version__', '?')}"
+    try:
+        import onnxslim
+    except ImportError:
+        raise ApucodecError("neither onnxsim nor onnxslim is installed; install apucodec[export] or pass "
+                            "--no-simplify") from None
+    return onnxslim.slim(model), f"onnxslim {getattr(onnxslim, '__version__', '?')}"
+
+
+def _static_shape(value: onnx.ValueInfoProto) -> list[int | str]:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
+
+
+def check(model: onnx.ModelProto, spec: GraphSpec, opset: int) -> None:
+    """onnx.checker with full checks (incl. strict shape inference), plus the spec's names, static shapes, opset."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ApucodecError(f"{spec.filename}: onnx.checker rejected the exported graph "
+                            f"({str(exc).splitlines()[0]})") from None
+    found = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+    if found.get("ai.onnx") != opset:
+        raise ApucodecError(f"{spec.filename}: exported at opset {found.get('ai.onnx')}, expected {opset}")
+    for kind, expected, actual in (("input", spec.inputs, model.graph.input), ("output", spec.outputs,
+                                                                               model.graph.output)):
+        got = [(v.name, _static_shape(v)) for v in actual]
+        want = [(t.name, list(t.shape)) for t in expected]
+        if got != want:
+            raise ApucodecError(f"{spec.filename}: graph {kind}s are {got}, expected {want} (static, batch 1)")
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, Any]:
+    ops: dict[str, int] = {}
+    for node in model.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return {"nodes": len(model.graph.node), "ops": dict(sorted(ops.items()))}
