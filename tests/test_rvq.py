@@ -7,6 +7,7 @@ import pytest
 
 from apucodec.errors import ApucodecError
 from apucodec.runtime.rvq import NumpyRVQ
+from tests.runtime_models import assert_codes_equal_ties_aside
 
 torch = pytest.importorskip("torch")
 
@@ -23,27 +24,6 @@ def _reference_codes(codebooks: np.ndarray, vectors: np.ndarray, n: int) -> np.n
         return rvq.quantize_codes(latent, n)[0].numpy()
 
 
-def _assert_equal_ties_aside(codebooks: np.ndarray, vectors: np.ndarray, ours: np.ndarray, ref: np.ndarray) -> int:
-    """Codes must agree, except where the two candidates are equally near (float32 rounding); returns ties seen.
-
-    After a tie-broken level the residuals differ, so later levels of that vector are not compared.
-    """
-    ties = 0
-    for row in range(vectors.shape[0]):
-        residual = vectors[row].astype(np.float64)
-        for level in range(ours.shape[0]):
-            a, b = ours[level, row], ref[level, row]
-            if a != b:
-                da = np.sum((residual - codebooks[level, a]) ** 2)
-                db = np.sum((residual - codebooks[level, b]) ** 2)
-                scale = np.sum(residual ** 2) + np.sum(codebooks[level, a] ** 2)
-                assert abs(da - db) <= 1e-5 * scale, f"row {row} level {level}: {a} vs {b} is not a tie"
-                ties += 1
-                break
-            residual -= codebooks[level, a]
-    return ties
-
-
 def test_codes_match_torch_on_random_vectors():
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -52,7 +32,7 @@ def test_codes_match_torch_on_random_vectors():
     ours = NumpyRVQ(codebooks).quantize(vectors)
     ref = _reference_codes(codebooks, vectors, 8)
     assert ours.shape == ref.shape == (8, 10_240)
-    ties = _assert_equal_ties_aside(codebooks, vectors, ours, ref)
+    ties = assert_codes_equal_ties_aside(codebooks, vectors, ours, ref)
     assert ties <= 10  # ties are rare; a systematic difference would show up as thousands
     assert (ours == ref).mean() > 0.999
 
@@ -64,7 +44,7 @@ def test_codes_match_torch_with_fewer_codebooks_and_dequantize_matches():
     rvq = NumpyRVQ(codebooks)
     ours = rvq.quantize(vectors, 3)
     ref = _reference_codes(codebooks, vectors, 3)
-    _assert_equal_ties_aside(codebooks, vectors, ours, ref)
+    assert_codes_equal_ties_aside(codebooks, vectors, ours, ref)
     np.testing.assert_array_equal(ours, ref)
 
     from apucodec.codec.config import CodecConfig

@@ -113,7 +113,11 @@ def unpack_codes(payload: bytes, count: int, bits: int) -> np.ndarray:
 
 
 class ApcWriter:
-    """Streams code frames into an open binary file; `close` writes the final header and the CRC32."""
+    """Streams code frames into an open binary file; `close` writes the final header and the CRC32.
+
+    The file must be seekable and readable ("w+b"): the header is rewritten at the end and the CRC is computed by
+    reading the finished bytes back, which keeps the writer's memory constant.
+    """
 
     def __init__(self, fh: BinaryIO, *, sample_rate: int, input_rate: int, n_codebooks: int, codebook_size: int,
                  hop: int, model_id: str) -> None:

@@ -1,0 +1,81 @@
+"""A tiny exported model for the runtime tests, with the torch model it came from (for whole-file references).
+
+The runtime tests need control over the window geometry (short chunks, so a few seconds of audio cross many window
+boundaries) and the torch model itself, so they export their own instead of sharing a generic fixture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tests.audio_factory import speech_like, tone
+
+CHUNK_SECONDS = 0.2  # 17 frames of chunk per window: a 3 s clip crosses ~15 window boundaries
+
+
+@dataclass
+class RuntimeModel:
+    path: Path
+    torch_model: object  # apucodec.codec.model.APUCodec (eval)
+
+
+def export_tiny(out_dir: Path, seed: int = 0) -> RuntimeModel:
+    """Export a tiny random-weight codec whose codebooks were initialised from its own latents (as training does)."""
+    import torch
+
+    from apucodec.codec.config import preset
+    from apucodec.codec.model import APUCodec
+    from apucodec.export import export_model
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    model = APUCodec(preset("tiny"))
+    audio = torch.from_numpy(np.stack([tone(1.0, 330.0), speech_like(1.0)]))[:, None]
+    model.train()
+    with torch.no_grad():
+        model(audio)  # first training forward initialises the codebooks from data
+    model.eval()
+    export_model(model, out_dir, chunk_seconds=CHUNK_SECONDS, log=None)
+    return RuntimeModel(out_dir, model)
+
+
+def whole_file_reference(model: object, audio: np.ndarray, n_codebooks: int | None = None) -> tuple[np.ndarray, ...]:
+    """The PyTorch codec on the whole (hop-padded) signal: (codes [n, F], reconstruction trimmed to the input)."""
+    import torch
+
+    hop = model.config.hop_length
+    frames = -(-audio.size // hop)
+    padded = np.zeros(frames * hop, dtype=np.float32)
+    padded[: audio.size] = audio
+    with torch.no_grad():
+        x = torch.from_numpy(padded)[None, None]
+        latent = model.encoder(x)
+        codes = model.quantizer.quantize_codes(latent, n_codebooks)
+        recon = model.decoder(model.quantizer.dequantize(codes))
+    return codes[0].numpy(), recon[0, 0, : audio.size].numpy()
+
+
+def assert_codes_equal_ties_aside(codebooks: np.ndarray, vectors: np.ndarray, ours: np.ndarray, ref: np.ndarray,
+                                  rel_tol: float = 1e-5) -> int:
+    """Codes [n, rows] must agree, except where both candidates are equally near `vectors` [rows, dim] (a tie that
+    float rounding breaks either way); returns how many vectors hit such a tie.
+
+    After a tie the two residuals differ, so the later levels of that vector are not compared.
+    """
+    ties = 0
+    for row in range(vectors.shape[0]):
+        residual = vectors[row].astype(np.float64)
+        for level in range(ours.shape[0]):
+            a, b = ours[level, row], ref[level, row]
+            if a != b:
+                da = np.sum((residual - codebooks[level, a]) ** 2)
+                db = np.sum((residual - codebooks[level, b]) ** 2)
+                scale = np.sum(residual ** 2) + np.sum(codebooks[level, a] ** 2)
+                assert abs(da - db) <= rel_tol * scale, f"row {row} level {level}: {a} vs {b} is not a tie"
+                ties += 1
+                break
+            residual -= codebooks[level, a]
+    return ties
