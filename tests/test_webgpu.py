@@ -145,7 +145,7 @@ def test_apucodec_run_end_to_end_with_decoder_on_webgpu(webgpu_probe, tiny_model
              "--model", str(tiny_model_dir), "--encoder-ep", "cpu", "--decoder-ep", ep, "--strict", "--report"],
             capture_output=True, text=True, timeout=300, env=CHILD_ENV, cwd=REPO)
         assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        reports[ep] = done.stdout + done.stderr
+        reports[ep] = done.stdout
         outputs[ep], rate = sf.read(out, dtype="float32")
         assert rate == RATE
     decoder_lines = [line for line in reports["webgpu"].splitlines() if line.strip().startswith("decoder")]
@@ -157,6 +157,7 @@ def test_apucodec_run_end_to_end_with_decoder_on_webgpu(webgpu_probe, tiny_model
     assert np.sqrt(np.mean(outputs["cpu"] ** 2)) > 1e-4
     assert float(np.max(np.abs(outputs["webgpu"] - outputs["cpu"]))) <= 1e-4
 
-    summary = [line for line in reports["webgpu"].splitlines() if line.strip()]
-    _proof(capsys, f"apucodec run --decoder-ep webgpu --strict: {decoder_lines[0].strip()}")
-    _proof(capsys, f"apucodec run summary: {summary[-1].strip()}")
+    summary = next(line for line in reports["webgpu"].splitlines() if line.startswith("run:"))
+    assert "decoder WebGpu" in summary, summary
+    _proof(capsys, f"apucodec run --decoder-ep webgpu --strict --report: {decoder_lines[0].strip()}")
+    _proof(capsys, f"apucodec {summary}")

@@ -41,7 +41,7 @@ ALLOW_SOFTWARE_ENV = "ORT_WEBGPU_EP_ALLOW_SOFTWARE_ADAPTER"
 OPTION_PREFIX = "ep.webgpuexecutionprovider."
 INSTALL_HINT = "install it with: pip install 'apucodec[webgpu]'"
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # find_webgpu_devices holds it while registering
 _registration: tuple[str | None, str | None] | None = None  # (library path, error) once attempted
 _cached_probe: WebGpuProbe | None = None
 
@@ -219,6 +219,13 @@ def _probe() -> WebGpuProbe:
                            backend=_backend(), vulkan=vulkan)
     adapter = _matching_adapter(device, vulkan)
     software = adapter.is_software if adapter else not str(device.device.type).endswith("GPU")
+    if software and not software_allowed():
+        # A GPU is there (the plugin offered it) but Vulkan only has a software rasterizer: Dawn would run the
+        # decoder on the CPU 20-40x slower than the CPU EP, which no user wants by accident.
+        hw = device.device
+        return WebGpuProbe(False, f"the GPU [{hw.vendor_id:#06x}:{hw.device_id:#06x}] has no Vulkan driver, only "
+                           f"the software adapter {adapter.name if adapter else '(unknown)'}; {NO_DRIVER}",
+                           plugin_version=version, library_path=path, backend=_backend(), vulkan=vulkan)
     notes: list[str] = []
     if software:
         notes.append(f"software adapter allowed by {ALLOW_SOFTWARE_ENV}=1: the GPU code path runs on the CPU, "
@@ -238,9 +245,10 @@ def find_webgpu_devices(refresh: bool = False) -> WebGpuProbe:
     in the same process; `refresh` re-runs the Vulkan enumeration and device lookup only.
     """
     global _cached_probe
-    if _cached_probe is None or refresh:
-        _cached_probe = _probe()
-    return _cached_probe
+    with _lock:
+        if _cached_probe is None or refresh:
+            _cached_probe = _probe()
+        return _cached_probe
 
 
 def normalize_options(options: dict[str, Any] | None) -> dict[str, str]:
