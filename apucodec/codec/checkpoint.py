@@ -34,7 +34,7 @@ class LoadedCheckpoint:
 
 
 def versions() -> dict[str, str]:
-    return {"apucodec": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {"apucodec": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
 
 
 def save_checkpoint(path: str | Path, model: APUCodec, step: int, **extra: Any) -> None:

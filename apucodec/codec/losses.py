@@ -29,7 +29,7 @@ def _magnitude(audio: torch.Tensor, n_fft: int) -> torch.Tensor:
     window = torch.hann_window(n_fft, device=audio.device, dtype=audio.dtype)
     spec = torch.stft(audio.reshape(-1, audio.shape[-1]), n_fft, hop_length=n_fft // 4, window=window,
                       return_complex=True)
-    return spec.abs().clamp_min(1e-7)
+    return spec.abs().clamp_min(1e-5)  # floor: digital silence must not dominate the log terms
 
 
 def stft_loss(target: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:

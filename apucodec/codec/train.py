@@ -70,21 +70,28 @@ def lr_factor(step: int, settings: TrainSettings) -> float:
 
 
 @torch.no_grad()
-def validate(model: APUCodec, segments: np.ndarray, device: torch.device, sample_rate: int) -> dict[str, float]:
-    """SI-SDR and mel distance on held-out segments with every codebook, plus the relative quantization error."""
+def validate(model: APUCodec, segments: np.ndarray, device: torch.device, sample_rate: int,
+             weights: LossWeights | None = None) -> dict[str, float]:
+    """On held-out segments with every codebook: reconstruction loss, SI-SDR, mel distance, and the relative
+    quantization error ||z - q(z)||^2 / ||z||^2 (the number that stays flat when codebooks do not learn)."""
+    weights = weights or LossWeights()
     was_training = model.training
     model.eval()
-    sdrs, mels, q_err = [], [], []
+    sdrs, mels, q_err, losses = [], [], [], []
     for start in range(0, len(segments), 8):
         x = torch.from_numpy(segments[start:start + 8]).to(device)
         out = model(x)
         err = (out.latent - out.quantized).pow(2).sum() / out.latent.pow(2).sum().clamp_min(1e-12)
         q_err.append(float(err))
+        parts = reconstruction_losses(x, out.audio, sample_rate)
+        parts["commitment"] = out.commitment_loss
+        losses.append(float(total_loss(parts, weights)))
         for ref, est in zip(x.cpu().numpy(), out.audio.cpu().numpy()):
             sdrs.append(si_sdr(ref, est))
             mels.append(mel_distance(ref, est, sample_rate))
     model.train(was_training)
-    return {"si_sdr": float(np.mean(sdrs)), "mel": float(np.mean(mels)), "quant_error": float(np.mean(q_err))}
+    return {"loss": float(np.mean(losses)), "si_sdr": float(np.mean(sdrs)), "mel": float(np.mean(mels)),
+            "quant_error": float(np.mean(q_err))}
 
 
 def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = None,
@@ -148,7 +155,7 @@ def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = No
 
         done = step + 1
         if done % settings.log_every == 0 or done == settings.steps or done == start_step + 1:
-            entry = {"step": done, "loss": float(loss), **{k: float(v) for k, v in parts.items()},
+            entry = {"step": done, "loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()},
                      "perplexity_min": float(result.perplexity.min()),
                      "perplexity_mean": float(result.perplexity.mean()),
                      "lr": scheduler.get_last_lr()[0], "seconds": time.monotonic() - started}
@@ -159,9 +166,10 @@ def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = No
                     f"perplexity [{ppl}] {entry['seconds']:.0f}s")
             log(line)
         if done % settings.val_every == 0 or done == settings.steps:
-            metrics = {"step": done, **validate(model, val_segments, device, config.sample_rate)}
+            metrics = {"step": done, **validate(model, val_segments, device, config.sample_rate,
+                                                                settings.loss_weights)}
             validation.append(metrics)
-            log(f"validation @ {done}: SI-SDR {metrics['si_sdr']:.2f} dB, mel {metrics['mel']:.3f}, "
+            log(f"validation @ {done}: loss {metrics['loss']:.3f}, SI-SDR {metrics['si_sdr']:.2f} dB, mel {metrics['mel']:.3f}, "
                 f"quantization error {metrics['quant_error']:.3f}")
         if done % settings.checkpoint_every == 0:
             checkpoint(done)
@@ -170,6 +178,7 @@ def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = No
             break
     final = step + 1 if settings.steps > start_step else start_step
     if not validation or validation[-1]["step"] != final:
-        validation.append({"step": final, **validate(model, val_segments, device, config.sample_rate)})
+        validation.append({"step": final, **validate(model, val_segments, device, config.sample_rate,
+                                                                settings.loss_weights)})
     checkpoint(final)
     return TrainResult(final - start_step, time.monotonic() - started, history, validation)
