@@ -18,6 +18,7 @@ from apucodec.errors import ApucodecError
 # command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
     "doctor": "apucodec.cli.doctor:doctor",
+    "quantize-encoder": "apucodec.cli.quantize:quantize_encoder",
     "train": "apucodec.cli.train:train",
     "export": "apucodec.cli.export:export",
 }

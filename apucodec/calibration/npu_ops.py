@@ -1,0 +1,126 @@
+"""NPU readiness of a quantized graph: which op types the Vitis AI EP documents as INT8-supported.
+
+Any op outside the list is placed on the CPU by the Vitis AI EP even on a Ryzen AI APU (the EP partitions the
+graph and runs unsupported nodes on the CPU EP), so the report flags them. Sources, as retrieved for this project
+(neither page is a guarantee for every configuration of an op; AMD's tables say as much):
+
+* Ryzen AI Software, "Model Compatibility" (https://ryzenai.docs.amd.com/en/latest/modelcompat.html), the
+  release that listed the IPU-supported ONNX operators inline: Add, And, AveragePool, BatchNormalization, Clip,
+  Concat, Conv, ConvTranspose, Gemm, GlobalAveragePool, GlobalMaxPool, Identity, LayerNormalization, LSTM, Max,
+  MaxPool, Mul, Pad, PRelu, Relu, Resize, RNN, Sigmoid, Slice, Softmax, Split, Squeeze, Unsqueeze, Upsample,
+  SpaceToDepth. (The current page defers to https://ryzenai.docs.amd.com/en/latest/ops_support.html, which could
+  not be retrieved here.)
+* AMD Vitis AI 6.2, "Supported Operators"
+  (https://vitisai.docs.amd.com/projects/gen2/en/latest/docs/additional_information/ops_support.html), the INT8
+  column, rows Abs..Sin as retrieved (the table was cut off after "Sin"; rows marked N/A for INT8 — Attention,
+  CumSum, GridSample, PRelu, ReduceL2, Selu — are left out).
+
+QuantizeLinear/DequantizeLinear (standard or com.microsoft, which A16W8 uses for int16) are the quantization
+markers the compiler consumes, not compute, so they are not checked. A Conv whose strides/pads/dilations/
+kernel_shape/group rely on ONNX defaults is reported too: a third-party report (onnxsim PR #1404, measured on Ryzen
+AI 1.8) found that such a Conv aborts Vitis AI EP session creation; torch's exporter writes them explicitly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+RYZEN_AI_MODELCOMPAT = "ryzenai.docs.amd.com modelcompat (IPU-supported ONNX operators)"
+VITIS_AI_62_INT8 = "vitisai.docs.amd.com gen2 6.2 ops_support (INT8 column)"
+
+RYZEN_AI_OPS = frozenset({
+    "Add", "And", "AveragePool", "BatchNormalization", "Clip", "Concat", "Conv", "ConvTranspose", "Gemm",
+    "GlobalAveragePool", "GlobalMaxPool", "Identity", "LayerNormalization", "LSTM", "Max", "MaxPool", "Mul", "Pad",
+    "PRelu", "Relu", "Resize", "RNN", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Unsqueeze", "Upsample",
+    "SpaceToDepth",
+})
+
+VITIS_AI_62_INT8_OPS = frozenset({
+    "Abs", "Add", "And", "AveragePool", "BatchNormalization", "BitwiseAnd", "BitwiseNot", "BitwiseOr", "BitwiseXor",
+    "Cast", "Ceil", "Clip", "Concat", "ConstantOfShape", "ConvTranspose", "Cos", "DepthToSpace", "Div", "Einsum",
+    "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Floor", "Gather", "Gelu", "GlobalAveragePool", "Greater",
+    "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization",
+    "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax", "Max", "MaxPool", "Min", "Mish", "Mul", "Neg", "Not",
+    "Or", "Pad", "Pow", "QuickGelu", "RMSLayerNormalization", "Range", "Reciprocal", "ReduceL1", "ReduceLogSum",
+    "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum", "ReduceSumSquare", "Relu", "Reshape",
+    "Resize", "Round", "Scaler", "ScatterND", "Shape", "SiLU", "Sigmoid", "Sign", "Sin",
+})
+
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+QDQ_DOMAINS = frozenset({"", "ai.onnx", "com.microsoft"})
+CONV_ATTRIBUTES = ("strides", "pads", "dilations", "kernel_shape", "group")
+
+
+@dataclass
+class NpuOpReport:
+    op_counts: dict[str, int]                       # "domain:Op" for non-standard domains, else "Op"
+    sources: dict[str, list[str]]                   # op -> which documented lists include it
+    not_listed: list[str]                           # ops in no list: these run on the CPU even on an APU
+    conv_rank: dict[str, int] = field(default_factory=dict)   # "1d"/"2d" -> Conv count
+    conv_default_attributes: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        """Every compute op is documented for INT8 (the Conv-attribute finding is advisory: one third-party report)."""
+        return not self.not_listed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ready": self.ready, "op_counts": self.op_counts, "not_listed": self.not_listed,
+                "listed_by": self.sources, "conv_kernels": self.conv_rank,
+                "conv_default_attributes": self.conv_default_attributes,
+                "sources": [RYZEN_AI_MODELCOMPAT, VITIS_AI_62_INT8]}
+
+    def lines(self) -> list[str]:
+        ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.op_counts.items()))
+        out = [f"ops in the quantized graph: {ops}"]
+        if self.not_listed:
+            out.append(f"not in the Vitis AI EP INT8 op lists (would run on the CPU): {', '.join(self.not_listed)}")
+        else:
+            out.append("every compute op is in a documented Vitis AI EP INT8 op list")
+        partial = sorted(op for op, src in self.sources.items() if len(src) == 1)
+        if partial:
+            out.append("listed by one source only: " + ", ".join(f"{op} ({self.sources[op][0].split()[0]})"
+                                                                 for op in partial))
+        if self.conv_default_attributes:
+            out.append(f"Conv nodes relying on default attributes: {', '.join(self.conv_default_attributes[:5])}")
+        return out
+
+
+def _conv_rank(node: Any, weight_ranks: dict[str, int]) -> str | None:
+    """"1d"/"2d" from kernel_shape, else from the weight initializer's rank (a DQ'd weight: its DQ input's)."""
+    for attr in node.attribute:
+        if attr.name == "kernel_shape":
+            return f"{len(attr.ints)}d"
+    rank = weight_ranks.get(node.input[1]) if len(node.input) > 1 else None
+    return f"{rank - 2}d" if rank else None
+
+
+def check_npu_ops(model: Any) -> NpuOpReport:
+    """Op types of an onnx.ModelProto against the documented Vitis AI EP INT8 op lists."""
+    counts: Counter[str] = Counter()
+    conv_rank: Counter[str] = Counter()
+    defaults = []
+    weight_ranks = {init.name: len(init.dims) for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in weight_ranks:
+            weight_ranks[node.output[0]] = weight_ranks[node.input[0]]
+        if node.op_type in QDQ_OPS and node.domain in QDQ_DOMAINS:
+            continue
+        key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
+        counts[key] += 1
+        if node.op_type == "Conv":
+            rank = _conv_rank(node, weight_ranks)
+            if rank:
+                conv_rank[rank] += 1
+            present = {a.name for a in node.attribute}
+            if not all(a in present for a in CONV_ATTRIBUTES):
+                defaults.append(node.name or f"Conv#{len(defaults)}")
+    sources = {}
+    for op in counts:
+        listed = [name for name, ops in ((RYZEN_AI_MODELCOMPAT, RYZEN_AI_OPS), (VITIS_AI_62_INT8, VITIS_AI_62_INT8_OPS))
+                  if op in ops]
+        sources[op] = listed
+    not_listed = sorted(op for op, listed in sources.items() if not listed)
+    return NpuOpReport(dict(sorted(counts.items())), sources, not_listed, dict(conv_rank), defaults)

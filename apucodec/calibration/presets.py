@@ -1,0 +1,90 @@
+"""Quark quantization presets by name, and the one place amd-quark is imported.
+
+Tested against amd-quark 0.13 (pinned in the `quantize` extra). That release's ONNX API is `QConfig` +
+`ModelQuantizer` (the older `Config`/`get_default_config` still works but warns that it is going away). Two
+quirks of 0.13 shape this module:
+
+* `quantize_model` mutates the config it is given (algorithm options are merged into `extra_options`, the global
+  config is normalised), so every call gets a deep copy of Quark's preset object, never the shared one.
+* Quark's preset objects are built as `QConfig(..., extra_options={...})`, which lands the options one level too
+  deep (`config.extra_options == {"extra_options": {...}}`) where the quantizer never reads them; we lift them
+  back to the top level so the preset means what its definition says.
+
+The first `import quark.onnx` JIT-compiles Quark's custom-op library with g++ (~1 minute); TORCH_EXTENSIONS_DIR is
+pointed at apucodec's cache first so that happens once per machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from apucodec.calibration.custom_ops import quark_cache_dir
+from apucodec.errors import ApucodecError
+from apucodec.extras import require
+
+QUARK_VERSION_TESTED = "0.13"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    quark_name: str        # attribute of quark.onnx holding the QConfig
+    description: str
+    activation_bits: int
+    weight_bits: int
+    power_of_two_scales: bool
+    npu_int8: bool         # an INT8 (CNN) flow of the Vitis AI EP compiler; BF16 compiles through another flow
+
+
+PRESETS: dict[str, Preset] = {
+    "xint8": Preset("xint8", "XINT8_QCONFIG", "int8 activations and weights, power-of-two scales (MinMSE): the NPU "
+                    "preset", 8, 8, True, True),
+    "a8w8": Preset("a8w8", "A8W8_QCONFIG", "int8 activations and weights, float scales (percentile)", 8, 8, False,
+                   True),
+    "a16w8": Preset("a16w8", "A16W8_QCONFIG", "int16 activations, int8 weights, float scales (percentile)", 16, 8,
+                    False, True),
+    "bf16": Preset("bf16", "BF16_QCONFIG", "bfloat16 activations and weights (Quark custom ops; needs amd-quark and "
+                   "torch at run time)", 16, 16, False, False),
+}
+DEFAULT_PRESET = "xint8"
+
+
+def preset(name: str) -> Preset:
+    try:
+        return PRESETS[name.lower()]
+    except KeyError:
+        raise ApucodecError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
+
+
+def import_quark(verbose: bool = False) -> ModuleType:
+    """`quark.onnx`, with its JIT cache and log level set first; a missing install names the extra to add.
+
+    Quark reads QUARK_LOG_LEVEL once, at import; unless verbose, only critical messages pass (its errors reach
+    us as exceptions and are reported as one line).
+    """
+    cache = quark_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(cache))
+    os.environ.setdefault("QUARK_LOG_LEVEL", "info" if verbose else "critical")
+    require("torch", "quantize")
+    return require("quark.onnx", "quantize")
+
+
+def quark_version() -> str:
+    quark = require("quark", "quantize")
+    return str(getattr(quark, "__version__", "unknown"))
+
+
+def build_qconfig(quark_onnx: ModuleType, chosen: Preset, work_dir: str) -> Any:
+    """A private, deep-copied QConfig for `chosen`, with Quark's temp files and reports kept under `work_dir`."""
+    config = copy.deepcopy(getattr(quark_onnx, chosen.quark_name))
+    nested = config.extra_options.pop("extra_options", None)
+    options = dict(nested or {})
+    options.update(config.extra_options)
+    options.update({"TmpDir": work_dir, "PrintSummary": False})
+    config.extra_options = options
+    return config

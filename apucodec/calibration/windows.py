@@ -1,0 +1,190 @@
+"""Calibration windows: fixed-size slices of real audio, exactly what the static-shape encoder will see.
+
+Quantization ranges are only as good as the activations they are calibrated on, so the windows come from the
+user's own recordings, are cut at the encoder's static window length, and skip near-silent stretches (which would
+pull every activation range towards zero). Windows are drawn round-robin over files in a seeded shuffle, so a
+folder with one long file and many short ones still contributes from every file, and the same seed always picks
+the same windows. A share of the accepted windows is held out: the fidelity report is measured on audio the
+quantizer never saw.
+
+Only the selected windows are decoded (seek + read + resample a slice), so a large folder costs one header probe
+per file, not a full decode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from apucodec.audio import CODEC_RATE, list_audio_files, probe, resample, to_mono
+from apucodec.errors import ApucodecError
+
+# A window whose RMS is below this is "near-silent" (-50 dBFS): it says nothing about activation ranges.
+SILENCE_RMS = 10 ** (-50 / 20)
+# Held-out windows for the fidelity report: at most this many, and never more than a fifth of what is available.
+MAX_EVAL_WINDOWS = 16
+EVAL_SHARE = 5
+# Extra codec-rate samples read on each side of a resampled window, so soxr's filter has real context there.
+RESAMPLE_MARGIN = 1024
+
+
+@dataclass(frozen=True)
+class WindowSource:
+    """Where one window came from (file and start, in codec-rate samples), for the manifest and for debugging."""
+
+    path: Path
+    start: int
+
+    def describe(self) -> str:
+        return f"{self.path.name}@{self.start / CODEC_RATE:.2f}s"
+
+
+@dataclass
+class CalibrationWindows:
+    """Windows [n, 1, 1, window_samples] for calibration and, disjoint from them, for evaluation."""
+
+    calibration: list[np.ndarray]
+    evaluation: list[np.ndarray]
+    calibration_sources: list[WindowSource]
+    evaluation_sources: list[WindowSource]
+    files_used: int
+    files_skipped: dict[str, str] = field(default_factory=dict)   # name -> why
+    silent_skipped: int = 0
+
+    def summary(self) -> dict[str, object]:
+        return {"calibration_windows": len(self.calibration), "evaluation_windows": len(self.evaluation),
+                "files_used": self.files_used, "files_skipped": len(self.files_skipped),
+                "near_silent_windows_skipped": self.silent_skipped}
+
+
+@dataclass(frozen=True)
+class _AudioFile:
+    path: Path
+    source_rate: int
+    source_frames: int
+
+    @property
+    def codec_frames(self) -> int:
+        return int(self.source_frames * CODEC_RATE // self.source_rate)
+
+
+def _probe_files(folder: Path) -> tuple[list[_AudioFile], dict[str, str]]:
+    paths = list_audio_files(folder)
+    files, skipped = [], {}
+    for path in paths:
+        try:
+            info = probe(path)
+        except ApucodecError as exc:
+            skipped[path.name] = str(exc)
+            continue
+        files.append(_AudioFile(path, info.sample_rate, info.frames))
+    return files, skipped
+
+
+def read_window(file: Path | _AudioFile, start: int, length: int) -> np.ndarray:
+    """`length` codec-rate samples of mono audio starting at codec-rate sample `start` (zero-padded at the end)."""
+    if isinstance(file, Path):
+        info = probe(file)
+        file = _AudioFile(file, info.sample_rate, info.frames)
+    rate = file.source_rate
+    # Start reading on a sample where both rates' grids coincide (every rate/g source samples = 44100/g codec
+    # samples), with some lead-in for the resampler's filter, so the slice lands on the same codec-rate samples a
+    # whole-file resample would produce instead of a fraction of a sample off.
+    g = math.gcd(rate, CODEC_RATE)
+    block_src, block_dst = rate // g, CODEC_RATE // g
+    lead_blocks = 0 if rate == CODEC_RATE else math.ceil(RESAMPLE_MARGIN / block_dst)
+    first_block = max(0, start // block_dst - lead_blocks)
+    skip = start - first_block * block_dst
+    tail = 0 if rate == CODEC_RATE else RESAMPLE_MARGIN
+    src_len = math.ceil((skip + length + tail) * rate / CODEC_RATE)
+    try:
+        with sf.SoundFile(str(file.path)) as fh:
+            fh.seek(first_block * block_src)
+            data = fh.read(src_len, dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile errors mid-file (truncated data, bad blocks)
+        raise ApucodecError(f"{file.path}: cannot decode audio at {start / CODEC_RATE:.2f}s ({exc})") from None
+    mono = resample(to_mono(data), rate, CODEC_RATE)[skip:skip + length]
+    if not np.all(np.isfinite(mono)):
+        raise ApucodecError(f"{file.path}: contains NaN or infinite samples")
+    out = np.zeros(length, dtype=np.float32)
+    out[: mono.size] = mono
+    return out
+
+
+def _round_robin(files: list[_AudioFile], window: int, rng: np.random.Generator) -> Iterator[tuple[int, int]]:
+    """(file index, start) pairs: files in shuffled order, each file's windows shuffled, taken one file at a time."""
+    per_file = []
+    for index in rng.permutation(len(files)):
+        count = files[index].codec_frames // window
+        if count > 0:
+            per_file.append((int(index), list(rng.permutation(count))))
+    while per_file:
+        still = []
+        for index, slots in per_file:
+            yield index, int(slots.pop()) * window
+            if slots:
+                still.append((index, slots))
+        per_file = still
+
+
+def collect_windows(folder: str | Path, window_samples: int, count: int = 64, seed: int = 0,
+                    max_eval: int = MAX_EVAL_WINDOWS) -> CalibrationWindows:
+    """Pick `count` calibration windows (+ held-out evaluation windows) from every audio file under `folder`."""
+    folder = Path(folder)
+    if count < 1:
+        raise ApucodecError(f"--windows must be at least 1, got {count}")
+    files, skipped = _probe_files(folder)
+    if not files:
+        what = "no files" if not any(p.is_file() for p in folder.rglob("*")) else "no audio that libsndfile can read"
+        raise ApucodecError(f"{folder}: {what} (calibration needs recordings: wav, flac, ogg, ...)")
+    window_seconds = window_samples / CODEC_RATE
+    long_enough = [f for f in files if f.codec_frames >= window_samples]
+    for f in files:
+        if f.codec_frames < window_samples:
+            skipped[f.path.name] = f"shorter than one encoder window ({window_seconds:.2f} s)"
+    if not long_enough:
+        raise ApucodecError(f"{folder}: no file holds one encoder window of audio ({window_seconds:.2f} s at "
+                            f"{CODEC_RATE} Hz); add longer recordings")
+
+    n_eval_target = max(1, min(max_eval, count // 4))
+    wanted = count + n_eval_target
+    rng = np.random.default_rng(seed)
+    accepted: list[tuple[np.ndarray, WindowSource]] = []
+    silent = 0
+    bad_files: set[int] = set()
+    for index, start in _round_robin(long_enough, window_samples, rng):
+        if index in bad_files:
+            continue
+        try:
+            audio = read_window(long_enough[index], start, window_samples)
+        except ApucodecError as exc:
+            bad_files.add(index)
+            skipped[long_enough[index].path.name] = str(exc)
+            continue
+        if float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENCE_RMS:
+            silent += 1
+            continue
+        accepted.append((audio, WindowSource(long_enough[index].path, start)))
+        if len(accepted) >= wanted:
+            break
+    if len(accepted) < 2:
+        found = "only near-silent audio" if silent else "no usable audio"
+        raise ApucodecError(f"{folder}: {found}; calibration needs at least 2 windows above -50 dBFS "
+                            f"({window_seconds:.2f} s each): one to calibrate on and one to check the result")
+    # Every EVAL_SHARE-th accepted window is held out (spread over files by the round-robin order), up to the
+    # target; the rest calibrate.
+    n_eval = min(n_eval_target, max(1, len(accepted) // EVAL_SHARE))
+    eval_idx = set(range(EVAL_SHARE - 1, len(accepted), EVAL_SHARE)[:n_eval]) if len(accepted) >= EVAL_SHARE \
+        else {len(accepted) - 1}
+    calib = [(a, s) for i, (a, s) in enumerate(accepted) if i not in eval_idx][:count]
+    evals = [(a, s) for i, (a, s) in enumerate(accepted) if i in eval_idx]
+    used = {s.path for _, s in calib + evals}
+    return CalibrationWindows(
+        calibration=[a.reshape(1, 1, -1) for a, _ in calib], evaluation=[a.reshape(1, 1, -1) for a, _ in evals],
+        calibration_sources=[s for _, s in calib], evaluation_sources=[s for _, s in evals],
+        files_used=len(used), files_skipped=skipped, silent_skipped=silent)

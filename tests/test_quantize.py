@@ -1,0 +1,380 @@
+"""quantize-encoder: calibration windows, the Quark pass on a tiny model, fidelity, NPU op check, bad inputs.
+
+Everything runs on the session's tiny exported model and generated audio. The first `import quark.onnx` on a
+machine compiles Quark's custom-op library (about a minute); every test shares apucodec's Quark cache
+(~/.cache/apucodec/quark), so a CI run pays that once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from apucodec.calibration.conv2d import conv1d_to_conv2d
+from apucodec.calibration.npu_ops import check_npu_ops
+from apucodec.calibration.windows import SILENCE_RMS, collect_windows, read_window
+from apucodec.cli.main import cli
+from apucodec.errors import ApucodecError
+from apucodec.model_dir import load_model_dir
+from tests.audio_factory import chirp, mixture, speech_like, tone
+
+RATE = 44100
+CALIB_SECONDS = 6.0
+
+
+def _dir_state(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (hidden ones too) with its sha256: 'unchanged' means exactly this."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def calib_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three recordings of different material, one nested, one at 48 kHz stereo, plus a silent file and a non-audio
+    file that calibration must skip."""
+    folder = tmp_path_factory.mktemp("calib")
+    (folder / "nested").mkdir()
+    sf.write(folder / "music.wav", mixture(CALIB_SECONDS, seed=3), RATE)
+    sf.write(folder / "nested" / "speech.flac", speech_like(CALIB_SECONDS, seed=4), RATE)
+    n48 = int(CALIB_SECONDS * 48000)
+    stereo = np.stack([chirp(CALIB_SECONDS, rate=48000)[:n48], tone(CALIB_SECONDS, 330, rate=48000)[:n48]], axis=1)
+    sf.write(folder / "sweep48k.wav", stereo, 48000)
+    sf.write(folder / "silence.wav", np.zeros(int(CALIB_SECONDS * RATE), np.float32), RATE)
+    (folder / "notes.txt").write_text("not audio")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def quantized_dir(tiny_model_dir: Path, calib_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny model directory quantized once with the default preset through the CLI."""
+    model = tmp_path_factory.mktemp("quantized") / "model"
+    shutil.copytree(tiny_model_dir, model)
+    result = CliRunner().invoke(cli, ["quantize-encoder", "--model", str(model), "--calib", str(calib_folder),
+                                      "--windows", "6", "--seed", "3", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    return model
+
+
+@pytest.fixture()
+def model_copy(tiny_model_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, target)
+    return target
+
+
+def _window_samples(model: Path) -> int:
+    return load_model_dir(model).geometry.window_samples
+
+
+# --- calibration windows -------------------------------------------------------------------------------------------
+
+def test_windows_are_deterministic_spread_and_held_out(calib_folder: Path, tiny_model_dir: Path) -> None:
+    n = _window_samples(tiny_model_dir)
+    first = collect_windows(calib_folder, n, count=6, seed=11)
+    again = collect_windows(calib_folder, n, count=6, seed=11)
+    other = collect_windows(calib_folder, n, count=6, seed=12)
+    assert first.calibration_sources == again.calibration_sources
+    assert first.evaluation_sources == again.evaluation_sources
+    assert (first.calibration_sources + first.evaluation_sources) != (other.calibration_sources
+                                                                         + other.evaluation_sources)
+    assert len(first.calibration) == 6 and len(first.evaluation) >= 1
+    assert not set(first.calibration_sources) & set(first.evaluation_sources)
+    # round-robin over files: all three non-silent recordings contribute, the silent one never does
+    used = {s.path.name for s in first.calibration_sources + first.evaluation_sources}
+    assert used == {"music.wav", "speech.flac", "sweep48k.wav"}
+    assert first.silent_skipped >= 1
+    assert "notes.txt" not in used
+    for window in first.calibration + first.evaluation:
+        assert window.shape == (1, 1, n) and window.dtype == np.float32
+        assert np.sqrt(np.mean(window.astype(np.float64) ** 2)) >= SILENCE_RMS
+
+
+def test_read_window_matches_whole_file_resampling(calib_folder: Path) -> None:
+    """A window read by seeking into a 48 kHz stereo file equals the same span of the whole file downmixed and
+    resampled (away from the window's edges, where the resampler sees less context)."""
+    from apucodec.audio import read_audio
+
+    whole, _ = read_audio(calib_folder / "sweep48k.wav")
+    start, length = 50_000, 40_000
+    window = read_window(calib_folder / "sweep48k.wav", start, length)
+    interior = slice(500, length - 500)
+    np.testing.assert_allclose(window[interior], whole[start:start + length][interior], atol=2e-3)
+
+
+def test_read_window_zero_pads_past_the_end(calib_folder: Path) -> None:
+    frames = sf.info(str(calib_folder / "music.wav")).frames
+    window = read_window(calib_folder / "music.wav", frames - 1000, 4000)
+    assert np.any(window[:900] != 0) and np.all(window[1100:] == 0)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "no such folder"),
+    ("empty", "no files"),
+    ("not_audio", "no audio that libsndfile can read"),
+    ("too_short", "no file holds one encoder window"),
+    ("silent", "only near-silent audio"),
+])
+def test_bad_calibration_folders(case: str, message: str, tmp_path: Path, tiny_model_dir: Path) -> None:
+    folder = tmp_path / "calib"
+    if case != "missing":
+        folder.mkdir()
+    n = _window_samples(tiny_model_dir)
+    if case == "not_audio":
+        (folder / "a.wav").write_bytes(b"RIFF....not really")
+        (folder / "b.txt").write_text("hello")
+    elif case == "too_short":
+        sf.write(folder / "short.wav", tone(0.5 * n / RATE), RATE)
+    elif case == "silent":
+        sf.write(folder / "quiet.wav", np.full(3 * n, 1e-5, np.float32), RATE)
+    with pytest.raises(ApucodecError, match=message) as info:
+        collect_windows(folder, n, count=4)
+    assert str(folder) in str(info.value)
+
+
+# --- the CLI's bad inputs leave the model directory untouched ------------------------------------------------------
+
+def _invoke(model: Path, calib: Path, *extra: str):
+    return CliRunner().invoke(cli, ["quantize-encoder", "--model", str(model), "--calib", str(calib), "--windows",
+                                    "4", *extra])
+
+
+def _assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_cli_empty_calibration_folder(model_copy: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    before = _dir_state(model_copy)
+    _assert_one_line_error(_invoke(model_copy, empty), str(empty), "no files")
+    assert _dir_state(model_copy) == before
+
+
+def test_cli_model_without_encoder(model_copy: Path, calib_folder: Path) -> None:
+    (model_copy / "encoder.onnx").unlink()
+    before = _dir_state(model_copy)
+    _assert_one_line_error(_invoke(model_copy, calib_folder), "encoder.onnx", "missing")
+    assert _dir_state(model_copy) == before
+
+
+def test_cli_encoder_sha256_mismatch(model_copy: Path, calib_folder: Path) -> None:
+    with open(model_copy / "encoder.onnx", "ab") as fh:
+        fh.write(b"\0")
+    before = _dir_state(model_copy)
+    _assert_one_line_error(_invoke(model_copy, calib_folder), "encoder.onnx", "sha256")
+    assert _dir_state(model_copy) == before
+
+
+def test_cli_without_amd_quark(model_copy: Path, calib_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "quark", None)        # import quark -> ImportError, as when not installed
+    monkeypatch.setitem(sys.modules, "quark.onnx", None)
+    before = _dir_state(model_copy)
+    _assert_one_line_error(_invoke(model_copy, calib_folder), "quark", "apucodec[quantize]")
+    assert _dir_state(model_copy) == before
+
+
+# --- the Quark pass --------------------------------------------------------------------------------------------------
+
+def test_quantized_encoder_written_and_recorded(quantized_dir: Path, tiny_model_dir: Path) -> None:
+    model = load_model_dir(quantized_dir)                   # verifies every sha256, the new file's included
+    entry = model.files["encoder_int8"]
+    assert entry["name"] == "encoder.int8.onnx" and entry["preset"] == "xint8"
+    assert model.model_id == load_model_dir(tiny_model_dir).model_id   # .apc files stay decodable
+    q = model.manifest["quantization"]
+    assert q["preset"] == "xint8" and q["calibration"]["seed"] == 3
+    assert q["calibration"]["calibration_windows"] == 6 and q["calibration"]["evaluation_windows"] >= 1
+    assert q["calibration"]["files_used"] == 3
+    assert q["quark_version"].startswith("0.13")
+    assert q["opset"] == 17 and q["custom_ops"] is None
+    assert q["seconds"]["quantize"] > 0 and q["seconds"]["total"] >= q["seconds"]["quantize"]
+    fidelity = q["fidelity"]
+    assert len(fidelity["code_agreement"]) == model.config.n_codebooks
+    assert all(0.0 <= a <= 1.0 for a in fidelity["code_agreement"])
+    assert fidelity["latent_snr_db"] > 15.0                 # an INT8 encoder, not a broken one
+    assert fidelity["session"]["graph_optimization"] == "ORT_ENABLE_ALL"
+    assert set(fidelity["e2e_snr_db"]) == {"fp32", "int8", "delta"}
+    assert q["npu_ops"]["ready"] and q["npu_ops"]["not_listed"] == []
+    assert q["npu_ops"]["op_counts"]["Conv"] > 0
+    assert not any(p.name.startswith(".quantize-") for p in quantized_dir.iterdir())
+    assert not (quantized_dir / "quantized_info.csv").exists() and not Path("quantized_info.csv").exists()
+
+
+def test_quantized_encoder_is_qdq_and_runs_on_plain_cpu_ep(quantized_dir: Path) -> None:
+    model = load_model_dir(quantized_dir)
+    graph = onnx.load(str(model.path_of("encoder_int8")))
+    ops = {node.op_type for node in graph.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    assert all(node.domain in ("", "ai.onnx") for node in graph.graph.node)
+    session = ort.InferenceSession(str(model.path_of("encoder_int8")), providers=["CPUExecutionProvider"])
+    fp32 = ort.InferenceSession(str(model.path_of("encoder")), providers=["CPUExecutionProvider"])
+    n = model.geometry.window_samples
+    x = (0.3 * np.sin(np.arange(n) * 2 * np.pi * 440 / RATE)).astype(np.float32).reshape(1, 1, n)
+    latent_q = session.run(None, {session.get_inputs()[0].name: x})[0]
+    latent = fp32.run(None, {fp32.get_inputs()[0].name: x})[0]
+    assert latent_q.shape == latent.shape
+    assert not np.array_equal(latent_q, latent)             # really quantized...
+    assert np.corrcoef(latent_q.ravel(), latent.ravel())[0, 1] > 0.95   # ...and still the same encoder
+
+
+def test_failed_manifest_write_restores_previous_state(quantized_dir: Path, calib_folder: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from apucodec.model_dir import ModelDir
+
+    model = tmp_path / "model"
+    shutil.copytree(quantized_dir, model)
+    before = _dir_state(model)
+
+    def refuse(self: ModelDir) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ModelDir, "save_manifest", refuse)
+    from apucodec.calibration.quantize import quantize_encoder
+
+    with pytest.raises(ApucodecError, match="No space left on device"):
+        quantize_encoder(model, calib_folder, preset_name="a8w8", windows=4, threads=1)
+    assert _dir_state(model) == before                       # the earlier encoder.int8.onnx is back in place
+
+
+def test_interrupted_run_leaves_nothing(model_copy: Path, calib_folder: Path) -> None:
+    from apucodec.calibration.quantize import quantize_encoder
+
+    before = _dir_state(model_copy)
+
+    def interrupt(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        quantize_encoder(model_copy, calib_folder, windows=4, on_window=interrupt, threads=1)
+    assert _dir_state(model_copy) == before
+    assert not [p for p in model_copy.iterdir() if p.is_dir()]   # no staging folder left behind
+
+
+@pytest.mark.parametrize("preset_name", ["a8w8", "a16w8"])
+def test_other_int8_presets_run_on_plain_cpu_ep(preset_name: str, model_copy: Path, calib_folder: Path) -> None:
+    from apucodec.calibration.quantize import quantize_encoder
+
+    result = quantize_encoder(model_copy, calib_folder, preset_name=preset_name, windows=4, seed=1, threads=1)
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    assert manifest["quantization"]["preset"] == preset_name
+    assert result.custom_op_domains == []
+    graph = onnx.load(str(result.path))
+    q_domains = {n.domain for n in graph.graph.node if n.op_type == "QuantizeLinear"}
+    # int16 activations use ONNX Runtime's com.microsoft Q/DQ at opset 17; both load without extra libraries
+    assert q_domains == ({"com.microsoft"} if preset_name == "a16w8" else {""})
+    ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    assert result.fidelity.latent_snr_db > 15.0
+
+
+def test_bf16_custom_ops_are_recorded_and_registered_without_torch(model_copy: Path, calib_folder: Path) -> None:
+    """The BF16 preset emits com.amd.quark ops: the manifest says so, a plain session refuses the graph, and a
+    torch-free process can still open it through register_custom_ops."""
+    from apucodec.calibration.quantize import quantize_encoder
+
+    result = quantize_encoder(model_copy, calib_folder, preset_name="bf16", windows=4, threads=1)
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    assert manifest["quantization"]["custom_ops"]["domains"] == ["com.amd.quark"]
+    assert manifest["files"]["encoder_int8"]["custom_op_domains"] == ["com.amd.quark"]
+    with pytest.raises(Exception, match="com.amd.quark"):
+        ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    probe = (
+        "import sys, numpy as np, onnxruntime as ort\n"
+        "from apucodec.calibration.custom_ops import register_custom_ops\n"
+        "so = ort.SessionOptions()\n"
+        f"register_custom_ops(so, ['com.amd.quark'])\n"
+        f"s = ort.InferenceSession({str(result.path)!r}, so, providers=['CPUExecutionProvider'])\n"
+        "x = np.zeros([d for d in s.get_inputs()[0].shape], np.float32)\n"
+        "s.run(None, {s.get_inputs()[0].name: x})\n"
+        "assert 'torch' not in sys.modules and 'quark' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+# --- Conv1d -> Conv2d(H=1) -------------------------------------------------------------------------------------------
+
+def test_conv2d_rewrite_is_exact(tiny_model_dir: Path) -> None:
+    model = load_model_dir(tiny_model_dir)
+    original = onnx.load(str(model.path_of("encoder")))
+    rewritten = conv1d_to_conv2d(original)
+    convs = [n for n in rewritten.graph.node if n.op_type == "Conv"]
+    weights = {i.name: i for i in rewritten.graph.initializer}
+    assert convs and all(len(weights[n.input[1]].dims) == 4 and weights[n.input[1]].dims[2] == 1 for n in convs)
+    assert [d.dim_value for d in rewritten.graph.input[0].type.tensor_type.shape.dim] == \
+        [d.dim_value for d in original.graph.input[0].type.tensor_type.shape.dim]
+    n = model.geometry.window_samples
+    x = np.random.default_rng(5).standard_normal((1, 1, n)).astype(np.float32) * 0.3
+    a = ort.InferenceSession(original.SerializeToString(), providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"])
+    ya = a.run(None, {a.get_inputs()[0].name: x})[0]
+    yb = b.run(None, {b.get_inputs()[0].name: x})[0]
+    assert ya.shape == yb.shape
+    np.testing.assert_allclose(yb, ya, rtol=1e-4, atol=1e-5 * float(np.abs(ya).max()))
+
+
+def test_conv2d_rewrite_refuses_rank_dependent_ops() -> None:
+    h = onnx.helper
+    x = h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2, 8])
+    y = h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 8])
+    scale = onnx.numpy_helper.from_array(np.ones(2, np.float32), "scale")
+    bias = onnx.numpy_helper.from_array(np.zeros(2, np.float32), "bias")
+    node = h.make_node("InstanceNormalization", ["x", "scale", "bias"], ["y"], name="norm")
+    graph = h.make_graph([node], "g", [x], [y], [scale, bias])
+    with pytest.raises(ApucodecError, match="InstanceNormalization"):
+        conv1d_to_conv2d(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]))
+
+
+def test_cli_conv2d_option_quantizes_the_rewritten_graph(model_copy: Path, calib_folder: Path) -> None:
+    result = _invoke(model_copy, calib_folder, "--conv2d", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    model = load_model_dir(model_copy)
+    graph = onnx.load(str(model.path_of("encoder_int8")))
+    assert {"Unsqueeze", "Squeeze"} <= {n.op_type for n in graph.graph.node}
+    assert model.manifest["quantization"]["conv2d"] is True
+    assert set(model.manifest["quantization"]["npu_ops"]["conv_kernels"]) == {"2d"}
+    assert model.manifest["quantization"]["fidelity"]["latent_snr_db"] > 15.0
+
+
+# --- NPU op check ----------------------------------------------------------------------------------------------------
+
+def test_npu_op_check_flags_ops_outside_the_lists() -> None:
+    h = onnx.helper
+    x = h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2, 8])
+    y = h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 8])
+    w = onnx.numpy_helper.from_array(np.ones((2, 2, 1), np.float32), "w")
+    s = onnx.numpy_helper.from_array(np.array(0.5, np.float32), "s")
+    z = onnx.numpy_helper.from_array(np.array(0, np.int8), "z")
+    reps = onnx.numpy_helper.from_array(np.array([1, 1, 1], np.int64), "reps")
+    nodes = [
+        h.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+        h.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+        h.make_node("Conv", ["xd", "w"], ["c"], name="bare_conv"),            # relies on default attributes
+        h.make_node("LeakyRelu", ["c"], ["r"]),
+        h.make_node("Tile", ["r", "reps"], ["t"]),
+        h.make_node("ExtendedQuantizeLinear", ["t"], ["y"], domain="com.amd.quark"),
+    ]
+    graph = h.make_graph(nodes, "g", [x], [y], [w, s, z, reps])
+    report = check_npu_ops(h.make_model(graph))
+    assert "QuantizeLinear" not in report.op_counts and "DequantizeLinear" not in report.op_counts
+    assert report.not_listed == ["Tile", "com.amd.quark:ExtendedQuantizeLinear"]
+    assert not report.ready
+    assert report.conv_default_attributes == ["bare_conv"]
+    assert report.conv_rank == {"1d": 1}                     # from the weight's rank, no kernel_shape given
+    assert any("Tile" in line for line in report.lines())
