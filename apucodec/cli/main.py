@@ -17,8 +17,11 @@ from apucodec.errors import ApucodecError
 
 # command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
+    "decode": "apucodec.cli.codec:decode",
     "doctor": "apucodec.cli.doctor:doctor",
     "quantize-encoder": "apucodec.cli.quantize:quantize_encoder",
+    "encode": "apucodec.cli.codec:encode",
+    "run": "apucodec.cli.codec:run",
     "train": "apucodec.cli.train:train",
     "export": "apucodec.cli.export:export",
 }

@@ -93,6 +93,9 @@ class StagePlacement:
     fallback_reason: str | None = None
     options: dict[str, str] = field(default_factory=dict)
     device: str | None = None
+    # "assigned": graph nodes per EP as partitioned (ONNX Runtime's assignment record); "profiled": kernels that ran
+    # per EP in one profiled run, after fusion (older onnxruntime versions without the record)
+    node_source: str = "assigned"
 
     @property
     def fell_back(self) -> bool:
@@ -101,7 +104,8 @@ class StagePlacement:
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "requested": self.requested, "ran_on": self.ran_on, "graph": self.graph,
                 "graph_reason": self.graph_reason, "node_counts": dict(self.node_counts),
-                "fallback_reason": self.fallback_reason, "options": dict(self.options), "device": self.device}
+                "node_source": self.node_source, "fallback_reason": self.fallback_reason, "options": dict(self.options),
+                "device": self.device}
 
     def describe(self) -> str:
         nodes = ", ".join(f"{short_ep(ep)} {n}" for ep, n in self.node_counts.items())
@@ -109,7 +113,7 @@ class StagePlacement:
         if self.graph:
             parts.append(f"graph {self.graph}" + (f" ({self.graph_reason})" if self.graph_reason else ""))
         if nodes:
-            parts.append(f"nodes: {nodes}")
+            parts.append(f"nodes: {nodes}" + (" (kernels run, after fusion)" if self.node_source == "profiled" else ""))
         if self.device:
             parts.append(f"device: {self.device}")
         if self.fallback_reason:
@@ -373,7 +377,8 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings, e
             continue
         placement = StagePlacement(stage, requested, ep, graph=path.name, graph_reason=graph_reason,
                                    node_counts=dict(counts.most_common()), options=options,
-                                   device=availability.device_label)
+                                   device=availability.device_label,
+                                   node_source="profiled" if profile_dir else "assigned")
         if ep != requested:
             placement.fallback_reason = _failure_text(failures)
             if warn is not None:

@@ -1,0 +1,222 @@
+"""`apucodec run / encode / decode` as a user runs them: outputs, summary line, and every bad input ending in one
+clear line, a non-zero exit and no partial output file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from apucodec.cli.main import cli
+from tests.audio_factory import speech_like, tone
+
+CPU = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--threads", "1"]
+
+
+@pytest.fixture()
+def clip(tmp_path) -> Path:
+    path = tmp_path / "in.wav"
+    sf.write(path, speech_like(2.0) + 0.3 * tone(2.0, 220.0), 44100)
+    return path
+
+
+def invoke(*args: str, model: Path | None = None):
+    extra = ["--model", str(model)] if model else []
+    return CliRunner().invoke(cli, [*args, *extra], catch_exceptions=False)
+
+
+def assert_one_line_error(result, *fragments: str) -> str:
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_run_encode_decode(tiny_model_dir, clip, tmp_path):
+    run = invoke("run", str(clip), str(tmp_path / "run.wav"), *CPU, "--report", model=tiny_model_dir)
+    assert run.exit_code == 0, run.output
+    summary = run.stdout.splitlines()[0]
+    for fragment in ("run: 2.00 s of audio", "RTF", "kbps (4 codebooks)", "encoder CPU", "rvq NumPy (CPU)",
+                     "decoder CPU", str(tiny_model_dir)):
+        assert fragment in summary, summary
+    assert "placement:" in run.stdout and "nodes: CPU" in run.stdout
+
+    enc = invoke("encode", str(clip), str(tmp_path / "x.apc"), *CPU, model=tiny_model_dir)
+    assert enc.exit_code == 0 and "bytes" in enc.stdout
+    dec = invoke("decode", str(tmp_path / "x.apc"), str(tmp_path / "dec.wav"), *CPU, model=tiny_model_dir)
+    assert dec.exit_code == 0, dec.output
+    a, rate = sf.read(tmp_path / "run.wav", dtype="int16")
+    b, _ = sf.read(tmp_path / "dec.wav", dtype="int16")
+    assert rate == 44100 and a.shape == (sf.info(clip).frames,)
+    np.testing.assert_array_equal(a, b)
+
+    low = invoke("encode", str(clip), str(tmp_path / "low.apc"), "--codebooks", "1", *CPU, model=tiny_model_dir)
+    assert low.exit_code == 0 and (tmp_path / "low.apc").stat().st_size < (tmp_path / "x.apc").stat().st_size
+    assert _listing(tmp_path) == ["dec.wav", "in.wav", "low.apc", "run.wav", "x.apc"]
+
+
+def test_model_from_environment_and_default_folder(tiny_model_dir, clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("APUCODEC_MODEL", str(tiny_model_dir))
+    assert invoke("run", str(clip), str(tmp_path / "a.wav"), *CPU).exit_code == 0
+    monkeypatch.delenv("APUCODEC_MODEL")
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(invoke("run", str(clip), "b.wav", *CPU), "apucodec-model", "no such model directory")
+    shutil.copytree(tiny_model_dir, tmp_path / "apucodec-model")
+    assert invoke("run", str(clip), "b.wav", *CPU).exit_code == 0
+
+
+def test_fallback_warning_and_strict(tiny_model_dir, clip, tmp_path):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA EP: no fallback to observe")
+    result = invoke("run", str(clip), str(tmp_path / "a.wav"), "--encoder-ep", "cpu", "--decoder-ep", "cuda",
+                    model=tiny_model_dir)
+    assert result.exit_code == 0
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: decoder: running on CPU, not CUDA")
+    strict = invoke("run", str(clip), str(tmp_path / "b.wav"), "--encoder-ep", "cpu", "--decoder-ep", "cuda",
+                    "--strict", model=tiny_model_dir)
+    assert_one_line_error(strict, "decoder", "--strict")
+    assert not (tmp_path / "b.wav").exists()
+
+
+def test_bad_inputs(tiny_model_dir, clip, tmp_path):
+    out = tmp_path / "out.wav"
+    assert_one_line_error(invoke("run", str(tmp_path / "nope.wav"), str(out), *CPU, model=tiny_model_dir),
+                          "nope.wav", "no such file")
+    assert_one_line_error(invoke("run", str(tmp_path), str(out), *CPU, model=tiny_model_dir), "is a directory")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype=np.float32), 44100)
+    assert_one_line_error(invoke("run", str(empty), str(out), *CPU, model=tiny_model_dir), "no audio samples")
+    zero_bytes = tmp_path / "zero.wav"
+    zero_bytes.write_bytes(b"")
+    assert_one_line_error(invoke("run", str(zero_bytes), str(out), *CPU, model=tiny_model_dir), "not readable audio")
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(os.urandom(4000))
+    assert_one_line_error(invoke("encode", str(garbage), str(tmp_path / "g.apc"), *CPU, model=tiny_model_dir),
+                          "garbage.wav", "not readable audio")
+    for bad in (np.nan, np.inf):
+        nan = tmp_path / "nan.wav"
+        audio = tone(1.0)
+        audio[5000] = bad
+        sf.write(nan, audio, 44100, subtype="FLOAT")
+        assert_one_line_error(invoke("run", str(nan), str(out), *CPU, model=tiny_model_dir), "NaN or infinite")
+    assert_one_line_error(invoke("run", str(clip), str(clip), *CPU, model=tiny_model_dir), "output is the input")
+    assert_one_line_error(invoke("run", str(clip), str(tmp_path / "missing" / "o.wav"), *CPU, model=tiny_model_dir),
+                          "does not exist")
+    assert_one_line_error(invoke("run", str(clip), str(tmp_path), *CPU, model=tiny_model_dir), "is a directory")
+    assert_one_line_error(invoke("run", str(clip), str(out), "--codebooks", "5", *CPU, model=tiny_model_dir),
+                          "--codebooks must be in 1..4")
+    assert_one_line_error(invoke("run", str(clip), str(out), "--decoder-ep", "gpu", model=tiny_model_dir),
+                          "unknown execution provider")
+    assert_one_line_error(invoke("run", str(clip), str(out), "--ep-option", "vitisai-target", *CPU,
+                                 model=tiny_model_dir), "EP:KEY=VALUE")
+    assert _listing(tmp_path) == ["empty.wav", "garbage.wav", "in.wav", "nan.wav", "zero.wav"]
+
+
+def test_bad_model_directories(tiny_model_dir, clip, tmp_path):
+    out = tmp_path / "out.wav"
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, broken)
+    with open(broken / "decoder.onnx", "r+b") as fh:
+        fh.seek(100)
+        byte = fh.read(1)
+        fh.seek(100)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    assert_one_line_error(invoke("run", str(clip), str(out), *CPU, model=broken), "decoder.onnx", "sha256")
+    (broken / "manifest.json").write_text("{not json")
+    assert_one_line_error(invoke("run", str(clip), str(out), *CPU, model=broken), "manifest")
+    assert_one_line_error(invoke("run", str(clip), str(out), *CPU, model=clip), "is not a model directory")
+    assert not out.exists()
+
+
+def test_bad_apc_files_and_another_models_file(tiny_model_dir, clip, tmp_path):
+    apc = tmp_path / "x.apc"
+    assert invoke("encode", str(clip), str(apc), *CPU, model=tiny_model_dir).exit_code == 0
+    data = apc.read_bytes()
+    out = tmp_path / "out.wav"
+    (tmp_path / "cut.apc").write_bytes(data[: len(data) // 2])
+    assert_one_line_error(invoke("decode", str(tmp_path / "cut.apc"), str(out), *CPU, model=tiny_model_dir),
+                          "cut.apc", "not a valid .apc file")
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x40
+    (tmp_path / "flip.apc").write_bytes(bytes(flipped))
+    assert_one_line_error(invoke("decode", str(tmp_path / "flip.apc"), str(out), *CPU, model=tiny_model_dir), "CRC32")
+    assert_one_line_error(invoke("decode", str(clip), str(out), *CPU, model=tiny_model_dir), "wrong magic")
+
+    other = tmp_path / "other-model"  # same shapes, different weights: a different model id
+    shutil.copytree(tiny_model_dir, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["model_id"] = "0000000000000000"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_line_error(invoke("decode", str(apc), str(out), *CPU, model=other), "made by model", "--force")
+    assert not out.exists()
+    forced = invoke("decode", str(apc), str(out), "--force", *CPU, model=other)
+    assert forced.exit_code == 0 and out.exists() and "--force" in forced.stderr
+
+
+TORCH_FREE = textwrap.dedent("""
+    import sys
+    from apucodec.cli.main import cli
+    try:
+        cli(sys.argv[1:], standalone_mode=False)
+    finally:
+        heavy = sorted(m for m in ("torch", "onnx", "quark", "onnxsim", "onnxslim") if m in sys.modules)
+        print("HEAVY", heavy, file=sys.stderr)
+""")
+
+
+def test_runtime_commands_do_not_import_torch(tiny_model_dir, clip, tmp_path):
+    probe = subprocess.run([sys.executable, "-c", "import sys, apucodec.runtime, apucodec.runtime.pipeline, "
+                            "apucodec.cli.codec; print(sorted(m for m in ('torch', 'onnx', 'quark') if m in "
+                            "sys.modules))"], capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "[]"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    model = ["--model", str(tiny_model_dir), *CPU]
+    for args in (["run", str(clip), str(tmp_path / "a.wav")], ["encode", str(clip), str(tmp_path / "a.apc")],
+                 ["decode", str(tmp_path / "a.apc"), str(tmp_path / "b.wav")]):
+        proc = subprocess.run([sys.executable, "-c", TORCH_FREE, *args, *model], capture_output=True, text=True,
+                              env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "HEAVY []" in proc.stderr, (args[0], proc.stderr)
+
+
+def test_ctrl_c_mid_run_leaves_no_partial_output(tiny_model_dir, tmp_path):
+    """SIGINT while the output is being written: exit 130, one line, and neither the output nor its temp file."""
+    src = tmp_path / "long.wav"
+    with sf.SoundFile(src, "w", 44100, 1, "PCM_16") as fh:
+        for i in range(600):
+            fh.write(tone(1.0, 100 + i))
+    out = tmp_path / "out.wav"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", "from apucodec.cli.main import main; main()", "run", str(src), str(out),
+               "--model", str(tiny_model_dir), *CPU]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(p.name.startswith(".out.wav") for p in tmp_path.iterdir()):
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: no output was written" in stderr and "Traceback" not in stderr
+    assert _listing(tmp_path) == ["long.wav"]

@@ -1,0 +1,191 @@
+"""EP placement: preference order, fallback with a reason, --strict, node counts, encoder graph choice, EP options."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import onnxruntime as ort
+import pytest
+
+from apucodec.errors import ApucodecError
+from apucodec.model_dir import file_entry, load_model_dir
+from apucodec.runtime import providers
+from apucodec.runtime.providers import (
+    CPU,
+    CUDA,
+    VITISAI,
+    SessionSettings,
+    choose_encoder_graph,
+    open_sessions,
+    parse_ep_list,
+    resolve_ep_name,
+    stage_ep_options,
+)
+
+needs_no_vitisai = pytest.mark.skipif(VITISAI in ort.get_available_providers(),
+                                      reason="this onnxruntime has the Vitis AI EP: no fallback to observe")
+needs_no_cuda = pytest.mark.skipif(CUDA in ort.get_available_providers(),
+                                   reason="this onnxruntime has the CUDA EP: no fallback to observe")
+
+
+@pytest.fixture()
+def model(tiny_model_dir):
+    return load_model_dir(tiny_model_dir)
+
+
+@pytest.fixture()
+def model_with_int8(tiny_model_dir, tmp_path):
+    """A copy whose encoder_int8 role is a copy of the FP32 graph: enough to see which file a session opens."""
+    path = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, path)
+    shutil.copy(path / "encoder.onnx", path / "encoder.int8.onnx")
+    model = load_model_dir(path)
+    model.manifest["files"]["encoder_int8"] = file_entry(path / "encoder.int8.onnx", "encoder_int8")
+    model.save_manifest()
+    return load_model_dir(path)
+
+
+def test_names_and_orders():
+    assert resolve_ep_name("npu") == VITISAI and resolve_ep_name("CPU") == CPU
+    assert resolve_ep_name("cudaexecutionprovider") == CUDA
+    assert parse_ep_list(None, "encoder") == (VITISAI, CPU)
+    assert parse_ep_list("cuda, cpu,cuda", "decoder") == (CUDA, CPU)
+    with pytest.raises(ApucodecError, match="unknown execution provider 'gpu'"):
+        resolve_ep_name("gpu")
+
+
+@needs_no_vitisai
+@needs_no_cuda
+def test_fallback_is_reported_and_warned_once_per_stage(model):
+    warnings: list[str] = []
+    settings = SessionSettings(decoder_eps=("cuda", "cpu"), threads=1)
+    sessions, report = open_sessions(model, settings, warn=warnings.append)
+    assert len(warnings) == 2 and warnings[0].startswith("encoder:") and warnings[1].startswith("decoder:")
+    enc, dec = report.stage("encoder"), report.stage("decoder")
+    assert (enc.requested, enc.ran_on) == (VITISAI, CPU) and "not in this onnxruntime build" in enc.fallback_reason
+    assert (dec.requested, dec.ran_on) == (CUDA, CPU) and enc.fell_back and dec.fell_back
+    assert report.stage("rvq").ran_on == "NumPy (CPU)" and not report.stage("rvq").fell_back
+    # nodes per EP come from onnxruntime's assignment record: all of the graph's nodes, all on the CPU
+    graph_nodes = model.files["encoder"]["graph"]["nodes"]
+    assert enc.node_counts == {CPU: graph_nodes}
+    text = report.format()
+    assert "asked VitisAI, ran on CPU" in text and f"CPU {graph_nodes}" in text and "fallback:" in text
+    assert json.loads(json.dumps(report.to_dict()))["decoder"]["ran_on"] == CPU
+
+
+def test_asking_for_the_cpu_is_not_a_fallback(model):
+    warnings: list[str] = []
+    _, report = open_sessions(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1),
+                              warn=warnings.append)
+    assert warnings == [] and not any(p.fell_back for p in report.stages)
+
+
+@needs_no_vitisai
+def test_strict_refuses_to_fall_back(model):
+    with pytest.raises(ApucodecError, match=r"encoder: VitisAIExecutionProvider cannot run it .*--strict"):
+        open_sessions(model, SessionSettings(strict=True), warn=None, stages=("encoder",))
+    # strict on the EP that is there: fine, and ONNX Runtime was told not to move nodes elsewhere
+    sessions, report = open_sessions(model, SessionSettings(encoder_eps=("cpu",), strict=True, threads=1),
+                                     warn=None, stages=("encoder",))
+    assert report.stage("encoder").ran_on == CPU
+
+
+def test_profiler_node_counts_equal_the_assignment_record(model, monkeypatch):
+    """Older onnxruntime versions lack the assignment record; one profiled run must count the same nodes."""
+    settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
+    _, recorded = open_sessions(model, settings, warn=None)
+    monkeypatch.setattr(providers, "_needs_profiler", lambda: True)
+    _, profiled = open_sessions(model, settings, warn=None)
+    for stage in ("encoder", "decoder"):
+        ran, assigned = profiled.stage(stage), recorded.stage(stage)
+        assert (ran.node_source, assigned.node_source) == ("profiled", "assigned")
+        assert set(ran.node_counts) == set(assigned.node_counts) == {CPU}
+        # the profiler sees kernels after fusion (Conv + activation become one), so at most the graph's nodes
+        assert 0 < ran.node_counts[CPU] <= assigned.node_counts[CPU] == model.files[stage]["graph"]["nodes"]
+    assert "after fusion" in profiled.format()
+
+
+def test_encoder_graph_choice(model, model_with_int8):
+    assert choose_encoder_graph(model_with_int8, VITISAI, "auto")[0] == "encoder_int8"
+    assert choose_encoder_graph(model_with_int8, CPU, "auto")[0] == "encoder"
+    assert choose_encoder_graph(model_with_int8, VITISAI, "fp32") == ("encoder", "forced by --encoder fp32")
+    role, why = choose_encoder_graph(model, VITISAI, "auto")
+    assert role == "encoder" and "quantize-encoder" in why
+    with pytest.raises(ApucodecError, match="no INT8 encoder"):
+        choose_encoder_graph(model, CPU, "int8")
+    _, report = open_sessions(model_with_int8, SessionSettings(encoder_eps=("cpu",), encoder_graph="int8", threads=1),
+                              warn=None, stages=("encoder",))
+    assert report.stage("encoder").graph == "encoder.int8.onnx"
+    _, report = open_sessions(model_with_int8, SessionSettings(encoder_eps=("cpu",), threads=1), warn=None,
+                              stages=("encoder",))
+    assert report.stage("encoder").graph == "encoder.onnx" and "INT8 graph is for the NPU" in report.format()
+
+
+def test_ep_options_from_manifest_and_caller(model_with_int8):
+    model = model_with_int8
+    model.manifest["providers"] = {"VitisAIExecutionProvider": {"target": "X2", "cache_dir": "npu-cache"},
+                                   "webgpu": {"preferredLayout": "NCHW"}}
+    settings = SessionSettings(ep_options={VITISAI: {"target": "X1"}})
+    options = stage_ep_options(model, VITISAI, settings, model.path_of("encoder_int8"))
+    assert options["target"] == "X1"  # the caller wins over the manifest
+    assert options["cache_dir"] == str((model.path / "npu-cache").resolve())  # relative to the model directory
+    assert options["cache_key"] == f"apucodec-{model.model_id}-encoder-int8"
+    fp32 = stage_ep_options(model, VITISAI, settings, model.path_of("encoder"))
+    assert fp32["cache_key"] != options["cache_key"]  # the two graphs never share a compiled cache entry
+    assert stage_ep_options(model, "WebGpuExecutionProvider", SessionSettings(), model.path_of("decoder")) == {
+        "preferredLayout": "NCHW"}
+    assert stage_ep_options(model, CPU, settings, model.path_of("encoder")) == {}
+
+
+def test_a_graph_that_does_not_match_the_manifest_window_is_refused(tiny_model_dir, tmp_path):
+    path = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["window"]["window_frames"] += 2
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ApucodecError, match=r"encoder.onnx: input shape .* does not match the manifest's window"):
+        open_sessions(load_model_dir(path), SessionSettings(encoder_eps=("cpu",)), warn=None)
+
+
+WEBGPU_SCRIPT = textwrap.dedent("""
+    import sys, numpy as np
+    from apucodec.runtime.webgpu import find_webgpu_devices
+    if not find_webgpu_devices().available:
+        print("NO-WEBGPU", find_webgpu_devices().reason); sys.exit(0)
+    from apucodec.runtime import Codec, SessionSettings
+    from apucodec.runtime.providers import parse_ep_list
+    x = (0.3 * np.sin(np.arange(30000) / 7.0)).astype(np.float32)
+    warnings = []
+    gpu = Codec.open(sys.argv[1], SessionSettings(encoder_eps=("cpu",), decoder_eps=parse_ep_list("webgpu", "decoder"),
+                     threads=1), warn=warnings.append)
+    cpu = Codec.open(sys.argv[1], SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1), warn=None)
+    a, _ = gpu.run_array(x)
+    b, _ = cpu.run_array(x)
+    print("RAN", gpu.placement.stage("decoder").ran_on, gpu.placement.stage("decoder").node_counts)
+    print("MAXERR", float(np.abs(a - b).max()))
+    bad = Codec.open(sys.argv[1], SessionSettings(encoder_eps=("cpu",), decoder_eps=("webgpu",), threads=1,
+                     ep_options={"WebGpuExecutionProvider": {"preferredLayout": "sideways"}}), warn=warnings.append)
+    print("BAD", bad.placement.stage("decoder").ran_on, bad.placement.stage("decoder").fallback_reason)
+    print("WARNINGS", len(warnings))
+""")
+
+
+def test_webgpu_decoder_on_the_software_adapter(tiny_model_dir):
+    """The real GPU code path (Dawn over Vulkan) on Mesa's lavapipe, as CI runs it; skipped without Vulkan."""
+    env = {**os.environ, "ORT_WEBGPU_EP_ALLOW_SOFTWARE_ADAPTER": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", WEBGPU_SCRIPT, str(tiny_model_dir)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    if "NO-WEBGPU" in proc.stdout:
+        pytest.skip(proc.stdout.strip())
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    assert lines["RAN"].startswith("WebGpuExecutionProvider")
+    assert float(lines["MAXERR"]) < 1e-4
+    ran_on, reason = lines["BAD"].split(" ", 1)
+    assert ran_on == CPU and "session creation failed" in reason  # a refused option falls back, with the reason
+    assert lines["WARNINGS"] == "1"
