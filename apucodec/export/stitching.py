@@ -1,16 +1,16 @@
 """Do static windows stitched together equal the whole-file network? The property the chunked runtime relies on.
 
-A 5 s signal goes through the exported graph window by window (context + chunk + context frames, zeros beyond the
-file, keep the chunk) and is compared with PyTorch run once on the whole signal. Away from the file's ends by one
-receptive field the two must agree to `TOLERANCE` relative; near the ends they differ legitimately (the whole-file
-network zero-pads every layer there, the windows zero-pad only the audio), and that edge error is reported. With
-GroupNorm the statistics of a window differ from the file's, so the interior cannot match: reported, not fatal.
+A 5 s signal goes through the exported graph window by window, cut and stitched by the runtime's own windowing
+(apucodec.runtime.windows: context + chunk + context frames, zeros beyond the file, keep the chunk), and is
+compared with PyTorch run once on the whole signal. Away from the file's ends by one receptive field the two must
+agree to `TOLERANCE` relative; near the ends they differ legitimately (the whole-file network zero-pads every layer
+there, the windows zero-pad only the audio), and that edge error is reported. With GroupNorm the statistics of a
+window differ from the file's, so the interior cannot match: reported, not fatal.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from apucodec.export.receptive_field import ReceptiveField
 from apucodec.export.signals import signal
 from apucodec.export.specs import GraphSpec
 from apucodec.model_dir import WindowGeometry
+from apucodec.runtime.windows import frame_windows, kept_frames, kept_samples, sample_windows
 
 TOLERANCE = 1e-4
 SIGNAL_SECONDS = 5.0
@@ -43,28 +44,6 @@ class StitchResult:
         return {"signal_seconds": SIGNAL_SECONDS, "frames": self.frames, "margin_frames": self.margin_frames,
                 "interior_rel_error": self.interior_rel_error, "edge_rel_error": self.edge_rel_error,
                 "tolerance": TOLERANCE, "passed": self.passed}
-
-
-def _stitch(run: Callable[[np.ndarray], np.ndarray], whole_input: np.ndarray, geometry: WindowGeometry,
-            in_per_frame: int, out_per_frame: int) -> np.ndarray:
-    """Run windows over `whole_input` [C, frames * in_per_frame] and keep each window's chunk."""
-    channels, length = whole_input.shape
-    frames = length // in_per_frame
-    g = geometry
-    out = None
-    for first in range(0, frames, g.chunk_frames):
-        start = (first - g.context_frames) * in_per_frame
-        window = np.zeros((1, channels, g.window_frames * in_per_frame), dtype=np.float32)
-        lo, hi = max(start, 0), min(start + window.shape[-1], length)
-        window[0, :, lo - start:hi - start] = whole_input[:, lo:hi]
-        result = run(window)[0]
-        if out is None:
-            out = np.zeros((result.shape[0], frames * out_per_frame), dtype=np.float32)
-        keep = min(g.chunk_frames, frames - first) * out_per_frame
-        begin = g.context_frames * out_per_frame
-        out[:, first * out_per_frame:first * out_per_frame + keep] = result[:, begin:begin + keep]
-    assert out is not None
-    return out
 
 
 def _errors(reference: np.ndarray, stitched: np.ndarray, margin: int, per_frame: int) -> tuple[float, float]:
@@ -92,15 +71,17 @@ def check_stitching(model: APUCodec, specs: dict[str, GraphSpec], paths: dict[st
     decoder = cpu_session(paths["decoder"])
 
     latent_ref = model.encoder(torch.from_numpy(audio)[None])
-    latent_stitched = _stitch(lambda w: encoder.run([enc.output.name], {enc.input.name: w})[0], audio, geometry,
-                              hop, 1)
+    rows = [kept_frames(encoder.run([enc.output.name], {enc.input.name: w.samples.reshape(enc.input.shape)})[0], w,
+                        geometry) for w in sample_windows(audio[0], geometry)]
+    latent_stitched = np.concatenate(rows).T
     margin_enc = field.encoder.context_frames
     enc_result = StitchResult(*_errors(latent_ref[0].numpy(), latent_stitched, margin_enc, 1), margin_enc, frames)
 
     quantized = model.quantizer.dequantize(model.quantizer.quantize_codes(latent_ref))
     audio_ref = model.decoder(quantized)[0].numpy()
-    audio_stitched = _stitch(lambda w: decoder.run([dec.output.name], {dec.input.name: w})[0],
-                             quantized[0].numpy().astype(np.float32), geometry, 1, hop)
+    pieces = [kept_samples(decoder.run([dec.output.name], {dec.input.name: w.latent[None]})[0], w, geometry)
+              for w in frame_windows(quantized[0].numpy().T.astype(np.float32), audio.shape[-1], geometry)]
+    audio_stitched = np.concatenate(pieces)[None]
     margin_dec = field.decoder.context_frames
     dec_result = StitchResult(*_errors(audio_ref, audio_stitched, margin_dec, hop), margin_dec, frames)
     return {"encoder": enc_result, "decoder": dec_result}

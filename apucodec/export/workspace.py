@@ -32,6 +32,9 @@ def _oserror(out: Path, exc: OSError) -> ApucodecError:
 def staging_folder(out: Path, force: bool) -> Iterator[Path]:
     """Yield an empty temp folder beside `out`; on normal exit it becomes `out` (replacing it if allowed)."""
     check_destination(out, force)
+    existing = next(p for p in (out.parent, *out.parent.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise ApucodecError(f"{out}: cannot write the model directory ({existing} is not a folder)")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
