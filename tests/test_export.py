@@ -110,15 +110,23 @@ def test_folding_leaves_the_original_model_untouched():
     model.train()(audio)  # and still trains (parametrizations intact)
 
 
-def test_groupnorm_model_exports_with_the_chunking_caveat(tmp_path):
+def test_seed_format_groupnorm_checkpoint_exports_with_the_chunking_caveat(tmp_path):
+    """A bare state dict in the original project's layout (GroupNorm, GELU, per-codebook keys), tiny widths."""
     cfg = dataclasses.replace(preset("tiny"), norm="group", activation="gelu")
     torch.manual_seed(1)
+    state = {k: v for k, v in APUCodec(cfg).state_dict().items() if not k.startswith("quantizer.")}
+    for i in range(cfg.n_codebooks):
+        state[f"quantizer.codebooks.{i}"] = torch.randn(cfg.codebook_size, cfg.latent_dim)
+    checkpoint = tmp_path / "seed.pt"
+    torch.save(state, checkpoint)
     lines: list[str] = []
-    md = export_model(APUCodec(cfg).eval(), tmp_path / "model", log=lines.append)
+    md = export_model(checkpoint, tmp_path / "model", log=lines.append)
     export = md.manifest["export"]
+    assert export["source"]["format"] == "seed" and md.config.norm == "group"
     assert len(export["caveats"]) == 1 and "GroupNorm" in export["caveats"][0]
     assert any(line.startswith("[export] caveat:") and "GroupNorm" in line for line in lines)
     assert export["stitching"]["encoder"]["passed"] is False  # measured, not assumed
+    assert export["parity"]["encoder"]["snr_db"] >= 80 and export["parity"]["decoder"]["snr_db"] >= 80
     assert md.manifest["window"]["receptive_field"]["pooled_statistics"] is True
     ops = {n.op_type for n in onnx.load(str(md.path_of("encoder"))).graph.node}
     assert "Erf" in ops and "Gelu" not in ops  # opset 17 has no Gelu op
