@@ -148,3 +148,16 @@ def test_cli_export_replaces_a_folder_with_force_and_honours_chunk_seconds(tiny_
     assert md.geometry.chunk_frames == round(0.5 * 44100 / 512)
     assert json.loads((out / "manifest.json").read_text())["export"]["source"]["format"] == "apucodec"
     assert leftovers(tmp_path) == []
+
+
+def test_unsimplified_export_with_float16_codebooks(tiny_checkpoint, tmp_path):
+    md = export_model(tiny_checkpoint, tmp_path / "model", simplify=False, codebooks_dtype="float16", log=None)
+    assert md.manifest["export"]["simplifier"] == "none" and "onnxsim" not in md.manifest["producers"]
+    for role in ("encoder", "decoder"):
+        info = md.files[role]["graph"]
+        assert info["nodes"] == info["nodes_exported"]
+    assert md.files["codebooks"]["dtype"] == "float16"
+    assert np.load(md.path_of("codebooks")).dtype == np.float16
+    reference = load_checkpoint(tiny_checkpoint).model.quantizer.codebooks.numpy()
+    assert md.codebooks().dtype == np.float32
+    np.testing.assert_allclose(md.codebooks(), reference, rtol=1e-3, atol=1e-3)

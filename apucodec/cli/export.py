@@ -28,7 +28,7 @@ from apucodec.model_dir import DEFAULT_DIR_NAME
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final line.")
 def export(checkpoint: Path, out: Path, chunk_seconds: float, context_frames: int | None, opset: int,
            no_simplify: bool, codebooks_dtype: str, force: bool, quiet: bool) -> None:
-    """Export CHECKPOINT's encoder and decoder to ONNX and verify them against PyTorch."""
+    """Export a checkpoint's encoder and decoder to ONNX and verify them against PyTorch."""
     require("torch", "export")
     require("onnx", "export")  # onnxsim (or onnxslim) is checked when simplification runs
     from apucodec.export.pipeline import export_model
