@@ -1,0 +1,111 @@
+"""FP32 vs INT8 encoder speed on ONNX Runtime's CPU EP, for a 1 s and a 10 s input (or any durations).
+
+The encoder runs on the runtime's static windows (context + chunk + context), so an input of N seconds costs
+`window_count` window runs; this times exactly those runs, cut by the runtime's own windower from a generated
+signal, and reports the median (and min) over interleaved repeats, the real-time factor and INT8's time relative
+to FP32.
+
+On a CPU without int8 dot-product instructions (VNNI) ONNX Runtime often runs a QDQ graph as float Conv plus
+Quantize/Dequantize work, so INT8 can be slower than FP32 here: the INT8 graph is made for the NPU, and this
+benchmark says what it costs when it falls back to the CPU.
+
+    python benchmarks/encoder_int8.py --model ./apucodec-model --seconds 1 10 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from apucodec.calibration.custom_ops import register_custom_ops
+from apucodec.export.signals import mixture
+from apucodec.model_dir import default_model_path, load_model_dir
+from apucodec.runtime.windows import sample_windows
+
+LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+          "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}
+
+
+def cpu_flags() -> str:
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return " ".join(f for f in wanted if f" {f}" in flags) or "none of avx2/avx512/vnni"
+
+
+def open_session(path: Path, domains: list[str], threads: int, level: str) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = LEVELS[level]
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    register_custom_ops(options, domains)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def time_pass(session: ort.InferenceSession, windows: list[np.ndarray]) -> float:
+    name = session.get_inputs()[0].name
+    started = time.perf_counter()
+    for window in windows:
+        session.run(None, {name: window})
+    return time.perf_counter() - started
+
+
+def time_graphs(sessions: dict[str, ort.InferenceSession], windows: list[np.ndarray],
+                repeats: int) -> dict[str, list[float]]:
+    """Interleaved repeats (fp32, int8, fp32, ...) so that load from other processes hits both graphs alike."""
+    for session in sessions.values():
+        time_pass(session, windows[:1])                     # warm-up: allocations, kernel selection
+    runs: dict[str, list[float]] = {label: [] for label in sessions}
+    for _ in range(repeats):
+        for label, session in sessions.items():
+            runs[label].append(time_pass(session, windows))
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model directory with encoder.int8.onnx")
+    parser.add_argument("--seconds", type=float, nargs="+", default=[1.0, 10.0])
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--opt-level", choices=sorted(LEVELS), default="all",
+                        help="graph optimisation level (the runtime uses 'all')")
+    args = parser.parse_args(argv)
+
+    model = load_model_dir(default_model_path(args.model))
+    if not model.has("encoder_int8"):
+        print(f"{model.path}: no encoder.int8.onnx; run 'apucodec quantize-encoder' first", file=sys.stderr)
+        return 1
+    geometry = model.geometry
+    rate = model.config.sample_rate
+    preset = model.manifest.get("quantization", {}).get("preset", "?")
+    print(f"model {model.label}; window {geometry.window_samples / rate:.2f} s "
+          f"(chunk {geometry.chunk_samples / rate:.2f} s); INT8 preset {preset}")
+    print(f"onnxruntime {ort.__version__}, CPU EP, {args.threads} thread(s), opt level {args.opt_level}, "
+          f"CPU flags: {cpu_flags()}")
+    print(f"{'input':>7} {'windows':>7} {'graph':>6} {'median ms':>10} {'min ms':>8} {'RTF':>7} {'INT8/FP32':>9}")
+    graphs = [("fp32", model.path_of("encoder"), []),
+              ("int8", model.path_of("encoder_int8"), model.files["encoder_int8"].get("custom_op_domains", []))]
+    sessions = {label: open_session(path, domains, args.threads, args.opt_level) for label, path, domains in graphs}
+    for seconds in args.seconds:
+        audio = mixture(int(seconds * rate), rate).astype(np.float32)
+        windows = [w.samples.reshape(1, 1, -1) for w in sample_windows(audio, geometry)]
+        runs = time_graphs(sessions, windows, args.repeats)
+        medians = {label: statistics.median(times) for label, times in runs.items()}
+        for label, times in runs.items():
+            ratio = f"{medians['int8'] / medians['fp32']:.2f}x" if label == "int8" else ""
+            print(f"{seconds:6.1f}s {len(windows):7d} {label:>6} {medians[label] * 1e3:10.1f} {min(times) * 1e3:8.1f} "
+                  f"{medians[label] / seconds:7.4f} {ratio:>9}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
