@@ -126,10 +126,39 @@ def test_seed_format_groupnorm_checkpoint_exports_with_the_chunking_caveat(tmp_p
     assert len(export["caveats"]) == 1 and "GroupNorm" in export["caveats"][0]
     assert any(line.startswith("[export] caveat:") and "GroupNorm" in line for line in lines)
     assert export["stitching"]["encoder"]["passed"] is False  # measured, not assumed
-    assert export["parity"]["encoder"]["snr_db"] >= 80 and export["parity"]["decoder"]["snr_db"] >= 80
+    # well above the 80 dB bar thanks to MultiLevelGroupNorm (one long float32 ReduceMean gave ~93 dB here)
+    assert export["parity"]["encoder"]["snr_db"] >= 110 and export["parity"]["decoder"]["snr_db"] >= 110
     assert md.manifest["window"]["receptive_field"]["pooled_statistics"] is True
     ops = {n.op_type for n in onnx.load(str(md.path_of("encoder"))).graph.node}
     assert "Erf" in ops and "Gelu" not in ops  # opset 17 has no Gelu op
+
+
+def test_group_norm_rewrite_is_exact_and_accurate_in_onnxruntime():
+    import io
+    import warnings
+
+    from apucodec.export.folding import MultiLevelGroupNorm
+    from apucodec.export.graph import simplify
+    from apucodec.export.parity import snr_db
+
+    torch.manual_seed(0)
+    norm = torch.nn.GroupNorm(1, 4)
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    x = torch.randn(1, 4, 145 * 512) * 0.3 + 0.5
+    x[..., 20000:40000] *= 1e-3  # a quiet stretch, like noise bursts' gaps
+    rewritten = MultiLevelGroupNorm(norm).eval()
+    with torch.no_grad():
+        reference = norm.double()(x.double()).numpy()
+        torch.testing.assert_close(rewritten.double()(x.double()).numpy(), reference, rtol=1e-12, atol=1e-12)
+        rewritten.float()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(rewritten, (x,), buffer, dynamo=False, opset_version=17, input_names=["x"])
+    graph, _ = simplify(onnx.load_from_string(buffer.getvalue()))
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert snr_db(reference, session.run(None, {"x": x.numpy()})[0]) > 120
 
 
 def test_cli_export_replaces_a_folder_with_force_and_honours_chunk_seconds(tiny_checkpoint, tmp_path):
