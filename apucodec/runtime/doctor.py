@@ -23,6 +23,7 @@ from typing import Any
 
 from apucodec import __version__
 from apucodec.errors import ApucodecError
+from apucodec.model_dir import ModelDir, load_model_dir
 
 # Distributions worth naming: the runtime's own, the onnxruntime variants that carry other EPs, and the toolchain.
 PACKAGES = ("onnxruntime", "onnxruntime-ep-webgpu", "onnxruntime-vitisai", "onnxruntime-gpu", "onnxruntime-directml",
@@ -90,12 +91,10 @@ def stage_plan_without_model() -> dict[str, list[dict[str, Any]]]:
     return plan
 
 
-def model_plan(model_path: Path) -> dict[str, Any]:
+def model_plan(model: ModelDir) -> dict[str, Any]:
     """Open the model's sessions the way `run` would and return its placement report (real node assignment)."""
-    from apucodec.model_dir import load_model_dir
     from apucodec.runtime.providers import SessionSettings, open_sessions
 
-    model = load_model_dir(model_path)
     warnings: list[str] = []
     try:
         _, report = open_sessions(model, SessionSettings(), warn=warnings.append)
@@ -109,6 +108,12 @@ def collect(model_path: Path | None, model_explicit: bool) -> dict[str, Any]:
     """Everything doctor reports, as plain data (the --json output)."""
     from apucodec.runtime.webgpu import find_webgpu_devices
 
+    # A bad model directory is the user's input error: report it first, before onnxruntime and the plugin log
+    # anything, so it stays the single line the CLI prints. Without --model (or $APUCODEC_MODEL) the default
+    # directory is looked at only if it is there.
+    model = None
+    if model_path is not None and (model_explicit or model_path.exists()):
+        model = load_model_dir(model_path)
     ort_info = onnxruntime_info()
     report: dict[str, Any] = {
         "apucodec": __version__,
@@ -121,9 +126,8 @@ def collect(model_path: Path | None, model_explicit: bool) -> dict[str, Any]:
         "stages": stage_plan_without_model(),
         "model": None,
     }
-    # Without --model (or $APUCODEC_MODEL) the default directory is looked at only if it is there.
-    if model_path is not None and (model_explicit or model_path.exists()):
-        report["model"] = model_plan(model_path)
+    if model is not None:
+        report["model"] = model_plan(model)
     return report
 
 
