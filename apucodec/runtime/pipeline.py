@@ -138,6 +138,9 @@ class Codec:
                                 f"manifest's codec ({self.config.n_codebooks} x {self.config.codebook_size} x "
                                 f"{self.config.latent_dim})")
         self.sessions, self.placement = open_sessions(model, self.settings, warn, stages)
+        for caveat in (model.manifest.get("export") or {}).get("caveats") or []:
+            if warn is not None:  # e.g. a GroupNorm model: windowed output cannot equal whole-file output
+                warn(f"{model.path}: {caveat}")
 
     @classmethod
     def open(cls, model_path: str | Path, settings: SessionSettings | None = None, warn: Warn | None = warn_stderr,

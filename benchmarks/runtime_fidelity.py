@@ -1,0 +1,108 @@
+"""How closely the windowed ONNX runtime reproduces the whole-file PyTorch codec, and the .apc bitrate.
+
+    python benchmarks/runtime_fidelity.py --checkpoint ckpt.pt --model apucodec-model --seconds 10
+
+Prints, for one generated clip (needs torch: the reference is the PyTorch codec with the same weights):
+  * encoder: stitched FP32 ONNX windows vs the whole-file torch encoder, interior max abs error of the latent
+  * rvq: share of codes equal to the torch quantizer's on those latents (ties can flip a code)
+  * decoder: `run`'s output vs the whole-file torch decoder on the same codes, interior max abs error
+  * end to end: `run` vs the whole-file torch codec, interior max abs error (including any tie-flipped codes)
+  * encode -> decode vs run: identical samples and identical WAV files, or not
+  * .apc size: payload and whole-file bitrate vs the codec's nominal bitrate (7.58 kbps for 8 x 2048)
+"Interior" leaves out two context spans at each end of the file, where the windows see zeros instead of the
+whole-file convolutions' zero padding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runtime_run import write_clip  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+
+    import torch
+
+    from apucodec.codec.checkpoint import load_checkpoint
+    from apucodec.runtime.bitstream import HEADER_SIZE, read_apc
+    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.providers import SessionSettings
+    from apucodec.runtime.windows import kept_frames, sample_windows
+
+    torch_model = load_checkpoint(args.checkpoint).model.eval()
+    codec = Codec.open(args.model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=args.threads),
+                       warn=None)
+    g, hop = codec.geometry, codec.geometry.hop
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "clip.wav"
+        write_clip(clip, args.seconds)
+        audio, _ = sf.read(clip, dtype="float32")
+
+        out, result = codec.run_array(audio)
+        codes, _ = codec.encode_array(audio)
+        frames = codes.shape[1]
+        padded = np.zeros(frames * hop, dtype=np.float32)
+        padded[: audio.size] = audio
+        with torch.no_grad():
+            latent_ref = torch_model.encoder(torch.from_numpy(padded)[None, None])
+            codes_ref = torch_model.quantizer.quantize_codes(latent_ref)[0].numpy()
+            whole = torch_model.decoder(torch_model.quantizer.dequantize(torch.from_numpy(codes_ref)[None]))
+            same_codes = torch_model.decoder(torch_model.quantizer.dequantize(
+                torch.from_numpy(codes.astype(np.int64))[None]))
+        whole = whole[0, 0, : audio.size].numpy()
+        same_codes = same_codes[0, 0, : audio.size].numpy()
+        rows = np.concatenate([kept_frames(codec.sessions["encoder"].run(w.samples.reshape(1, 1, -1)), w, g)
+                               for w in sample_windows(audio, g)])
+        latent_ref = latent_ref[0].numpy().T
+
+        margin = 2 * (g.context_frames + 1)
+        fi, si = slice(margin, frames - margin), slice(margin * hop, audio.size - margin * hop)
+        print(f"clip {args.seconds:g} s, {result.windows} windows of {g.window_frames} frames "
+              f"({g.context_frames} context + {g.chunk_frames} chunk + {g.context_frames}), interior = frames "
+              f"{margin}..{frames - margin}")
+        scale = np.abs(latent_ref[fi]).max()
+        print(f"encoder latent interior max abs error: {np.abs(rows[fi] - latent_ref[fi]).max():.3e} "
+              f"(latent max {scale:.3f})")
+        print(f"rvq codes equal to torch's (interior): {(codes[:, fi] == codes_ref[:, fi]).mean() * 100:.3f} %")
+        print(f"decoder (same codes) interior max abs error: {np.abs(out[si] - same_codes[si]).max():.3e} "
+              f"(output peak {np.abs(same_codes[si]).max():.3f})")
+        print(f"end to end vs whole-file torch codec, interior max abs error: {np.abs(out[si] - whole[si]).max():.3e}")
+        edges = max(np.abs(out[: si.start] - whole[: si.start]).max(), np.abs(out[si.stop:] - whole[si.stop:]).max())
+        print(f"edges (outside the interior) max abs error vs whole-file: {edges:.3e}")
+
+        decoded, _ = codec.decode_codes(codes, audio.size)
+        apc, run_wav, dec_wav = Path(tmp) / "x.apc", Path(tmp) / "run.wav", Path(tmp) / "dec.wav"
+        codec.run_file(clip, run_wav)
+        codec.encode_file(clip, apc)
+        codec.decode_file(apc, dec_wav)
+        print(f"encode -> decode == run: samples {'identical' if np.array_equal(decoded, out) else 'DIFFER'}, "
+              f"WAV files {'identical' if filecmp.cmp(run_wav, dec_wav, shallow=False) else 'DIFFER'}")
+        header, _ = read_apc(apc)
+        size = apc.stat().st_size
+        payload_bits = (size - HEADER_SIZE - 4) * 8
+        nominal = codec.config.bitrate(header.n_codebooks)
+        expected_bytes = HEADER_SIZE + math.ceil(header.frames * header.n_codebooks * header.bits_per_code / 8) + 4
+        print(f".apc: {size} bytes (expected {expected_bytes}); payload {payload_bits / args.seconds / 1000:.3f} kbps, "
+              f"whole file {size * 8 / args.seconds / 1000:.3f} kbps; nominal {nominal / 1000:.3f} kbps "
+              f"({header.n_codebooks} x {header.codebook_size} codes, {header.bits_per_code} bits, "
+              f"{codec.config.frame_rate:.2f} frames/s)")
+
+
+if __name__ == "__main__":
+    main()
