@@ -251,19 +251,28 @@ def test_failed_manifest_write_restores_previous_state(quantized_dir: Path, cali
     assert _dir_state(model) == before                       # the earlier encoder.int8.onnx is back in place
 
 
-def test_interrupted_run_leaves_nothing(model_copy: Path, calib_folder: Path) -> None:
+def test_ctrl_c_during_calibration_leaves_nothing(model_copy: Path, calib_folder: Path) -> None:
+    """A real SIGINT in the middle of Quark's calibration pass (which Quark itself turns into a RuntimeError) ends
+    as KeyboardInterrupt, with the model directory untouched and no staging folder left."""
+    import os
+    import signal
+
     from apucodec.calibration.quantize import quantize_encoder
 
     before = _dir_state(model_copy)
+    seen = []
 
     def interrupt(done: int, total: int) -> None:
-        if done == 2:
-            raise KeyboardInterrupt
+        seen.append((done, total))
+        if len(seen) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt):
         quantize_encoder(model_copy, calib_folder, windows=4, on_window=interrupt, threads=1)
+    assert len(seen) == 3 and all(total == 4 for _, total in seen)   # progress counts the calibration windows
     assert _dir_state(model_copy) == before
     assert not [p for p in model_copy.iterdir() if p.is_dir()]   # no staging folder left behind
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 @pytest.mark.parametrize("preset_name", ["a8w8", "a16w8"])

@@ -13,7 +13,10 @@ import contextlib
 import io
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -93,15 +96,73 @@ def _tail(text: str, lines: int = 3) -> str:
     return " | ".join(useful[-lines:])
 
 
-def _run_quark(quark_onnx: Any, chosen_name: str, float_path: Path, out_path: Path, reader: WindowDataReader,
-               work: Path, quiet: bool) -> None:
+@contextlib.contextmanager
+def _calibration_progress(on_window: WindowCallback | None) -> Iterator[bool]:
+    """Report each window as Quark's calibrator runs the float model on it; yields whether that hook is in place.
+
+    Quark 0.13 drains our reader into its own CachedDataReader up front (instant) and then feeds the cached
+    windows to the calibration inference, which is where the minutes go. Swapping in a subclass of that cache for
+    the duration of the call makes the progress bar follow the real work. If a future Quark moves it, the caller
+    falls back to counting windows as they are handed over.
+    """
+    module = sys.modules.get("quark.onnx.quantization.quantize")
+    cache_class = getattr(module, "CachedDataReader", None)
+    if on_window is None or cache_class is None:
+        yield False
+        return
+
+    class ReportingCache(cache_class):  # type: ignore[misc, valid-type]
+        def reset_iter(self) -> None:
+            super().reset_iter()
+            self._apucodec_fed = 0
+
+        def get_next(self):  # type: ignore[no-untyped-def]
+            item = super().get_next()
+            if item is not None:
+                self._apucodec_fed = getattr(self, "_apucodec_fed", 0) + 1
+                on_window(min(self._apucodec_fed, len(self)), len(self))
+            return item
+
+    module.CachedDataReader = ReportingCache
+    try:
+        yield True
+    finally:
+        module.CachedDataReader = cache_class
+
+
+@contextlib.contextmanager
+def _interrupt_guard() -> Iterator[list[bool]]:
+    """Remember a Ctrl-C that arrives while Quark runs: its calibrator catches BaseException and re-raises it as a
+    RuntimeError ("The calibration failed"), which would turn the user's interrupt into a bogus quantization error."""
+    seen = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        seen[0] = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_quark(quark_onnx: Any, chosen_name: str, float_path: Path, out_path: Path, input_name: str,
+               windows: list[Any], on_window: WindowCallback | None, work: Path, quiet: bool) -> None:
     config = build_qconfig(quark_onnx, preset(chosen_name), str(work))
-    with _inside(work, quiet) as captured:
+    with _inside(work, quiet) as captured, _calibration_progress(on_window) as hooked, \
+            _interrupt_guard() as interrupted:
+        reader = WindowDataReader(input_name, windows, None if hooked else on_window)
         try:
             quark_onnx.ModelQuantizer(config).quantize_model(str(float_path), str(out_path), reader)
         except (KeyboardInterrupt, ApucodecError):
             raise
         except Exception as exc:  # Quark raises assorted types (ValueError, RuntimeError, onnx errors)
+            if interrupted[0]:
+                raise KeyboardInterrupt from None
             detail = _tail(captured.getvalue())
             raise ApucodecError(f"{float_path.name}: Quark could not quantize it with preset {chosen_name} "
                                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
@@ -185,10 +246,10 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
         del float_model
 
         status(f"quantizing with {chosen.name} ({chosen.description})")
-        reader = WindowDataReader(input_name, calibration.calibration, on_window)
         staged = work / INT8_FILENAME
         q_started = time.perf_counter()
-        _run_quark(quark_onnx, chosen.name, source, staged, reader, work, quiet)
+        _run_quark(quark_onnx, chosen.name, source, staged, input_name, calibration.calibration, on_window, work,
+                   quiet)
         quantize_seconds = time.perf_counter() - q_started
 
         quantized = onnx.load(str(staged))

@@ -14,15 +14,21 @@ class _WindowProgress:
     def __init__(self) -> None:
         self._bar = None
         self._done = 0
+        self._finished = False
         self._stream = sys.stderr   # captured now: while Quark runs, its own output is redirected
 
     def update(self, done: int, total: int) -> None:
+        if self._finished:
+            return
         if self._bar is None:
             self._bar = click.progressbar(length=total, label="calibration windows", file=self._stream)
             self._bar.__enter__()
         if done > self._done:       # a second pass over the windows (rewind) is not counted again
             self._bar.update(done - self._done)
             self._done = done
+        if done >= total:
+            self.close()
+            self._finished = True
 
     def close(self) -> None:
         if self._bar is not None:
@@ -39,12 +45,13 @@ class _WindowProgress:
               default="xint8", show_default=True,
               help="xint8: power-of-two int8, the NPU preset; a8w8: float-scale int8; a16w8: int16 activations; "
                    "bf16: Quark custom ops (needs amd-quark + torch where it runs).")
-@click.option("--windows", default=64, show_default=True, help="Calibration windows to draw (held-out windows "
-              "for the fidelity report come on top).")
+@click.option("--windows", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Calibration windows to draw (held-out windows for the fidelity report come on top).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the window selection.")
 @click.option("--conv2d", is_flag=True, help="Express the Conv1d layers as Conv2d with height 1 before quantizing "
               "(for NPU compilers that only map 2-D convolutions); inputs and outputs keep their shapes.")
-@click.option("--threads", default=0, show_default=True, help="ONNX Runtime threads for the fidelity check (0: auto).")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="ONNX Runtime threads for the fidelity check (0: auto).")
 @click.option("--verbose", is_flag=True, help="Show Quark's own progress output.")
 def quantize_encoder(model_option: Path | None, calib: Path, preset_name: str, windows: int, seed: int, conv2d: bool,
                      threads: int, verbose: bool) -> None:
