@@ -194,7 +194,9 @@ def test_cli_without_amd_quark(model_copy: Path, calib_folder: Path, monkeypatch
 def test_quantized_encoder_written_and_recorded(quantized_dir: Path, tiny_model_dir: Path) -> None:
     model = load_model_dir(quantized_dir)                   # verifies every sha256, the new file's included
     entry = model.files["encoder_int8"]
-    assert entry["name"] == "encoder.int8.onnx" and entry["preset"] == "xint8"
+    assert entry["name"] == "encoder.int8.onnx" and entry["preset"] == "xint8" and entry["format"] == "QDQ"
+    assert entry["inputs"] == model.files["encoder"]["inputs"] and entry["outputs"] == model.files["encoder"]["outputs"]
+    assert entry["graph"]["opset"] == 17 and entry["graph"]["ops"]["QuantizeLinear"] > 0
     assert model.model_id == load_model_dir(tiny_model_dir).model_id   # .apc files stay decodable
     q = model.manifest["quantization"]
     assert q["preset"] == "xint8" and q["calibration"]["seed"] == 3

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,7 +228,10 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
     onnx = require("onnx", "quantize")
     quark_ver = quark_version()
 
-    work = Path(tempfile.mkdtemp(prefix=".quantize-", dir=model.path))
+    try:
+        work = Path(tempfile.mkdtemp(prefix=".quantize-", dir=model.path))
+    except OSError as exc:
+        raise ApucodecError(f"{model.path}: cannot write into the model directory ({exc.strerror})") from None
     try:
         float_model = onnx.load(str(float_path))
         input_name = float_model.graph.input[0].name
@@ -256,6 +260,8 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
         domains = custom_domains(node.domain for node in quantized.graph.node)
         npu = check_npu_ops(quantized)
         opset = _opset(quantized)
+        graph_ops = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}:{n.op_type}"
+                            for n in quantized.graph.node)
         del quantized
 
         status(f"scoring on {len(calibration.evaluation)} held-out windows")
@@ -267,7 +273,10 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
 
         encoder_entry = model.files["encoder"]
         entry_fields = {k: encoder_entry[k] for k in ("inputs", "outputs") if k in encoder_entry}
-        entry_fields.update({"preset": chosen.name, "opset": opset, "format": "QDQ"})
+        qdq_format = "QDQ" + (f" ({', '.join(domains)} custom ops)" if domains else "")
+        entry_fields.update({"preset": chosen.name, "format": qdq_format,
+                             "graph": {"nodes": sum(graph_ops.values()), "ops": dict(sorted(graph_ops.items())),
+                                       "opset": opset}})
         if domains:
             entry_fields["custom_op_domains"] = domains
         quantization = {
@@ -276,7 +285,7 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
             "activation_bits": chosen.activation_bits,
             "weight_bits": chosen.weight_bits,
             "power_of_two_scales": chosen.power_of_two_scales,
-            "format": "QDQ",
+            "format": qdq_format,
             "opset": opset,
             "conv2d": conv2d,
             "quark_version": quark_ver,
