@@ -190,3 +190,9 @@ def test_unsimplified_export_with_float16_codebooks(tiny_checkpoint, tmp_path):
     reference = load_checkpoint(tiny_checkpoint).model.quantizer.codebooks.numpy()
     assert md.codebooks().dtype == np.float32
     np.testing.assert_allclose(md.codebooks(), reference, rtol=1e-3, atol=1e-3)
+
+
+def test_export_is_deterministic(tiny_model_dir, tiny_checkpoint, tmp_path):
+    """Same checkpoint and geometry -> byte-identical files, so the model id (stamped into .apc files) is stable."""
+    again = export_model(tiny_checkpoint, tmp_path / "again", log=None)
+    assert again.model_id == load_model_dir(tiny_model_dir).model_id
