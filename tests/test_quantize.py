@@ -189,6 +189,26 @@ def test_cli_without_amd_quark(model_copy: Path, calib_folder: Path, monkeypatch
     assert _dir_state(model_copy) == before
 
 
+def test_cli_quark_build_failure_is_one_line(model_copy: Path, calib_folder: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failing first import of quark.onnx (its JIT g++ build, say) is reported, not dumped as a traceback."""
+    import subprocess as sp
+
+    import apucodec.calibration.presets as presets
+
+    real_require = presets.require
+
+    def broken(module: str, extra: str):
+        if module == "quark.onnx":
+            raise sp.CalledProcessError(1, ["ninja", "-v"])
+        return real_require(module, extra)
+
+    monkeypatch.setattr(presets, "require", broken)
+    before = _dir_state(model_copy)
+    _assert_one_line_error(_invoke(model_copy, calib_folder), "amd-quark failed to initialise", "g++")
+    assert _dir_state(model_copy) == before
+
+
 # --- the Quark pass --------------------------------------------------------------------------------------------------
 
 def test_quantized_encoder_written_and_recorded(quantized_dir: Path, tiny_model_dir: Path) -> None:

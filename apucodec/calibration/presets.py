@@ -17,6 +17,7 @@ pointed at apucodec's cache first so that happens once per machine.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from dataclasses import dataclass
 from types import ModuleType
@@ -64,14 +65,27 @@ def import_quark(verbose: bool = False) -> ModuleType:
     """`quark.onnx`, with its JIT cache and log level set first; a missing install names the extra to add.
 
     Quark reads QUARK_LOG_LEVEL once, at import; unless verbose, only critical messages pass (its errors reach
-    us as exceptions and are reported as one line).
+    us as exceptions and are reported as one line). Its import also reconfigures the root logger
+    (`logging.basicConfig(force=True)` at INFO), which we undo so the host process keeps its own logging.
     """
     cache = quark_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(cache))
     os.environ.setdefault("QUARK_LOG_LEVEL", "info" if verbose else "critical")
     require("torch", "quantize")
-    return require("quark.onnx", "quantize")
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        return require("quark.onnx", "quantize")
+    except ApucodecError:
+        raise
+    except Exception as exc:  # the JIT build of Quark's custom-op library failed (no C++ compiler, ninja, ...)
+        raise ApucodecError(f"amd-quark failed to initialise ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                            f"its first import compiles a custom-op library into {cache} and needs a C++ "
+                            "compiler (g++) and ninja") from None
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 def quark_version() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import shutil
 import signal
@@ -78,17 +79,25 @@ class QuantizeResult:
 
 @contextlib.contextmanager
 def _inside(folder: Path, quiet: bool) -> Iterator[io.StringIO]:
-    """cwd -> `folder` (Quark writes quantized_info.csv into the cwd); Quark's own output captured if quiet."""
+    """cwd -> `folder` (Quark writes quantized_info.csv into the cwd); Quark's own output captured if quiet.
+
+    Quark logs some notices through the root logger, whose handler holds the real stderr, so quiet mode also
+    raises the root level for the duration.
+    """
     previous = os.getcwd()
     captured = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
     os.chdir(folder)
     try:
         if quiet:
+            root.setLevel(logging.ERROR)
             with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(captured):
                 yield captured
         else:
             yield captured
     finally:
+        root.setLevel(level)
         os.chdir(previous)
 
 
