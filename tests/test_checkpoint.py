@@ -27,9 +27,10 @@ def seed_state_dict() -> dict[str, torch.Tensor]:
 
 def test_seed_keys_are_the_documented_ones():
     keys = set(seed_state_dict())
-    for expected in ("encoder.input_conv.weight", "encoder.blocks.0.res1.conv1.weight", "encoder.blocks.3.res3.norm.bias",
-                     "encoder.blocks.2.downsample.weight", "encoder.output_conv.weight", "quantizer.codebooks.7",
-                     "decoder.input_conv.weight", "decoder.blocks.0.upsample.weight", "decoder.blocks.3.res2.conv2.bias",
+    for expected in ("encoder.input_conv.weight", "encoder.blocks.0.res1.conv1.weight",
+                     "encoder.blocks.3.res3.norm.bias", "encoder.blocks.2.downsample.weight",
+                     "encoder.output_conv.weight", "quantizer.codebooks.7", "decoder.input_conv.weight",
+                     "decoder.blocks.0.upsample.weight", "decoder.blocks.3.res2.conv2.bias",
                      "decoder.output_conv.bias"):
         assert expected in keys
 
@@ -64,7 +65,7 @@ def test_our_checkpoint_round_trips_with_weight_norm(tmp_path):
     save_checkpoint(path, model, step=3)
     loaded = load_checkpoint(path)
     assert loaded.model.config == model.config
-    for (k1, v1), (k2, v2) in zip(model.state_dict().items(), loaded.model.state_dict().items()):
+    for (k1, v1), (k2, v2) in zip(model.state_dict().items(), loaded.model.state_dict().items(), strict=True):
         assert k1 == k2 and torch.equal(v1, v2)
     assert not list(tmp_path.glob(".*tmp"))  # the temp file was renamed, not left behind
 

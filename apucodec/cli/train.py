@@ -28,15 +28,21 @@ from apucodec.extras import require
 @click.option("--max-minutes", type=float, default=None, help="Stop and save after this much wall time.")
 @click.option("--device", default="auto", show_default=True, help="auto (a CUDA GPU when torch sees one), cpu, cuda.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--l1-weight", default=1.0, show_default=True, help="Weight of the waveform L1 loss.")
+@click.option("--stft-weight", default=1.0, show_default=True, help="Weight of the multi-resolution STFT loss.")
+@click.option("--mel-weight", default=1.0, show_default=True, help="Weight of the multi-scale log-mel loss.")
+@click.option("--commitment-weight", default=0.25, show_default=True, help="Weight of the RVQ commitment loss.")
 @click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue from this checkpoint.")
 def train(data_dir: Path, out: Path, preset_name: str, activation: str | None, steps: int, batch_size: int,
           segment_seconds: float, lr: float, warmup_steps: int, val_every: int, checkpoint_every: int,
-          log_every: int, max_minutes: float | None, device: str, seed: int, resume: Path | None) -> None:
+          log_every: int, max_minutes: float | None, device: str, seed: int, l1_weight: float, stft_weight: float,
+          mel_weight: float, commitment_weight: float, resume: Path | None) -> None:
     """Train APU-Codec on every audio file under DATA_DIR (any format libsndfile reads)."""
     require("torch", "train")
     import dataclasses
 
     from apucodec.codec.config import preset
+    from apucodec.codec.losses import LossWeights
     from apucodec.codec.train import TrainSettings
     from apucodec.codec.train import train as run_training
     from apucodec.errors import ApucodecError
@@ -49,7 +55,8 @@ def train(data_dir: Path, out: Path, preset_name: str, activation: str | None, s
         config = dataclasses.replace(config, activation=activation)
     settings = TrainSettings(steps=steps, batch_size=batch_size, segment_seconds=segment_seconds, lr=lr,
                              warmup_steps=warmup_steps, val_every=val_every, checkpoint_every=checkpoint_every,
-                             log_every=log_every, max_minutes=max_minutes, device=device, seed=seed)
+                             log_every=log_every, max_minutes=max_minutes, device=device, seed=seed,
+                             loss_weights=LossWeights(l1_weight, stft_weight, mel_weight, commitment_weight))
     result = run_training(data_dir, out, config, settings, resume=resume, log=lambda m: click.echo(m, err=True))
     last = result.validation[-1] if result.validation else {}
     click.echo(f"wrote {out}: {result.steps_done} steps in {result.seconds:.0f} s"

@@ -125,7 +125,9 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             state, fmt, extra, step = seed_to_state_dict(data, model), "seed", {}, 0
         else:
             keys = ", ".join(list(data)[:4])
-            raise ApucodecError(f"{path}: not an APU-Codec checkpoint (no config/state_dict or seed keys; found {keys})")
+            raise ApucodecError(
+                f"{path}: not an APU-Codec checkpoint (no config/state_dict or seed keys; found {keys})"
+            )
         model.load_state_dict(state, strict=True)
     except ApucodecError:
         raise

@@ -64,7 +64,7 @@ class _ResidualStack(nn.Module):
     def __init__(self, cfg: CodecConfig, channels: int) -> None:
         super().__init__()
         self._unit_names = [f"res{i}" for i in range(1, len(cfg.dilations) + 1)]
-        for name, dilation in zip(self._unit_names, cfg.dilations):
+        for name, dilation in zip(self._unit_names, cfg.dilations, strict=True):
             self.add_module(name, ResidualUnit(cfg, channels, dilation))
 
     def residuals(self, x: torch.Tensor) -> torch.Tensor:

@@ -60,12 +60,18 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def lr_factor(step: int, settings: TrainSettings) -> float:
-    """Linear warm-up, then cosine decay to min_lr_ratio of the peak."""
+def lr_factor(step: int, settings: TrainSettings, elapsed_s: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to min_lr_ratio of the peak.
+
+    With a wall-time budget (max_minutes) the decay follows whichever runs out first, steps or time, so a run cut
+    short by its budget still ends at a low learning rate instead of stopping mid-plateau.
+    """
     if step < settings.warmup_steps:
         return (step + 1) / settings.warmup_steps
-    span = max(1, settings.steps - settings.warmup_steps)
-    progress = min(1.0, (step - settings.warmup_steps) / span)
+    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
+    if settings.max_minutes:
+        progress = max(progress, elapsed_s / (settings.max_minutes * 60))
+    progress = min(1.0, progress)
     return settings.min_lr_ratio + (1 - settings.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -86,7 +92,7 @@ def validate(model: APUCodec, segments: np.ndarray, device: torch.device, sample
         parts = reconstruction_losses(x, out.audio, sample_rate)
         parts["commitment"] = out.commitment_loss
         losses.append(float(total_loss(parts, weights)))
-        for ref, est in zip(x.cpu().numpy(), out.audio.cpu().numpy()):
+        for ref, est in zip(x.cpu().numpy(), out.audio.cpu().numpy(), strict=True):
             sdrs.append(si_sdr(ref, est))
             mels.append(mel_distance(ref, est, sample_rate))
     model.train(was_training)
@@ -126,13 +132,11 @@ def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = No
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=(0.8, 0.99),
                                   weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, settings))
     if "optimizer" in extra:
         optimizer.load_state_dict(extra["optimizer"])
-        scheduler.load_state_dict(extra["scheduler"])
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(out, model, step, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+        save_checkpoint(out, model, step, optimizer=optimizer.state_dict(),
                         settings={k: v for k, v in asdict(settings).items() if k != "loss_weights"})
 
     history: list[dict[str, float]] = []
@@ -140,6 +144,9 @@ def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = No
     started = time.monotonic()
     step = start_step
     for step in range(start_step, settings.steps):
+        lr = settings.lr * lr_factor(step, settings, time.monotonic() - started)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         batch = torch.from_numpy(source.batch(settings.batch_size, rng)).to(device)
         result = model(batch)
         parts = reconstruction_losses(batch, result.audio, config.sample_rate)
@@ -151,14 +158,13 @@ def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = No
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
         optimizer.step()
-        scheduler.step()
 
         done = step + 1
         if done % settings.log_every == 0 or done == settings.steps or done == start_step + 1:
             entry = {"step": done, "loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()},
                      "perplexity_min": float(result.perplexity.min()),
                      "perplexity_mean": float(result.perplexity.mean()),
-                     "lr": scheduler.get_last_lr()[0], "seconds": time.monotonic() - started}
+                     "lr": lr, "seconds": time.monotonic() - started}
             history.append(entry)
             ppl = " ".join(f"{p:.0f}" for p in result.perplexity.tolist())
             line = (f"step {done}/{settings.steps} loss {entry['loss']:.3f} (l1 {entry['l1']:.4f} "
@@ -169,8 +175,8 @@ def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = No
             metrics = {"step": done, **validate(model, val_segments, device, config.sample_rate,
                                                                 settings.loss_weights)}
             validation.append(metrics)
-            log(f"validation @ {done}: loss {metrics['loss']:.3f}, SI-SDR {metrics['si_sdr']:.2f} dB, mel {metrics['mel']:.3f}, "
-                f"quantization error {metrics['quant_error']:.3f}")
+            log(f"validation @ {done}: loss {metrics['loss']:.3f}, SI-SDR {metrics['si_sdr']:.2f} dB, "
+                f"mel {metrics['mel']:.3f}, quantization error {metrics['quant_error']:.3f}")
         if done % settings.checkpoint_every == 0:
             checkpoint(done)
         if settings.max_minutes is not None and time.monotonic() - started > settings.max_minutes * 60:
