@@ -34,6 +34,8 @@ FORMAT_VERSION = 1
 REQUIRED_ROLES = ("encoder", "codebooks", "decoder")
 DEFAULT_DIR_NAME = "apucodec-model"
 ENV_VAR = "APUCODEC_MODEL"
+# A small trained model shipped inside the package, so `apucodec run in.wav out.wav` works out of the box.
+BUNDLED_DIR = Path(__file__).resolve().parent / "models" / "default"
 
 
 @dataclass(frozen=True)
@@ -165,8 +167,14 @@ class ModelDir:
         write_json_atomic(self.path / MANIFEST_NAME, self.manifest)
 
     @property
+    def is_bundled(self) -> bool:
+        return self.path.resolve() == BUNDLED_DIR
+
+    @property
     def label(self) -> str:
         """How the summary line names this model."""
+        if self.is_bundled:
+            return f"bundled default model (model {self.model_id}; see apucodec/models/default/MODEL.md)"
         return f"{self.path} (model {self.model_id})"
 
 
@@ -208,11 +216,18 @@ def load_model_dir(path: str | Path, verify: bool = True) -> ModelDir:
     return model
 
 
-def default_model_path(option: str | Path | None) -> Path:
-    """--model, else $APUCODEC_MODEL, else ./apucodec-model."""
+def default_model_path(option: str | Path | None, allow_bundled: bool = True) -> Path:
+    """--model, else $APUCODEC_MODEL, else ./apucodec-model, else (when allowed) the bundled default model.
+
+    Commands that write into the model directory (quantize-encoder) pass allow_bundled=False: the bundled copy lives
+    in site-packages and must never be modified in place.
+    """
     if option:
         return Path(option)
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    return Path(DEFAULT_DIR_NAME)
+    local = Path(DEFAULT_DIR_NAME)
+    if allow_bundled and not local.exists() and (BUNDLED_DIR / MANIFEST_NAME).is_file():
+        return BUNDLED_DIR
+    return local

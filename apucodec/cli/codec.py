@@ -39,7 +39,8 @@ def session_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options every codec command shares."""
     options = [
         click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
-                     help="Model directory (default: $APUCODEC_MODEL, then ./apucodec-model)."),
+                     help="Model directory (default: $APUCODEC_MODEL, then ./apucodec-model, then the bundled "
+                          "model)."),
         click.option("--encoder-ep", default=None, metavar="EP[,EP...]",
                      help="Encoder EP order (default: vitisai,cpu). Names: vitisai, cpu, webgpu, migraphx, cuda, dml."),
         click.option("--decoder-ep", default=None, metavar="EP[,EP...]",

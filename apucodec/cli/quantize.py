@@ -59,7 +59,7 @@ def quantize_encoder(model_option: Path | None, calib: Path, preset_name: str, w
     from apucodec.calibration.quantize import quantize_encoder as run_quantize
     from apucodec.model_dir import default_model_path
 
-    model_path = default_model_path(model_option)
+    model_path = default_model_path(model_option, allow_bundled=False)
     progress = _WindowProgress()
     try:
         result = run_quantize(model_path, calib, preset_name=preset_name.lower(), windows=windows, seed=seed,

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
 from apucodec.extras import require
+
+
+@contextlib.contextmanager
+def _progress_bar(steps: int) -> Iterator[Callable[[int, str | None], None] | None]:
+    """A progress bar on a terminal (loss and codebook usage as its status); plain log lines elsewhere."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    status = {"text": ""}
+    with click.progressbar(length=steps, label="training", file=sys.stderr,
+                           item_show_func=lambda _: status["text"]) as bar:
+        def update(step: int, text: str | None) -> None:
+            if text:
+                status["text"] = text
+            bar.update(step - bar.pos)
+
+        yield update
 
 
 @click.command()
@@ -57,7 +77,9 @@ def train(data_dir: Path, out: Path, preset_name: str, activation: str | None, s
                              warmup_steps=warmup_steps, val_every=val_every, checkpoint_every=checkpoint_every,
                              log_every=log_every, max_minutes=max_minutes, device=device, seed=seed,
                              loss_weights=LossWeights(l1_weight, stft_weight, mel_weight, commitment_weight))
-    result = run_training(data_dir, out, config, settings, resume=resume, log=lambda m: click.echo(m, err=True))
+    with _progress_bar(steps) as progress:
+        result = run_training(data_dir, out, config, settings, resume=resume, progress=progress,
+                              log=lambda m: click.echo(m, err=True))
     last = result.validation[-1] if result.validation else {}
     click.echo(f"wrote {out}: {result.steps_done} steps in {result.seconds:.0f} s"
                + (f", validation SI-SDR {last['si_sdr']:.2f} dB, mel {last['mel']:.3f}" if last else ""))

@@ -102,8 +102,13 @@ def validate(model: APUCodec, segments: np.ndarray, device: torch.device, sample
 
 def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = None,
           settings: TrainSettings | None = None, *, resume: str | Path | None = None,
-          log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train (or resume) a codec on the audio under `data_dir`, writing checkpoints to `out`."""
+          log: Callable[[str], None] | None = None,
+          progress: Callable[[int, str | None], None] | None = None) -> TrainResult:
+    """Train (or resume) a codec on the audio under `data_dir`, writing checkpoints to `out`.
+
+    `log` receives the periodic loss/validation lines; `progress(step, status)` is called after every step (status:
+    a short "loss, codebook usage" text at logging steps, else None) so a CLI can drive a progress bar.
+    """
     settings = settings or TrainSettings()
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     out = Path(out)
@@ -171,6 +176,11 @@ def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = No
                     f"stft {entry['stft']:.3f} mel {entry['mel']:.3f} commit {entry['commitment']:.4f}) "
                     f"perplexity [{ppl}] {entry['seconds']:.0f}s")
             log(line)
+            if progress is not None:
+                progress(done, f"loss {entry['loss']:.3f} usage {entry['perplexity_min']:.0f}-"
+                               f"{result.perplexity.max():.0f}/{config.codebook_size}")
+        elif progress is not None:
+            progress(done, None)
         if done % settings.val_every == 0 or done == settings.steps:
             metrics = {"step": done, **validate(model, val_segments, device, config.sample_rate,
                                                                 settings.loss_weights)}
