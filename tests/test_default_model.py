@@ -1,0 +1,52 @@
+"""The bundled default model: found without --model, intact, and it actually reconstructs audio."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from apucodec.audio import read_audio
+from apucodec.cli.main import cli
+from apucodec.metrics import mel_distance
+from apucodec.model_dir import BUNDLED_DIR, ENV_VAR, default_model_path, load_model_dir
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello.wav"
+
+
+@pytest.fixture
+def no_model_configured(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./apucodec-model here
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    return tmp_path
+
+
+def test_bundled_model_is_the_fallback_and_passes_validation(no_model_configured):
+    path = default_model_path(None)
+    assert path == BUNDLED_DIR
+    model = load_model_dir(path)  # checks every file's sha256
+    assert model.is_bundled and "bundled default model" in model.label
+    cfg = model.config
+    assert (cfg.sample_rate, cfg.hop_length, cfg.latent_dim, cfg.n_codebooks, cfg.codebook_size) == (
+        44100, 512, 128, 8, 2048)
+    assert model.has("encoder_int8")
+    total = sum(f.stat().st_size for f in BUNDLED_DIR.iterdir() if f.is_file())
+    assert total < 16_000_000
+    assert (BUNDLED_DIR / "MODEL.md").is_file()
+
+
+def test_quantize_encoder_never_targets_the_bundled_copy(no_model_configured):
+    assert default_model_path(None, allow_bundled=False) == Path("apucodec-model")
+
+
+def test_run_with_no_model_option_uses_the_bundled_model(no_model_configured):
+    out = no_model_configured / "out.wav"
+    result = CliRunner().invoke(cli, ["run", str(EXAMPLE), str(out), "--decoder-ep", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "bundled default model" in result.output
+    reference, _ = read_audio(EXAMPLE)
+    decoded, _ = read_audio(out)
+    assert decoded.shape == reference.shape
+    # A trained codec keeps the spectrum: far closer to the input than noise at a similar level is.
+    noise = np.random.default_rng(0).standard_normal(reference.size).astype(np.float32) * reference.std()
+    assert mel_distance(reference, decoded) < 0.6 * mel_distance(reference, noise)
