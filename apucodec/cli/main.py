@@ -17,6 +17,7 @@ from apucodec.errors import ApucodecError
 
 # command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
+    "bench": "apucodec.cli.bench:bench",
     "decode": "apucodec.cli.codec:decode",
     "doctor": "apucodec.cli.doctor:doctor",
     "quantize-encoder": "apucodec.cli.quantize:quantize_encoder",

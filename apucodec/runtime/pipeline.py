@@ -268,12 +268,15 @@ class Codec:
                 yield audio[start: start + block]
         return blocks
 
-    def run_array(self, audio: np.ndarray, n_codebooks: int | None = None,
-                  progress: Progress | None = None) -> tuple[np.ndarray, RunResult]:
-        """Codec-rate mono samples in, reconstruction of exactly the same length out."""
+    def run_array(self, audio: np.ndarray, n_codebooks: int | None = None, progress: Progress | None = None,
+                  overlap: bool = True) -> tuple[np.ndarray, RunResult]:
+        """Codec-rate mono samples in, reconstruction of exactly the same length out.
+
+        `overlap=False` runs the same stages one window at a time in this thread (bench's sequential baseline).
+        """
         n = self.n_codebooks(n_codebooks)
         pieces: list[np.ndarray] = []
-        lanes, totals = Lanes(self.queue_depth), _Totals()
+        lanes, totals = Lanes(self.queue_depth, overlap=overlap), _Totals()
         start = time.perf_counter()
         lanes.run(self._windows_lane(lanes, self._array_blocks(audio), totals),
                   [("encoder", self._encoder_lane(lanes)), ("rvq", self._quantize_lane(lanes, n, True)),

@@ -4,9 +4,17 @@ The codebooks live here, once, on the CPU side: `quantize` turns encoder latents
 `dequantize` turns codes back into the quantized latent the decoder graph takes (decode). The nearest codeword is
 found with the same formula as training, argmin over ||c||^2 - 2 x.c (||x||^2 is constant per row), as one float32
 GEMM per codebook with the norms computed once at load — so codes match the PyTorch quantizer's, ties aside.
+
+The GEMMs are small ([frames, 128] x [128, 2048] per level), and they run while the encoder and decoder sessions
+work on other windows: a multi-threaded BLAS only adds threads that spin for the cores ONNX Runtime is using (on a
+2-core CPU, under load, OpenBLAS took 12-16 ms per GEMM with 2 threads and 0.7-1.2 ms with one). So each call runs
+with BLAS limited to one thread (threadpoolctl; without it, BLAS keeps its own default).
 """
 
 from __future__ import annotations
+
+import contextlib
+from typing import Any
 
 import numpy as np
 
@@ -22,9 +30,11 @@ class NumpyRVQ:
         if not np.all(np.isfinite(codebooks)):
             raise ApucodecError("codebooks contain NaN or infinite values")
         self.codebooks = np.ascontiguousarray(codebooks, dtype=np.float32)
-        # [n, dim, K]: each level's GEMM reads a contiguous right-hand side.
-        self._codebooks_t = np.ascontiguousarray(self.codebooks.transpose(0, 2, 1))
+        # [n, dim, K]: each level's GEMM reads a contiguous right-hand side. Scaled by -2 here, which is exact in
+        # floating point, so x @ (-2 C^T) + ||c||^2 gives the very scores of the formula with one pass less per level.
+        self._codebooks_t_m2 = np.ascontiguousarray(self.codebooks.transpose(0, 2, 1) * np.float32(-2.0))
         self._norms = np.einsum("nkd,nkd->nk", self.codebooks, self.codebooks, dtype=np.float32)
+        self._blas = _blas_controller()
 
     @property
     def n_codebooks(self) -> int:
@@ -51,14 +61,17 @@ class NumpyRVQ:
         if residual.ndim != 2 or residual.shape[1] != self.dim:
             raise ValueError(f"expected [frames, {self.dim}] latents, got shape {residual.shape}")
         codes = np.empty((n, residual.shape[0]), dtype=np.int32)
-        for level in range(n):
-            scores = residual @ self._codebooks_t[level]   # [frames, K] float32 BLAS
-            scores *= -2.0
-            scores += self._norms[level]
-            idx = scores.argmin(axis=1)
-            codes[level] = idx
-            residual -= self.codebooks[level][idx]
+        with self._one_blas_thread():
+            for level in range(n):
+                scores = residual @ self._codebooks_t_m2[level]   # [frames, K] float32 BLAS: -2 x.c
+                scores += self._norms[level]
+                idx = scores.argmin(axis=1)
+                codes[level] = idx
+                residual -= self.codebooks[level][idx]
         return codes
+
+    def _one_blas_thread(self) -> contextlib.AbstractContextManager[Any]:
+        return self._blas.limit(limits=1) if self._blas is not None else contextlib.nullcontext()
 
     def dequantize(self, codes: np.ndarray) -> np.ndarray:
         """Quantized latent rows [frames, dim]: the sum of each level's looked-up codeword."""
@@ -69,3 +82,18 @@ class NumpyRVQ:
         for level in range(codes.shape[0]):
             out += self.codebooks[level][codes[level]]
         return out
+
+
+_CONTROLLER: Any = None
+
+
+def _blas_controller() -> Any:
+    """threadpoolctl's handle on the BLAS libraries NumPy loaded (found once per process), or None without it."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return None
+        _CONTROLLER = ThreadpoolController().select(user_api="blas")
+    return _CONTROLLER

@@ -1,0 +1,71 @@
+"""`apucodec bench`: per-stage latency, real-time factor sequential vs pipelined, peak RSS, placement, timeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from apucodec.cli.codec import _open_codec, session_options
+from apucodec.errors import ApucodecError
+
+DEFAULT_SECONDS = 10.0
+
+
+@click.command()
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help=f"Audio length: generated audio of this length (default {DEFAULT_SECONDS:g} s), or the first "
+                   "SECONDS of --input.")
+@click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
+              help="Benchmark on this audio file (any format libsndfile reads) instead of generated audio.")
+@click.option("--queue-depth", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Windows each queue between two stages can hold.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (per-window timings included).")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
+              help="Write a timeline picture (one lane per processor, one bar per window); needs apucodec[plot].")
+@session_options
+def bench(seconds: float | None, input_path: Path | None, queue_depth: int, as_json: bool, plot_path: Path | None,
+          **opts: Any) -> None:
+    """Time the codec per stage and window, sequentially and pipelined, and show where each stage ran."""
+    from apucodec.audio import CODEC_RATE, resample
+    from apucodec.runtime.bench import format_report, generated_audio, run_bench
+
+    if plot_path is not None:
+        from apucodec.plotting import check_plot_path
+
+        check_plot_path(plot_path)  # a missing matplotlib or a bad path fails now, not after the benchmark
+    audio, source, notes = _input_audio(input_path, seconds)  # read before the (slow) sessions are opened
+    codec = _open_codec(**opts, stages=("encoder", "decoder"))
+    codec.queue_depth = queue_depth
+    if audio is None:
+        audio = generated_audio(seconds or DEFAULT_SECONDS, codec.sample_rate)
+    elif codec.sample_rate != CODEC_RATE:
+        audio = resample(audio, CODEC_RATE, codec.sample_rate)
+    report = run_bench(codec, audio, source=source, model_label=codec.model.label, notes=notes)
+    if plot_path is not None:
+        from apucodec.plotting import plot_timeline
+
+        plot_timeline(report, plot_path)
+        report.notes.append(f"timeline written to {plot_path}")
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
+
+
+# the placement report is always part of bench's output, so run's --report flag has no job here
+bench.params = [param for param in bench.params if param.name != "report"]
+
+
+def _input_audio(input_path: Path | None, seconds: float | None) -> tuple[Any, str, list[str]]:
+    """(codec-rate samples or None for generated audio, source label, notes about downmix/resampling)."""
+    if input_path is None:
+        return None, "generated", []
+    from apucodec.audio import CODEC_RATE, read_audio
+    from apucodec.runtime.pipeline import input_notes
+
+    audio, info = read_audio(input_path, CODEC_RATE)
+    if seconds is not None:
+        audio = audio[: int(round(seconds * CODEC_RATE))]
+    if audio.size == 0:
+        raise ApucodecError(f"{input_path}: contains no audio samples")
+    return audio, str(input_path), input_notes(info, CODEC_RATE)

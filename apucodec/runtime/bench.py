@@ -1,0 +1,233 @@
+"""`apucodec bench`: where the time goes, on which processor, and what overlapping the stages buys.
+
+One benchmark is three runs of the same audio through the same sessions (all in memory, so disk and resampling
+do not blur the codec's own time):
+
+1. a warm-up of one window, so first-run allocations and kernel selection are not charged to any stage;
+2. sequential: every window goes through encoder -> RVQ -> decoder before the next one is read (one thread);
+3. pipelined: the lanes overlap, one thread per stage, as `apucodec run` does.
+
+Per stage and window it reports p50/p95 latency from both runs (sequential = the stage alone; pipelined = the stage
+while the others compete for the same memory and, on a CPU-only machine, the same cores), each stage's busy time
+and its share of the sequential wall time, what each stage alone could sustain, and overall: wall seconds,
+real-time factor, throughput, the pipelining gain (sequential wall / pipelined wall) and the bound pipelining
+could reach if every stage had its own processor (the busiest stage's time). Peak RSS is the whole process's.
+
+Torch-free, like the rest of the runtime.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from apucodec.runtime.lanes import StageTiming
+from apucodec.runtime.pipeline import Codec, RunResult
+
+STAGES = ("encoder", "rvq", "decoder")
+# The processor each stage is meant for on a Ryzen AI APU (the lanes of the timeline picture).
+PROCESSOR_OF = {"encoder": "NPU", "rvq": "CPU", "decoder": "GPU"}
+
+
+def generated_audio(seconds: float, sample_rate: int) -> np.ndarray:
+    """A reproducible clip (tones + chirp + noise bursts + speech-like pulses): no files needed to benchmark."""
+    from apucodec.export.signals import mixture  # NumPy only; the export package imports nothing heavy
+
+    n = max(1, int(round(seconds * sample_rate)))
+    return mixture(n, sample_rate).astype(np.float32)
+
+
+def percentile_ms(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1e3, q)) if values else float("nan")
+
+
+@dataclass
+class StageStats:
+    """One stage over one run: per-window latency and total busy time."""
+
+    stage: str
+    windows: int
+    p50_ms: float
+    p95_ms: float
+    busy_seconds: float
+
+    @classmethod
+    def of(cls, stage: str, timings: list[StageTiming]) -> StageStats:
+        seconds = [t.seconds for t in timings if t.stage == stage]
+        return cls(stage, len(seconds), percentile_ms(seconds, 50), percentile_ms(seconds, 95), float(sum(seconds)))
+
+
+@dataclass
+class RunStats:
+    """One run (sequential or pipelined): wall time and per-stage statistics."""
+
+    mode: str
+    wall_seconds: float
+    audio_seconds: float
+    windows: int
+    stages: dict[str, StageStats]
+    timings: list[StageTiming] = field(repr=False)
+
+    @classmethod
+    def of(cls, mode: str, result: RunResult) -> RunStats:
+        return cls(mode, result.wall_seconds, result.audio_seconds, result.windows,
+                   {s: StageStats.of(s, result.timings) for s in STAGES}, list(result.timings))
+
+    @property
+    def rtf(self) -> float:
+        return self.wall_seconds / self.audio_seconds
+
+    @property
+    def speed(self) -> float:
+        """Throughput in audio seconds per wall second ("x real time")."""
+        return self.audio_seconds / self.wall_seconds
+
+    @property
+    def windows_per_second(self) -> float:
+        return self.windows / self.wall_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "wall_seconds": self.wall_seconds, "rtf": self.rtf, "x_real_time": self.speed,
+                "windows_per_second": self.windows_per_second,
+                "stages": {name: vars(stats) for name, stats in self.stages.items()},
+                "timings": [vars(t) for t in self.timings]}
+
+
+@dataclass
+class BenchReport:
+    source: str                 # "generated" or the input file's path
+    audio_seconds: float
+    model_label: str
+    model_id: str
+    window_seconds: float
+    chunk_seconds: float
+    windows: int
+    queue_depth: int
+    threads: int
+    sequential: RunStats
+    pipelined: RunStats
+    warmup_seconds: float
+    peak_rss_bytes: int | None
+    rss_before_bytes: int | None
+    placement: Any              # PlacementReport
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def pipelining_gain(self) -> float:
+        return self.sequential.wall_seconds / self.pipelined.wall_seconds
+
+    @property
+    def bottleneck(self) -> StageStats:
+        """The busiest stage (sequential run): with one processor per stage, pipelining cannot beat its time."""
+        return max(self.sequential.stages.values(), key=lambda s: s.busy_seconds)
+
+    def share(self, stage: str) -> float:
+        """The stage's busy time as a fraction of the sequential run's wall time."""
+        return self.sequential.stages[stage].busy_seconds / self.sequential.wall_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "audio_seconds": self.audio_seconds, "model": self.model_label,
+                "model_id": self.model_id, "window_seconds": self.window_seconds, "chunk_seconds": self.chunk_seconds,
+                "windows": self.windows, "queue_depth": self.queue_depth, "threads": self.threads,
+                "warmup_seconds": self.warmup_seconds,
+                "sequential": self.sequential.to_dict(), "pipelined": self.pipelined.to_dict(),
+                "pipelining_gain": self.pipelining_gain,
+                "bottleneck": {"stage": self.bottleneck.stage,
+                               "rtf_bound": self.bottleneck.busy_seconds / self.audio_seconds},
+                "share_of_sequential": {s: self.share(s) for s in STAGES},
+                "peak_rss_bytes": self.peak_rss_bytes, "rss_before_bytes": self.rss_before_bytes,
+                "placement": self.placement.to_dict(), "notes": list(self.notes)}
+
+
+def peak_rss_bytes() -> int | None:
+    """The process's peak resident set so far (None where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
+
+
+def current_rss_bytes() -> int | None:
+    """Resident set now (Linux /proc), to tell what the sessions hold from what a run adds."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def run_bench(codec: Codec, audio: np.ndarray, source: str = "generated", model_label: str | None = None,
+              notes: list[str] | None = None) -> BenchReport:
+    """Warm up, then run `audio` sequentially and pipelined through `codec`; codec-rate mono float32 in."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    geometry, rate = codec.geometry, codec.sample_rate
+    started = time.perf_counter()
+    codec.run_array(audio[: geometry.chunk_samples], overlap=False)
+    warmup = time.perf_counter() - started
+    rss_before = current_rss_bytes()
+    _, sequential = codec.run_array(audio, overlap=False)
+    _, pipelined = codec.run_array(audio, overlap=True)
+    return BenchReport(source=source, audio_seconds=sequential.audio_seconds,
+                       model_label=model_label or codec.model.label, model_id=codec.model.model_id,
+                       window_seconds=geometry.window_samples / rate, chunk_seconds=geometry.chunk_samples / rate,
+                       windows=sequential.windows, queue_depth=codec.queue_depth, threads=codec.settings.threads,
+                       sequential=RunStats.of("sequential", sequential), pipelined=RunStats.of("pipelined", pipelined),
+                       warmup_seconds=warmup, peak_rss_bytes=peak_rss_bytes(), rss_before_bytes=rss_before,
+                       placement=codec.placement, notes=list(notes or []))
+
+
+def _mb(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 2**20:.0f} MB"
+
+
+def format_report(report: BenchReport) -> str:
+    """The plain-text table `apucodec bench` prints."""
+    seq, pipe = report.sequential, report.pipelined
+    threads = report.threads or "onnxruntime default"
+    lines = [f"bench: {report.audio_seconds:.2f} s of {report.source} audio, model {report.model_label}",
+             f"  {report.windows} windows of {report.window_seconds:.2f} s (chunk {report.chunk_seconds:.2f} s), "
+             f"queue depth {report.queue_depth}, intra-op threads per session: {threads}",
+             "",
+             f"{'stage':8s} {'runs on':12s} {'windows':>7s} {'seq p50':>8s} {'seq p95':>8s} {'pipe p50':>9s} "
+             f"{'pipe p95':>9s} {'busy s':>7s} {'share':>6s} {'alone':>7s}",
+             f"{'':8s} {'':12s} {'':>7s} {'ms':>8s} {'ms':>8s} {'ms':>9s} {'ms':>9s} {'(seq)':>7s} {'(seq)':>6s} "
+             f"{'x rt':>7s}"]
+    for stage in STAGES:
+        s, p = seq.stages[stage], pipe.stages[stage]
+        ran_on = _ran_on(report, stage)
+        alone = report.audio_seconds / s.busy_seconds if s.busy_seconds else float("inf")
+        lines.append(f"{stage:8s} {ran_on:12s} {s.windows:7d} {s.p50_ms:8.1f} {s.p95_ms:8.1f} {p.p50_ms:9.1f} "
+                     f"{p.p95_ms:9.1f} {s.busy_seconds:7.3f} {report.share(stage) * 100:5.1f}% {alone:7.2f}")
+    bound = report.bottleneck.busy_seconds / report.audio_seconds
+    lines += ["",
+              f"{'':22s} {'sequential':>11s} {'pipelined':>10s}",
+              f"{'wall s':22s} {seq.wall_seconds:11.3f} {pipe.wall_seconds:10.3f}",
+              f"{'real-time factor':22s} {seq.rtf:11.3f} {pipe.rtf:10.3f}",
+              f"{'throughput x real time':22s} {seq.speed:11.2f} {pipe.speed:10.2f}",
+              f"{'windows per second':22s} {seq.windows_per_second:11.2f} {pipe.windows_per_second:10.2f}",
+              "",
+              f"pipelining gain: {report.pipelining_gain:.2f}x (sequential wall / pipelined wall); with one processor "
+              f"per stage the bound is RTF {bound:.3f} ({report.bottleneck.stage}, the busiest stage)",
+              f"peak RSS: {_mb(report.peak_rss_bytes)} (process; {_mb(report.rss_before_bytes)} resident after "
+              f"opening the sessions and a warm-up of {report.warmup_seconds:.2f} s)"]
+    lines += [f"note: {note}" for note in report.notes]
+    lines.append(report.placement.format())
+    return "\n".join(lines)
+
+
+def _ran_on(report: BenchReport, stage: str) -> str:
+    from apucodec.runtime.providers import short_ep
+
+    try:
+        return short_ep(report.placement.stage(stage).ran_on)
+    except KeyError:
+        return "?"

@@ -1,0 +1,159 @@
+"""`apucodec bench` and the sequential/pipelined runs it compares, on the tiny model (no timed assertions)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from apucodec.cli.main import cli
+from apucodec.runtime.bench import STAGES, format_report, run_bench
+from apucodec.runtime.lanes import Lanes
+from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.providers import SessionSettings
+from tests.audio_factory import speech_like, tone
+
+CPU = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--threads", "1"]
+CPU_ONLY = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
+
+
+@pytest.fixture(scope="module")
+def codec(tiny_model_dir):
+    return Codec.open(tiny_model_dir, CPU_ONLY, warn=None)
+
+
+def _clip(seconds: float) -> np.ndarray:
+    return (speech_like(seconds) + 0.3 * tone(seconds, 220.0)).astype(np.float32)
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def _overlaps(a, b) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def test_sequential_lanes_give_the_same_output_and_never_overlap(codec):
+    audio = _clip(4.0)
+    pipelined, _ = codec.run_array(audio)
+    sequential, result = codec.run_array(audio, overlap=False)
+    np.testing.assert_array_equal(sequential, pipelined)
+    timings = [t for t in result.timings if t.stage in STAGES]
+    assert {t.stage for t in timings} == set(STAGES)
+    for i, a in enumerate(timings):
+        for b in timings[i + 1:]:
+            assert not _overlaps(a, b), (a, b)  # one thread: no two stages at once
+
+
+def test_sequential_lanes_propagate_a_failure_and_close_every_lane():
+    closed = []
+
+    def source():
+        try:
+            yield from range(5)
+        finally:
+            closed.append("source")
+
+    def failing(items):
+        try:
+            for item in items:
+                if item == 2:
+                    raise ValueError("lane failed")
+                yield item
+        finally:
+            closed.append("lane")
+
+    seen = []
+    with pytest.raises(ValueError, match="lane failed"):
+        Lanes(overlap=False).run(source, [("x", failing)], seen.append)
+    assert seen == [0, 1] and sorted(closed) == ["lane", "source"]
+
+
+def test_run_bench_reports_every_stage_and_window(codec):
+    audio = _clip(4.0)
+    report = run_bench(codec, audio, model_label="tiny")
+    assert report.audio_seconds == pytest.approx(4.0)
+    assert report.windows == report.sequential.windows == report.pipelined.windows >= 3
+    for run in (report.sequential, report.pipelined):
+        for stage in STAGES:
+            stats = run.stages[stage]
+            assert stats.windows == report.windows  # each stage saw every window once
+            assert 0 < stats.p50_ms <= stats.p95_ms
+            assert 0 < stats.busy_seconds < run.wall_seconds
+    # the stages' busy times of the sequential run cannot add up to more than its wall time
+    assert sum(report.share(s) for s in STAGES) <= 1.0
+    assert report.pipelining_gain == pytest.approx(report.sequential.wall_seconds / report.pipelined.wall_seconds)
+    assert report.bottleneck.stage in STAGES
+    assert report.peak_rss_bytes is None or report.peak_rss_bytes > 10 * 2**20
+    text = format_report(report)
+    for fragment in ("4.00 s of generated audio", "encoder  CPU", "rvq      NumPy (CPU)", "decoder  CPU",
+                     "real-time factor", "pipelining gain", "peak RSS", "placement:"):
+        assert fragment in text, text
+    json.dumps(report.to_dict())  # everything in the report is plain data
+
+
+def test_bench_cli_json_and_plot(tiny_model_dir, tmp_path):
+    pytest.importorskip("matplotlib")
+    picture = tmp_path / "timeline.png"
+    result = invoke("bench", "--model", str(tiny_model_dir), "--seconds", "3", "--json", "--plot", str(picture), *CPU)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["audio_seconds"] == pytest.approx(3.0) and data["source"] == "generated"
+    assert set(data["sequential"]["stages"]) == set(STAGES)
+    windows = data["windows"]
+    for mode in ("sequential", "pipelined"):
+        stages = [t["stage"] for t in data[mode]["timings"]]
+        assert all(stages.count(s) == windows for s in STAGES), stages
+    assert data["placement"]["encoder"]["ran_on"] == "CPUExecutionProvider"
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["timeline.png"]  # no temp file left beside it
+
+
+def test_bench_cli_on_an_input_file(tiny_model_dir, tmp_path):
+    clip = tmp_path / "in.wav"
+    sf.write(clip, np.stack([_clip(3.0)] * 2, axis=1), 48000)  # stereo, 48 kHz: downmixed and resampled
+    result = invoke("bench", "--model", str(tiny_model_dir), "--input", str(clip), "--seconds", "2", *CPU)
+    assert result.exit_code == 0, result.output
+    assert f"2.00 s of {clip} audio" in result.stdout
+    assert "downmixed to mono" in result.stdout and "resampled from 48000 Hz" in result.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--input", "missing.wav"], "missing.wav"),
+    (["--plot", "timeline.xyz"], "cannot write a .xyz picture"),
+    (["--plot", "no_such_folder/t.png"], "does not exist"),
+])
+def test_bench_cli_bad_input_is_one_line(tiny_model_dir, tmp_path, monkeypatch, args, fragment):
+    if "--plot" in args:
+        pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("bench", "--model", str(tiny_model_dir), "--seconds", "1", *args, *CPU)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in result.output, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_cli_does_not_import_torch(tiny_model_dir):
+    script = textwrap.dedent("""
+        import sys
+        from apucodec.cli.main import cli
+        try:
+            cli(sys.argv[1:], standalone_mode=False)
+        finally:
+            heavy = sorted(m for m in ("torch", "onnx", "quark", "onnxsim") if m in sys.modules)
+            print("HEAVY", heavy, file=sys.stderr)
+    """)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", script, "bench", "--model", str(tiny_model_dir), "--seconds", "1",
+                           *CPU], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stderr and "pipelining gain" in proc.stdout
