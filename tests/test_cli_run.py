@@ -77,9 +77,13 @@ def test_model_from_environment_and_default_folder(tiny_model_dir, clip, tmp_pat
     assert invoke("run", str(clip), str(tmp_path / "a.wav"), *CPU).exit_code == 0
     monkeypatch.delenv("APUCODEC_MODEL")
     monkeypatch.chdir(tmp_path)
-    assert_one_line_error(invoke("run", str(clip), "b.wav", *CPU), "apucodec-model", "no such model directory")
+    bundled = invoke("run", str(clip), "b.wav", *CPU)  # no env, no ./apucodec-model: the bundled model
+    assert bundled.exit_code == 0 and "bundled default model" in bundled.stdout
     shutil.copytree(tiny_model_dir, tmp_path / "apucodec-model")
-    assert invoke("run", str(clip), "b.wav", *CPU).exit_code == 0
+    local = invoke("run", str(clip), "b.wav", *CPU)
+    assert local.exit_code == 0 and "apucodec-model" in local.stdout and "bundled" not in local.stdout
+    assert_one_line_error(invoke("run", str(clip), "c.wav", *CPU, "--model", "nowhere"), "nowhere",
+                          "no such model directory")
 
 
 def test_fallback_warning_and_strict(tiny_model_dir, clip, tmp_path):
@@ -209,7 +213,10 @@ def test_ctrl_c_mid_run_leaves_no_partial_output(tiny_model_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-c", "from apucodec.cli.main import main; main()", "run", str(src), str(out),
                "--model", str(tiny_model_dir), *CPU]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    # A shell that starts CI in the background hands its children SIGINT ignored; the child restores the default so
+    # Python installs its KeyboardInterrupt handler, as it does for a user at a terminal.
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(p.name.startswith(".out.wav") for p in tmp_path.iterdir()):
         time.sleep(0.02)

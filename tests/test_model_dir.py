@@ -122,7 +122,8 @@ def test_geometry_round_trip_and_default_path(monkeypatch, tmp_path):
     with pytest.raises(ValueError):
         WindowGeometry(hop=512, window_frames=16, context_frames=8)
     monkeypatch.delenv(ENV_VAR, raising=False)
-    assert str(default_model_path(None)) == "apucodec-model"
+    monkeypatch.chdir(tmp_path)
+    assert str(default_model_path(None, allow_bundled=False)) == "apucodec-model"
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
     assert default_model_path(None) == tmp_path
     assert str(default_model_path("given")) == "given"
