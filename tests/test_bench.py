@@ -157,3 +157,38 @@ def test_bench_cli_does_not_import_torch(tiny_model_dir):
                            *CPU], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stderr and "pipelining gain" in proc.stdout
+
+
+def test_graph_stages_on_one_processor_take_turns_in_the_pipelined_run(codec):
+    """Both graph stages on the CPU EP: their runs never overlap (the lanes still do), see processor_turns."""
+    _, result = codec.run_array(_clip(4.0))
+    encoder = [t for t in result.timings if t.stage == "encoder"]
+    decoder = [t for t in result.timings if t.stage == "decoder"]
+    assert len(encoder) == len(decoder) >= 3
+    assert not any(_overlaps(a, b) for a in encoder for b in decoder)
+
+
+def test_processor_turns_are_shared_only_by_stages_on_the_same_ep():
+    from apucodec.runtime.pipeline import processor_turns
+    from apucodec.runtime.providers import CPU, VITISAI, WEBGPU, PlacementReport, StagePlacement
+
+    def report(encoder_ep: str, decoder_ep: str) -> PlacementReport:
+        return PlacementReport([StagePlacement("encoder", VITISAI, encoder_ep),
+                                StagePlacement("rvq", "NumPy (CPU)", "NumPy (CPU)"),
+                                StagePlacement("decoder", WEBGPU, decoder_ep)])
+
+    shared = processor_turns(report(CPU, CPU))
+    assert shared["encoder"] is shared["decoder"]
+    apu = processor_turns(report(VITISAI, WEBGPU))
+    assert apu["encoder"] is not apu["decoder"]
+    half = processor_turns(report(VITISAI, CPU))
+    assert half["encoder"] is not half["decoder"]
+
+
+def test_sessions_do_not_spin_unless_asked():
+    from apucodec.runtime.providers import _session_options
+
+    key = "session.intra_op.allow_spinning"
+    assert _session_options(SessionSettings(), False, None).get_session_config_entry(key) == "0"
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # unset: onnxruntime's default (spin)
+        _session_options(SessionSettings(spin=True), False, None).get_session_config_entry(key)

@@ -40,7 +40,11 @@ def to_onnx(module: nn.Module, spec: GraphSpec, opset: int) -> tuple[onnx.ModelP
 
 # onnxsim passes that undo deliberate numerics: fusing consecutive ReduceMeans turns MultiLevelGroupNorm's staged
 # means (see folding.py) back into one long float32 sum in ORT (measured: 125 dB -> 93 dB parity on a GroupNorm model).
-SKIPPED_SIMPLIFIER_PASSES = ["fuse_consecutive_reduce"]
+# And passes that hide patterns ONNX Runtime fuses: folding GELU's trailing "* 0.5" into the next Conv's weights
+# leaves x * (1 + erf(x / sqrt 2)), which ORT can no longer fuse into one Gelu kernel (13 of 29 GELUs of the default
+# encoder stayed as Div/Erf/Add/Mul; with them fused: 4 % lower pipeline RTF in apucodec bench), and it turns those
+# Conv weights into Constant nodes, which the Conv2d rewrite of quantize-encoder --conv2d does not accept.
+SKIPPED_SIMPLIFIER_PASSES = ["fuse_consecutive_reduce", "fuse_preceding_mul_into_conv"]
 
 
 def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:

@@ -15,7 +15,9 @@ Every file output goes through a temp file renamed at the end, so a failure or C
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -110,6 +112,25 @@ def input_notes(info: AudioInfo, rate: int) -> list[str]:
     return notes
 
 
+def processor_turns(placement: PlacementReport) -> dict[str, Any]:
+    """Per graph stage, a lock shared with every other stage placed on the same execution provider.
+
+    The lanes overlap so that the NPU, CPU and GPU work on different windows at once. Two graph sessions on the
+    same processor gain nothing from that: on the CPU EP each session's thread pool already uses every core, and
+    running both at once oversubscribes them (apucodec bench, default model, 2 cores: pipelined RTF 0.82-0.89
+    overlapping vs 0.72-0.76 one after the other). So such stages take turns, while the RVQ lane and file I/O
+    still overlap with them; stages on different processors never wait for each other.
+    """
+    locks: dict[str, threading.Lock] = {}
+    turns: dict[str, Any] = {}
+    for stage in placement.stages:
+        if stage.stage in ("encoder", "decoder"):
+            turns[stage.stage] = locks.setdefault(stage.ran_on, threading.Lock())
+    for stage in ("encoder", "decoder"):
+        turns.setdefault(stage, contextlib.nullcontext())
+    return turns
+
+
 def check_distinct(input_path: Path, output_path: Path) -> None:
     """Refuse to overwrite the input with the output."""
     same = False
@@ -138,6 +159,7 @@ class Codec:
                                 f"manifest's codec ({self.config.n_codebooks} x {self.config.codebook_size} x "
                                 f"{self.config.latent_dim})")
         self.sessions, self.placement = open_sessions(model, self.settings, warn, stages)
+        self._turn = processor_turns(self.placement)
         for caveat in (model.manifest.get("export") or {}).get("caveats") or []:
             if warn is not None:  # e.g. a GroupNorm model: windowed output cannot equal whole-file output
                 warn(f"{model.path}: {caveat}")
@@ -200,7 +222,7 @@ class Codec:
 
         def lane(windows: Iterator[Any]) -> Iterator[Any]:
             for window in windows:
-                with lanes.timed("encoder", window.index):
+                with self._turn["encoder"], lanes.timed("encoder", window.index):
                     out = session.run(window.samples.reshape(1, 1, -1))
                     if out.shape != expected:
                         raise ApucodecError(f"{self.model.path / session.placement.graph}: output shape "
@@ -231,7 +253,7 @@ class Codec:
         expected = (1, 1, self.geometry.window_samples)
 
         def run(window: Any) -> tuple[int, np.ndarray]:
-            with lanes.timed("decoder", window.index):
+            with self._turn["decoder"], lanes.timed("decoder", window.index):
                 out = session.run(window.latent[None])
                 if out.shape != expected:
                     raise ApucodecError(f"{self.model.path / session.placement.graph}: output shape "
