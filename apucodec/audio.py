@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, require_file
 
 CODEC_RATE = 44100
 
@@ -36,11 +36,7 @@ class AudioInfo:
 
 def probe(path: str | Path) -> AudioInfo:
     """Header information, with one-line errors for paths that are not readable audio."""
-    path = Path(path)
-    if not path.exists():
-        raise ApucodecError(f"{path}: no such file")
-    if path.is_dir():
-        raise ApucodecError(f"{path}: is a directory, expected an audio file")
+    path = require_file(Path(path), "an audio file")
     try:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError with libsndfile's text

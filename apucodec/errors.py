@@ -4,6 +4,20 @@ The CLI turns it into a single line on stderr and a non-zero exit, so raising it
 the user's input, not our bug" — anything else is a real bug and keeps its traceback.
 """
 
+from pathlib import Path
+
 
 class ApucodecError(Exception):
     """A user-facing failure whose message is complete on its own line."""
+
+
+def require_file(path: Path, expected: str, missing: str = "no such file") -> Path:
+    """The one-line errors every reader gives for an input path that is absent or a folder, before it parses.
+
+    `expected` names what the file should have been ("an audio file"), so a folder passed by mistake says so.
+    """
+    if not path.exists():
+        raise ApucodecError(f"{path}: {missing}")
+    if path.is_dir():
+        raise ApucodecError(f"{path}: is a directory, expected {expected}")
+    return path

@@ -46,15 +46,13 @@ def visqol_scorer():
 
 def evaluate(model_dir: Path, folder: Path, n_codebooks: int | None) -> dict[str, list[dict[str, float]]]:
     model = load_model_dir(model_dir)
-    paths = {"fp32": "fp32"}
-    if model.has("encoder_int8"):
-        paths["int8"] = "int8"
+    graphs = ["fp32", "int8"] if model.has("encoder_int8") else ["fp32"]
     files = list_audio_files(folder)
     if not files:
         raise ApucodecError(f"{folder}: no audio files")
     visqol = visqol_scorer()
     results: dict[str, list[dict[str, float]]] = {}
-    for name, graph in paths.items():
+    for graph in graphs:
         codec = Codec(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), encoder_graph=graph),
                       warn=None)
         rows = []
@@ -65,7 +63,7 @@ def evaluate(model_dir: Path, folder: Path, n_codebooks: int | None) -> dict[str
             if visqol is not None:
                 row["visqol"] = visqol(reference, decoded)
             rows.append(row)
-        results[name] = rows
+        results[graph] = rows
     return results
 
 

@@ -20,7 +20,7 @@ import torch
 from apucodec import __version__
 from apucodec.codec.config import CodecConfig
 from apucodec.codec.model import APUCodec
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, require_file
 
 SEED_CODEBOOK_PREFIX = "quantizer.codebooks."
 
@@ -59,10 +59,7 @@ def save_checkpoint(path: str | Path, model: APUCodec, step: int, **extra: Any) 
 
 
 def _read(path: Path) -> Any:
-    if not path.exists():
-        raise ApucodecError(f"{path}: no such checkpoint file")
-    if path.is_dir():
-        raise ApucodecError(f"{path}: is a directory, expected a checkpoint file")
+    require_file(path, "a checkpoint file", missing="no such checkpoint file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for bad files

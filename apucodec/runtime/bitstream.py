@@ -35,7 +35,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, require_file
 from apucodec.runtime.windows import frames_for_length
 
 MAGIC = b"APC\x1a"
@@ -227,11 +227,7 @@ def parse_apc(data: bytes, source: str = "<bytes>") -> tuple[ApcHeader, np.ndarr
 
 def read_apc(path: str | Path) -> tuple[ApcHeader, np.ndarray]:
     """Read and validate an .apc file (one-line errors for missing, directory, truncated, corrupted)."""
-    path = Path(path)
-    if not path.exists():
-        raise ApucodecError(f"{path}: no such file")
-    if path.is_dir():
-        raise ApucodecError(f"{path}: is a directory, expected an .apc file")
+    path = require_file(Path(path), "an .apc file")
     try:
         with open(path, "rb") as fh:
             head = fh.read(len(MAGIC))
