@@ -8,15 +8,27 @@ pipelined lanes, the runtime's own thread policy unless --threads), both graph s
 encoder and, if the model directory has one, the INT8 encoder — which is made for the NPU; on a CPU it shows what
 the fallback costs. Each variant is timed once after a one-window warm-up. The outputs are compared too (SNR of
 the pipeline's output against PyTorch's), so a fast but wrong graph cannot pass for a speed-up.
+
+Then the roofline, measured in the same run: the FP32 GEMM speed of this CPU (ONNX Runtime's MatMul, the MLAS
+kernels its Conv runs on, with the runtime's threads; NumPy's BLAS beside it), the convolutions' FLOPs per audio
+second (the manifest's count), and from them the compute floor — the wall time of the clip's convolutions at
+GEMM speed with no window overlap and nothing else — and the largest ratio over PyTorch eager any FP32 engine
+could reach on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from apucodec.model_dir import ModelDir
 
 
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -57,6 +69,65 @@ def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads:
     return result.wall_seconds, out, f"{result.placement.summary()}, {result.windows} windows"
 
 
+def gemm_gflops(threads: int, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
+    """Best-of-`repeats` FP32 GEMM speed (size^3): ONNX Runtime's MatMul and NumPy's matmul, in GFLOP/s."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in "ab"],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                                   .SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    def best(run: Callable[[], object]) -> float:
+        run()  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return 2 * size**3 / min(times) / 1e9
+
+    return best(lambda: session.run(None, {"a": a, "b": b})), best(lambda: a @ b)
+
+
+def roofline_lines(model: ModelDir, audio_seconds: float, threads: int, rows: list[tuple]) -> list[str]:
+    """The clip's convolution work against this CPU's GEMM speed, and what that allows against PyTorch."""
+    gflop = {role: model.files[role].get("graph", {}).get("gflop") for role in ("encoder", "decoder")}
+    if not all(isinstance(v, (int, float)) for v in gflop.values()):
+        return [f"roofline: {model.path}/manifest.json has no FLOP counts (exported before they were recorded); "
+                "re-export to get the roofline"]
+    geometry = model.geometry
+    per_second = {role: g / geometry.window_frames * model.config.frame_rate for role, g in gflop.items()}
+    clip_gflop = sum(per_second.values()) * audio_seconds
+    windows = math.ceil(audio_seconds * model.config.sample_rate / geometry.chunk_samples)
+    windowed_gflop = windows * sum(gflop.values())
+    ort_gemm, numpy_gemm = gemm_gflops(threads)
+    gemm = max(ort_gemm, numpy_gemm)
+    torch_s = rows[0][1]
+    floors = {"whole clip, no overlap": clip_gflop / gemm,
+              f"the runtime's {windows} static windows": windowed_gflop / gemm}
+    lines = [f"roofline: FP32 GEMM {ort_gemm:.0f} GFLOP/s (ONNX Runtime MatMul 2048^3, threads "
+             f"{threads or 'default'}), {numpy_gemm:.0f} GFLOP/s (NumPy); the floor uses the faster",
+             f"  convolutions: {sum(per_second.values()):.1f} GFLOP per audio second (encoder "
+             f"{per_second['encoder']:.1f} + decoder {per_second['decoder']:.1f}); this clip {clip_gflop:.0f} GFLOP, "
+             f"{windowed_gflop:.0f} GFLOP in {windows} windows of {sum(gflop.values()):.1f} (context overlap and the "
+             "last window's padding)",
+             "  useful GFLOP/s (the clip's work / wall): "
+             + ", ".join(f"{name} {clip_gflop / seconds:.0f}" for name, seconds, *_ in rows)]
+    lines += [f"  compute floor at GEMM speed, {what}: {floor:.2f} s (RTF {floor / audio_seconds:.3f}): no FP32 "
+              f"engine can be more than {torch_s / floor:.2f}x faster than PyTorch eager here"
+              for what, floor in floors.items()]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="the checkpoint the model directory was exported from")
@@ -89,6 +160,7 @@ def main() -> None:
         print(f"{name:32s} {seconds:8.2f} {seconds / args.seconds:7.3f} {ratio:8.2f}x {snr_text:>16s}  {notes}")
     if "int8" not in graphs:
         print(f"(no encoder.int8.onnx in {model.path}: run 'apucodec quantize-encoder' to add the INT8 row)")
+    print("\n".join(roofline_lines(model, args.seconds, args.threads, rows)))
 
 
 if __name__ == "__main__":

@@ -93,11 +93,22 @@ def test_run_bench_reports_every_stage_and_window(codec):
     assert report.pipelining_gain == pytest.approx(report.sequential.wall_seconds / report.pipelined.wall_seconds)
     assert report.bottleneck.stage in STAGES
     assert report.peak_rss_bytes is None or report.peak_rss_bytes > 10 * 2**20
+    # the graph stages' work comes from the manifest's FLOP counts; the RVQ lane has none
+    files = codec.model.files
+    assert report.gflop_per_window == {"encoder": files["encoder"]["graph"]["gflop"],
+                                       "decoder": files["decoder"]["graph"]["gflop"]}
+    seq = report.sequential.stages["encoder"]
+    assert report.gflops("encoder") == pytest.approx(report.gflop_per_window["encoder"] * seq.windows
+                                                     / seq.busy_seconds)
+    assert report.gflops("rvq") is None
     text = format_report(report)
     for fragment in ("4.00 s of generated audio", "encoder  CPU", "rvq      NumPy (CPU)", "decoder  CPU",
-                     "real-time factor", "pipelining gain", "peak RSS", "placement:"):
+                     "real-time factor", "pipelining gain", "peak RSS", "placement:", "GFLOP/s",
+                     "work per window"):
         assert fragment in text, text
     json.dumps(report.to_dict())  # everything in the report is plain data
+    report.gflop_per_window = {}  # a model exported before FLOPs were recorded: no column values, no work line
+    assert report.gflops("encoder") is None and "work per window" not in format_report(report)
 
 
 def test_bench_cli_json_and_plot(tiny_model_dir, tmp_path):

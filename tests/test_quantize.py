@@ -217,6 +217,8 @@ def test_quantized_encoder_written_and_recorded(quantized_dir: Path, tiny_model_
     assert entry["name"] == "encoder.int8.onnx" and entry["preset"] == "xint8" and entry["format"] == "QDQ"
     assert entry["inputs"] == model.files["encoder"]["inputs"] and entry["outputs"] == model.files["encoder"]["outputs"]
     assert entry["graph"]["opset"] == 17 and entry["graph"]["ops"]["QuantizeLinear"] > 0
+    # the same convolutions in INT8: the same FLOP count as the FP32 graph
+    assert entry["graph"]["gflop"] == pytest.approx(model.files["encoder"]["graph"]["gflop"])
     assert model.model_id == load_model_dir(tiny_model_dir).model_id   # .apc files stay decodable
     q = model.manifest["quantization"]
     assert q["preset"] == "xint8" and q["calibration"]["seed"] == 3

@@ -235,6 +235,8 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
         status("loading amd-quark: the first run on a machine compiles its custom-op library (about a minute)")
     quark_onnx = import_quark(verbose=not quiet)
     onnx = require("onnx", "quantize")
+    from apucodec.export.cost import graph_gflop
+
     quark_ver = quark_version()
 
     try:
@@ -271,6 +273,7 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
         opset = _opset(quantized)
         graph_ops = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}:{n.op_type}"
                             for n in quantized.graph.node)
+        gflop = graph_gflop(quantized)
         del quantized
 
         status(f"scoring on {len(calibration.evaluation)} held-out windows")
@@ -285,7 +288,7 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
         qdq_format = "QDQ" + (f" ({', '.join(domains)} custom ops)" if domains else "")
         entry_fields.update({"preset": chosen.name, "format": qdq_format,
                              "graph": {"nodes": sum(graph_ops.values()), "ops": dict(sorted(graph_ops.items())),
-                                       "opset": opset}})
+                                       "opset": opset, "gflop": gflop}})
         if domains:
             entry_fields["custom_op_domains"] = domains
         quantization = {

@@ -30,7 +30,7 @@ from apucodec.codec.checkpoint import load_checkpoint
 from apucodec.codec.config import CodecConfig
 from apucodec.codec.model import APUCodec
 from apucodec.errors import ApucodecError
-from apucodec.export import DEFAULT_CHUNK_SECONDS, DEFAULT_OPSET, graph, parity, probe, stitching
+from apucodec.export import DEFAULT_CHUNK_SECONDS, DEFAULT_OPSET, cost, graph, parity, probe, stitching
 from apucodec.export.folding import fold_weight_norm
 from apucodec.export.receptive_field import ReceptiveField, chunk_frames_for, receptive_field
 from apucodec.export.specs import GraphSpec, graph_specs
@@ -227,7 +227,7 @@ def _step_graphs(modules: dict[str, Any], specs: dict[str, GraphSpec], opset: in
                         f"{list(spec.input.shape)} -> {list(spec.output.shape)}")
         protos[role] = proto
         graph_info[role] = {"nodes_exported": before["nodes"], "nodes": after["nodes"], "ops": after["ops"],
-                            "opset": opset}
+                            "opset": opset, "gflop": cost.graph_gflop(proto)}
     return protos, graph_info, exporter, simplifier
 
 

@@ -115,6 +115,9 @@ class BenchReport:
     rss_before_bytes: int | None
     placement: Any              # PlacementReport
     notes: list[str] = field(default_factory=list)
+    # GFLOP one window of each graph stage costs (the manifest's count; missing for models exported before it was
+    # recorded): with busy time it says how close a stage runs to what its processor can do.
+    gflop_per_window: dict[str, float] = field(default_factory=dict)
 
     @property
     def pipelining_gain(self) -> float:
@@ -129,6 +132,13 @@ class BenchReport:
         """The stage's busy time as a fraction of the sequential run's wall time."""
         return self.sequential.stages[stage].busy_seconds / self.sequential.wall_seconds
 
+    def gflops(self, stage: str) -> float | None:
+        """GFLOP/s the stage reached while busy (sequential run), or None without a FLOP count."""
+        stats = self.sequential.stages[stage]
+        if stage not in self.gflop_per_window or not stats.busy_seconds:
+            return None
+        return self.gflop_per_window[stage] * stats.windows / stats.busy_seconds
+
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "audio_seconds": self.audio_seconds, "model": self.model_label,
                 "model_id": self.model_id, "window_seconds": self.window_seconds, "chunk_seconds": self.chunk_seconds,
@@ -139,6 +149,8 @@ class BenchReport:
                 "bottleneck": {"stage": self.bottleneck.stage,
                                "rtf_bound": self.bottleneck.busy_seconds / self.audio_seconds},
                 "share_of_sequential": {s: self.share(s) for s in STAGES},
+                "gflop_per_window": dict(self.gflop_per_window),
+                "gflops_sequential": {s: self.gflops(s) for s in self.gflop_per_window},
                 "peak_rss_bytes": self.peak_rss_bytes, "rss_before_bytes": self.rss_before_bytes,
                 "placement": self.placement.to_dict(), "notes": list(self.notes)}
 
@@ -182,7 +194,22 @@ def run_bench(codec: Codec, audio: np.ndarray, source: str = "generated", model_
                        windows=sequential.windows, queue_depth=codec.queue_depth, threads=codec.settings.threads,
                        sequential=RunStats.of("sequential", sequential), pipelined=RunStats.of("pipelined", pipelined),
                        warmup_seconds=warmup, peak_rss_bytes=peak_rss_bytes(), rss_before_bytes=rss_before,
-                       placement=codec.placement, notes=list(notes or []))
+                       placement=codec.placement, notes=list(notes or []), gflop_per_window=stage_gflop(codec))
+
+
+def stage_gflop(codec: Codec) -> dict[str, float]:
+    """GFLOP per window of the graph each stage loaded, from the manifest entry of that graph file."""
+    by_name = {entry.get("name"): entry for entry in codec.model.files.values()}
+    counts = {}
+    for stage in STAGES:
+        try:
+            graph_file = codec.placement.stage(stage).graph
+        except KeyError:
+            continue
+        gflop = by_name.get(graph_file, {}).get("graph", {}).get("gflop")
+        if isinstance(gflop, (int, float)):
+            counts[stage] = float(gflop)
+    return counts
 
 
 def _mb(value: int | None) -> str:
@@ -198,15 +225,17 @@ def format_report(report: BenchReport) -> str:
              f"queue depth {report.queue_depth}, intra-op threads per session: {threads}",
              "",
              f"{'stage':8s} {'runs on':12s} {'windows':>7s} {'seq p50':>8s} {'seq p95':>8s} {'pipe p50':>9s} "
-             f"{'pipe p95':>9s} {'busy s':>7s} {'share':>6s} {'alone':>7s}",
+             f"{'pipe p95':>9s} {'busy s':>7s} {'share':>6s} {'alone':>7s} {'GFLOP/s':>8s}",
              f"{'':8s} {'':12s} {'':>7s} {'ms':>8s} {'ms':>8s} {'ms':>9s} {'ms':>9s} {'(seq)':>7s} {'(seq)':>6s} "
-             f"{'x rt':>7s}"]
+             f"{'x rt':>7s} {'(seq)':>8s}"]
     for stage in STAGES:
         s, p = seq.stages[stage], pipe.stages[stage]
         ran_on = _ran_on(report, stage)
         alone = report.audio_seconds / s.busy_seconds if s.busy_seconds else float("inf")
+        gflops = report.gflops(stage)
         lines.append(f"{stage:8s} {ran_on:12s} {s.windows:7d} {s.p50_ms:8.1f} {s.p95_ms:8.1f} {p.p50_ms:9.1f} "
-                     f"{p.p95_ms:9.1f} {s.busy_seconds:7.3f} {report.share(stage) * 100:5.1f}% {alone:7.2f}")
+                     f"{p.p95_ms:9.1f} {s.busy_seconds:7.3f} {report.share(stage) * 100:5.1f}% {alone:7.2f} "
+                     f"{'-' if gflops is None else f'{gflops:.1f}':>8s}")
     bound = report.bottleneck.busy_seconds / report.audio_seconds
     lines += ["",
               f"{'':22s} {'sequential':>11s} {'pipelined':>10s}",
@@ -217,11 +246,19 @@ def format_report(report: BenchReport) -> str:
               "",
               f"pipelining gain: {report.pipelining_gain:.2f}x (sequential wall / pipelined wall); with one processor "
               f"per stage the bound is RTF {bound:.3f} ({report.bottleneck.stage}, the busiest stage)",
+              *_work_line(report),
               f"peak RSS: {_mb(report.peak_rss_bytes)} (process; {_mb(report.rss_before_bytes)} resident after "
               f"opening the sessions and a warm-up of {report.warmup_seconds:.2f} s)"]
     lines += [f"note: {note}" for note in report.notes]
     lines.append(report.placement.format())
     return "\n".join(lines)
+
+
+def _work_line(report: BenchReport) -> list[str]:
+    if not report.gflop_per_window:
+        return []
+    per_window = ", ".join(f"{stage} {gflop:.2f}" for stage, gflop in report.gflop_per_window.items())
+    return [f"work per window (Conv/ConvTranspose multiply-adds, from the manifest): {per_window} GFLOP"]
 
 
 def _ran_on(report: BenchReport, stage: str) -> str:
