@@ -1,8 +1,9 @@
 """The model directory: the contract between export, quantization and the runtime.
 
     model/
-      manifest.json      what every other file is, with sha256, role, I/O names and shapes; codec config; window
-                         geometry; export parity; quantization; producer versions
+      manifest.json      what every other file is, with sha256, role, I/O names and shapes, graph facts (ops,
+                         GFLOP per window: optional, bench reads it); codec config; window geometry; export
+                         parity; quantization; producer versions
       encoder.onnx       FP32, [1, 1, window_samples] -> [1, latent, window_frames]
       encoder.int8.onnx  optional, written by quantize-encoder
       codebooks.npy      [n_codebooks, codebook_size, latent] (float32, or float16 widened at load)

@@ -5,8 +5,9 @@ The encoder runs on the runtime's static windows (context + chunk + context), so
 signal, and reports the median (and min) over interleaved repeats, the real-time factor and INT8's time relative
 to FP32.
 
-On a CPU without int8 dot-product instructions (VNNI) ONNX Runtime often runs a QDQ graph as float Conv plus
-Quantize/Dequantize work, so INT8 can be slower than FP32 here: the INT8 graph is made for the NPU, and this
+On x86 ONNX Runtime fuses Q/DQ pairs into integer kernels only for uint8 activations (int8 ones only on ARM),
+and the NPU presets quantize activations to int8, so the CPU EP runs the graph as float Conv plus
+Quantize/Dequantize work, VNNI or not, and INT8 is slower than FP32 here: the INT8 graph is made for the NPU, and this
 benchmark says what it costs when it falls back to the CPU.
 
     python benchmarks/encoder_int8.py --model ./apucodec-model --seconds 1 10 --threads 1

@@ -11,9 +11,9 @@ the pipeline's output against PyTorch's), so a fast but wrong graph cannot pass 
 
 Then the roofline, measured in the same run: the FP32 GEMM speed of this CPU (ONNX Runtime's MatMul, the MLAS
 kernels its Conv runs on, with the runtime's threads; NumPy's BLAS beside it), the convolutions' FLOPs per audio
-second (the manifest's count), and from them the compute floor — the wall time of the clip's convolutions at
-GEMM speed with no window overlap and nothing else — and the largest ratio over PyTorch eager any FP32 engine
-could reach on this machine.
+second (the manifest's count), and from them two compute floors — the wall time of the clip's convolutions at
+GEMM speed and nothing else, once for the whole clip and once for the runtime's static windows (context overlap
+and the last window's padding included) — and the largest ratio over PyTorch eager each allows on this machine.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ def run_bench(codec: Codec, audio: np.ndarray, source: str = "generated", model_
 def stage_gflop(codec: Codec) -> dict[str, float]:
     """GFLOP per window of the graph each stage loaded, from the manifest entry of that graph file."""
     by_name = {entry.get("name"): entry for entry in codec.model.files.values()}
-    counts = {}
+    counts: dict[str, float] = {}
     for stage in STAGES:
         try:
             graph_file = codec.placement.stage(stage).graph

@@ -10,8 +10,9 @@ Runtime's own assignment record, or its profiler on versions without one) and wh
 quietly move single nodes to the CPU either.
 
 The encoder has two graphs: encoder.int8.onnx is made for the NPU, so it runs where the encoder runs on the Vitis
-AI EP; on the CPU the FP32 graph runs (on CPUs without VNNI, ONNX Runtime ran the INT8 graph slower and less
-accurately). `encoder_graph="fp32"|"int8"` forces either.
+AI EP; on the CPU the FP32 graph runs (ONNX Runtime fuses Q/DQ into integer kernels on x86 only for uint8
+activations, and the NPU presets use int8 ones, so on a CPU the INT8 graph is float Conv plus Q/DQ: slower and
+less accurate). `encoder_graph="fp32"|"int8"` forces either.
 """
 
 from __future__ import annotations
