@@ -19,8 +19,10 @@ COUNTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 def _known_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     """Static shape of every value the graph names: inputs, outputs, inferred intermediates, weights."""
-    inferred = shape_inference.infer_shapes(model)
-    graph = inferred.graph
+    try:
+        graph = shape_inference.infer_shapes(model).graph
+    except shape_inference.InferenceError:
+        graph = model.graph  # a count is optional metadata: fall back to the shapes the graph already records
     shapes: dict[str, list[int]] = {}
     for value in [*graph.input, *graph.value_info, *graph.output]:
         dims = value.type.tensor_type.shape.dim
