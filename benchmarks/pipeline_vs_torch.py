@@ -19,7 +19,6 @@ and the last window's padding included) — and the largest ratio over PyTorch e
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 from collections.abc import Callable
@@ -56,8 +55,9 @@ def torch_codec_seconds(checkpoint: str, audio: np.ndarray, threads: int) -> tup
     return seconds, out[0, 0, : audio.size].numpy()
 
 
-def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads: int) -> tuple[float, np.ndarray, str]:
-    """Wall seconds of the ORT pipeline (pipelined lanes, CPU EP), its output, and the placement summary."""
+def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str,
+                     threads: int) -> tuple[float, np.ndarray, str, int]:
+    """Wall seconds of the ORT pipeline (pipelined lanes, CPU EP), its output, the placement summary, windows run."""
     from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.providers import SessionSettings
 
@@ -66,7 +66,7 @@ def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads:
     codec = Codec.open(model, settings, warn=None)
     codec.run_array(audio[: codec.geometry.chunk_samples])  # warm-up: one window through every stage
     out, result = codec.run_array(audio)
-    return result.wall_seconds, out, f"{result.placement.summary()}, {result.windows} windows"
+    return result.wall_seconds, out, f"{result.placement.summary()}, {result.windows} windows", result.windows
 
 
 def gemm_gflops(threads: int, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
@@ -98,7 +98,7 @@ def gemm_gflops(threads: int, size: int = 2048, repeats: int = 5) -> tuple[float
     return best(lambda: session.run(None, {"a": a, "b": b})), best(lambda: a @ b)
 
 
-def roofline_lines(model: ModelDir, audio_seconds: float, threads: int, rows: list[tuple]) -> list[str]:
+def roofline_lines(model: ModelDir, audio_seconds: float, windows: int, threads: int, rows: list[tuple]) -> list[str]:
     """The clip's convolution work against this CPU's GEMM speed, and what that allows against PyTorch."""
     gflop = {role: model.files[role].get("graph", {}).get("gflop") for role in ("encoder", "decoder")}
     if not all(isinstance(v, (int, float)) for v in gflop.values()):
@@ -107,7 +107,6 @@ def roofline_lines(model: ModelDir, audio_seconds: float, threads: int, rows: li
     geometry = model.geometry
     per_second = {role: g / geometry.window_frames * model.config.frame_rate for role, g in gflop.items()}
     clip_gflop = sum(per_second.values()) * audio_seconds
-    windows = math.ceil(audio_seconds * model.config.sample_rate / geometry.chunk_samples)
     windowed_gflop = windows * sum(gflop.values())
     ort_gemm, numpy_gemm = gemm_gflops(threads)
     gemm = max(ort_gemm, numpy_gemm)
@@ -151,7 +150,7 @@ def main() -> None:
     rows = [("PyTorch eager (whole clip)", torch_s, None, "encode + decode, no_grad")]
     graphs = ["fp32"] + (["int8"] if model.has("encoder_int8") else [])
     for graph in graphs:
-        seconds, out, where = pipeline_seconds(args.model, audio, graph, args.threads)
+        seconds, out, where, windows = pipeline_seconds(args.model, audio, graph, args.threads)
         rows.append((f"ORT pipeline, {graph.upper()} encoder", seconds, snr_db(torch_out, out), where))
     print(f"{'variant':32s} {'wall s':>8s} {'RTF':>7s} {'vs torch':>9s} {'SNR vs torch dB':>16s}  notes")
     for name, seconds, snr, notes in rows:
@@ -160,7 +159,7 @@ def main() -> None:
         print(f"{name:32s} {seconds:8.2f} {seconds / args.seconds:7.3f} {ratio:8.2f}x {snr_text:>16s}  {notes}")
     if "int8" not in graphs:
         print(f"(no encoder.int8.onnx in {model.path}: run 'apucodec quantize-encoder' to add the INT8 row)")
-    print("\n".join(roofline_lines(model, args.seconds, args.threads, rows)))
+    print("\n".join(roofline_lines(model, args.seconds, windows, args.threads, rows)))
 
 
 if __name__ == "__main__":
