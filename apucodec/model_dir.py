@@ -1,13 +1,15 @@
 """The model directory: the contract between export, quantization and the runtime.
 
     model/
-      manifest.json      what every other file is, with sha256, role, I/O names and shapes, graph facts (ops,
-                         GFLOP per window: optional, bench reads it); codec config; window geometry; export
-                         parity; quantization; producer versions
-      encoder.onnx       FP32, [1, 1, window_samples] -> [1, latent, window_frames]
-      encoder.int8.onnx  optional, written by quantize-encoder
-      codebooks.npy      [n_codebooks, codebook_size, latent] (float32, or float16 widened at load)
-      decoder.onnx       FP32, [1, latent, window_frames] -> [1, 1, window_samples]
+      manifest.json        what every other file is, with sha256, role, I/O names and shapes, graph facts (ops,
+                           GFLOP per step: optional, bench reads it); codec config; streaming (each stage's delay
+                           and state size, the algorithmic latency per step size); export parity; quantization;
+                           producer versions
+      encoder.s4.onnx      FP32 step graph: audio [1, 1, 4*hop] + state + bounds -> latent [1, D, 4] + next state
+      encoder.s128.onnx    the same network at the offline step (same state layout)
+      encoder.s128.npu-int8.onnx   optional, written by quantize-encoder (and *.cpu-int8.onnx by quantize --target cpu)
+      codebooks.npy        [n_codebooks, codebook_size, latent] (float32, or float16 widened at load)
+      decoder.s4.onnx, decoder.s128.onnx   latent [1, D, S] + state + bounds -> audio [1, 1, S*hop] + next state
 
 Every stage reads the directory through `load_model_dir`, which refuses unknown format versions and any file whose
 bytes do not match the recorded sha256, naming the file — a silently swapped graph would otherwise produce
@@ -26,61 +28,18 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.codec.config import CodecConfig
+from apucodec.contract.config import CodecConfig
+from apucodec.contract.steps import STAGES, StageStreaming, StepGraphEntry
 from apucodec.errors import ApucodecError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "apucodec-model"
-FORMAT_VERSION = 1
-REQUIRED_ROLES = ("encoder", "codebooks", "decoder")
+# 2: stateful step graphs (encoder.sN / decoder.sN) and a `streaming` section replace version 1's static windows.
+FORMAT_VERSION = 2
 DEFAULT_DIR_NAME = "apucodec-model"
 ENV_VAR = "APUCODEC_MODEL"
 # A small trained model shipped inside the package, so `apucodec run in.wav out.wav` works out of the box.
 BUNDLED_DIR = Path(__file__).resolve().parent / "models" / "default"
-
-
-@dataclass(frozen=True)
-class WindowGeometry:
-    """Static window of the NPU/GPU graphs: `context` frames, `chunk` frames kept, `context` frames.
-
-    Both graphs see `window_frames` frames (the encoder as window_frames * hop samples). Only the chunk's frames
-    (encoder) or samples (decoder) are kept; context on both sides must cover the receptive field so the kept part
-    equals what the whole-file network computes.
-    """
-
-    hop: int
-    window_frames: int
-    context_frames: int
-
-    def __post_init__(self) -> None:
-        if self.chunk_frames <= 0:
-            raise ValueError(f"window of {self.window_frames} frames leaves no chunk after 2 x {self.context_frames}"
-                             " frames of context")
-
-    @property
-    def chunk_frames(self) -> int:
-        return self.window_frames - 2 * self.context_frames
-
-    @property
-    def window_samples(self) -> int:
-        return self.window_frames * self.hop
-
-    @property
-    def chunk_samples(self) -> int:
-        return self.chunk_frames * self.hop
-
-    @property
-    def context_samples(self) -> int:
-        return self.context_frames * self.hop
-
-    def to_dict(self) -> dict[str, int]:
-        return {"hop": self.hop, "window_frames": self.window_frames, "context_frames": self.context_frames,
-                "chunk_frames": self.chunk_frames, "window_samples": self.window_samples}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> WindowGeometry:
-        return cls(hop=int(data["hop"]), window_frames=int(data["window_frames"]),
-                   context_frames=int(data["context_frames"]))
 
 
 def sha256_file(path: str | Path) -> str:
@@ -97,12 +56,13 @@ def file_entry(path: Path, role: str, **fields: Any) -> dict[str, Any]:
 
 
 def model_id(files: dict[str, dict[str, Any]]) -> str:
-    """Identity of the model's weights: a hash over the FP32 graphs' and codebooks' hashes.
+    """Identity of the model's weights: a hash over the FP32 step graphs' and the codebooks' hashes.
 
-    Quantizing the encoder does not change it, so .apc files stay decodable after quantize-encoder.
+    Quantizing a graph does not change it, so .apc files stay decodable after quantization.
     """
     digest = hashlib.sha256()
-    for role in REQUIRED_ROLES:
+    roles = sorted(r for r, e in files.items() if "stage" in e and e.get("precision", "fp32") == "fp32")
+    for role in [*roles, "codebooks"]:
         digest.update(files[role]["sha256"].encode())
     return digest.hexdigest()[:16]
 
@@ -130,8 +90,25 @@ class ModelDir:
         return CodecConfig.from_dict(self.manifest["codec"])
 
     @property
-    def geometry(self) -> WindowGeometry:
-        return WindowGeometry.from_dict(self.manifest["window"])
+    def hop(self) -> int:
+        return self.config.hop_length
+
+    def streaming(self, stage: str) -> StageStreaming:
+        """The stage's delay and state size (shared by all its step graphs)."""
+        return StageStreaming.from_dict(stage, self.manifest["streaming"][stage])
+
+    def step_graphs(self, stage: str | None = None) -> list[StepGraphEntry]:
+        """Every step graph file (of one stage), smallest step first."""
+        found = [StepGraphEntry.from_entry(role, entry) for role, entry in self.files.items() if "stage" in entry]
+        return sorted((g for g in found if stage is None or g.stage == stage),
+                      key=lambda g: (g.stage, g.step_frames, g.precision))
+
+    def step_sizes(self, stage: str) -> list[int]:
+        return sorted({g.step_frames for g in self.step_graphs(stage) if g.precision == "fp32"})
+
+    def step_graph(self, stage: str, step_frames: int, precision: str = "fp32") -> StepGraphEntry | None:
+        return next((g for g in self.step_graphs(stage)
+                     if g.step_frames == step_frames and g.precision == precision), None)
 
     @property
     def model_id(self) -> str:
@@ -201,12 +178,18 @@ def load_model_dir(path: str | Path, verify: bool = True) -> ModelDir:
                             f"version {FORMAT_VERSION}); re-export the model with this apucodec")
     try:
         files = manifest["files"]
-        missing = [r for r in REQUIRED_ROLES if r not in files]
-        if missing:
-            raise ApucodecError(f"{manifest_path}: lists no {', '.join(missing)} file")
         model = ModelDir(path, manifest)
         model.config  # noqa: B018 - parse now so a bad config fails here, with the file named
-        model.geometry  # noqa: B018
+        missing = [stage for stage in STAGES if not model.step_sizes(stage)] + \
+            ([] if "codebooks" in files else ["codebooks"])
+        if missing:
+            raise ApucodecError(f"{manifest_path}: lists no {', '.join(missing)} file")
+        for stage in STAGES:
+            facts = model.streaming(stage)
+            for g in model.step_graphs(stage):
+                if g.state_size != facts.state_size or g.step_frames < 1 or g.horizon_frames < g.step_frames:
+                    raise ApucodecError(f"{manifest_path}: step graph {g.role} disagrees with the {stage}'s "
+                                        f"streaming facts (state {g.state_size} vs {facts.state_size})")
         manifest["model_id"]  # noqa: B018
     except ApucodecError:
         raise

@@ -1,6 +1,6 @@
 """A tiny exported model for the runtime tests, with the torch model it came from (for whole-file references).
 
-The runtime tests need control over the window geometry (short chunks, so a few seconds of audio cross many window
+The runtime tests need control over the step sizes (small steps, so a few seconds of audio cross many step
 boundaries) and the torch model itself, so they export their own instead of sharing a generic fixture.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from tests.audio_factory import speech_like, tone
 
-CHUNK_SECONDS = 0.2  # 17 frames of chunk per window: a 3 s clip crosses ~15 window boundaries
+STEP_FRAMES = (4, 16)  # a 3 s clip crosses ~16 offline-step boundaries
 
 
 @dataclass
@@ -22,7 +22,8 @@ class RuntimeModel:
     torch_model: object  # apucodec.codec.model.APUCodec (eval)
 
 
-def export_tiny(out_dir: Path, seed: int = 0) -> RuntimeModel:
+def export_tiny(out_dir: Path, seed: int = 0, step_frames: tuple[int, ...] = STEP_FRAMES,
+                preset_name: str = "tiny") -> RuntimeModel:
     """Export a tiny random-weight codec whose codebooks were initialised from its own latents (as training does)."""
     import torch
 
@@ -32,13 +33,13 @@ def export_tiny(out_dir: Path, seed: int = 0) -> RuntimeModel:
 
     torch.manual_seed(seed)
     torch.set_num_threads(1)
-    model = APUCodec(preset("tiny"))
+    model = APUCodec(preset(preset_name))
     audio = torch.from_numpy(np.stack([tone(1.0, 330.0), speech_like(1.0)]))[:, None]
     model.train()
     with torch.no_grad():
         model(audio)  # first training forward initialises the codebooks from data
     model.eval()
-    export_model(model, out_dir, chunk_seconds=CHUNK_SECONDS, log=None)
+    export_model(model, out_dir, step_frames=step_frames, log=None)
     return RuntimeModel(out_dir, model)
 
 

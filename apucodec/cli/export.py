@@ -1,4 +1,4 @@
-"""`apucodec export`: a checkpoint -> a verified model directory (encoder.onnx, codebooks.npy, decoder.onnx)."""
+"""`apucodec export`: a checkpoint -> a verified model directory (encoder and decoder step graphs, codebooks.npy)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,22 @@ from pathlib import Path
 
 import click
 
-from apucodec.export import DEFAULT_CHUNK_SECONDS, DEFAULT_OPSET
+from apucodec.errors import ApucodecError
+from apucodec.export import DEFAULT_OPSET, DEFAULT_STEP_FRAMES
 from apucodec.extras import require
 from apucodec.model_dir import DEFAULT_DIR_NAME
+
+
+def parse_step_frames(text: str) -> tuple[int, ...]:
+    """'4,128' -> (4, 128); one line naming the option on anything else."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ApucodecError(f"--step-frames takes whole numbers separated by commas (e.g. 4,128), not {text!r}") \
+            from None
+    if not sizes:
+        raise ApucodecError("--step-frames needs at least one step size")
+    return sizes
 
 
 @click.command("export")
@@ -16,29 +29,29 @@ from apucodec.model_dir import DEFAULT_DIR_NAME
               help="Checkpoint written by 'apucodec train', or the original APU-Codec's bare state dict.")
 @click.option("--out", "out", type=click.Path(path_type=Path), default=Path(DEFAULT_DIR_NAME), show_default=True,
               help="Model directory to create.")
-@click.option("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS, show_default=True,
-              help="New audio per static window (rounded to whole 512-sample frames); context is added on both "
-                   "sides to cover the receptive field.")
-@click.option("--context-frames", type=int, default=None,
-              help="Context frames on each side of a window (default: the receptive field; never less).")
+@click.option("--step-frames", default=",".join(map(str, DEFAULT_STEP_FRAMES)), show_default=True,
+              help="Step sizes in 512-sample frames, one encoder and one decoder step graph each: a small live step "
+                   "(low latency) and a large offline one (throughput).")
 @click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset.")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim simplification.")
 @click.option("--codebooks-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
 @click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final line.")
-def export(checkpoint: Path, out: Path, chunk_seconds: float, context_frames: int | None, opset: int,
-           no_simplify: bool, codebooks_dtype: str, force: bool, quiet: bool) -> None:
-    """Export a checkpoint's encoder and decoder to ONNX and verify them against PyTorch."""
+def export(checkpoint: Path, out: Path, step_frames: str, opset: int, no_simplify: bool, codebooks_dtype: str,
+           force: bool, quiet: bool) -> None:
+    """Export a checkpoint's encoder and decoder to ONNX step graphs and verify them against PyTorch."""
+    sizes = parse_step_frames(step_frames)
     require("torch", "export")
     require("onnx", "export")  # onnxsim (or onnxslim) is checked when simplification runs
     from apucodec.export.pipeline import export_model
 
     log = None if quiet else (lambda message: click.echo(message, err=True))
-    model = export_model(checkpoint, out, chunk_seconds=chunk_seconds, context_frames=context_frames, opset=opset,
-                         simplify=not no_simplify, force=force, codebooks_dtype=codebooks_dtype, log=log)
-    g = model.geometry
-    parity = model.manifest["export"]["parity"]
-    click.echo(f"wrote {model.label}: window {g.window_frames} frames ({g.chunk_frames} chunk + 2 x "
-               f"{g.context_frames} context), parity SNR encoder {parity['encoder']['snr_db']} dB, "
-               f"decoder {parity['decoder']['snr_db']} dB")
-
+    model = export_model(checkpoint, out, step_frames=sizes, opset=opset, simplify=not no_simplify, force=force,
+                         codebooks_dtype=codebooks_dtype, log=log)
+    streaming = model.manifest["streaming"]
+    worst = min(p["snr_db"] if p["snr_db"] is not None else float("inf")
+                for p in model.manifest["export"]["parity"].values())
+    latency = ", ".join(f"{s} frames {v['ms']} ms" for s, v in streaming["algorithmic_latency"].items())
+    click.echo(f"wrote {model.label}: step graphs at {', '.join(map(str, sizes))} frames; lookahead encoder "
+               f"{streaming['encoder']['delay_ms']} ms + decoder {streaming['decoder']['delay_ms']} ms; algorithmic "
+               f"latency {latency}; streamed-vs-whole-file parity >= {worst} dB")

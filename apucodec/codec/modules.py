@@ -4,12 +4,16 @@ Module and attribute names follow the original APU-Codec seed (`input_conv`, `bl
 `blocks.N.downsample`, `blocks.N.upsample`, `output_conv`) so that with `norm="group"` a seed state dict loads
 key-for-key. With `norm="weight"` (the default for new models) convolutions are weight-normalised through torch's
 parametrizations and there is no norm layer: nothing pools over time, so a window of audio sees exactly the
-computation it would see inside the whole file, which is what the static-shape chunked runtime relies on.
+computation it would see inside the whole file, which is what the step graphs' exact streaming relies on.
+
+`causal=True` pads every convolution on the left only and trims transposed convolutions on the right, so no output
+depends on later input (the streaming lookahead is zero). Parameter names are the same either way.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
@@ -28,9 +32,46 @@ def _normed(conv: nn.Module, norm: str) -> nn.Module:
     return weight_norm(conv) if norm == "weight" else conv
 
 
+class CausalConv1d(nn.Conv1d):
+    """Conv1d whose zero padding is all on the left: output t sees inputs up to t*stride only."""
+
+    def __init__(self, *args, left_padding: int, **kwargs) -> None:
+        super().__init__(*args, padding=0, **kwargs)
+        self.left_padding = left_padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(F.pad(x, (self.left_padding, 0)), self.weight, self.bias)
+
+
+class CausalConvTranspose1d(nn.ConvTranspose1d):
+    """ConvTranspose1d without padding, trimmed on the right to exactly in_len * stride samples."""
+
+    def __init__(self, *args, trim: int, **kwargs) -> None:
+        super().__init__(*args, padding=0, **kwargs)
+        self.trim = trim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        return y[..., : y.shape[-1] - self.trim] if self.trim else y
+
+
+def left_padding(conv: nn.Module) -> int:
+    """Zeros a (transposed) convolution puts before its input (Conv1d) or crops from its output's start
+    (ConvTranspose1d): what streaming needs to align each layer's output with the whole-file output."""
+    if isinstance(conv, CausalConv1d):
+        return conv.left_padding
+    if isinstance(conv, CausalConvTranspose1d):
+        return 0
+    return int(conv.padding[0])
+
+
 def conv1d(cfg: CodecConfig, c_in: int, c_out: int, kernel: int, *, stride: int = 1, dilation: int = 1,
            padding: int | None = None) -> nn.Module:
     """A length-preserving (or exactly strided) Conv1d, weight-normalised when the config asks for it."""
+    if cfg.causal:
+        total = dilation * (kernel - 1) + 1 - stride  # all of a same-length conv's padding, put on the left
+        conv: nn.Module = CausalConv1d(c_in, c_out, kernel, stride=stride, dilation=dilation, left_padding=total)
+        return _normed(conv, cfg.norm)
     if padding is None:
         padding = dilation * (kernel - 1) // 2
     conv = nn.Conv1d(c_in, c_out, kernel, stride=stride, dilation=dilation, padding=padding)
@@ -38,7 +79,10 @@ def conv1d(cfg: CodecConfig, c_in: int, c_out: int, kernel: int, *, stride: int 
 
 
 def conv_transpose1d(cfg: CodecConfig, c_in: int, c_out: int, stride: int) -> nn.Module:
-    """Upsampling by exactly `stride`: kernel 2*stride, padding stride//2 gives out_len = in_len * stride."""
+    """Upsampling by exactly `stride`: kernel 2*stride, padding stride//2 gives out_len = in_len * stride (causal:
+    no padding, the last `stride` samples trimmed)."""
+    if cfg.causal:
+        return _normed(CausalConvTranspose1d(c_in, c_out, 2 * stride, stride=stride, trim=stride), cfg.norm)
     conv = nn.ConvTranspose1d(c_in, c_out, 2 * stride, stride=stride, padding=stride // 2)
     return _normed(conv, cfg.norm)
 

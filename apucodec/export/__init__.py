@@ -1,4 +1,4 @@
-"""torch -> ONNX export: the three files of a model directory (encoder.onnx, codebooks.npy, decoder.onnx) plus a
+"""torch -> ONNX export: the files of a model directory (encoder and decoder step graphs, codebooks.npy) plus a
 manifest that records how each was made and how closely it matches PyTorch.
 
 The package itself imports nothing heavy, so torch-free code (the runtime, the CLI's option parsing) can read the
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEFAULT_CHUNK_SECONDS", "DEFAULT_OPSET", "export_model"]
+__all__ = ["DEFAULT_OPSET", "DEFAULT_STEP_FRAMES", "export_model"]
 
-DEFAULT_CHUNK_SECONDS = 1.5
+# A live step (4 frames, 46 ms) and an offline one (128 frames, 1.49 s): see apucodec/export/streaming.py.
+DEFAULT_STEP_FRAMES = (4, 128)
 DEFAULT_OPSET = 17
 
 

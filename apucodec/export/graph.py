@@ -22,18 +22,18 @@ from apucodec.export.specs import GraphSpec
 
 
 def to_onnx(module: nn.Module, spec: GraphSpec, opset: int) -> tuple[onnx.ModelProto, str]:
-    """Trace `module` on a static batch-1 example of the spec's input; returns the model and the exporter's name."""
-    example = torch.zeros(spec.input.shape, dtype=torch.float32)
+    """Trace `module` on static batch-1 examples of the spec's inputs; returns the model and the exporter's name."""
+    example = tuple(torch.zeros(t.shape, dtype=torch.float32) for t in spec.inputs)
     names = {"input_names": [t.name for t in spec.inputs], "output_names": [t.name for t in spec.outputs]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices are not the user's problem
         try:
             buffer = io.BytesIO()
-            torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
+            torch.onnx.export(module, example, buffer, dynamo=False, opset_version=opset,
                               do_constant_folding=True, **names)
             return onnx.load_from_string(buffer.getvalue()), "torch.onnx (TorchScript)"
         except (TypeError, NotImplementedError, AttributeError):
-            program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset, verbose=False,
+            program = torch.onnx.export(module, example, dynamo=True, opset_version=opset, verbose=False,
                                         **names)
             return program.model_proto, "torch.onnx (dynamo)"
 

@@ -1,4 +1,5 @@
-"""One small description per exported graph: file name, manifest role, input and output names and static shapes.
+"""One small description per exported step graph: file name, manifest role, stage, step size, input and output names
+and static shapes.
 
 Modelled on HF optimum's exporter configs: everything downstream (export, shape checks, parity inputs, the
 manifest, the runtime's feeds) reads names and shapes from here, so they cannot drift apart. torch-free.
@@ -9,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from apucodec.codec.config import CodecConfig
-from apucodec.model_dir import WindowGeometry
+from apucodec.contract.config import CodecConfig
+from apucodec.contract.steps import STEP_INPUTS, STEP_OUTPUTS, step_role
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,8 @@ class TensorSpec:
 class GraphSpec:
     role: str      # manifest files[role]
     filename: str
-    module: str    # attribute of APUCodec that this graph is exported from
+    stage: str     # "encoder" | "decoder": the APUCodec attribute this graph is exported from
+    step_frames: int
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
 
@@ -43,20 +45,17 @@ class GraphSpec:
         return {"inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs]}
 
 
-def encoder_spec(cfg: CodecConfig, geometry: WindowGeometry) -> GraphSpec:
-    """[1, 1, window_samples] audio -> [1, latent, window_frames] latent (static batch 1: the NPU compiles one
-    shape)."""
-    return GraphSpec(role="encoder", filename="encoder.onnx", module="encoder",
-                     inputs=(TensorSpec("audio", (1, 1, geometry.window_samples)),),
-                     outputs=(TensorSpec("latent", (1, cfg.latent_dim, geometry.window_frames)),))
-
-
-def decoder_spec(cfg: CodecConfig, geometry: WindowGeometry) -> GraphSpec:
-    """[1, latent, window_frames] quantized latent -> [1, 1, window_samples] audio."""
-    return GraphSpec(role="decoder", filename="decoder.onnx", module="decoder",
-                     inputs=(TensorSpec("latent", (1, cfg.latent_dim, geometry.window_frames)),),
-                     outputs=(TensorSpec("audio", (1, 1, geometry.window_samples)),))
-
-
-def graph_specs(cfg: CodecConfig, geometry: WindowGeometry) -> tuple[GraphSpec, GraphSpec]:
-    return encoder_spec(cfg, geometry), decoder_spec(cfg, geometry)
+def step_spec(cfg: CodecConfig, stage: str, step_frames: int, state_size: int) -> GraphSpec:
+    """encoder: audio [1, 1, S*hop] + state [1, N] + bounds [2] -> latent [1, D, S] + next_state [1, N];
+    decoder: latent [1, D, S] + state + bounds -> audio [1, 1, S*hop] + next_state (static batch 1: the NPU
+    compiles one shape)."""
+    audio = (1, 1, step_frames * cfg.hop_length)
+    latent = (1, cfg.latent_dim, step_frames)
+    main_in, main_out = (audio, latent) if stage == "encoder" else (latent, audio)
+    state = (1, state_size)
+    in_names, out_names = STEP_INPUTS[stage], STEP_OUTPUTS[stage]
+    role = step_role(stage, step_frames)
+    return GraphSpec(role=role, filename=f"{role}.onnx", stage=stage, step_frames=step_frames,
+                     inputs=(TensorSpec(in_names[0], main_in), TensorSpec(in_names[1], state),
+                             TensorSpec(in_names[2], (2,))),
+                     outputs=(TensorSpec(out_names[0], main_out), TensorSpec(out_names[1], state)))

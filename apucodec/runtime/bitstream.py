@@ -36,7 +36,7 @@ from typing import BinaryIO
 import numpy as np
 
 from apucodec.errors import ApucodecError, require_file
-from apucodec.runtime.windows import frames_for_length
+from apucodec.runtime.steps import frames_for_length
 
 MAGIC = b"APC\x1a"
 FORMAT_VERSION = 1

@@ -7,8 +7,10 @@
     codec.encode_file("in.wav", "in.apc"); codec.decode_file("in.apc", "out.wav")
     audio, result = codec.run_array(samples)             # in memory, same lanes (tests, bench)
 
-`run` is exactly `encode` then `decode`: the same windows, the same codes, the same decoder windows — only the
-.apc file in between is skipped — so an encode/decode round trip reproduces `run` bit for bit.
+Each graph stage runs a step graph with state (apucodec/runtime/steps.py), so the output equals whole-file
+inference at every sample and no context is recomputed. `run` is exactly `encode` then `decode`: the same steps,
+the same codes — only the .apc file in between is skipped — so an encode/decode round trip reproduces `run` bit for
+bit. The chains themselves are built in apucodec/runtime/engine.py.
 
 Every file output goes through a temp file renamed at the end, so a failure or Ctrl-C leaves nothing behind.
 """
@@ -30,19 +32,13 @@ import soundfile as sf
 from apucodec.audio import AudioInfo, atomic_output, check_finite
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, load_model_dir
+from apucodec.runtime import engine
 from apucodec.runtime.audio_stream import AudioWriter, open_input, output_format, read_blocks
 from apucodec.runtime.bitstream import ApcHeader, ApcWriter, read_apc
 from apucodec.runtime.lanes import Lanes, StageTiming
 from apucodec.runtime.providers import PlacementReport, SessionSettings, StageSession, Warn, open_sessions, warn_stderr
 from apucodec.runtime.rvq import NumpyRVQ
-from apucodec.runtime.windows import (
-    FrameWindower,
-    SampleWindower,
-    frames_for_length,
-    kept_frames,
-    kept_samples,
-    window_count,
-)
+from apucodec.runtime.steps import Stepper, frames_for_length
 
 Progress = Callable[[int], None]  # called with the number of codec-rate samples just finished
 
@@ -55,7 +51,7 @@ class RunResult:
     samples: int                # length at the codec rate (= output length unless resampled back)
     sample_rate: int
     frames: int
-    windows: int
+    steps: int                  # step-graph calls of the busiest graph stage
     n_codebooks: int
     bitrate: float              # bits per second of the code stream
     wall_seconds: float
@@ -89,17 +85,10 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "samples": self.samples, "sample_rate": self.sample_rate, "frames": self.frames,
-                "windows": self.windows, "n_codebooks": self.n_codebooks, "bitrate": self.bitrate,
+                "steps": self.steps, "n_codebooks": self.n_codebooks, "bitrate": self.bitrate,
                 "wall_seconds": self.wall_seconds, "audio_seconds": self.audio_seconds, "rtf": self.rtf,
                 "model_id": self.model_id, "queue_depth": self.queue_depth, "placement": self.placement.to_dict(),
                 "timings": [t.__dict__ for t in self.timings], "notes": list(self.notes)}
-
-
-@dataclass
-class _Totals:
-    """Set by the first lane when its input ends; read by later lanes after they see the end (queue ordering)."""
-
-    samples: int = 0
 
 
 def input_notes(info: AudioInfo, rate: int) -> list[str]:
@@ -144,13 +133,18 @@ def check_distinct(input_path: Path, output_path: Path) -> None:
 
 
 class Codec:
-    """Sessions for the encoder and decoder, NumPy RVQ, and the lanes that connect them."""
+    """Sessions for the encoder and decoder step graphs, NumPy RVQ, and the chains that connect them.
+
+    `step_frames` picks the step graphs (default: the largest the model has, its offline step; the live step
+    trades throughput for latency).
+    """
 
     def __init__(self, model: ModelDir, settings: SessionSettings | None = None, warn: Warn | None = warn_stderr,
-                 stages: tuple[str, ...] = ("encoder", "decoder"), queue_depth: int = 2) -> None:
+                 stages: tuple[str, ...] = ("encoder", "decoder"), queue_depth: int = 2,
+                 step_frames: int | None = None) -> None:
         self.model = model
         self.config = model.config
-        self.geometry = model.geometry
+        self.hop = model.hop
         self.settings = settings or SessionSettings()
         self.queue_depth = queue_depth
         self.rvq = NumpyRVQ(model.codebooks())
@@ -158,16 +152,20 @@ class Codec:
             raise ApucodecError(f"{model.path_of('codebooks')}: shape {self.rvq.codebooks.shape} does not match the "
                                 f"manifest's codec ({self.config.n_codebooks} x {self.config.codebook_size} x "
                                 f"{self.config.latent_dim})")
-        self.sessions, self.placement = open_sessions(model, self.settings, warn, stages)
+        self.sessions, self.placement = open_sessions(model, self.settings, warn, stages, step_frames)
         self._turn = processor_turns(self.placement)
         for caveat in (model.manifest.get("export") or {}).get("caveats") or []:
-            if warn is not None:  # e.g. a GroupNorm model: windowed output cannot equal whole-file output
+            if warn is not None:  # e.g. a GroupNorm model: streamed output cannot equal whole-file output
                 warn(f"{model.path}: {caveat}")
 
     @classmethod
-    def open(cls, model_path: str | Path, settings: SessionSettings | None = None, warn: Warn | None = warn_stderr,
-             stages: tuple[str, ...] = ("encoder", "decoder"), queue_depth: int = 2) -> Codec:
-        return cls(load_model_dir(model_path), settings, warn, stages, queue_depth)
+    def open(cls, model_path: str | Path | None = None, settings: SessionSettings | None = None,
+             warn: Warn | None = warn_stderr, stages: tuple[str, ...] = ("encoder", "decoder"), queue_depth: int = 2,
+             step_frames: int | None = None) -> Codec:
+        """Open a model directory (default: --model's resolution: $APUCODEC_MODEL, ./apucodec-model, bundled)."""
+        from apucodec.model_dir import default_model_path
+
+        return cls(load_model_dir(default_model_path(model_path)), settings, warn, stages, queue_depth, step_frames)
 
     # ---- helpers -------------------------------------------------------------------------------------------------
 
@@ -186,160 +184,115 @@ class Codec:
             raise ApucodecError(f"this Codec was opened without a {stage} session")
         return self.sessions[stage]
 
-    def _result(self, kind: str, lanes: Lanes, samples: int, n: int, wall: float, notes: list[str]) -> RunResult:
+    def step_frames(self, stage: str) -> int:
+        return self.model.files[self._role(stage)]["step_frames"]
+
+    def _role(self, stage: str) -> str:
+        graph = self._session(stage).placement.graph
+        return next(role for role, entry in self.model.files.items() if entry["name"] == graph)
+
+    def stepper(self, stage: str) -> Stepper:
+        """A fresh stream through `stage`'s step graph (zero state: the start of a stream)."""
+        session = self._session(stage)
+        entry = self.model.files[self._role(stage)]
+        facts = self.model.streaming(stage)
+        latent, hop = self.config.latent_dim, self.hop
+        if stage == "encoder":
+            shape = dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent, delay=facts.delay_samples // hop)
+        else:
+            shape = dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1, delay=facts.delay_samples)
+        return Stepper(session.step, step_frames=int(entry["step_frames"]), state_size=facts.state_size,
+                       horizon=int(entry["horizon_frames"]), **shape)
+
+    def _chain(self, lanes: Lanes, kind: str, n: int,
+               steppers: dict[str, Stepper]) -> list[tuple[str, engine.StageFunction]]:
+        """The stages of `kind`; the Steppers it creates are left in `steppers` (their step counts)."""
+        stages: list[tuple[str, engine.StageFunction]] = []
+        if kind in ("run", "encode"):
+            steppers["encoder"] = self.stepper("encoder")
+            stages.append(("encoder", engine.encoder_stage(steppers["encoder"], self.hop, lanes,
+                                                           self._turn["encoder"])))
+            stages.append(("rvq", engine.rvq_stage(self.rvq, lanes, "roundtrip" if kind == "run" else "quantize", n)))
+        else:
+            stages.append(("rvq", engine.rvq_stage(self.rvq, lanes, "dequantize")))
+        if kind in ("run", "decode"):
+            steppers["decoder"] = self.stepper("decoder")
+            stages.append(("decoder", engine.decoder_stage(steppers["decoder"], self.hop, lanes,
+                                                           self._turn["decoder"])))
+        return stages
+
+    def _result(self, kind: str, lanes: Lanes, samples: int, n: int, wall: float, notes: list[str],
+                steps: int) -> RunResult:
         return RunResult(kind=kind, samples=samples, sample_rate=self.sample_rate,
-                         frames=frames_for_length(samples, self.geometry.hop),
-                         windows=window_count(samples, self.geometry), n_codebooks=n,
-                         bitrate=self.config.bitrate(n), wall_seconds=wall, timings=sorted(lanes.timings,
-                         key=lambda t: t.start), placement=self.placement, model_id=self.model.model_id,
-                         queue_depth=self.queue_depth, notes=notes)
+                         frames=frames_for_length(samples, self.hop), steps=steps, n_codebooks=n,
+                         bitrate=self.config.bitrate(n), wall_seconds=wall,
+                         timings=sorted(lanes.timings, key=lambda t: t.start), placement=self.placement,
+                         model_id=self.model.model_id, queue_depth=self.queue_depth, notes=notes)
 
-    # ---- lanes ---------------------------------------------------------------------------------------------------
+    def _execute(self, kind: str, lanes: Lanes, source: Any, n: int, sink: Callable[[np.ndarray, int], None],
+                 notes: list[str], source_name: str = "reader") -> RunResult:
+        start = time.perf_counter()
+        steppers: dict[str, Stepper] = {}
+        total = engine.run_chain(lanes, source, self._chain(lanes, kind, n, steppers), sink, source_name)
+        if total == 0:
+            raise ApucodecError("the input contains no audio samples")
+        steps = max(s.steps for s in steppers.values()) if steppers else 0
+        return self._result(kind, lanes, total, n, time.perf_counter() - start, notes, steps)
 
-    def _windows_lane(self, lanes: Lanes, blocks: Callable[[], Iterator[np.ndarray]],
-                      totals: _Totals) -> Callable[[], Iterator[Any]]:
-        """Source: sample blocks at the codec rate -> encoder windows (records the total length at the end)."""
-        def source() -> Iterator[Any]:
-            windower = SampleWindower(self.geometry)
-            index = 0
-            it = blocks()
-            while True:
-                with lanes.timed("read", index):
-                    block = next(it, None)
-                if block is None:
-                    break
-                index += 1
-                yield from windower.push(block)
-            totals.samples = windower.samples_received
-            if totals.samples == 0:
-                raise ApucodecError("the input contains no audio samples")
-            yield from windower.finish()
-        return source
-
-    def _encoder_lane(self, lanes: Lanes) -> Callable[[Iterator[Any]], Iterator[Any]]:
-        session = self._session("encoder")
-        expected = (1, self.config.latent_dim, self.geometry.window_frames)
-
-        def lane(windows: Iterator[Any]) -> Iterator[Any]:
-            for window in windows:
-                with self._turn["encoder"], lanes.timed("encoder", window.index):
-                    out = session.run(window.samples.reshape(1, 1, -1))
-                    if out.shape != expected:
-                        raise ApucodecError(f"{self.model.path / session.placement.graph}: output shape "
-                                            f"{list(out.shape)}, the manifest says {list(expected)}")
-                    rows = kept_frames(out, window, self.geometry)
-                yield window.index, rows
-        return lane
-
-    def _quantize_lane(self, lanes: Lanes, n: int, dequantize: bool) -> Callable[[Iterator[Any]], Iterator[Any]]:
-        def lane(items: Iterator[Any]) -> Iterator[Any]:
-            for index, rows in items:
-                with lanes.timed("rvq", index):
-                    codes = self.rvq.quantize(rows, n)
-                    out = self.rvq.dequantize(codes) if dequantize else codes
-                yield index, out
-        return lane
-
-    def _dequantize_lane(self, lanes: Lanes) -> Callable[[Iterator[Any]], Iterator[Any]]:
-        def lane(items: Iterator[Any]) -> Iterator[Any]:
-            for index, codes in items:
-                with lanes.timed("rvq", index):
-                    rows = self.rvq.dequantize(codes)
-                yield index, rows
-        return lane
-
-    def _decoder_lane(self, lanes: Lanes, totals: _Totals) -> Callable[[Iterator[Any]], Iterator[Any]]:
-        session = self._session("decoder")
-        expected = (1, 1, self.geometry.window_samples)
-
-        def run(window: Any) -> tuple[int, np.ndarray]:
-            with self._turn["decoder"], lanes.timed("decoder", window.index):
-                out = session.run(window.latent[None])
-                if out.shape != expected:
-                    raise ApucodecError(f"{self.model.path / session.placement.graph}: output shape "
-                                        f"{list(out.shape)}, the manifest says {list(expected)}")
-                return window.index, kept_samples(out, window, self.geometry)
-
-        def lane(items: Iterator[Any]) -> Iterator[Any]:
-            windower = FrameWindower(self.geometry, self.config.latent_dim)
-            for _, rows in items:
-                for window in windower.push(rows):
-                    yield run(window)
-            for window in windower.finish(totals.samples):
-                yield run(window)
-        return lane
-
-    def _audio_sink(self, lanes: Lanes, write: Callable[[np.ndarray], None],
-                    progress: Progress | None) -> Callable[[Any], None]:
-        def consume(item: tuple[int, np.ndarray]) -> None:
-            index, samples = item
+    @staticmethod
+    def _progress_sink(write: Callable[[np.ndarray], None], lanes: Lanes,
+                       progress: Progress | None, samples_of: Callable[[np.ndarray], int]) -> Any:
+        def sink(data: np.ndarray, index: int) -> None:
             with lanes.timed("write", index):
-                write(samples)
+                write(data)
             if progress is not None:
-                progress(samples.size)
-        return consume
+                progress(samples_of(data))
+        return sink
 
     # ---- in memory -----------------------------------------------------------------------------------------------
 
-    def _array_blocks(self, audio: np.ndarray, block: int = 1 << 16) -> Callable[[], Iterator[np.ndarray]]:
+    @staticmethod
+    def _array_blocks(audio: np.ndarray, block: int = 1 << 16) -> Iterator[np.ndarray]:
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         check_finite(audio, Path("<array>"))
-
-        def blocks() -> Iterator[np.ndarray]:
-            for start in range(0, audio.size, block):
-                yield audio[start: start + block]
-        return blocks
+        for start in range(0, audio.size, block):
+            yield audio[start: start + block]
 
     def run_array(self, audio: np.ndarray, n_codebooks: int | None = None, progress: Progress | None = None,
                   overlap: bool = True) -> tuple[np.ndarray, RunResult]:
         """Codec-rate mono samples in, reconstruction of exactly the same length out.
 
-        `overlap=False` runs the same stages one window at a time in this thread (bench's sequential baseline).
+        `overlap=False` runs the same stages one step at a time in this thread (bench's sequential baseline).
         """
         n = self.n_codebooks(n_codebooks)
         pieces: list[np.ndarray] = []
-        lanes, totals = Lanes(self.queue_depth, overlap=overlap), _Totals()
-        start = time.perf_counter()
-        lanes.run(self._windows_lane(lanes, self._array_blocks(audio), totals),
-                  [("encoder", self._encoder_lane(lanes)), ("rvq", self._quantize_lane(lanes, n, True)),
-                   ("decoder", self._decoder_lane(lanes, totals))],
-                  self._audio_sink(lanes, pieces.append, progress))
-        wall = time.perf_counter() - start
-        return np.concatenate(pieces), self._result("run", lanes, totals.samples, n, wall, [])
+        lanes = Lanes(self.queue_depth, overlap=overlap)
+        result = self._execute("run", lanes, engine.sample_source(self._array_blocks(audio), lanes), n,
+                               self._progress_sink(pieces.append, lanes, progress, len), [])
+        return np.concatenate(pieces), result
 
     def encode_array(self, audio: np.ndarray, n_codebooks: int | None = None) -> tuple[np.ndarray, RunResult]:
         """Codec-rate mono samples in, codes [n_codebooks, frames] out."""
         n = self.n_codebooks(n_codebooks)
         pieces: list[np.ndarray] = []
-        lanes, totals = Lanes(self.queue_depth), _Totals()
-        start = time.perf_counter()
-        lanes.run(self._windows_lane(lanes, self._array_blocks(audio), totals),
-                  [("encoder", self._encoder_lane(lanes)), ("rvq", self._quantize_lane(lanes, n, False))],
-                  lambda item: pieces.append(item[1]))
-        wall = time.perf_counter() - start
-        return np.concatenate(pieces, axis=1), self._result("encode", lanes, totals.samples, n, wall, [])
+        lanes = Lanes(self.queue_depth)
+        result = self._execute("encode", lanes, engine.sample_source(self._array_blocks(audio), lanes), n,
+                               lambda data, index: pieces.append(data), [])
+        return np.concatenate(pieces, axis=1), result
 
     def decode_codes(self, codes: np.ndarray, length: int) -> tuple[np.ndarray, RunResult]:
         """Codes [n, frames] and the original length in, `length` samples out."""
-        pieces: list[np.ndarray] = []
-        lanes, totals = Lanes(self.queue_depth), _Totals(samples=length)
-        start = time.perf_counter()
-        lanes.run(self._codes_source(codes, length), [("rvq", self._dequantize_lane(lanes)),
-                                                       ("decoder", self._decoder_lane(lanes, totals))],
-                  self._audio_sink(lanes, pieces.append, None), source_name="codes")
-        wall = time.perf_counter() - start
-        return np.concatenate(pieces), self._result("decode", lanes, length, codes.shape[0], wall, [])
-
-    def _codes_source(self, codes: np.ndarray, length: int) -> Callable[[], Iterator[Any]]:
-        if codes.ndim != 2 or codes.shape[1] != frames_for_length(length, self.geometry.hop):
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or length < 1 or codes.shape[1] != frames_for_length(length, self.hop):
             raise ApucodecError(f"codes of shape {codes.shape} do not cover {length} samples")
-        self.n_codebooks(codes.shape[0])
-        chunk = self.geometry.chunk_frames
-
-        def source() -> Iterator[Any]:
-            for index, start in enumerate(range(0, codes.shape[1], chunk)):
-                yield index, codes[:, start: start + chunk]
-        return source
+        n = self.n_codebooks(codes.shape[0])
+        chunk = 64
+        chunks = (codes[:, i: i + chunk] for i in range(0, codes.shape[1], chunk))
+        pieces: list[np.ndarray] = []
+        lanes = Lanes(self.queue_depth)
+        result = self._execute("decode", lanes, engine.codes_source(chunks, length), n,
+                               lambda data, index: pieces.append(data), [], source_name="codes")
+        return np.concatenate(pieces), result
 
     # ---- files ---------------------------------------------------------------------------------------------------
 
@@ -357,18 +310,14 @@ class Codec:
         output_path = Path(output_path)
         check_distinct(info.path, output_path)
         out_rate = info.sample_rate if match_input else self.sample_rate
-        lanes, totals = Lanes(self.queue_depth), _Totals()
+        lanes = Lanes(self.queue_depth)
         fmt, subtype = output_format(output_path)
-        start = time.perf_counter()
         with atomic_output(output_path) as tmp, sf.SoundFile(str(tmp), "w", out_rate, 1, subtype, format=fmt) as fh:
             writer = AudioWriter(fh, self.sample_rate, info.frames if match_input else None)
-            lanes.run(self._windows_lane(lanes, lambda: read_blocks(info, self.sample_rate), totals),
-                      [("encoder", self._encoder_lane(lanes)), ("rvq", self._quantize_lane(lanes, n, True)),
-                       ("decoder", self._decoder_lane(lanes, totals))],
-                      self._audio_sink(lanes, writer.write, progress))
+            result = self._execute("run", lanes, engine.sample_source(read_blocks(info, self.sample_rate), lanes), n,
+                                   self._progress_sink(writer.write, lanes, progress, len), notes)
             writer.finish()
-        wall = time.perf_counter() - start
-        return self._result("run", lanes, totals.samples, n, wall, notes)
+        return result
 
     def encode_file(self, input_path: str | Path, output_path: str | Path, n_codebooks: int | None = None,
                     progress: Progress | None = None) -> RunResult:
@@ -378,33 +327,22 @@ class Codec:
         info = self._input(input_path, notes)
         output_path = Path(output_path)
         check_distinct(info.path, output_path)
-        lanes, totals = Lanes(self.queue_depth), _Totals()
-        hop = self.geometry.hop
-        start = time.perf_counter()
+        lanes = Lanes(self.queue_depth)
         with atomic_output(output_path) as tmp, open(tmp, "w+b") as fh:
             apc = ApcWriter(fh, sample_rate=self.sample_rate, input_rate=info.sample_rate, n_codebooks=n,
-                            codebook_size=self.rvq.codebook_size, hop=hop, model_id=self.model.model_id)
-
-            def consume(item: tuple[int, np.ndarray]) -> None:
-                index, codes = item
-                with lanes.timed("write", index):
-                    apc.write(codes)
-                if progress is not None:
-                    progress(codes.shape[1] * hop)
-
-            lanes.run(self._windows_lane(lanes, lambda: read_blocks(info, self.sample_rate), totals),
-                      [("encoder", self._encoder_lane(lanes)), ("rvq", self._quantize_lane(lanes, n, False))],
-                      consume)
-            apc.close(totals.samples, info.frames)
-        wall = time.perf_counter() - start
-        return self._result("encode", lanes, totals.samples, n, wall, notes)
+                            codebook_size=self.rvq.codebook_size, hop=self.hop, model_id=self.model.model_id)
+            result = self._execute("encode", lanes, engine.sample_source(read_blocks(info, self.sample_rate), lanes),
+                                   n, self._progress_sink(apc.write, lanes, progress,
+                                                          lambda codes: codes.shape[1] * self.hop), notes)
+            apc.close(result.samples, info.frames)
+        return result
 
     def check_header(self, header: ApcHeader, source: Path, force: bool = False) -> None:
         """Refuse an .apc this model cannot decode; one made by another model unless `force`."""
         cfg = self.config
-        if header.sample_rate != cfg.sample_rate or header.hop != self.geometry.hop:
+        if header.sample_rate != cfg.sample_rate or header.hop != self.hop:
             raise ApucodecError(f"{source}: made for {header.sample_rate} Hz / hop {header.hop}, this model is "
-                                f"{cfg.sample_rate} Hz / hop {self.geometry.hop}")
+                                f"{cfg.sample_rate} Hz / hop {self.hop}")
         if header.codebook_size != self.rvq.codebook_size or header.n_codebooks > self.rvq.n_codebooks:
             raise ApucodecError(f"{source}: uses {header.n_codebooks} codebooks of {header.codebook_size}, this model "
                                 f"has {self.rvq.n_codebooks} of {self.rvq.codebook_size}")
@@ -423,14 +361,14 @@ class Codec:
             if header.model_id != self.model.model_id else []
         out_rate = header.input_rate if match_input else self.sample_rate
         target = header.input_length if match_input else None
-        lanes, totals = Lanes(self.queue_depth), _Totals(samples=header.original_length)
+        lanes = Lanes(self.queue_depth)
         fmt, subtype = output_format(output_path)
-        start = time.perf_counter()
+        chunk = 256
+        chunks = (codes[:, i: i + chunk] for i in range(0, codes.shape[1], chunk))
         with atomic_output(output_path) as tmp, sf.SoundFile(str(tmp), "w", out_rate, 1, subtype, format=fmt) as fh:
             writer = AudioWriter(fh, self.sample_rate, target)
-            lanes.run(self._codes_source(codes, header.original_length),
-                      [("rvq", self._dequantize_lane(lanes)), ("decoder", self._decoder_lane(lanes, totals))],
-                      self._audio_sink(lanes, writer.write, progress), source_name="codes")
+            result = self._execute("decode", lanes, engine.codes_source(chunks, header.original_length),
+                                   header.n_codebooks, self._progress_sink(writer.write, lanes, progress, len), notes,
+                                   source_name="codes")
             writer.finish()
-        wall = time.perf_counter() - start
-        return self._result("decode", lanes, header.original_length, header.n_codebooks, wall, notes)
+        return result

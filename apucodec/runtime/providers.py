@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir
 
@@ -153,15 +154,20 @@ def rvq_placement(model: ModelDir) -> StagePlacement:
 
 @dataclass
 class StageSession:
-    """One ONNX Runtime session with its single input/output, and where it was placed."""
+    """One ONNX Runtime session for a step graph (input, state, bounds -> output, next state), and where it ran."""
 
     session: Any  # onnxruntime.InferenceSession
     placement: StagePlacement
-    input_name: str
-    output_name: str
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
 
-    def run(self, array: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: array})[0]
+    def run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.session.run(list(self.output_names), feeds), strict=True))
+
+    def step(self, x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One step: the graph's main input, its state and bounds -> its main output and the next state."""
+        out = self.session.run(list(self.output_names), dict(zip(self.input_names, (x, state, bounds), strict=True)))
+        return out[0], out[1]
 
 
 @dataclass
@@ -246,23 +252,25 @@ def _same_ep(key: str, ep: str) -> bool:
         return False
 
 
-def choose_encoder_graph(model: ModelDir, ep: str, mode: str) -> tuple[str, str]:
+def choose_encoder_graph(model: ModelDir, ep: str, mode: str, step_frames: int) -> tuple[str, str]:
     """(role, reason): the INT8 graph on the NPU, FP32 elsewhere, unless `mode` forces one."""
     if mode not in ENCODER_GRAPHS:
         raise ApucodecError(f"--encoder must be one of {', '.join(ENCODER_GRAPHS)}, not {mode!r}")
+    fp32 = step_role("encoder", step_frames)
+    int8 = step_role("encoder", step_frames, "npu-int8")
     if mode == "int8":
-        if not model.has("encoder_int8"):
+        if not model.has(int8):
             raise ApucodecError(f"{model.path}: --encoder int8 asked for, but the model directory has no INT8 "
-                                "encoder (run 'apucodec quantize-encoder')")
-        return "encoder_int8", "forced by --encoder int8"
+                                f"encoder at the {step_frames}-frame step (run 'apucodec quantize-encoder')")
+        return int8, "forced by --encoder int8"
     if mode == "fp32":
-        return "encoder", "forced by --encoder fp32"
+        return fp32, "forced by --encoder fp32"
     if ep == VITISAI:
-        if model.has("encoder_int8"):
-            return "encoder_int8", "INT8 graph for the NPU"
-        return "encoder", "no INT8 encoder in the model directory (run 'apucodec quantize-encoder')"
+        if model.has(int8):
+            return int8, "INT8 graph for the NPU"
+        return fp32, "no INT8 encoder in the model directory (run 'apucodec quantize-encoder')"
     reason = "FP32 on the CPU: the INT8 graph is for the NPU" if ep == CPU else f"FP32 graph on {short_ep(ep)}"
-    return "encoder", reason
+    return fp32, reason
 
 
 def _session_options(settings: SessionSettings, strict_ep: bool, profile_dir: str | None) -> Any:
@@ -316,14 +324,14 @@ def _create_session(path: Path, ep: str, availability: _Availability, options: d
     return session
 
 
-def _node_counts(session: Any, input_name: str, input_shape: Sequence[int], profile_dir: str | None) -> Counter:
+def _node_counts(session: Any, shapes: dict[str, Sequence[int]], profile_dir: str | None) -> Counter:
     """Graph nodes per EP, from ONNX Runtime's assignment record, or from one profiled run on older versions."""
     counts: Counter = Counter()
     if profile_dir is None:
         for subgraph in session.get_provider_graph_assignment_info():
             counts[subgraph.ep_name] += len(subgraph.get_nodes())
         return counts
-    session.run(None, {input_name: np.zeros(input_shape, dtype=np.float32)})
+    session.run(None, {name: np.zeros(shape, dtype=np.float32) for name, shape in shapes.items()})
     profile = session.end_profiling()
     try:
         events = json.loads(Path(profile).read_text())
@@ -345,7 +353,7 @@ def _first_line(exc: BaseException) -> str:
     return line.replace("[ONNXRuntimeError] : ", "")
 
 
-def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings, expected_input: Sequence[int],
+def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings, step_frames: int,
                        warn: Warn | None = warn_stderr) -> StageSession:
     """Open `stage` ("encoder" or "decoder") on the first EP of its order that works, and report where it ran."""
     order = list(dict.fromkeys(resolve_ep_name(ep) for ep in
@@ -363,17 +371,18 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings, e
             failures.append((ep, availability.reason or "unavailable"))
             continue
         if stage == "encoder":
-            role, graph_reason = choose_encoder_graph(model, ep, settings.encoder_graph)
+            role, graph_reason = choose_encoder_graph(model, ep, settings.encoder_graph, step_frames)
         else:
-            role, graph_reason = "decoder", ""
+            role, graph_reason = step_role("decoder", step_frames), ""
         path = model.path_of(role)
+        expected = {t["name"]: t["shape"] for t in model.files[role]["inputs"]}
         options = stage_ep_options(model, ep, settings, path)
         with tempfile.TemporaryDirectory(prefix="apucodec-profile-") as tmp:
             profile_dir = tmp if _needs_profiler() else None
             try:
                 session = _create_session(path, ep, availability, options, settings, profile_dir)
-                input_name, output_name = _check_io(session, path, expected_input)
-                counts = _node_counts(session, input_name, expected_input, profile_dir)
+                input_names, output_names = _check_io(session, path, expected)
+                counts = _node_counts(session, expected, profile_dir)
             except ApucodecError:
                 raise
             except Exception as exc:  # onnxruntime's pybind errors have no common base we can name
@@ -393,7 +402,7 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings, e
                 others = [short_ep(e) for e, _ in failures if e != requested]
                 also = f"; {', '.join(others)} also unavailable (see --report)" if others else ""
                 warn(f"{stage}: running on {short_ep(ep)}, not {short_ep(requested)} ({first}{also})")
-        return StageSession(session, placement, input_name, output_name)
+        return StageSession(session, placement, input_names, output_names)
     text = _failure_text(failures)
     if settings.strict:
         raise ApucodecError(f"{stage}: {requested} cannot run it ({text}); --strict forbids falling back")
@@ -408,22 +417,30 @@ def _failure_text(failures: list[tuple[str, str]]) -> str:
     return "; ".join(f"{', '.join(eps)}: {reason}" for reason, eps in grouped.items())
 
 
-def _check_io(session: Any, path: Path, expected_input: Sequence[int]) -> tuple[str, str]:
+def _check_io(session: Any, path: Path, expected: dict[str, Sequence[int]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The graph's inputs must be the manifest's, in order, with the same static shapes."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ApucodecError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
-    shape = list(inputs[0].shape)
-    if shape != list(expected_input):
-        raise ApucodecError(f"{path}: input shape {shape} does not match the manifest's window {list(expected_input)}")
-    return inputs[0].name, outputs[0].name
+    found = {i.name: list(i.shape) for i in inputs}
+    want = {name: list(shape) for name, shape in expected.items()}
+    if found != want or len(outputs) != 2:
+        raise ApucodecError(f"{path}: graph inputs {found} (and {len(outputs)} outputs) do not match the manifest's "
+                            f"step graph {want} (2 outputs)")
+    return tuple(expected), tuple(o.name for o in outputs)
 
 
 def open_sessions(model: ModelDir, settings: SessionSettings, warn: Warn | None = warn_stderr,
-                  stages: Sequence[str] = ("encoder", "decoder")) -> tuple[dict[str, StageSession], PlacementReport]:
-    """Sessions for the graph stages a command needs, and the placement report (rvq included)."""
-    cfg, geometry = model.config, model.geometry
-    shapes = {"encoder": (1, 1, geometry.window_samples), "decoder": (1, cfg.latent_dim, geometry.window_frames)}
-    sessions = {stage: open_stage_session(model, stage, settings, shapes[stage], warn) for stage in stages}
+                  stages: Sequence[str] = ("encoder", "decoder"),
+                  step_frames: int | None = None) -> tuple[dict[str, StageSession], PlacementReport]:
+    """Sessions for the graph stages a command needs at one step size (default: the largest, the offline step),
+    and the placement report (rvq included)."""
+    sessions = {}
+    for stage in stages:
+        sizes = model.step_sizes(stage)
+        step = max(sizes) if step_frames is None else step_frames
+        if step not in sizes:
+            raise ApucodecError(f"{model.path}: no {stage} step graph of {step} frames (this model has "
+                                f"{', '.join(map(str, sizes))}; re-export with --step-frames)")
+        sessions[stage] = open_stage_session(model, stage, settings, step, warn)
     placements = []
     if "encoder" in sessions:
         placements.append(sessions["encoder"].placement)

@@ -1,0 +1,102 @@
+"""Stepping a stream through a step graph: buffering to whole steps, state, bounds, delay, and the final flush.
+
+A `Stepper` turns a stream of any-sized pieces into static steps of S frames for one step graph, carries the
+graph's state from step to step, drops the first `delay` output samples (the stage's lookahead: they belong to
+before the stream's start) and, when told the stream's total length, feeds zero steps until every output sample of
+the whole-file network has come out, then trims to exactly that length. Because the graphs zero everything outside
+the whole-file signal (see apucodec/export/streaming.py), its output equals whole-file inference at every sample.
+
+It is synchronous and single-threaded on purpose: the engine runs one Stepper per stage in its own lane (so the
+encoder works on step k+1 while the decoder works on step k), and the live `Stream` API calls it directly.
+Memory is one step of buffered input plus the state, whatever the stream's length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+# (input [1, C, n], state [1, N], bounds [2]) -> (output [1, C', m], next state [1, N])
+StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def frames_for_length(length: int, hop: int) -> int:
+    """Frames that cover `length` samples (the last one zero-padded)."""
+    return -(-length // hop)
+
+
+class Stepper:
+    """One stage's stream: pieces [C, n] in (n in input samples), whole-file-aligned pieces [C', m] out.
+
+    `in_rate` / `out_rate` are samples per latent frame on each side (encoder: hop -> 1, decoder: 1 -> hop);
+    `delay` is in output samples; `horizon` bounds the `bounds` input (the graph's exact-arithmetic range).
+    """
+
+    def __init__(self, step: StepFunction, *, step_frames: int, in_rate: int, out_rate: int, in_channels: int,
+                 out_channels: int, delay: int, state_size: int, horizon: int) -> None:
+        self._step = step
+        self.step_frames, self.in_rate, self.out_rate = step_frames, in_rate, out_rate
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.delay, self.horizon = delay, horizon
+        self.state = np.zeros((1, state_size), dtype=np.float32)
+        self._pending = np.zeros((in_channels, 0), dtype=np.float32)
+        self.frames_in = 0       # input frames consumed by steps so far
+        self.received = 0        # input samples received (before padding)
+        self.emitted = 0         # output samples handed out
+        self._to_drop = delay
+        self.steps = 0
+
+    @property
+    def step_samples(self) -> int:
+        return self.step_frames * self.in_rate
+
+    def _run(self, chunk: np.ndarray, frames_left: int | None) -> np.ndarray:
+        h = self.horizon
+        left = h if frames_left is None else max(-h, min(h, frames_left))
+        bounds = np.array([min(self.frames_in, h), left], dtype=np.float32)
+        out, self.state = self._step(chunk[None], self.state, bounds)
+        self.frames_in += self.step_frames
+        self.steps += 1
+        out = out[0]
+        if self._to_drop:
+            cut = min(self._to_drop, out.shape[1])
+            out, self._to_drop = out[:, cut:], self._to_drop - cut
+        return out
+
+    def _collect(self, pieces: list[np.ndarray]) -> np.ndarray:
+        out = np.concatenate(pieces, axis=1) if pieces else np.zeros((self.out_channels, 0), dtype=np.float32)
+        self.emitted += out.shape[1]
+        return out
+
+    def push(self, piece: np.ndarray) -> np.ndarray:
+        """Add input [C, n]; return the output [C', m] that whole steps completed (m may be 0)."""
+        piece = np.asarray(piece, dtype=np.float32).reshape(self.in_channels, -1)
+        self.received += piece.shape[1]
+        data = np.concatenate([self._pending, piece], axis=1) if self._pending.shape[1] else piece
+        n = self.step_samples
+        whole = data.shape[1] // n
+        pieces = [self._run(np.ascontiguousarray(data[:, k * n: (k + 1) * n]), None) for k in range(whole)]
+        self._pending = data[:, whole * n:].copy() if whole else data.copy()
+        return self._collect(pieces)
+
+    def finish(self, total_frames: int | None = None) -> np.ndarray:
+        """No more input: flush the delay with zero steps and return the rest, so that the total output is exactly
+        `total_frames * out_rate` samples (default: the frames the received input covers, the last one padded)."""
+        if total_frames is None:
+            total_frames = frames_for_length(self.received, self.in_rate)
+        target = total_frames * self.out_rate
+        pieces: list[np.ndarray] = []
+        produced = self.emitted
+        data = self._pending
+        while produced < target:
+            chunk = np.zeros((self.in_channels, self.step_samples), dtype=np.float32)
+            take = min(data.shape[1], self.step_samples)
+            chunk[:, :take] = data[:, :take]
+            data = data[:, take:]
+            out = self._run(chunk, total_frames - (self.frames_in))
+            out = out[:, : target - produced]
+            produced += out.shape[1]
+            pieces.append(out)
+        self._pending = np.zeros((self.in_channels, 0), dtype=np.float32)
+        return self._collect(pieces)
