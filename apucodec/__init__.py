@@ -1,12 +1,33 @@
 """apucodec: the APU-Codec neural audio codec, from a PyTorch checkpoint to inference split across an AMD Ryzen AI
 APU's NPU (encoder), CPU (residual vector quantizer) and GPU (decoder).
 
+    import apucodec
+    codec = apucodec.load()                         # the bundled model, or apucodec.load("model-dir")
+    codes = codec.encode(audio, sample_rate=48000)  # any rate, mono or [n, channels] -> Codes
+    audio44 = codec.decode(codes)                   # float32 at codec.sample_rate, the input's length
+    with codec.stream(step_frames=4) as s: ...      # live: s.encode(chunk), s.decode(codes), s.flush()
+
 Importing the package is cheap and torch-free on purpose: deployed machines install only onnxruntime, numpy and
 audio I/O, so nothing here may pull in the training stack.
 """
 
 __version__ = "0.1.0"
 
+from typing import Any
+
 from apucodec.errors import ApucodecError
 
-__all__ = ["ApucodecError", "__version__"]
+__all__ = ["ApucodecError", "Codec", "Codes", "__version__", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    # The API pulls in onnxruntime; importing the package (for its version, its errors, the CLI's --help) must not.
+    if name in ("load", "Codec"):
+        from apucodec import api
+
+        return getattr(api, name)
+    if name == "Codes":
+        from apucodec.codes import Codes
+
+        return Codes
+    raise AttributeError(f"module 'apucodec' has no attribute {name!r}")

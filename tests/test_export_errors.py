@@ -106,9 +106,10 @@ def test_unwritable_output_location(tiny_checkpoint, tmp_path):
     assert_one_line_error(run_export(tiny_checkpoint, out), str(out), "cannot write")
 
 
-@pytest.mark.parametrize("args,fragment", [(["--chunk-seconds", "0"], "--chunk-seconds"),
-                                           (["--opset", "11"], "--opset 11"),
-                                           (["--context-frames", "2"], "does not cover the receptive field")])
+@pytest.mark.parametrize("args,fragment", [(["--step-frames", "0"], "--step-frames"),
+                                           (["--step-frames", "4,x"], "--step-frames takes whole numbers"),
+                                           (["--step-frames", ","], "at least one step size"),
+                                           (["--opset", "11"], "--opset 11")])
 def test_bad_options(args, fragment, tiny_checkpoint, tmp_path):
     out = tmp_path / "model"
     assert_one_line_error(run_export(tiny_checkpoint, out, *args), fragment)
@@ -130,6 +131,6 @@ def test_disk_full_while_writing_leaves_nothing(tiny_checkpoint, tmp_path, monke
 def test_parity_below_threshold_refuses_the_export(tiny_checkpoint, tmp_path, monkeypatch):
     monkeypatch.setattr(parity, "MIN_SNR_DB", 1000.0)  # no real graph reaches 1000 dB: the guard must fire
     out = tmp_path / "model"
-    with pytest.raises(ApucodecError, match=r"encoder\.onnx: ONNX output differs from PyTorch"):
-        export_model(tiny_checkpoint, out, log=None)
+    with pytest.raises(ApucodecError, match=r"encoder\.s4\.onnx: streamed ONNX output differs from whole-file"):
+        export_model(tiny_checkpoint, out, step_frames=(4,), log=None)
     assert not out.exists() and leftovers(tmp_path) == []

@@ -12,7 +12,6 @@ from apucodec.model_dir import (
     ENV_VAR,
     FORMAT_VERSION,
     MANIFEST_NAME,
-    WindowGeometry,
     default_model_path,
     load_model_dir,
     model_id,
@@ -38,7 +37,7 @@ def test_exported_directory_loads_and_verifies(model_copy):
     assert model.label.endswith(f"(model {model.model_id})")
 
 
-@pytest.mark.parametrize("role", ["encoder", "codebooks", "decoder"])
+@pytest.mark.parametrize("role", ["encoder.s4", "codebooks", "decoder.s128"])
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 def test_one_changed_byte_in_any_file_is_reported_by_name(model_copy, role, where):
     model = load_model_dir(model_copy)
@@ -54,8 +53,8 @@ def test_one_changed_byte_in_any_file_is_reported_by_name(model_copy, role, wher
 
 
 def test_missing_file_is_named(model_copy):
-    (model_copy / "decoder.onnx").unlink()
-    with pytest.raises(ApucodecError, match=r"decoder\.onnx: missing from the model directory"):
+    (model_copy / "decoder.s128.onnx").unlink()
+    with pytest.raises(ApucodecError, match=r"decoder\.s128\.onnx: missing from the model directory"):
         load_model_dir(model_copy)
 
 
@@ -90,9 +89,21 @@ def test_malformed_codec_config(model_copy):
         load_model_dir(model_copy)
 
 
-def test_window_without_a_chunk_is_malformed(model_copy):
-    edit_manifest(model_copy, lambda m: m["window"].update(context_frames=m["window"]["window_frames"]))
-    with pytest.raises(ApucodecError, match="malformed manifest"):
+def test_step_graph_that_disagrees_with_its_stage_is_refused(model_copy):
+    edit_manifest(model_copy, lambda m: m["files"]["encoder.s4"].update(state_size=3))
+    with pytest.raises(ApucodecError, match="encoder.s4 disagrees with the encoder's streaming facts"):
+        load_model_dir(model_copy)
+
+
+def test_manifest_without_any_decoder_step_graph(model_copy):
+    edit_manifest(model_copy, lambda m: [m["files"].pop(r) for r in ("decoder.s4", "decoder.s128")])
+    with pytest.raises(ApucodecError, match="lists no decoder file"):
+        load_model_dir(model_copy)
+
+
+def test_version_1_manifest_is_refused_with_one_line(model_copy):
+    edit_manifest(model_copy, lambda m: m.update(format_version=1))
+    with pytest.raises(ApucodecError, match="format version 1 is not supported"):
         load_model_dir(model_copy)
 
 
@@ -111,16 +122,11 @@ def test_missing_manifest_and_missing_directory(model_copy, tmp_path):
 def test_model_id_ignores_optional_files(model_copy):
     model = load_model_dir(model_copy)
     files = dict(model.files)
-    files["encoder_int8"] = {"sha256": "0" * 64}
+    files["encoder.s128.npu-int8"] = {"sha256": "0" * 64, "stage": "encoder", "precision": "npu-int8"}
     assert model_id(files) == model.model_id  # quantizing the encoder keeps .apc files decodable
 
 
-def test_geometry_round_trip_and_default_path(monkeypatch, tmp_path):
-    g = WindowGeometry(hop=512, window_frames=145, context_frames=8)
-    assert (g.chunk_frames, g.window_samples, g.context_samples) == (129, 145 * 512, 8 * 512)
-    assert WindowGeometry.from_dict(g.to_dict()) == g
-    with pytest.raises(ValueError):
-        WindowGeometry(hop=512, window_frames=16, context_frames=8)
+def test_default_path(monkeypatch, tmp_path):
     monkeypatch.delenv(ENV_VAR, raising=False)
     monkeypatch.chdir(tmp_path)
     assert str(default_model_path(None, allow_bundled=False)) == "apucodec-model"

@@ -42,15 +42,15 @@ import json, sys
 import numpy as np
 import onnxruntime as ort
 from apucodec.model_dir import load_model_dir
-from apucodec.runtime.providers import CPU, WEBGPU, SessionSettings, open_stage_session
+from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.providers import CPU, WEBGPU, SessionSettings
 from apucodec.runtime.webgpu import add_webgpu_provider, find_webgpu_devices
 
 model = load_model_dir(sys.argv[1])
-geometry, cfg = model.geometry, model.config
-audio = np.load(sys.argv[2]).astype(np.float32)[: geometry.window_samples]
-audio = np.pad(audio, (0, geometry.window_samples - audio.size))[None, None, :]
-encoder = ort.InferenceSession(str(model.path_of("encoder")), providers=[CPU])
-latent = encoder.run(None, {encoder.get_inputs()[0].name: audio})[0]
+audio = np.load(sys.argv[2]).astype(np.float32)
+cpu_codec = Codec(model, SessionSettings(encoder_eps=(CPU,), decoder_eps=(CPU,)), warn=None)
+codes, _ = cpu_codec.encode_array(audio)
+out_cpu, _ = cpu_codec.decode_codes(codes, audio.size)
 
 probe = find_webgpu_devices()
 so = ort.SessionOptions()
@@ -58,28 +58,26 @@ so.log_severity_level = 3
 so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
 so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
 add_webgpu_provider(so, probe.device)
-gpu = ort.InferenceSession(str(model.path_of("decoder")), so)
+gpu = ort.InferenceSession(str(model.path_of("decoder.s128")), so)
 nodes = {}
 for subgraph in gpu.get_provider_graph_assignment_info():
     nodes[subgraph.ep_name] = nodes.get(subgraph.ep_name, 0) + len(subgraph.get_nodes())
-name = gpu.get_inputs()[0].name
-out_gpu = gpu.run(None, {name: latent})[0]
-cpu = ort.InferenceSession(str(model.path_of("decoder")), providers=[CPU])
-out_cpu = cpu.run(None, {name: latent})[0]
 
-stage = open_stage_session(model, "decoder", SessionSettings(decoder_eps=(WEBGPU,), strict=True),
-                           (1, cfg.latent_dim, geometry.window_frames), warn=None)
-out_stage = stage.run(latent)
+# The runtime's decoder stage on WebGPU (strict: no CPU fallback), streamed step by step with its state.
+gpu_codec = Codec(model, SessionSettings(encoder_eps=(CPU,), decoder_eps=(WEBGPU,), strict=True), warn=None,
+                  stages=("decoder",))
+out_gpu, _ = gpu_codec.decode_codes(codes, audio.size)
+stage = gpu_codec.placement.stage("decoder")
 print("RESULT " + json.dumps({
     "adapter": probe.describe(),
     "session_providers": gpu.get_providers(),
     "nodes": nodes,
     "max_abs_diff": float(np.max(np.abs(out_gpu - out_cpu))),
     "output_rms": float(np.sqrt(np.mean(out_cpu ** 2))),
-    "shape": list(out_gpu.shape),
-    "placement": stage.placement.to_dict(),
-    "placement_text": stage.placement.describe(),
-    "stage_max_abs_diff": float(np.max(np.abs(out_stage - out_cpu))),
+    "shape": [int(v) for v in gpu.get_outputs()[0].shape],
+    "placement": stage.to_dict(),
+    "placement_text": stage.describe(),
+    "stage_max_abs_diff": float(np.max(np.abs(out_gpu - out_cpu))),
 }))
 """
 

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "quantize-encoder": "apucodec.cli.quantize:quantize_encoder",
     "encode": "apucodec.cli.codec:encode",
     "run": "apucodec.cli.codec:run",
+    "stream": "apucodec.cli.stream:stream",
     "train": "apucodec.cli.train:train",
     "export": "apucodec.cli.export:export",
 }

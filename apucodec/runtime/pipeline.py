@@ -191,7 +191,7 @@ class Codec:
         graph = self._session(stage).placement.graph
         return next(role for role, entry in self.model.files.items() if entry["name"] == graph)
 
-    def stepper(self, stage: str) -> Stepper:
+    def stepper(self, stage: str, lead_frames: int = 0) -> Stepper:
         """A fresh stream through `stage`'s step graph (zero state: the start of a stream)."""
         session = self._session(stage)
         entry = self.model.files[self._role(stage)]
@@ -202,7 +202,7 @@ class Codec:
         else:
             shape = dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1, delay=facts.delay_samples)
         return Stepper(session.step, step_frames=int(entry["step_frames"]), state_size=facts.state_size,
-                       horizon=int(entry["horizon_frames"]), **shape)
+                       horizon=int(entry["horizon_frames"]), lead_frames=lead_frames, **shape)
 
     def _chain(self, lanes: Lanes, kind: str, n: int,
                steppers: dict[str, Stepper]) -> list[tuple[str, engine.StageFunction]]:

@@ -34,17 +34,20 @@ class Stepper:
     """
 
     def __init__(self, step: StepFunction, *, step_frames: int, in_rate: int, out_rate: int, in_channels: int,
-                 out_channels: int, delay: int, state_size: int, horizon: int) -> None:
+                 out_channels: int, delay: int, state_size: int, horizon: int, lead_frames: int = 0) -> None:
         self._step = step
         self.step_frames, self.in_rate, self.out_rate = step_frames, in_rate, out_rate
         self.in_channels, self.out_channels = in_channels, out_channels
         self.delay, self.horizon = delay, horizon
         self.state = np.zeros((1, state_size), dtype=np.float32)
-        self._pending = np.zeros((in_channels, 0), dtype=np.float32)
-        self.frames_in = 0       # input frames consumed by steps so far
+        # `lead_frames` zero frames before the stream's start shift the step boundaries (a decoder fed by an encoder
+        # whose delay is not a whole number of steps then runs as soon as each encoder step lands); the graph
+        # zeroes them like any other sample outside the signal, and their output is dropped with the delay.
+        self._pending = np.zeros((in_channels, lead_frames * in_rate), dtype=np.float32)
+        self.frames_in = -lead_frames  # input frames consumed by steps so far (negative: still in the lead)
         self.received = 0        # input samples received (before padding)
         self.emitted = 0         # output samples handed out
-        self._to_drop = delay
+        self._to_drop = delay + lead_frames * out_rate
         self.steps = 0
 
     @property
@@ -54,7 +57,7 @@ class Stepper:
     def _run(self, chunk: np.ndarray, frames_left: int | None) -> np.ndarray:
         h = self.horizon
         left = h if frames_left is None else max(-h, min(h, frames_left))
-        bounds = np.array([min(self.frames_in, h), left], dtype=np.float32)
+        bounds = np.array([max(-h, min(self.frames_in, h)), left], dtype=np.float32)
         out, self.state = self._step(chunk[None], self.state, bounds)
         self.frames_in += self.step_frames
         self.steps += 1

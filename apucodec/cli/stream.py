@@ -1,0 +1,90 @@
+"""`apucodec stream`: the live path (step graphs at a live step, encoder -> RVQ -> decoder) over a file, paced like a
+microphone with --realtime and measured per step, or microphone -> speakers with --live."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from apucodec.cli.codec import session_options
+from apucodec.errors import ApucodecError
+
+
+@click.command("stream")
+@click.argument("input_path", required=False, type=click.Path(path_type=Path))
+@click.argument("output_path", required=False, type=click.Path(path_type=Path))
+@click.option("--step-frames", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Frames per step (512 samples each): the model must have a step graph of this size.")
+@click.option("--realtime", is_flag=True, help="Release the input at the audio clock's pace, as a microphone would.")
+@click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON.")
+@click.option("--live", is_flag=True, help="Microphone -> speakers through PortAudio (needs apucodec[live]).")
+@click.option("--input-device", default=None, help="--live: input device (index or part of its name).")
+@click.option("--output-device", default=None, help="--live: output device (index or part of its name).")
+@click.option("--seconds", type=float, default=None, help="--live: stop after this long (default: Ctrl-C).")
+@session_options
+def stream(input_path: Path | None, output_path: Path | None, step_frames: int, realtime: bool, as_json: bool,
+           live: bool, input_device: str | None, output_device: str | None, seconds: float | None,
+           **session: object) -> None:
+    """Stream IN through the codec at a live step size into OUT, measuring latency per step."""
+    from apucodec.runtime.live_audio import pick_devices
+
+    if live:
+        devices = pick_devices(input_device, output_device)  # one line on a machine without audio devices
+    elif input_path is None or output_path is None:
+        raise ApucodecError("stream needs IN and OUT files (or --live for microphone -> speakers)")
+    report = bool(session.pop("report"))
+    codec = _open(step_frames, session)
+    s = codec.stream(step_frames=step_frames)
+    step_samples = step_frames * codec.hop
+    if live:
+        from apucodec.runtime.live_audio import run_live
+
+        underruns = run_live(s, codec.sample_rate, step_samples, *devices, seconds)
+        click.echo(f"live: algorithmic latency {codec.algorithmic_latency(step_frames) * 1000:.1f} ms; "
+                   f"{underruns} output underruns")
+        return
+    _stream_file(codec, s, input_path, output_path, step_frames, realtime, as_json, report)
+
+
+def _open(step_frames: int, session: dict) -> object:
+    from apucodec.api import Codec
+    from apucodec.cli.codec import _parse_ep_options
+    from apucodec.model_dir import default_model_path, load_model_dir
+    from apucodec.runtime.providers import SessionSettings, parse_ep_list
+
+    settings = SessionSettings(encoder_eps=parse_ep_list(session["encoder_ep"], "encoder"),
+                               decoder_eps=parse_ep_list(session["decoder_ep"], "decoder"),
+                               encoder_graph=session["encoder_graph"], strict=session["strict"],
+                               threads=session["threads"], ep_options=_parse_ep_options(session["ep_options"]))
+    model = load_model_dir(default_model_path(session["model_path"]))
+    return Codec(model, settings, step_frames=step_frames)
+
+
+def _stream_file(codec: object, s: object, input_path: Path, output_path: Path, step_frames: int, realtime: bool,
+                 as_json: bool, report: bool) -> None:
+    import soundfile as sf
+
+    from apucodec.audio import atomic_output, read_audio
+    from apucodec.runtime.audio_stream import output_format
+    from apucodec.runtime.pipeline import check_distinct
+    from apucodec.runtime.realtime import StreamStats, drive
+
+    audio, info = read_audio(input_path, codec.sample_rate)
+    check_distinct(info.path, output_path)
+    stats = StreamStats(step_frames, step_frames * codec.hop / codec.sample_rate,
+                        codec.algorithmic_latency(step_frames), realtime)
+    fmt, subtype = output_format(output_path)
+    with atomic_output(output_path) as tmp, sf.SoundFile(str(tmp), "w", codec.sample_rate, 1, subtype,
+                                                          format=fmt) as fh:
+        drive(s, audio, codec.sample_rate, step_frames * codec.hop, stats, lambda x: fh.write(np.clip(x, -1, 1)),
+              realtime)
+    if as_json:
+        click.echo(json.dumps({**stats.to_dict(), "model_id": codec.model.model_id,
+                               "placement": codec.placement.to_dict()}, indent=2))
+    else:
+        click.echo(stats.summary() + f"; {codec.placement.summary()}, model {codec.model.label}")
+        if report:
+            click.echo(codec.placement.format())
