@@ -59,3 +59,28 @@ def test_config_round_trips_through_a_dict():
     assert CodecConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError):
         CodecConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+def test_causal_config_never_looks_ahead_and_trains():
+    """Changing input at sample t moves no output before t (encoder frames, decoder samples), and the causal model
+    has the same parameters as the non-causal one (only the padding moves)."""
+    torch.manual_seed(0)
+    model = APUCodec(preset("tiny-causal")).eval()
+    plain = APUCodec(preset("tiny"))
+    assert model.param_count == plain.param_count
+    audio = torch.randn(1, 1, 16 * 512) * 0.2
+    cut = 9 * 512 + 100
+    changed = audio.clone()
+    changed[..., cut:] += torch.randn(1, 1, audio.shape[-1] - cut)
+    with torch.no_grad():
+        a, b = model.encoder(audio), model.encoder(changed)
+        assert torch.equal(a[..., : cut // 512], b[..., : cut // 512]) and not torch.equal(a, b)
+        latent = torch.randn(1, model.config.latent_dim, 16)
+        moved = latent.clone()
+        moved[..., 10:] += 1.0
+        x, y = model.decoder(latent), model.decoder(moved)
+        assert torch.equal(x[..., : 10 * 512], y[..., : 10 * 512]) and not torch.equal(x, y)
+    model.train()
+    out = model(audio)
+    (out.audio - audio).abs().mean().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
