@@ -7,6 +7,7 @@ one line saying so, before anything is opened.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -79,8 +80,6 @@ def run_live(stream: Stream, rate: int, step_samples: int, input_device: Any, ou
 
     with sd.Stream(samplerate=rate, blocksize=step_samples, channels=1, dtype="float32",
                    device=(input_device, output_device), callback=callback):
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a live session normally
             done.wait()
-        except KeyboardInterrupt:
-            pass
     return underruns
