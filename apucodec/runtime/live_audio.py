@@ -78,8 +78,8 @@ def run_live(stream: Stream, rate: int, step_samples: int, input_device: Any, ou
         if limit is not None and blocks[0] >= limit:
             done.set()
 
+    # Ctrl-C ends a live session normally.
     with sd.Stream(samplerate=rate, blocksize=step_samples, channels=1, dtype="float32",
-                   device=(input_device, output_device), callback=callback):
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a live session normally
-            done.wait()
+                   device=(input_device, output_device), callback=callback), contextlib.suppress(KeyboardInterrupt):
+        done.wait()
     return underruns
