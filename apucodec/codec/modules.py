@@ -3,7 +3,7 @@
 Module and attribute names follow the original APU-Codec seed (`input_conv`, `blocks.N.res1.conv1`,
 `blocks.N.downsample`, `blocks.N.upsample`, `output_conv`) so that with `norm="group"` a seed state dict loads
 key-for-key. With `norm="weight"` (the default for new models) convolutions are weight-normalised through torch's
-parametrizations and there is no norm layer: nothing pools over time, so a window of audio sees exactly the
+parametrizations and there is no norm layer: nothing pools over time, so a step of audio sees exactly the
 computation it would see inside the whole file, which is what the step graphs' exact streaming relies on.
 
 `causal=True` pads every convolution on the left only and trims transposed convolutions on the right, so no output

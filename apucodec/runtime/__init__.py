@@ -1,4 +1,4 @@
-"""Inference without torch: ONNX Runtime sessions placed per stage, NumPy RVQ, static windows, overlapped lanes.
+"""Inference without torch: ONNX Runtime sessions placed per stage, NumPy RVQ, stateful step graphs, overlapped lanes.
 
     from apucodec.runtime import Codec
     codec = Codec.open("apucodec-model")

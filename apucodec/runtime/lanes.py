@@ -2,7 +2,7 @@
 
 Each lane is a generator that consumes the previous lane's items and yields its own; each runs in its own thread,
 and the last lane's items are consumed by the calling thread. onnxruntime and BLAS release the GIL, so on an APU
-the NPU, CPU and GPU lanes really work on different windows at once, and a queue of `depth` items between lanes
+the NPU, CPU and GPU lanes really work on different steps at once, and a queue of `depth` items between lanes
 bounds memory whatever the input's length.
 
 Failure handling is what makes this safe to interrupt: the first exception in any lane (or Ctrl-C in the calling

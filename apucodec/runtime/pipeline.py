@@ -3,7 +3,7 @@
 `Codec` opens the sessions once (placement decided and reported at open) and then runs any number of inputs:
 
     codec = Codec.open("apucodec-model")                 # or Codec(load_model_dir(...), SessionSettings(...))
-    result = codec.run_file("in.flac", "out.wav")        # RunResult: timings per stage and window, placement
+    result = codec.run_file("in.flac", "out.wav")        # RunResult: timings per stage and block, placement
     codec.encode_file("in.wav", "in.apc"); codec.decode_file("in.apc", "out.wav")
     audio, result = codec.run_array(samples)             # in memory, same lanes (tests, bench)
 
@@ -71,7 +71,7 @@ class RunResult:
         return self.wall_seconds / self.audio_seconds if self.audio_seconds else float("inf")
 
     def stage_seconds(self) -> dict[str, float]:
-        """Busy seconds per stage (summed over windows)."""
+        """Busy seconds per stage (summed over blocks)."""
         totals: dict[str, float] = {}
         for t in self.timings:
             totals[t.stage] = totals.get(t.stage, 0.0) + t.seconds
@@ -104,7 +104,7 @@ def input_notes(info: AudioInfo, rate: int) -> list[str]:
 def processor_turns(placement: PlacementReport) -> dict[str, Any]:
     """Per graph stage, a lock shared with every other stage placed on the same execution provider.
 
-    The lanes overlap so that the NPU, CPU and GPU work on different windows at once. Two graph sessions on the
+    The lanes overlap so that the NPU, CPU and GPU work on different steps at once. Two graph sessions on the
     same processor gain nothing from that: on the CPU EP each session's thread pool already uses every core, and
     running both at once oversubscribes them (apucodec bench, default model, 2 cores: pipelined RTF 0.82-0.89
     overlapping vs 0.72-0.76 one after the other). So such stages take turns, while the RVQ lane and file I/O

@@ -6,7 +6,7 @@ found with the same formula as training, argmin over ||c||^2 - 2 x.c (||x||^2 is
 GEMM per codebook with the norms computed once at load — so codes match the PyTorch quantizer's, ties aside.
 
 The GEMMs are small ([frames, 128] x [128, 2048] per level), and they run while the encoder and decoder sessions
-work on other windows: a multi-threaded BLAS only adds threads that spin for the cores ONNX Runtime is using (on a
+work on other steps: a multi-threaded BLAS only adds threads that spin for the cores ONNX Runtime is using (on a
 2-core CPU, under load, OpenBLAS took 12-16 ms per GEMM with 2 threads and 0.7-1.2 ms with one). So each call runs
 with BLAS limited to one thread (threadpoolctl; without it, BLAS keeps its own default).
 """
