@@ -64,8 +64,9 @@ COLUMNS = [("rtf_seq", "RTF seq", "{:8.3f}"), ("rtf_pipe", "RTF pipe", "{:8.3f}"
            ("encoder_gflop", "enc GFLOP", "{:9.1f}"), ("decoder_gflop", "dec GFLOP", "{:9.1f}")]
 
 
-def line(label: str, row: dict[str, float]) -> str:
-    return f"{label:16s} " + " ".join(fmt.format(row[key]).rjust(len(title)) for key, title, fmt in COLUMNS)
+def line(label: str, row: dict[str, float], ratio: bool = False) -> str:
+    return f"{label:16s} " + " ".join((f"{row[key]:.3f}" if ratio else fmt.format(row[key])).rjust(len(title))
+                                      for key, title, fmt in COLUMNS)
 
 
 def main() -> None:
@@ -79,7 +80,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads per session (0: ORT default)")
     args = parser.parse_args()
     extra = ["--threads", str(args.threads)]
-    sides = {"old (windows)": (args.old_tree, args.old_model), "new (steps)": (args.new_tree, args.new_model)}
+    # each side runs in its own tree: make every path absolute first
+    sides = {"old (windows)": (args.old_tree.resolve(), args.old_model.resolve()),
+             "new (steps)": (args.new_tree.resolve(), args.new_model.resolve())}
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
     print(f"apucodec bench --seconds {args.seconds:g}, both stages on the CPU EP, {args.rounds} rounds, sides "
           f"alternating; {os.cpu_count()} CPU cores")
@@ -98,7 +101,8 @@ def main() -> None:
     for name, row in medians.items():
         print(line(f"{name.split()[0]} median", row))
     old, new = medians["old (windows)"], medians["new (steps)"]
-    print(line("new / old", {key: new[key] / old[key] if old[key] else float("nan") for key, _, _ in COLUMNS}))
+    print(line("new / old", {key: new[key] / old[key] if old[key] else float("nan") for key, _, _ in COLUMNS},
+               ratio=True))
     work_old = old["encoder_gflop"] + old["decoder_gflop"]
     work_new = new["encoder_gflop"] + new["decoder_gflop"]
     print(f"work: {work_new:.0f} vs {work_old:.0f} GFLOP (new/old {work_new / work_old:.3f}); RTF new/old: sequential "
