@@ -81,7 +81,7 @@ def runtime_steps(model, stage: str, step: int, samples: int) -> int:
 
 def windowed_lines(path: Path, frames: int, whole: float) -> list[str]:
     manifest = json.loads((path / "manifest.json").read_text())
-    geometry, files = manifest.get("geometry") or {}, manifest.get("files") or {}
+    geometry, files = manifest.get("window") or {}, manifest.get("files") or {}
     try:
         per_window = sum(files[role]["graph"]["gflop"] for role in ("encoder", "decoder"))
         chunk, window = int(geometry["chunk_frames"]), int(geometry["window_frames"])

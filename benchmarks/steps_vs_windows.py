@@ -9,8 +9,8 @@ same checkpoint. Each side is a fresh `python -m apucodec bench --json` process 
 on PYTHONPATH (so nothing of one version leaks into the other), both graph stages on the CPU EP; the sides
 alternate (old, new, old, new, ...) so that drifting load on a shared machine hits both alike. Printed per run and
 as the median over rounds: RTF sequential and pipelined, each graph stage's busy seconds (sequential run), the
-calls it made (windows or steps) and the GFLOP it did per the manifest; then new/old ratios. A ratio below 1 means
-the step graphs are faster.
+calls it made (windows or steps), the GFLOP it did per the manifest, and the process's peak RSS; then new/old
+ratios. A ratio below 1 means the step graphs are faster (or smaller).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def summary(report: dict) -> dict[str, float]:
     """The figures compared, from either version's JSON (windows: per window; steps: per step)."""
     seq, pipe = report["sequential"], report["pipelined"]
     per_call = report.get("gflop_per_step") or report.get("gflop_per_window") or {}
-    row = {"rtf_seq": seq["rtf"], "rtf_pipe": pipe["rtf"]}
+    row = {"rtf_seq": seq["rtf"], "rtf_pipe": pipe["rtf"], "rss_mb": (report["peak_rss_bytes"] or 0) / 2**20}
     for stage in ("encoder", "decoder"):
         stats = seq["stages"][stage]
         calls = stats.get("calls", stats.get("windows"))
@@ -61,7 +61,8 @@ def describe(report: dict) -> str:
 COLUMNS = [("rtf_seq", "RTF seq", "{:8.3f}"), ("rtf_pipe", "RTF pipe", "{:8.3f}"),
            ("encoder_busy", "enc busy s", "{:10.3f}"), ("decoder_busy", "dec busy s", "{:10.3f}"),
            ("encoder_calls", "enc calls", "{:9.0f}"), ("decoder_calls", "dec calls", "{:9.0f}"),
-           ("encoder_gflop", "enc GFLOP", "{:9.1f}"), ("decoder_gflop", "dec GFLOP", "{:9.1f}")]
+           ("encoder_gflop", "enc GFLOP", "{:9.1f}"), ("decoder_gflop", "dec GFLOP", "{:9.1f}"),
+           ("rss_mb", "peak RSS MB", "{:11.0f}")]
 
 
 def line(label: str, row: dict[str, float], ratio: bool = False) -> str:
