@@ -1,6 +1,6 @@
-"""The timeline picture of `apucodec bench --plot`: one lane per processor, one bar per window.
+"""The timeline picture of `apucodec bench --plot`: one lane per processor, one bar per step.
 
-The point of the split design is that the NPU, CPU and GPU work on different windows at the same time; a picture
+The point of the split design is that the NPU, CPU and GPU work on different steps at the same time; a picture
 with the encoder, RVQ and decoder lanes stacked over a shared time axis shows at a glance whether they do (bars
 overlap in time) or not (a staircase). The sequential run is drawn below on the same scale for comparison.
 matplotlib is optional (the `plot` extra) and imported only here, headless (Agg).
@@ -14,9 +14,9 @@ from typing import Any
 from apucodec.audio import atomic_output
 from apucodec.errors import ApucodecError
 from apucodec.extras import require
-from apucodec.runtime.bench import PROCESSOR_OF, STAGES, BenchReport, RunStats
+from apucodec.runtime.bench import GRAPH_STAGES, PROCESSOR_OF, STAGES, BenchReport, RunStats
 
-# colour per stage; alternate windows are drawn lighter so neighbouring bars stay distinguishable
+# colour per stage; alternate bars are drawn lighter so neighbours stay distinguishable
 STAGE_COLOURS = {"encoder": ("#1f6fb4", "#7fb0dc"), "rvq": ("#d9822b", "#f0bd8a"), "decoder": ("#2e9a4a", "#8fd19f")}
 
 
@@ -36,7 +36,8 @@ def lane_label(report: BenchReport, stage: str) -> str:
 def _draw_run(ax: Any, report: BenchReport, run: RunStats, x_max: float) -> None:
     rows = list(reversed(STAGES))  # encoder on top
     for row, stage in enumerate(rows):
-        bars = [t for t in run.timings if t.stage == stage]
+        # graph stages: one bar per step-graph call; the RVQ lane: one bar per block it handled
+        bars = [t for t in (run.step_timings if stage in GRAPH_STAGES else run.timings) if t.stage == stage]
         for t in bars:
             colour = STAGE_COLOURS[stage][t.index % 2]
             ax.broken_barh([(t.start, t.seconds)], (row - 0.38, 0.76), facecolors=colour, edgecolor="black",
@@ -86,9 +87,9 @@ def plot_timeline(report: BenchReport, path: str | Path) -> Path:
     fig, axes = plt.subplots(2, 1, figsize=(12, 5.2), sharex=True, constrained_layout=True)
     _draw_run(axes[0], report, report.pipelined, x_max)
     _draw_run(axes[1], report, report.sequential, x_max)
-    axes[1].set_xlabel("seconds since the run started (each bar: one window; number = window index)")
-    fig.suptitle(f"apucodec bench: {report.model_label}; {report.windows} windows of {report.window_seconds:.2f} s; "
-                 f"pipelining gain {report.pipelining_gain:.2f}x", fontsize=10)
+    axes[1].set_xlabel("seconds since the run started (encoder, decoder: one bar per step; rvq: one per block)")
+    fig.suptitle(f"apucodec bench: {report.model_label}; {report.sequential.steps} steps of {report.step_frames} "
+                 f"frames ({report.step_seconds:.2f} s); pipelining gain {report.pipelining_gain:.2f}x", fontsize=10)
     try:
         with atomic_output(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=120)

@@ -3,17 +3,19 @@
     python benchmarks/pipeline_vs_torch.py --checkpoint ckpt.pt --model apucodec-model --seconds 10
 
 PyTorch: `model.encode` then `model.decode` on the whole clip at once (eval, no_grad, torch.set_num_threads(N)
-with N = the CPU's cores unless --threads), after a 1 s warm-up. ONNX Runtime: `Codec.run_array` (windows,
-pipelined lanes, the runtime's own thread policy unless --threads), both graph stages on the CPU EP, with the FP32
-encoder and, if the model directory has one, the INT8 encoder — which is made for the NPU; on a CPU it shows what
-the fallback costs. Each variant is timed once after a one-window warm-up. The outputs are compared too (SNR of
-the pipeline's output against PyTorch's), so a fast but wrong graph cannot pass for a speed-up.
+with N = the CPU's cores unless --threads), after a 1 s warm-up. ONNX Runtime: `Codec.run_array` (step graphs of
+--step-frames frames, default the model's largest; pipelined lanes, the runtime's own thread policy unless
+--threads), both graph stages on the CPU EP, with the FP32 encoder and, if the model directory has one at that
+step, the INT8 encoder — which is made for the NPU; on a CPU it shows what the fallback costs. Each variant is
+timed once after a one-step warm-up. The outputs are compared too (SNR of the pipeline's output against PyTorch's),
+so a fast but wrong graph cannot pass for a speed-up.
 
 Then the roofline, measured in the same run: the FP32 GEMM speed of this CPU (ONNX Runtime's MatMul, the MLAS
 kernels its Conv runs on, with the runtime's threads; NumPy's BLAS beside it), the convolutions' FLOPs per audio
-second (the manifest's count), and from them two compute floors — the wall time of the clip's convolutions at
-GEMM speed and nothing else, once for the whole clip and once for the runtime's static windows (context overlap
-and the last window's padding included) — and the largest ratio over PyTorch eager each allows on this machine.
+second (the manifest's per-step count over the step's frames), and from them two compute floors — the wall time of
+the clip's convolutions at GEMM speed and nothing else, once for the whole clip and once for the step-graph calls
+the runtime actually made (the padded last step and the flush steps included) — and the largest ratio over
+PyTorch eager each allows on this machine.
 """
 
 from __future__ import annotations
@@ -55,18 +57,21 @@ def torch_codec_seconds(checkpoint: str, audio: np.ndarray, threads: int) -> tup
     return seconds, out[0, 0, : audio.size].numpy()
 
 
-def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str,
-                     threads: int) -> tuple[float, np.ndarray, str, int]:
-    """Wall seconds of the ORT pipeline (pipelined lanes, CPU EP), its output, the placement summary, windows run."""
+def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads: int,
+                     step_frames: int) -> tuple[float, np.ndarray, str, dict[str, int]]:
+    """Wall seconds of the ORT pipeline (pipelined lanes, CPU EP), its output, the placement summary, and the
+    step-graph calls each graph stage made."""
     from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.providers import SessionSettings
 
     settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), encoder_graph=encoder_graph,
                                threads=threads)
-    codec = Codec.open(model, settings, warn=None)
-    codec.run_array(audio[: codec.geometry.chunk_samples])  # warm-up: one window through every stage
+    codec = Codec.open(model, settings, warn=None, step_frames=step_frames)
+    codec.run_array(audio[: step_frames * codec.hop])  # warm-up: one step through every stage
     out, result = codec.run_array(audio)
-    return result.wall_seconds, out, f"{result.placement.summary()}, {result.windows} windows", result.windows
+    steps = {stage: result.steps_of(stage) for stage in ("encoder", "decoder")}
+    return (result.wall_seconds, out, f"{result.placement.summary()}, {steps['encoder']} + {steps['decoder']} steps "
+            f"of {step_frames} frames", steps)
 
 
 def gemm_gflops(threads: int, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
@@ -98,27 +103,31 @@ def gemm_gflops(threads: int, size: int = 2048, repeats: int = 5) -> tuple[float
     return best(lambda: session.run(None, {"a": a, "b": b})), best(lambda: a @ b)
 
 
-def roofline_lines(model: ModelDir, audio_seconds: float, windows: int, threads: int, rows: list[tuple]) -> list[str]:
+def roofline_lines(model: ModelDir, audio_seconds: float, step_frames: int, steps: dict[str, int], threads: int,
+                   rows: list[tuple]) -> list[str]:
     """The clip's convolution work against this CPU's GEMM speed, and what that allows against PyTorch."""
-    gflop = {role: model.files[role].get("graph", {}).get("gflop") for role in ("encoder", "decoder")}
+    from apucodec.contract.steps import step_role
+
+    gflop = {stage: (model.files[step_role(stage, step_frames)].get("graph") or {}).get("gflop")
+             for stage in ("encoder", "decoder")}
     if not all(isinstance(v, (int, float)) for v in gflop.values()):
-        return [f"roofline: {model.path}/manifest.json has no FLOP counts (exported before they were recorded); "
+        return [f"roofline: {model.path}/manifest.json has no FLOP count for a {step_frames}-frame step graph; "
                 "re-export to get the roofline"]
-    geometry = model.geometry
-    per_second = {role: g / geometry.window_frames * model.config.frame_rate for role, g in gflop.items()}
+    # steady state: a step's work spread over the frames it advances
+    per_second = {stage: g / step_frames * model.config.frame_rate for stage, g in gflop.items()}
     clip_gflop = sum(per_second.values()) * audio_seconds
-    windowed_gflop = windows * sum(gflop.values())
+    stepped_gflop = sum(steps[stage] * g for stage, g in gflop.items())
     ort_gemm, numpy_gemm = gemm_gflops(threads)
     gemm = max(ort_gemm, numpy_gemm)
     torch_s = rows[0][1]
-    floors = {"whole clip, no overlap": clip_gflop / gemm,
-              f"the runtime's {windows} static windows": windowed_gflop / gemm}
+    calls = f"{steps['encoder']} + {steps['decoder']} steps"
+    floors = {"whole clip, steady state": clip_gflop / gemm, f"the runtime's {calls}": stepped_gflop / gemm}
     lines = [f"roofline: FP32 GEMM {ort_gemm:.0f} GFLOP/s (ONNX Runtime MatMul 2048^3, threads "
              f"{threads or 'default'}), {numpy_gemm:.0f} GFLOP/s (NumPy); the floor uses the faster",
              f"  convolutions: {sum(per_second.values()):.1f} GFLOP per audio second (encoder "
              f"{per_second['encoder']:.1f} + decoder {per_second['decoder']:.1f}); this clip {clip_gflop:.0f} GFLOP, "
-             f"{windowed_gflop:.0f} GFLOP in {windows} windows of {sum(gflop.values()):.1f} (context overlap and the "
-             "last window's padding)",
+             f"{stepped_gflop:.0f} GFLOP in {calls} of {step_frames} frames (encoder {gflop['encoder']:.2f} + "
+             f"decoder {gflop['decoder']:.2f} per step; the padded last step and the flush steps included)",
              "  useful GFLOP/s (the clip's work / wall): "
              + ", ".join(f"{name} {clip_gflop / seconds:.0f}" for name, seconds, *_ in rows)]
     lines += [f"  compute floor at GEMM speed, {what}: {floor:.2f} s (RTF {floor / audio_seconds:.3f}): no FP32 "
@@ -132,15 +141,18 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="the checkpoint the model directory was exported from")
     parser.add_argument("--model", required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--step-frames", type=int, default=0, help="step graphs to run (0: the model's largest)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads and ORT intra-op threads per session (0: all cores for torch, the "
                              "runtime's own policy for ORT)")
     args = parser.parse_args()
 
+    from apucodec.contract.steps import step_role
     from apucodec.model_dir import load_model_dir
     from apucodec.runtime.bench import generated_audio
 
     model = load_model_dir(args.model)
+    step = args.step_frames or max(model.step_sizes("encoder"))
     audio = generated_audio(args.seconds, model.config.sample_rate)
     cores = os.cpu_count() or 1
     torch_threads = args.threads or cores
@@ -148,9 +160,10 @@ def main() -> None:
           f"{torch_threads}; ORT intra-op threads per session {args.threads or 'runtime policy'}")
     torch_s, torch_out = torch_codec_seconds(args.checkpoint, audio, torch_threads)
     rows = [("PyTorch eager (whole clip)", torch_s, None, "encode + decode, no_grad")]
-    graphs = ["fp32"] + (["int8"] if model.has("encoder_int8") else [])
+    int8 = step_role("encoder", step, "npu-int8")
+    graphs = ["fp32"] + (["int8"] if model.has(int8) else [])
     for graph in graphs:
-        seconds, out, where, windows = pipeline_seconds(args.model, audio, graph, args.threads)
+        seconds, out, where, steps = pipeline_seconds(args.model, audio, graph, args.threads, step)
         rows.append((f"ORT pipeline, {graph.upper()} encoder", seconds, snr_db(torch_out, out), where))
     print(f"{'variant':32s} {'wall s':>8s} {'RTF':>7s} {'vs torch':>9s} {'SNR vs torch dB':>16s}  notes")
     for name, seconds, snr, notes in rows:
@@ -158,8 +171,8 @@ def main() -> None:
         snr_text = "" if snr is None else f"{snr:.1f}"
         print(f"{name:32s} {seconds:8.2f} {seconds / args.seconds:7.3f} {ratio:8.2f}x {snr_text:>16s}  {notes}")
     if "int8" not in graphs:
-        print(f"(no encoder.int8.onnx in {model.path}: run 'apucodec quantize-encoder' to add the INT8 row)")
-    print("\n".join(roofline_lines(model, args.seconds, windows, args.threads, rows)))
+        print(f"(no {int8}.onnx in {model.path}: run 'apucodec quantize-encoder' to add the INT8 row)")
+    print("\n".join(roofline_lines(model, args.seconds, step, steps, args.threads, rows)))
 
 
 if __name__ == "__main__":

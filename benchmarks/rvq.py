@@ -2,9 +2,9 @@
 
     python benchmarks/rvq.py --model apucodec-model --seconds 10
 
-The latents are real: the model's encoder graph run on a generated clip's windows (the frames `run` keeps). Both
-quantizers get the same codebooks (codebooks.npy) and quantize + dequantize those latents the way the pipeline
-does, one window's chunk of frames at a time; each is timed as the median of --repeats passes over the clip, with
+The latents are real: the model's encoder step graph streamed over a generated clip (exactly the rows `run` hands
+the RVQ lane). Both quantizers get the same codebooks (codebooks.npy) and quantize + dequantize those latents one
+step's frames at a time; each is timed as the median of --repeats passes over the clip, with
 one thread each (the RVQ lane runs beside the encoder and decoder, so it gets no more). Code agreement is printed
 as a check that both compute the same thing. Then the whole pipeline runs sequentially and pipelined, and RVQ's
 busy time is given as a share of each run's wall time (the target: at most 3 %).
@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 
-def per_window(rows: np.ndarray, chunk: int) -> list[np.ndarray]:
+def per_step(rows: np.ndarray, chunk: int) -> list[np.ndarray]:
     return [rows[start: start + chunk] for start in range(0, rows.shape[0], chunk)]
 
 
@@ -59,35 +59,34 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--step-frames", type=int, default=0, help="step graphs to run (0: the model's largest)")
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads per session (0: runtime policy)")
     args = parser.parse_args()
 
     from apucodec.runtime.bench import generated_audio
     from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.providers import SessionSettings
-    from apucodec.runtime.windows import kept_frames, sample_windows
-
     codec = Codec.open(args.model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=args.threads),
-                       warn=None)
-    g = codec.geometry
+                       warn=None, step_frames=args.step_frames or None)
+    step = codec.step_frames("encoder")
     audio = generated_audio(args.seconds, codec.sample_rate)
-    rows = np.concatenate([kept_frames(codec.sessions["encoder"].run(w.samples.reshape(1, 1, -1)), w, g)
-                           for w in sample_windows(audio, g)])
-    pieces = per_window(rows, g.chunk_frames)
+    encoder = codec.stepper("encoder")
+    rows = np.concatenate([encoder.push(audio[None]), encoder.finish()], axis=1).T  # [frames, latent]
+    pieces = per_step(rows, step)
     codebooks = codec.rvq.codebooks
     n, k, d = codebooks.shape
-    print(f"latents: {rows.shape[0]} frames x {d} from {args.seconds:g} s ({len(pieces)} windows of "
-          f"{g.chunk_frames} frames); codebooks {n} x {k} x {d}; quantize + dequantize, 1 thread each, "
+    print(f"latents: {rows.shape[0]} frames x {d} from {args.seconds:g} s ({len(pieces)} steps of "
+          f"{step} frames); codebooks {n} x {k} x {d}; quantize + dequantize, 1 thread each, "
           f"median of {args.repeats}")
     numpy_s, numpy_codes = time_numpy(codec.rvq, pieces, args.repeats)
     torch_s, torch_codes = time_torch(codebooks, pieces, args.repeats)
     agree = (numpy_codes == torch_codes).mean() * 100
-    print(f"{'quantizer':10s} {'ms / clip':>10s} {'ms / window':>12s} {'x real time':>12s}")
+    print(f"{'quantizer':10s} {'ms / clip':>10s} {'ms / step':>12s} {'x real time':>12s}")
     for name, seconds in (("NumPy", numpy_s), ("PyTorch", torch_s)):
         print(f"{name:10s} {seconds * 1e3:10.2f} {seconds * 1e3 / len(pieces):12.2f} {args.seconds / seconds:12.0f}")
     print(f"NumPy / PyTorch time: {numpy_s / torch_s:.2f}x; codes equal: {agree:.3f} %")
 
-    codec.run_array(audio[: g.chunk_samples])  # warm-up
+    codec.run_array(audio[: step * codec.hop])  # warm-up: one step
     for overlap in (False, True):
         _, result = codec.run_array(audio, overlap=overlap)
         rvq_s = result.stage_seconds().get("rvq", 0.0)

@@ -14,7 +14,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from apucodec.cli.main import cli
-from apucodec.runtime.bench import STAGES, format_report, run_bench
+from apucodec.runtime.bench import GRAPH_STAGES, STAGES, format_report, run_bench
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.providers import SessionSettings
@@ -77,38 +77,63 @@ def test_sequential_lanes_propagate_a_failure_and_close_every_lane():
     assert seen == [0, 1] and sorted(closed) == ["lane", "source"]
 
 
-def test_run_bench_reports_every_stage_and_window(codec):
+def _inside(step, items) -> bool:
+    return any(item.start <= step.start and step.end <= item.end for item in items)
+
+
+def test_run_bench_reports_every_stage_per_step(codec):
     audio = _clip(4.0)
     report = run_bench(codec, audio, model_label="tiny")
     assert report.audio_seconds == pytest.approx(4.0)
-    assert report.windows == report.sequential.windows == report.pipelined.windows >= 3
+    sizes = codec.model.step_sizes("encoder")
+    assert report.step_frames == max(sizes) and report.step_seconds == pytest.approx(max(sizes) * 512 / 44100)
+    frames = -(-audio.size // codec.hop)
     for run in (report.sequential, report.pipelined):
-        for stage in STAGES:
+        for stage in GRAPH_STAGES:
             stats = run.stages[stage]
-            assert stats.windows == report.windows  # each stage saw every window once
+            # one call per step: at least the steps the clip fills, and the same count in both runs
+            assert stats.calls >= -(-frames // report.step_frames)
+            assert stats.calls == report.sequential.stages[stage].calls
             assert 0 < stats.p50_ms <= stats.p95_ms
-            assert 0 < stats.busy_seconds < run.wall_seconds
+            # the steps are timed inside the stage's lane items: their sum cannot exceed the lane's busy time
+            assert 0 < stats.graph_seconds <= stats.busy_seconds < run.wall_seconds
+            items = [t for t in run.timings if t.stage == stage]
+            assert all(_inside(t, items) for t in run.step_timings if t.stage == stage)
+        assert run.steps == max(run.stages[s].calls for s in GRAPH_STAGES)
+        rvq = run.stages["rvq"]
+        assert rvq.graph_seconds is None and rvq.calls == len([t for t in run.timings if t.stage == "rvq"]) >= 2
     # the stages' busy times of the sequential run cannot add up to more than its wall time
     assert sum(report.share(s) for s in STAGES) <= 1.0
     assert report.pipelining_gain == pytest.approx(report.sequential.wall_seconds / report.pipelined.wall_seconds)
     assert report.bottleneck.stage in STAGES
     assert report.peak_rss_bytes is None or report.peak_rss_bytes > 10 * 2**20
-    # the graph stages' work comes from the manifest's FLOP counts; the RVQ lane has none
+    assert report.latency_ms == codec.model.manifest["streaming"]["algorithmic_latency"][str(report.step_frames)]["ms"]
+    # the graph stages' work comes from the manifest's FLOP counts of the step graphs that ran; rvq has none
+    step = report.step_frames
     files = codec.model.files
-    assert report.gflop_per_window == {"encoder": files["encoder"]["graph"]["gflop"],
-                                       "decoder": files["decoder"]["graph"]["gflop"]}
+    assert report.gflop_per_step == {"encoder": files[f"encoder.s{step}"]["graph"]["gflop"],
+                                     "decoder": files[f"decoder.s{step}"]["graph"]["gflop"]}
     seq = report.sequential.stages["encoder"]
-    assert report.gflops("encoder") == pytest.approx(report.gflop_per_window["encoder"] * seq.windows
-                                                     / seq.busy_seconds)
+    assert report.gflops("encoder") == pytest.approx(report.gflop_per_step["encoder"] * seq.calls
+                                                     / seq.graph_seconds)
     assert report.gflops("rvq") is None
+    assert report.clip_gflop() == pytest.approx(sum(report.gflop_per_step[s] * report.sequential.stages[s].calls
+                                                    for s in GRAPH_STAGES))
     text = format_report(report)
-    for fragment in ("4.00 s of generated audio", "encoder  CPU", "rvq      NumPy (CPU)", "decoder  CPU",
-                     "real-time factor", "pipelining gain", "peak RSS", "placement:", "GFLOP/s",
-                     "work per window"):
+    for fragment in ("4.00 s of generated audio", f"step graphs of {step} frames", "encoder  CPU",
+                     "rvq      NumPy (CPU)", "decoder  CPU", "real-time factor", "pipelining gain", "peak RSS",
+                     "placement:", "GFLOP/s", "work per step", "algorithmic latency"):
         assert fragment in text, text
     json.dumps(report.to_dict())  # everything in the report is plain data
-    report.gflop_per_window = {}  # a model exported before FLOPs were recorded: no column values, no work line
-    assert report.gflops("encoder") is None and "work per window" not in format_report(report)
+    report.gflop_per_step = {}  # a graph without a FLOP count: no column values, no work line
+    assert report.gflops("encoder") is None and "work per step" not in format_report(report)
+
+
+def test_run_bench_on_less_than_one_step(codec):
+    """The warm-up is one step of audio; a clip shorter than that still benchmarks (one padded step + flush)."""
+    report = run_bench(codec, _clip(0.3))
+    assert report.audio_seconds == pytest.approx(0.3)
+    assert report.sequential.stages["encoder"].calls >= 1
 
 
 def test_bench_cli_json_and_plot(tiny_model_dir, tmp_path):
@@ -119,13 +144,26 @@ def test_bench_cli_json_and_plot(tiny_model_dir, tmp_path):
     data = json.loads(result.stdout)
     assert data["audio_seconds"] == pytest.approx(3.0) and data["source"] == "generated"
     assert set(data["sequential"]["stages"]) == set(STAGES)
-    windows = data["windows"]
+    assert data["step_frames"] == 128  # the tiny model's largest step graphs
     for mode in ("sequential", "pipelined"):
-        stages = [t["stage"] for t in data[mode]["timings"]]
-        assert all(stages.count(s) == windows for s in STAGES), stages
+        steps = [t["stage"] for t in data[mode]["step_timings"]]
+        for stage in GRAPH_STAGES:
+            assert steps.count(stage) == data[mode]["stages"][stage]["calls"] >= 1, steps
+        assert {t["stage"] for t in data[mode]["timings"]} >= set(STAGES)
     assert data["placement"]["encoder"]["ran_on"] == "CPUExecutionProvider"
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["timeline.png"]  # no temp file left beside it
+
+
+def test_bench_cli_step_frames_picks_the_step_graphs(tiny_model_dir):
+    result = invoke("bench", "--model", str(tiny_model_dir), "--seconds", "1", "--step-frames", "4", "--json", *CPU)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["step_frames"] == 4
+    assert data["placement"]["encoder"]["graph"] == "encoder.s4.onnx"
+    assert data["placement"]["decoder"]["graph"] == "decoder.s4.onnx"
+    frames = -(-44100 // 512)
+    assert data["sequential"]["stages"]["encoder"]["calls"] >= -(-frames // 4)  # 4-frame steps: many more calls
 
 
 def test_bench_cli_on_an_input_file(tiny_model_dir, tmp_path):
@@ -141,6 +179,7 @@ def test_bench_cli_on_an_input_file(tiny_model_dir, tmp_path):
     (["--input", "missing.wav"], "missing.wav"),
     (["--plot", "timeline.xyz"], "cannot write a .xyz picture"),
     (["--plot", "no_such_folder/t.png"], "does not exist"),
+    (["--step-frames", "7"], "no encoder step graph of 7 frames"),
 ])
 def test_bench_cli_bad_input_is_one_line(tiny_model_dir, tmp_path, monkeypatch, args, fragment):
     if "--plot" in args:
@@ -173,10 +212,11 @@ def test_bench_cli_does_not_import_torch(tiny_model_dir):
 def test_graph_stages_on_one_processor_take_turns_in_the_pipelined_run(codec):
     """Both graph stages on the CPU EP: their runs never overlap (the lanes still do), see processor_turns."""
     _, result = codec.run_array(_clip(4.0))
-    encoder = [t for t in result.timings if t.stage == "encoder"]
-    decoder = [t for t in result.timings if t.stage == "decoder"]
-    assert len(encoder) == len(decoder) >= 3
-    assert not any(_overlaps(a, b) for a in encoder for b in decoder)
+    for timings in (result.timings, result.step_timings):  # lane items (blocks), and the step-graph calls in them
+        encoder = [t for t in timings if t.stage == "encoder"]
+        decoder = [t for t in timings if t.stage == "decoder"]
+        assert len(encoder) >= 3 and len(decoder) >= 3
+        assert not any(_overlaps(a, b) for a in encoder for b in decoder)
 
 
 def test_processor_turns_are_shared_only_by_stages_on_the_same_ep():

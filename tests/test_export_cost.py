@@ -40,15 +40,18 @@ def test_matmul_and_dynamic_shapes():
     assert graph_gflop(_graph(node, ["n", 16], np.zeros((16, 5), np.float32), None)) is None  # unknown length
 
 
-def test_manifest_flops_match_pytorchs_layers_on_one_window(tiny_model_dir, tiny_checkpoint):
-    model_dir = load_model_dir(tiny_model_dir)
-    codec = load_checkpoint(tiny_checkpoint).model.eval()
+def _layer_gflop(codec, samples: int, with_transpose_cache: bool) -> dict[str, float]:
+    """Conv/ConvTranspose FLOPs of the whole-file PyTorch encoder on `samples` and decoder on its latent, counted by
+    forward hooks; with `with_transpose_cache`, plus the previous input frames each transposed conv of a step graph
+    keeps for its overlap-add (ceil(kernel / stride) - 1 of them, see apucodec/export/streaming.py)."""
     counted = {"encoder": 0, "decoder": 0}
 
     def hook(stage):
         def count(module, inputs, output):
             if isinstance(module, torch.nn.ConvTranspose1d):
-                counted[stage] += 2 * inputs[0].numel() * module.out_channels // module.groups * module.kernel_size[0]
+                per_input = 2 * module.out_channels // module.groups * module.kernel_size[0]
+                cache = -(-module.kernel_size[0] // module.stride[0]) - 1 if with_transpose_cache else 0
+                counted[stage] += per_input * (inputs[0].numel() + cache * module.in_channels)
             else:
                 counted[stage] += 2 * output.numel() * module.in_channels // module.groups * module.kernel_size[0]
         return count
@@ -56,12 +59,27 @@ def test_manifest_flops_match_pytorchs_layers_on_one_window(tiny_model_dir, tiny
     handles = [m.register_forward_hook(hook(stage))
                for stage, net in (("encoder", codec.encoder), ("decoder", codec.decoder))
                for m in net.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d))]
-    geometry = model_dir.geometry
-    with torch.no_grad():
-        latent = codec.encoder(torch.zeros(1, 1, geometry.window_samples))
-        codec.decoder(torch.zeros_like(latent))
-    for handle in handles:
-        handle.remove()
-    for stage in ("encoder", "decoder"):
-        assert model_dir.files[stage]["graph"]["gflop"] * 1e9 == pytest.approx(counted[stage], rel=1e-9)
-        assert counted[stage] > 0
+    try:
+        with torch.no_grad():
+            latent = codec.encoder(torch.zeros(1, 1, samples))
+            codec.decoder(torch.zeros_like(latent))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {stage: flops / 1e9 for stage, flops in counted.items()}
+
+
+def test_step_graph_flops_are_the_whole_file_layers_per_step_frames(tiny_model_dir, tiny_checkpoint):
+    """A step graph of S frames does the whole-file network's work for S frames, recomputing nothing: the encoder
+    exactly, the decoder plus only its transposed convolutions' carried input frames."""
+    model_dir = load_model_dir(tiny_model_dir)
+    codec = load_checkpoint(tiny_checkpoint).model.eval()
+    hop = model_dir.hop
+    for step in model_dir.step_sizes("encoder"):
+        plain = _layer_gflop(codec, step * hop, with_transpose_cache=False)
+        stepped = _layer_gflop(codec, step * hop, with_transpose_cache=True)
+        manifest = {stage: model_dir.step_graph(stage, step).role for stage in ("encoder", "decoder")}
+        encoder = model_dir.files[manifest["encoder"]]["graph"]["gflop"]
+        decoder = model_dir.files[manifest["decoder"]]["graph"]["gflop"]
+        assert encoder == pytest.approx(plain["encoder"], rel=1e-9) and encoder > 0
+        assert decoder == pytest.approx(stepped["decoder"], rel=1e-9) and decoder > plain["decoder"]

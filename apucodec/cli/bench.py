@@ -1,4 +1,5 @@
-"""`apucodec bench`: per-stage latency, real-time factor sequential vs pipelined, peak RSS, placement, timeline."""
+"""`apucodec bench`: per-step latency per stage, real-time factor sequential vs pipelined, peak RSS, placement,
+timeline."""
 
 from __future__ import annotations
 
@@ -20,15 +21,18 @@ DEFAULT_SECONDS = 10.0
                    "SECONDS of --input.")
 @click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
               help="Benchmark on this audio file (any format libsndfile reads) instead of generated audio.")
+@click.option("--step-frames", type=click.IntRange(min=1), default=None,
+              help="Which step graphs to run, by frames per step (default: the model's largest, its offline step; "
+                   "a small live step trades throughput for latency).")
 @click.option("--queue-depth", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Windows each queue between two stages can hold.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (per-window timings included).")
+              help="Items each queue between two stages can hold.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (per-item and per-step timings).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
-              help="Write a timeline picture (one lane per processor, one bar per window); needs apucodec[plot].")
+              help="Write a timeline picture (one lane per processor, one bar per step); needs apucodec[plot].")
 @session_options
-def bench(seconds: float | None, input_path: Path | None, queue_depth: int, as_json: bool, plot_path: Path | None,
-          **opts: Any) -> None:
-    """Time the codec per stage and window, sequentially and pipelined, and show where each stage ran."""
+def bench(seconds: float | None, input_path: Path | None, step_frames: int | None, queue_depth: int, as_json: bool,
+          plot_path: Path | None, **opts: Any) -> None:
+    """Time the codec per stage and step, sequentially and pipelined, and show where each stage ran."""
     from apucodec.audio import CODEC_RATE, resample
     from apucodec.runtime.bench import format_report, generated_audio, run_bench
 
@@ -37,7 +41,7 @@ def bench(seconds: float | None, input_path: Path | None, queue_depth: int, as_j
 
         check_plot_path(plot_path)  # a missing matplotlib or a bad path fails now, not after the benchmark
     audio, source, notes = _input_audio(input_path, seconds)  # read before the (slow) sessions are opened
-    codec = _open_codec(**opts, stages=("encoder", "decoder"))
+    codec = _open_codec(**opts, stages=("encoder", "decoder"), step_frames=step_frames)
     codec.queue_depth = queue_depth
     if audio is None:
         audio = generated_audio(seconds or DEFAULT_SECONDS, codec.sample_rate)

@@ -61,7 +61,8 @@ def session_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _open_codec(model_path: Path | None, encoder_ep: str | None, decoder_ep: str | None, encoder_graph: str,
-                ep_options: tuple[str, ...], strict: bool, threads: int, stages: tuple[str, ...]) -> Any:
+                ep_options: tuple[str, ...], strict: bool, threads: int, stages: tuple[str, ...],
+                step_frames: int | None = None) -> Any:
     from apucodec.model_dir import default_model_path, load_model_dir
     from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.providers import SessionSettings, parse_ep_list
@@ -70,7 +71,7 @@ def _open_codec(model_path: Path | None, encoder_ep: str | None, decoder_ep: str
                                decoder_eps=parse_ep_list(decoder_ep, "decoder"), encoder_graph=encoder_graph,
                                strict=strict, threads=threads, ep_options=_parse_ep_options(ep_options))
     model = load_model_dir(default_model_path(model_path))
-    return Codec(model, settings, stages=stages)
+    return Codec(model, settings, stages=stages, step_frames=step_frames)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ against.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import threading
 import time
@@ -59,6 +60,7 @@ class Lanes:
         self.depth = depth
         self.overlap = overlap
         self.timings: list[StageTiming] = []
+        self.step_timings: list[StageTiming] = []  # one per step-graph call (see `step_recorder`)
         self._abort = threading.Event()
         self._errors: list[BaseException] = []
         self._t0 = time.perf_counter()
@@ -69,6 +71,14 @@ class Lanes:
         start = time.perf_counter() - self._t0
         yield
         self.timings.append(StageTiming(stage, index, start, time.perf_counter() - self._t0))
+
+    def step_recorder(self, stage: str) -> Callable[[float, float], None]:
+        """A `Stepper` observer: records each step-graph call of `stage` (index = the stage's step count)."""
+        counter = itertools.count()
+
+        def record(start: float, end: float) -> None:
+            self.step_timings.append(StageTiming(stage, next(counter), start - self._t0, end - self._t0))
+        return record
 
     def _get(self, q: queue.Queue) -> Any:
         while True:

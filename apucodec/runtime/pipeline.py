@@ -3,7 +3,7 @@
 `Codec` opens the sessions once (placement decided and reported at open) and then runs any number of inputs:
 
     codec = Codec.open("apucodec-model")                 # or Codec(load_model_dir(...), SessionSettings(...))
-    result = codec.run_file("in.flac", "out.wav")        # RunResult: timings per stage and block, placement
+    result = codec.run_file("in.flac", "out.wav")        # RunResult: timings per stage, item and step; placement
     codec.encode_file("in.wav", "in.apc"); codec.decode_file("in.apc", "out.wav")
     audio, result = codec.run_array(samples)             # in memory, same lanes (tests, bench)
 
@@ -38,7 +38,7 @@ from apucodec.runtime.bitstream import ApcHeader, ApcWriter, read_apc
 from apucodec.runtime.lanes import Lanes, StageTiming
 from apucodec.runtime.providers import PlacementReport, SessionSettings, StageSession, Warn, open_sessions, warn_stderr
 from apucodec.runtime.rvq import NumpyRVQ
-from apucodec.runtime.steps import Stepper, frames_for_length
+from apucodec.runtime.steps import StepObserver, Stepper, frames_for_length
 
 Progress = Callable[[int], None]  # called with the number of codec-rate samples just finished
 
@@ -60,6 +60,13 @@ class RunResult:
     model_id: str
     queue_depth: int
     notes: list[str] = field(default_factory=list)  # e.g. "2 channels downmixed to mono"
+    # One per step-graph call (encoder, decoder), on the same clock as `timings`: a lane's item can hold several
+    # steps or none, so per-step latency comes from here.
+    step_timings: list[StageTiming] = field(default_factory=list)
+
+    def steps_of(self, stage: str) -> int:
+        """Step-graph calls `stage` made in this run."""
+        return sum(1 for t in self.step_timings if t.stage == stage)
 
     @property
     def audio_seconds(self) -> float:
@@ -88,7 +95,8 @@ class RunResult:
                 "steps": self.steps, "n_codebooks": self.n_codebooks, "bitrate": self.bitrate,
                 "wall_seconds": self.wall_seconds, "audio_seconds": self.audio_seconds, "rtf": self.rtf,
                 "model_id": self.model_id, "queue_depth": self.queue_depth, "placement": self.placement.to_dict(),
-                "timings": [t.__dict__ for t in self.timings], "notes": list(self.notes)}
+                "timings": [t.__dict__ for t in self.timings],
+                "step_timings": [t.__dict__ for t in self.step_timings], "notes": list(self.notes)}
 
 
 def input_notes(info: AudioInfo, rate: int) -> list[str]:
@@ -191,8 +199,9 @@ class Codec:
         graph = self._session(stage).placement.graph
         return next(role for role, entry in self.model.files.items() if entry["name"] == graph)
 
-    def stepper(self, stage: str, lead_frames: int = 0) -> Stepper:
-        """A fresh stream through `stage`'s step graph (zero state: the start of a stream)."""
+    def stepper(self, stage: str, lead_frames: int = 0, on_step: StepObserver | None = None) -> Stepper:
+        """A fresh stream through `stage`'s step graph (zero state: the start of a stream); `on_step` is told the
+        start and end of every step-graph call."""
         session = self._session(stage)
         entry = self.model.files[self._role(stage)]
         facts = self.model.streaming(stage)
@@ -202,21 +211,21 @@ class Codec:
         else:
             shape = dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1, delay=facts.delay_samples)
         return Stepper(session.step, step_frames=int(entry["step_frames"]), state_size=facts.state_size,
-                       horizon=int(entry["horizon_frames"]), lead_frames=lead_frames, **shape)
+                       horizon=int(entry["horizon_frames"]), lead_frames=lead_frames, on_step=on_step, **shape)
 
     def _chain(self, lanes: Lanes, kind: str, n: int,
                steppers: dict[str, Stepper]) -> list[tuple[str, engine.StageFunction]]:
         """The stages of `kind`; the Steppers it creates are left in `steppers` (their step counts)."""
         stages: list[tuple[str, engine.StageFunction]] = []
         if kind in ("run", "encode"):
-            steppers["encoder"] = self.stepper("encoder")
+            steppers["encoder"] = self.stepper("encoder", lanes.step_recorder("encoder"))
             stages.append(("encoder", engine.encoder_stage(steppers["encoder"], self.hop, lanes,
                                                            self._turn["encoder"])))
             stages.append(("rvq", engine.rvq_stage(self.rvq, lanes, "roundtrip" if kind == "run" else "quantize", n)))
         else:
             stages.append(("rvq", engine.rvq_stage(self.rvq, lanes, "dequantize")))
         if kind in ("run", "decode"):
-            steppers["decoder"] = self.stepper("decoder")
+            steppers["decoder"] = self.stepper("decoder", lanes.step_recorder("decoder"))
             stages.append(("decoder", engine.decoder_stage(steppers["decoder"], self.hop, lanes,
                                                            self._turn["decoder"])))
         return stages
@@ -227,7 +236,8 @@ class Codec:
                          frames=frames_for_length(samples, self.hop), steps=steps, n_codebooks=n,
                          bitrate=self.config.bitrate(n), wall_seconds=wall,
                          timings=sorted(lanes.timings, key=lambda t: t.start), placement=self.placement,
-                         model_id=self.model.model_id, queue_depth=self.queue_depth, notes=notes)
+                         model_id=self.model.model_id, queue_depth=self.queue_depth, notes=notes,
+                         step_timings=sorted(lanes.step_timings, key=lambda t: t.start))
 
     def _execute(self, kind: str, lanes: Lanes, source: Any, n: int, sink: Callable[[np.ndarray, int], None],
                  notes: list[str], source_name: str = "reader") -> RunResult:

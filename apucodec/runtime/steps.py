@@ -13,12 +13,16 @@ Memory is one step of buffered input plus the state, whatever the stream's lengt
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
 
 # (input [1, C, n], state [1, N], bounds [2]) -> (output [1, C', m], next state [1, N])
 StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+# Told (start, end) perf_counter seconds of every step-graph call: `bench` reports per-step latency from these,
+# because a lane's item can hold any number of steps (or none, while input is buffered).
+StepObserver = Callable[[float, float], None]
 
 
 def frames_for_length(length: int, hop: int) -> int:
@@ -30,12 +34,15 @@ class Stepper:
     """One stage's stream: pieces [C, n] in (n in input samples), whole-file-aligned pieces [C', m] out.
 
     `in_rate` / `out_rate` are samples per latent frame on each side (encoder: hop -> 1, decoder: 1 -> hop);
-    `delay` is in output samples; `horizon` bounds the `bounds` input (the graph's exact-arithmetic range).
+    `delay` is in output samples; `horizon` bounds the `bounds` input (the graph's exact-arithmetic range);
+    `on_step`, if given, is told the start and end of every step-graph call.
     """
 
     def __init__(self, step: StepFunction, *, step_frames: int, in_rate: int, out_rate: int, in_channels: int,
-                 out_channels: int, delay: int, state_size: int, horizon: int, lead_frames: int = 0) -> None:
+                 out_channels: int, delay: int, state_size: int, horizon: int, lead_frames: int = 0,
+                 on_step: StepObserver | None = None) -> None:
         self._step = step
+        self._on_step = on_step
         self.step_frames, self.in_rate, self.out_rate = step_frames, in_rate, out_rate
         self.in_channels, self.out_channels = in_channels, out_channels
         self.delay, self.horizon = delay, horizon
@@ -58,7 +65,10 @@ class Stepper:
         h = self.horizon
         left = h if frames_left is None else max(-h, min(h, frames_left))
         bounds = np.array([max(-h, min(self.frames_in, h)), left], dtype=np.float32)
+        started = time.perf_counter()
         out, self.state = self._step(chunk[None], self.state, bounds)
+        if self._on_step is not None:
+            self._on_step(started, time.perf_counter())
         self.frames_in += self.step_frames
         self.steps += 1
         out = out[0]
