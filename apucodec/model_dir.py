@@ -6,10 +6,10 @@
                            and state size, the algorithmic latency per step size); export parity; quantization;
                            producer versions
       encoder.s4.onnx      FP32 step graph: audio [1, 1, 4*hop] + state + bounds -> latent [1, D, 4] + next state
-      encoder.s128.onnx    the same network at the offline step (same state layout)
-      encoder.s128.npu-int8.onnx   optional, written by quantize-encoder (and *.cpu-int8.onnx by quantize --target cpu)
+      encoder.s64.onnx    the same network at the offline step (same state layout)
+      encoder.s64.npu-int8.onnx   optional, written by quantize-encoder (and *.cpu-int8.onnx by quantize --target cpu)
       codebooks.npy        [n_codebooks, codebook_size, latent] (float32, or float16 widened at load)
-      decoder.s4.onnx, decoder.s128.onnx   latent [1, D, S] + state + bounds -> audio [1, 1, S*hop] + next state
+      decoder.s4.onnx, decoder.s64.onnx   latent [1, D, S] + state + bounds -> audio [1, 1, S*hop] + next state
 
 Every stage reads the directory through `load_model_dir`, which refuses unknown format versions and any file whose
 bytes do not match the recorded sha256, naming the file — a silently swapped graph would otherwise produce

@@ -140,12 +140,12 @@ def test_bad_model_directories(tiny_model_dir, clip, tmp_path):
     out = tmp_path / "out.wav"
     broken = tmp_path / "model"
     shutil.copytree(tiny_model_dir, broken)
-    with open(broken / "decoder.s128.onnx", "r+b") as fh:
+    with open(broken / "decoder.s64.onnx", "r+b") as fh:
         fh.seek(100)
         byte = fh.read(1)
         fh.seek(100)
         fh.write(bytes([byte[0] ^ 0xFF]))
-    assert_one_line_error(invoke("run", str(clip), str(out), *CPU, model=broken), "decoder.s128.onnx", "sha256")
+    assert_one_line_error(invoke("run", str(clip), str(out), *CPU, model=broken), "decoder.s64.onnx", "sha256")
     (broken / "manifest.json").write_text("{not json")
     assert_one_line_error(invoke("run", str(clip), str(out), *CPU, model=broken), "manifest")
     assert_one_line_error(invoke("run", str(clip), str(out), *CPU, model=clip), "is not a model directory")

@@ -39,13 +39,13 @@ def test_manifest_describes_the_verified_step_graphs(tiny_model_dir):
     m = model.manifest
     cfg = model.config
     assert m["format_version"] == 2
-    assert set(model.files) == {"encoder.s4", "encoder.s128", "decoder.s4", "decoder.s128", "codebooks"}
-    assert model.step_sizes("encoder") == model.step_sizes("decoder") == [4, 128]
+    assert set(model.files) == {"encoder.s4", "encoder.s64", "decoder.s4", "decoder.s64", "codebooks"}
+    assert model.step_sizes("encoder") == model.step_sizes("decoder") == [4, 64]
     streaming = m["streaming"]
     for stage in ("encoder", "decoder"):
         facts = model.streaming(stage)
         assert facts.delay_samples > 0 and facts.state_size > 0
-        for s in (4, 128):
+        for s in (4, 64):
             entry = model.files[f"{stage}.s{s}"]
             assert entry["stage"] == stage and entry["step_frames"] == s and entry["precision"] == "fp32"
             assert entry["state_size"] == facts.state_size and entry["horizon_frames"] > s
@@ -53,35 +53,35 @@ def test_manifest_describes_the_verified_step_graphs(tiny_model_dir):
     assert streaming["encoder"]["delay_samples"] == 8 * 512  # tiny: 8 frames of lookahead
     latency = streaming["algorithmic_latency"]["4"]["samples"]
     assert latency == streaming["encoder"]["delay_samples"] + streaming["decoder"]["delay_samples"] + 4 * 512
-    enc, dec = model.files["encoder.s4"], model.files["decoder.s128"]
+    enc, dec = model.files["encoder.s4"], model.files["decoder.s64"]
     n_enc, n_dec = model.streaming("encoder").state_size, model.streaming("decoder").state_size
     assert enc["inputs"] == [{"name": "audio", "shape": [1, 1, 4 * 512], "dtype": "float32"},
                              {"name": "state", "shape": [1, n_enc], "dtype": "float32"},
                              {"name": "bounds", "shape": [2], "dtype": "float32"}]
     assert enc["outputs"] == [{"name": "latent", "shape": [1, cfg.latent_dim, 4], "dtype": "float32"},
                               {"name": "next_state", "shape": [1, n_enc], "dtype": "float32"}]
-    assert dec["inputs"][0]["shape"] == [1, cfg.latent_dim, 128] and dec["outputs"][0]["shape"] == [1, 1, 128 * 512]
+    assert dec["inputs"][0]["shape"] == [1, cfg.latent_dim, 64] and dec["outputs"][0]["shape"] == [1, 1, 64 * 512]
     assert dec["outputs"][1]["shape"] == [1, n_dec]
     assert model.files["codebooks"]["shape"] == [cfg.n_codebooks, cfg.codebook_size, cfg.latent_dim]
 
     export = m["export"]
     assert export["opset"] == 17 and export["simplifier"].startswith("onnxsim")
     assert export["weight_norm_folded"] > 0 and export["caveats"] == []
-    for role in ("encoder.s4", "encoder.s128", "decoder.s4", "decoder.s128"):
+    for role in ("encoder.s4", "encoder.s64", "decoder.s4", "decoder.s64"):
         parity = export["parity"][role]
         assert parity["snr_db"] >= 80 and parity["reference"] == "whole-file PyTorch"
         assert parity["edge_max_abs_error"] < 1e-4  # the file's ends equal whole-file inference too
         assert set(parity["signals"]) == {"tones", "chirp", "noise_bursts", "speech_like", "mixture"}
         assert model.files[role]["graph"]["nodes"] <= model.files[role]["graph"]["nodes_exported"]
     # GFLOP per frame is the same at both steps: no context is recomputed.
-    per_frame = [model.files[f"encoder.s{s}"]["graph"]["gflop"] / s for s in (4, 128)]
+    per_frame = [model.files[f"encoder.s{s}"]["graph"]["gflop"] / s for s in (4, 64)]
     assert per_frame[0] == pytest.approx(per_frame[1], rel=1e-6)
     assert {"apucodec", "torch", "onnx", "onnxruntime", "onnxsim"} <= set(m["producers"])
-    assert set(export["seconds"]) >= {"load", "steps", "parity", "export encoder.s4.onnx", "simplify decoder.s128.onnx"}
+    assert set(export["seconds"]) >= {"load", "steps", "parity", "export encoder.s4.onnx", "simplify decoder.s64.onnx"}
 
 
 def test_graphs_are_static_opset17_step_graphs(tiny_model_dir):
-    for name in ("encoder.s4.onnx", "decoder.s128.onnx"):
+    for name in ("encoder.s4.onnx", "decoder.s64.onnx"):
         graph = onnx.load(str(tiny_model_dir / name))
         assert [o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")] == [17]
         ops = {n.op_type for n in graph.graph.node}
@@ -109,7 +109,7 @@ def test_streamed_onnx_graphs_match_the_checkpoint_in_pytorch(tiny_model_dir, ti
     with torch.no_grad():
         latent_ref = model.encoder(torch.from_numpy(padded))[0].numpy()
     cpu = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
-    for step in (4, 128):
+    for step in (4, 64):
         codec = Codec.open(tiny_model_dir, cpu, warn=None, step_frames=step)
         enc = codec.stepper("encoder")
         latent = np.concatenate([enc.push(audio[None]), enc.finish()], axis=1)

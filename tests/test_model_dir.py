@@ -37,7 +37,7 @@ def test_exported_directory_loads_and_verifies(model_copy):
     assert model.label.endswith(f"(model {model.model_id})")
 
 
-@pytest.mark.parametrize("role", ["encoder.s4", "codebooks", "decoder.s128"])
+@pytest.mark.parametrize("role", ["encoder.s4", "codebooks", "decoder.s64"])
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 def test_one_changed_byte_in_any_file_is_reported_by_name(model_copy, role, where):
     model = load_model_dir(model_copy)
@@ -53,8 +53,8 @@ def test_one_changed_byte_in_any_file_is_reported_by_name(model_copy, role, wher
 
 
 def test_missing_file_is_named(model_copy):
-    (model_copy / "decoder.s128.onnx").unlink()
-    with pytest.raises(ApucodecError, match=r"decoder\.s128\.onnx: missing from the model directory"):
+    (model_copy / "decoder.s64.onnx").unlink()
+    with pytest.raises(ApucodecError, match=r"decoder\.s64\.onnx: missing from the model directory"):
         load_model_dir(model_copy)
 
 
@@ -96,7 +96,7 @@ def test_step_graph_that_disagrees_with_its_stage_is_refused(model_copy):
 
 
 def test_manifest_without_any_decoder_step_graph(model_copy):
-    edit_manifest(model_copy, lambda m: [m["files"].pop(r) for r in ("decoder.s4", "decoder.s128")])
+    edit_manifest(model_copy, lambda m: [m["files"].pop(r) for r in ("decoder.s4", "decoder.s64")])
     with pytest.raises(ApucodecError, match="lists no decoder file"):
         load_model_dir(model_copy)
 
@@ -122,7 +122,7 @@ def test_missing_manifest_and_missing_directory(model_copy, tmp_path):
 def test_model_id_ignores_optional_files(model_copy):
     model = load_model_dir(model_copy)
     files = dict(model.files)
-    files["encoder.s128.npu-int8"] = {"sha256": "0" * 64, "stage": "encoder", "precision": "npu-int8"}
+    files["encoder.s64.npu-int8"] = {"sha256": "0" * 64, "stage": "encoder", "precision": "npu-int8"}
     assert model_id(files) == model.model_id  # quantizing the encoder keeps .apc files decodable
 
 

@@ -43,11 +43,11 @@ def model_with_int8(tiny_model_dir, tmp_path):
     """A copy whose encoder_int8 role is a copy of the FP32 graph: enough to see which file a session opens."""
     path = tmp_path / "model"
     shutil.copytree(tiny_model_dir, path)
-    shutil.copy(path / "encoder.s128.onnx", path / "encoder.s128.npu-int8.onnx")
+    shutil.copy(path / "encoder.s64.onnx", path / "encoder.s64.npu-int8.onnx")
     model = load_model_dir(path)
-    fp32 = model.manifest["files"]["encoder.s128"]
-    model.manifest["files"]["encoder.s128.npu-int8"] = {
-        **fp32, **file_entry(path / "encoder.s128.npu-int8.onnx", "encoder.s128.npu-int8"), "precision": "npu-int8"}
+    fp32 = model.manifest["files"]["encoder.s64"]
+    model.manifest["files"]["encoder.s64.npu-int8"] = {
+        **fp32, **file_entry(path / "encoder.s64.npu-int8.onnx", "encoder.s64.npu-int8"), "precision": "npu-int8"}
     model.save_manifest()
     return load_model_dir(path)
 
@@ -73,7 +73,7 @@ def test_fallback_is_reported_and_warned_once_per_stage(model):
     assert (dec.requested, dec.ran_on) == (CUDA, CPU) and enc.fell_back and dec.fell_back
     assert report.stage("rvq").ran_on == "NumPy (CPU)" and not report.stage("rvq").fell_back
     # nodes per EP come from onnxruntime's assignment record: all of the graph's nodes, all on the CPU
-    info = model.files["encoder.s128"]["graph"]
+    info = model.files["encoder.s64"]["graph"]
     graph_nodes = info["nodes"] - info["ops"].get("Constant", 0)  # ORT folds Constant nodes into initializers
     assert enc.node_counts == {CPU: graph_nodes}
     text = report.format()
@@ -109,25 +109,25 @@ def test_profiler_node_counts_equal_the_assignment_record(model, monkeypatch):
         assert (ran.node_source, assigned.node_source) == ("profiled", "assigned")
         assert set(ran.node_counts) == set(assigned.node_counts) == {CPU}
         # the profiler sees kernels after fusion (Conv + activation become one), so at most the graph's nodes
-        info = model.files[f"{stage}.s128"]["graph"]
+        info = model.files[f"{stage}.s64"]["graph"]
         assert 0 < ran.node_counts[CPU] <= assigned.node_counts[CPU] == info["nodes"] - info["ops"].get("Constant", 0)
     assert "after fusion" in profiled.format()
 
 
 def test_encoder_graph_choice(model, model_with_int8):
-    assert choose_encoder_graph(model_with_int8, VITISAI, "auto", 128)[0] == "encoder.s128.npu-int8"
-    assert choose_encoder_graph(model_with_int8, CPU, "auto", 128)[0] == "encoder.s128"
-    assert choose_encoder_graph(model_with_int8, VITISAI, "fp32", 128) == ("encoder.s128", "forced by --encoder fp32")
+    assert choose_encoder_graph(model_with_int8, VITISAI, "auto", 128)[0] == "encoder.s64.npu-int8"
+    assert choose_encoder_graph(model_with_int8, CPU, "auto", 128)[0] == "encoder.s64"
+    assert choose_encoder_graph(model_with_int8, VITISAI, "fp32", 128) == ("encoder.s64", "forced by --encoder fp32")
     role, why = choose_encoder_graph(model, VITISAI, "auto", 128)
-    assert role == "encoder.s128" and "quantize-encoder" in why
+    assert role == "encoder.s64" and "quantize-encoder" in why
     with pytest.raises(ApucodecError, match="no INT8 encoder"):
         choose_encoder_graph(model, CPU, "int8", 128)
     _, report = open_sessions(model_with_int8, SessionSettings(encoder_eps=("cpu",), encoder_graph="int8", threads=1),
                               warn=None, stages=("encoder",))
-    assert report.stage("encoder").graph == "encoder.s128.npu-int8.onnx"
+    assert report.stage("encoder").graph == "encoder.s64.npu-int8.onnx"
     _, report = open_sessions(model_with_int8, SessionSettings(encoder_eps=("cpu",), threads=1), warn=None,
                               stages=("encoder",))
-    assert report.stage("encoder").graph == "encoder.s128.onnx" and "INT8 graph is for the NPU" in report.format()
+    assert report.stage("encoder").graph == "encoder.s64.onnx" and "INT8 graph is for the NPU" in report.format()
 
 
 def test_ep_options_from_manifest_and_caller(model_with_int8):
@@ -135,24 +135,24 @@ def test_ep_options_from_manifest_and_caller(model_with_int8):
     model.manifest["providers"] = {"VitisAIExecutionProvider": {"target": "X2", "cache_dir": "npu-cache"},
                                    "webgpu": {"preferredLayout": "NCHW"}}
     settings = SessionSettings(ep_options={VITISAI: {"target": "X1"}})
-    options = stage_ep_options(model, VITISAI, settings, model.path_of("encoder.s128.npu-int8"))
+    options = stage_ep_options(model, VITISAI, settings, model.path_of("encoder.s64.npu-int8"))
     assert options["target"] == "X1"  # the caller wins over the manifest
     assert options["cache_dir"] == str((model.path / "npu-cache").resolve())  # relative to the model directory
-    assert options["cache_key"] == f"apucodec-{model.model_id}-encoder-s128-npu-int8"
-    fp32 = stage_ep_options(model, VITISAI, settings, model.path_of("encoder.s128"))
+    assert options["cache_key"] == f"apucodec-{model.model_id}-encoder-s64-npu-int8"
+    fp32 = stage_ep_options(model, VITISAI, settings, model.path_of("encoder.s64"))
     assert fp32["cache_key"] != options["cache_key"]  # the two graphs never share a compiled cache entry
-    assert stage_ep_options(model, "WebGpuExecutionProvider", SessionSettings(), model.path_of("decoder.s128")) == {
+    assert stage_ep_options(model, "WebGpuExecutionProvider", SessionSettings(), model.path_of("decoder.s64")) == {
         "preferredLayout": "NCHW"}
-    assert stage_ep_options(model, CPU, settings, model.path_of("encoder.s128")) == {}
+    assert stage_ep_options(model, CPU, settings, model.path_of("encoder.s64")) == {}
 
 
 def test_a_graph_that_does_not_match_the_manifest_step_graph_is_refused(tiny_model_dir, tmp_path):
     path = tmp_path / "model"
     shutil.copytree(tiny_model_dir, path)
     manifest = json.loads((path / "manifest.json").read_text())
-    manifest["files"]["encoder.s128"]["inputs"][0]["shape"][-1] += 512
+    manifest["files"]["encoder.s64"]["inputs"][0]["shape"][-1] += 512
     (path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ApucodecError, match=r"encoder.s128.onnx: graph inputs .* do not match the manifest's step"):
+    with pytest.raises(ApucodecError, match=r"encoder.s64.onnx: graph inputs .* do not match the manifest's step"):
         open_sessions(load_model_dir(path), SessionSettings(encoder_eps=("cpu",)), warn=None)
 
 

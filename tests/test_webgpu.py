@@ -58,7 +58,7 @@ so.log_severity_level = 3
 so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
 so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
 add_webgpu_provider(so, probe.device)
-gpu = ort.InferenceSession(str(model.path_of("decoder.s128")), so)
+gpu = ort.InferenceSession(str(model.path_of("decoder.s64")), so)
 nodes = {}
 for subgraph in gpu.get_provider_graph_assignment_info():
     nodes[subgraph.ep_name] = nodes.get(subgraph.ep_name, 0) + len(subgraph.get_nodes())

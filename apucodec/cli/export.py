@@ -13,11 +13,11 @@ from apucodec.model_dir import DEFAULT_DIR_NAME
 
 
 def parse_step_frames(text: str) -> tuple[int, ...]:
-    """'4,128' -> (4, 128); one line naming the option on anything else."""
+    """'4,64' -> (4, 64); one line naming the option on anything else."""
     try:
         sizes = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ApucodecError(f"--step-frames takes whole numbers separated by commas (e.g. 4,128), not {text!r}") \
+        raise ApucodecError(f"--step-frames takes whole numbers separated by commas (e.g. 4,64), not {text!r}") \
             from None
     if not sizes:
         raise ApucodecError("--step-frames needs at least one step size")

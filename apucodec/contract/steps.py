@@ -18,7 +18,7 @@ STEP_OUTPUTS = {"encoder": ("latent", "next_state"), "decoder": ("audio", "next_
 
 
 def step_role(stage: str, step_frames: int, precision: str = "fp32") -> str:
-    """The manifest role (and file stem) of a step graph: encoder.s4, decoder.s128, encoder.s128.npu-int8."""
+    """The manifest role (and file stem) of a step graph: encoder.s4, decoder.s64, encoder.s64.npu-int8."""
     base = f"{stage}.s{step_frames}"
     return base if precision == "fp32" else f"{base}.{precision}"
 

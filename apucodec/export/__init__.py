@@ -11,8 +11,8 @@ from typing import Any
 
 __all__ = ["DEFAULT_OPSET", "DEFAULT_STEP_FRAMES", "export_model"]
 
-# A live step (4 frames, 46 ms) and an offline one (128 frames, 1.49 s): see apucodec/export/streaming.py.
-DEFAULT_STEP_FRAMES = (4, 128)
+# A live step (4 frames, 46 ms) and an offline one (64 frames, 0.74 s): see apucodec/export/streaming.py.
+DEFAULT_STEP_FRAMES = (4, 64)
 DEFAULT_OPSET = 17
 
 

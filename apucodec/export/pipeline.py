@@ -83,7 +83,7 @@ def export_model(source: str | Path | APUCodec, out_dir: str | Path = DEFAULT_DI
     """Export `source` (a checkpoint path or an APUCodec) into the model directory `out_dir` and return it.
 
     One encoder and one decoder step graph per entry of `step_frames` (frames per step; the defaults are a live
-    step of 4 frames, 46 ms, and an offline one of 128). Raises ApucodecError for every user-fixable problem,
+    step of 4 frames, 46 ms, and an offline one of 64). Raises ApucodecError for every user-fixable problem,
     leaving no partial directory behind.
     """
     out = Path(out_dir)
