@@ -115,13 +115,13 @@ def test_profiler_node_counts_equal_the_assignment_record(model, monkeypatch):
 
 
 def test_encoder_graph_choice(model, model_with_int8):
-    assert choose_encoder_graph(model_with_int8, VITISAI, "auto", 128)[0] == "encoder.s64.npu-int8"
-    assert choose_encoder_graph(model_with_int8, CPU, "auto", 128)[0] == "encoder.s64"
-    assert choose_encoder_graph(model_with_int8, VITISAI, "fp32", 128) == ("encoder.s64", "forced by --encoder fp32")
-    role, why = choose_encoder_graph(model, VITISAI, "auto", 128)
+    assert choose_encoder_graph(model_with_int8, VITISAI, "auto", 64)[0] == "encoder.s64.npu-int8"
+    assert choose_encoder_graph(model_with_int8, CPU, "auto", 64)[0] == "encoder.s64"
+    assert choose_encoder_graph(model_with_int8, VITISAI, "fp32", 64) == ("encoder.s64", "forced by --encoder fp32")
+    role, why = choose_encoder_graph(model, VITISAI, "auto", 64)
     assert role == "encoder.s64" and "quantize-encoder" in why
     with pytest.raises(ApucodecError, match="no INT8 encoder"):
-        choose_encoder_graph(model, CPU, "int8", 128)
+        choose_encoder_graph(model, CPU, "int8", 64)
     _, report = open_sessions(model_with_int8, SessionSettings(encoder_eps=("cpu",), encoder_graph="int8", threads=1),
                               warn=None, stages=("encoder",))
     assert report.stage("encoder").graph == "encoder.s64.npu-int8.onnx"

@@ -199,7 +199,7 @@ class Codec:
         graph = self._session(stage).placement.graph
         return next(role for role, entry in self.model.files.items() if entry["name"] == graph)
 
-    def stepper(self, stage: str, lead_frames: int = 0, on_step: StepObserver | None = None) -> Stepper:
+    def stepper(self, stage: str, *, lead_frames: int = 0, on_step: StepObserver | None = None) -> Stepper:
         """A fresh stream through `stage`'s step graph (zero state: the start of a stream); `on_step` is told the
         start and end of every step-graph call."""
         session = self._session(stage)
@@ -218,14 +218,14 @@ class Codec:
         """The stages of `kind`; the Steppers it creates are left in `steppers` (their step counts)."""
         stages: list[tuple[str, engine.StageFunction]] = []
         if kind in ("run", "encode"):
-            steppers["encoder"] = self.stepper("encoder", lanes.step_recorder("encoder"))
+            steppers["encoder"] = self.stepper("encoder", on_step=lanes.step_recorder("encoder"))
             stages.append(("encoder", engine.encoder_stage(steppers["encoder"], self.hop, lanes,
                                                            self._turn["encoder"])))
             stages.append(("rvq", engine.rvq_stage(self.rvq, lanes, "roundtrip" if kind == "run" else "quantize", n)))
         else:
             stages.append(("rvq", engine.rvq_stage(self.rvq, lanes, "dequantize")))
         if kind in ("run", "decode"):
-            steppers["decoder"] = self.stepper("decoder", lanes.step_recorder("decoder"))
+            steppers["decoder"] = self.stepper("decoder", on_step=lanes.step_recorder("decoder"))
             stages.append(("decoder", engine.decoder_stage(steppers["decoder"], self.hop, lanes,
                                                            self._turn["decoder"])))
         return stages
