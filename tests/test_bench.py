@@ -144,7 +144,7 @@ def test_bench_cli_json_and_plot(tiny_model_dir, tmp_path):
     data = json.loads(result.stdout)
     assert data["audio_seconds"] == pytest.approx(3.0) and data["source"] == "generated"
     assert set(data["sequential"]["stages"]) == set(STAGES)
-    assert data["step_frames"] == 128  # the tiny model's largest step graphs
+    assert data["step_frames"] == 64  # the tiny model's largest step graphs
     for mode in ("sequential", "pipelined"):
         steps = [t["stage"] for t in data[mode]["step_timings"]]
         for stage in GRAPH_STAGES:
