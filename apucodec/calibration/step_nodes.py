@@ -1,13 +1,19 @@
 """Which nodes of a step graph carry stream bookkeeping rather than signal, so the quantizer leaves them in float.
 
-A step graph computes, besides its convolutions, a mask per layer from the `bounds` input (Gather the two bounds,
-scale them to the layer's rate, add the per-sample offsets, Clip to 0..1, multiply the two halves). Those values are
-sample *positions*, up to (horizon + step) x hop ~ 10^5 at the input layer: an 8-bit grid over that range moves the
-file's start and end by hundreds of samples, so every edge step would be masked wrongly. They are tiny scalar
-arithmetic (a few hundred multiply-adds per step), so excluding them costs nothing on any processor.
+Bounds: a step graph computes, besides its convolutions, a mask per layer from the `bounds` input (Gather the two
+bounds, scale them to the layer's rate, add the per-sample offsets, Clip to 0..1, multiply the two halves). Those
+values are sample *positions*, up to (horizon + step) x hop ~ 10^5 at the input layer: an 8-bit grid over that
+range moves the file's start and end by hundreds of samples. Measured on the tiny model (s16, xint8): latent SNR
+-6 dB with the mask arithmetic quantized, 30 dB with it in float. It is scalar arithmetic (a few hundred
+multiply-adds per step), so keeping it in float costs nothing. The multiply that applies a mask to the signal
+(`x * mask`) is part of the signal path and is quantized; the mask it reads is exactly 0 or 1.
 
-The multiply that applies a mask to the signal (`x * mask`) is part of the signal path: quantized, it stays on the
-NPU; the mask it reads is exactly 0 or 1, which a power-of-two int8 scale represents exactly.
+State: all layers' caches are packed into one `state` tensor, so a Q/DQ pair on it (and on `next_state`) would
+give every cache one int8 scale, the largest layer's range, and crush the small-range caches (the input audio's
+among them). The Slice/Reshape that take each cache out of `state`, and those that cut each cache and Concat them
+into `next_state`, only move data: in float, each cache meets its layer's own quantization at the Concat that joins
+it to the step's new input, and carries that grid exactly to the next step. Measured on the tiny model (s16,
+xint8, 10 held-out clips): latent SNR 33.5 dB with the state path in float, 29.7 dB with it quantized.
 """
 
 from __future__ import annotations
