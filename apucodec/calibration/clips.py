@@ -61,6 +61,11 @@ class CalibrationClips:
     files_skipped: dict[str, str] = field(default_factory=dict)   # name -> why
     silent_skipped: int = 0
 
+    def keep_calibration(self, n: int) -> None:
+        """Keep the first `n` calibration clips (those the calibration used); files_used follows."""
+        self.calibration, self.calibration_sources = self.calibration[:n], self.calibration_sources[:n]
+        self.files_used = len({s.path for s in self.calibration_sources + self.evaluation_sources})
+
     def summary(self) -> dict[str, object]:
         return {"calibration_clips": len(self.calibration), "evaluation_clips": len(self.evaluation),
                 "calibration_seconds": round(sum(c.size for c in self.calibration) / CODEC_RATE, 2),

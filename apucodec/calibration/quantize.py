@@ -254,10 +254,12 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
     float_path = model.path_of(float_role)
     step_samples = int(model.files[float_role]["step_frames"]) * model.hop
     clip_samples = CLIP_STEPS * step_samples
-    clips_wanted = -(-steps // steps_per_clip(model, float_role, clip_samples))
+    # Clips from files shorter than a clip give fewer steps, down to those of a one-step clip: draw enough for
+    # that worst case; only as many as `steps` needs are streamed (the others cost one read each).
+    clips_wanted = -(-steps // steps_per_clip(model, float_role, step_samples))
     rate = model.config.sample_rate
-    status(f"collecting {clips_wanted} calibration clips of up to {clip_samples / rate:.2f} s ({CLIP_STEPS} steps "
-           f"of {float_role}) from {calib_folder}")
+    status(f"collecting up to {clips_wanted} calibration clips of up to {clip_samples / rate:.2f} s ({CLIP_STEPS} "
+           f"steps of {float_role}) from {calib_folder}")
     calibration = collect_clips(calib_folder, clip_samples, step_samples, count=clips_wanted, seed=seed)
 
     if find_library() is None:
@@ -294,7 +296,10 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
 
         status(f"streaming the calibration clips through {float_path.name} to record the steps' inputs")
         fp32_session = cpu_session(float_path, threads=threads)
-        feeds = first_steps(record_feeds(fp32_session, model, float_role, calibration.calibration), steps)
+        per_clip = record_feeds(fp32_session, model, float_role, calibration.calibration, limit=steps)
+        calibration.keep_calibration(len(per_clip))
+        feeds = first_steps(per_clip, steps)
+        del per_clip
         if len(feeds) < steps:
             status(f"only {len(feeds)} calibration steps available (asked for {steps})")
 

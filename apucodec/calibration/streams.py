@@ -71,12 +71,16 @@ def _recording(compute: StepFunction, names: Sequence[str], recorded: list[Feeds
     return step
 
 
-def record_feeds(session: Any, model: ModelDir, role: str, clips: Sequence[np.ndarray]) -> list[list[Feeds]]:
-    """Per clip, the feeds of every step the encoder graph `role` (on `session`) gets when it streams the clip."""
+def record_feeds(session: Any, model: ModelDir, role: str, clips: Sequence[np.ndarray],
+                 limit: int | None = None) -> list[list[Feeds]]:
+    """Per clip, the feeds of every step the encoder graph `role` (on `session`) gets when it streams the clip;
+    clips are streamed in order until `limit` steps are recorded (the rest are not streamed)."""
     names = [i.name for i in session.get_inputs()]
     compute = session_step(session)
     per_clip: list[list[Feeds]] = []
     for clip in clips:
+        if limit is not None and sum(len(f) for f in per_clip) >= limit:
+            break
         recorded: list[Feeds] = []
         stream(graph_stepper(model, role, _recording(compute, names, recorded)),
                np.asarray(clip, dtype=np.float32)[None])
