@@ -3,8 +3,13 @@
 The graph quantized is the encoder's offline step graph (its largest step, the one the NPU runs files with). Its
 calibration items are real steps: each calibration clip is streamed through the FP32 step graph in order and every
 step's {audio, state, bounds} is recorded (apucodec/calibration/streams.py), so the caches and masks the quantizer
-sees are the ones the runtime will produce. The bounds mask arithmetic stays in float (step_nodes.py says why); the
-state input and output are quantized like the activations they hold (the measurements are in the report).
+sees are the ones the runtime will produce. The bounds-mask arithmetic and the state's data movement (slicing the
+packed state into caches and back) stay in float; step_nodes.py says why, with the measurements.
+
+Memory: xint8's MinMSE search holds every activation of every calibration step, so its peak grows with steps x
+step size x width: the tiny model (channels 4..32) at 128-frame steps reached ~7.6 GB with 6 steps, the bundled
+model (16..192) passed 9 GB with 3; a8w8 (percentile histograms) quantized the bundled model on 8 steps at a
+1.6 GB peak. A smaller offline step (`apucodec export --step-frames 4,32`) shrinks every calibration item.
 
 Everything is staged in a hidden folder inside the model directory and only moved into place once the quantized
 graph has loaded on the plain CPU EP, been scored on held-out clips and its NPU op check is done. The previous INT8

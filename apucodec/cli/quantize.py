@@ -9,7 +9,7 @@ import click
 
 
 class _WindowProgress:
-    """A stderr progress bar over calibration steps, opened when the quantizer asks for the first one."""
+    """A stderr progress bar over calibration windows, opened when the quantizer asks for the first one."""
 
     def __init__(self) -> None:
         self._bar = None
@@ -23,7 +23,7 @@ class _WindowProgress:
         if self._bar is None:
             self._bar = click.progressbar(length=total, label="calibration steps", file=self._stream)
             self._bar.__enter__()
-        if done > self._done:       # a second pass over the steps (rewind) is not counted again
+        if done > self._done:       # a second pass over the windows (rewind) is not counted again
             self._bar.update(done - self._done)
             self._done = done
         if done >= total:
