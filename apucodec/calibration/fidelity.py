@@ -130,7 +130,8 @@ def measure_fidelity(model: ModelDir, fp32_encoder: StepGraphSession, int8_encod
             # the INT8 graph shares the FP32 graph's step facts (and may not be in the manifest yet)
             stepper = graph_stepper(model, fp32_encoder.role, session_step(encoder.session))
             latent = stream(stepper, clip[None], frames)                      # [D, F], whole-file aligned
-            steps = steps + stepper.steps if encoder is int8_encoder else steps
+            if encoder is int8_encoder:
+                steps += stepper.steps
             clip_codes = rvq.quantize(np.ascontiguousarray(latent.T))         # [n, F]
             quantized = np.ascontiguousarray(rvq.dequantize(clip_codes).T, dtype=np.float32)
             audio = stream(graph_stepper(model, decoder.role, session_step(decoder.session)), quantized, frames)
