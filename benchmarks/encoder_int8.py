@@ -1,9 +1,9 @@
-"""FP32 vs INT8 encoder speed on ONNX Runtime's CPU EP, for a 1 s and a 10 s input (or any durations).
+"""FP32 vs INT8 encoder step graph speed on ONNX Runtime's CPU EP, for a 1 s and a 10 s input (or any durations).
 
-The encoder runs on the runtime's static windows (context + chunk + context), so an input of N seconds costs
-`window_count` window runs; this times exactly those runs, cut by the runtime's own windower from a generated
-signal, and reports the median (and min) over interleaved repeats, the real-time factor and INT8's time relative
-to FP32.
+The encoder streams a file through its offline step graph (the one quantize-encoder quantizes), so an input of N
+seconds costs ceil((frames + delay) / S) step runs; this times exactly those runs, made by the runtime's own
+Stepper (state, bounds, final flush) over a generated signal, and reports the median (and min) over interleaved
+repeats, the real-time factor and INT8's time relative to FP32.
 
 On x86 ONNX Runtime fuses Q/DQ pairs into integer kernels only for uint8 activations (int8 ones only on ARM),
 and the NPU presets quantize activations to int8, so the CPU EP runs the graph as float Conv plus
@@ -25,9 +25,10 @@ import numpy as np
 import onnxruntime as ort
 
 from apucodec.calibration.custom_ops import register_custom_ops
+from apucodec.calibration.streams import graph_stepper, session_step, stream
+from apucodec.contract.steps import step_role
 from apucodec.export.signals import mixture
-from apucodec.model_dir import default_model_path, load_model_dir
-from apucodec.runtime.windows import sample_windows
+from apucodec.model_dir import ModelDir, default_model_path, load_model_dir
 
 LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
           "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}
@@ -51,29 +52,39 @@ def open_session(path: Path, domains: list[str], threads: int, level: str) -> or
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def time_pass(session: ort.InferenceSession, windows: list[np.ndarray]) -> float:
-    name = session.get_inputs()[0].name
+def offline_roles(model: ModelDir) -> tuple[str, str]:
+    """(FP32 role, NPU INT8 role) of the encoder's offline step graph."""
+    step = max(model.step_sizes("encoder"))
+    return step_role("encoder", step), step_role("encoder", step, "npu-int8")
+
+
+def time_pass(model: ModelDir, role: str, session: ort.InferenceSession, audio: np.ndarray) -> tuple[float, int]:
+    """Seconds to stream `audio` through the step graph from zero state, and the step runs that took."""
+    stepper = graph_stepper(model, role, session_step(session))
     started = time.perf_counter()
-    for window in windows:
-        session.run(None, {name: window})
-    return time.perf_counter() - started
+    stream(stepper, audio[None])
+    return time.perf_counter() - started, stepper.steps
 
 
-def time_graphs(sessions: dict[str, ort.InferenceSession], windows: list[np.ndarray],
-                repeats: int) -> dict[str, list[float]]:
-    """Interleaved repeats (fp32, int8, fp32, ...) so that load from other processes hits both graphs alike."""
+def time_graphs(model: ModelDir, role: str, sessions: dict[str, ort.InferenceSession], audio: np.ndarray,
+                repeats: int) -> tuple[dict[str, list[float]], int]:
+    """Interleaved repeats (fp32, int8, fp32, ...) so that load from other processes hits both graphs alike.
+
+    `role` (the FP32 graph) gives the step facts both graphs share; returns the times and the steps per pass."""
     for session in sessions.values():
-        time_pass(session, windows[:1])                     # warm-up: allocations, kernel selection
+        time_pass(model, role, session, audio[: model.hop])   # warm-up: allocations, kernel selection
     runs: dict[str, list[float]] = {label: [] for label in sessions}
+    steps = 0
     for _ in range(repeats):
         for label, session in sessions.items():
-            runs[label].append(time_pass(session, windows))
-    return runs
+            seconds, steps = time_pass(model, role, session, audio)
+            runs[label].append(seconds)
+    return runs, steps
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="model directory with encoder.int8.onnx")
+    parser.add_argument("--model", default=None, help="model directory with an encoder.s{S}.npu-int8.onnx")
     parser.add_argument("--seconds", type=float, nargs="+", default=[1.0, 10.0])
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     parser.add_argument("--repeats", type=int, default=5)
@@ -82,28 +93,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     model = load_model_dir(default_model_path(args.model))
-    if not model.has("encoder_int8"):
-        print(f"{model.path}: no encoder.int8.onnx; run 'apucodec quantize-encoder' first", file=sys.stderr)
+    fp32_role, int8_role = offline_roles(model)
+    if not model.has(int8_role):
+        print(f"{model.path}: no {int8_role}.onnx; run 'apucodec quantize-encoder' first", file=sys.stderr)
         return 1
-    geometry = model.geometry
     rate = model.config.sample_rate
-    preset = model.manifest.get("quantization", {}).get("preset", "?")
-    print(f"model {model.label}; window {geometry.window_samples / rate:.2f} s "
-          f"(chunk {geometry.chunk_samples / rate:.2f} s); INT8 preset {preset}")
+    entry = model.files[int8_role]
+    step_seconds = entry["step_frames"] * model.hop / rate
+    print(f"model {model.label}; step graphs {fp32_role} / {int8_role} ({step_seconds:.2f} s per step); "
+          f"INT8 preset {entry.get('preset', '?')}")
     print(f"onnxruntime {ort.__version__}, CPU EP, {args.threads} thread(s), opt level {args.opt_level}, "
           f"CPU flags: {cpu_flags()}")
-    print(f"{'input':>7} {'windows':>7} {'graph':>6} {'median ms':>10} {'min ms':>8} {'RTF':>7} {'INT8/FP32':>9}")
-    graphs = [("fp32", model.path_of("encoder"), []),
-              ("int8", model.path_of("encoder_int8"), model.files["encoder_int8"].get("custom_op_domains", []))]
+    print(f"{'input':>7} {'steps':>7} {'graph':>6} {'median ms':>10} {'min ms':>8} {'RTF':>7} {'INT8/FP32':>9}")
+    graphs = [("fp32", model.path_of(fp32_role), []),
+              ("int8", model.path_of(int8_role), entry.get("custom_op_domains", []))]
     sessions = {label: open_session(path, domains, args.threads, args.opt_level) for label, path, domains in graphs}
     for seconds in args.seconds:
         audio = mixture(int(seconds * rate), rate).astype(np.float32)
-        windows = [w.samples.reshape(1, 1, -1) for w in sample_windows(audio, geometry)]
-        runs = time_graphs(sessions, windows, args.repeats)
+        runs, steps = time_graphs(model, fp32_role, sessions, audio, args.repeats)
         medians = {label: statistics.median(times) for label, times in runs.items()}
         for label, times in runs.items():
             ratio = f"{medians['int8'] / medians['fp32']:.2f}x" if label == "int8" else ""
-            print(f"{seconds:6.1f}s {len(windows):7d} {label:>6} {medians[label] * 1e3:10.1f} {min(times) * 1e3:8.1f} "
+            print(f"{seconds:6.1f}s {steps:7d} {label:>6} {medians[label] * 1e3:10.1f} {min(times) * 1e3:8.1f} "
                   f"{medians[label] / seconds:7.4f} {ratio:>9}")
     return 0
 

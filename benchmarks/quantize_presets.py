@@ -2,7 +2,7 @@
 
 Each preset works on its own copy of the model directory (under --out, default a temp folder), calibrated on the
 same folder with the same seed, so the rows differ only by preset. The speed columns time the FP32 and INT8
-encoders on the CPU EP for the given input lengths (see benchmarks/encoder_int8.py for the method).
+encoder step graphs on the CPU EP, streamed over the given input lengths (see benchmarks/encoder_int8.py).
 
     python benchmarks/quantize_presets.py --model ./apucodec-model --calib ../shared/audio/dev
 """
@@ -20,10 +20,9 @@ import numpy as np
 
 from apucodec.calibration.quantize import quantize_encoder
 from apucodec.export.signals import mixture
-from apucodec.runtime.windows import sample_windows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from encoder_int8 import open_session, time_graphs  # noqa: E402  (sibling benchmark script)
+from encoder_int8 import offline_roles, open_session, time_graphs  # noqa: E402  (sibling benchmark script)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--calib", required=True)
     parser.add_argument("--presets", nargs="+", default=["xint8", "a8w8", "a16w8"])
-    parser.add_argument("--windows", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=64, help="calibration steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seconds", type=float, nargs="+", default=[1.0, 10.0])
     parser.add_argument("--threads", type=int, default=1)
@@ -47,26 +46,25 @@ def main(argv: list[str] | None = None) -> int:
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(args.model, target)
-        result = quantize_encoder(target, args.calib, preset_name=name, windows=args.windows, seed=args.seed,
+        result = quantize_encoder(target, args.calib, preset_name=name, steps=args.steps, seed=args.seed,
                                   conv2d=args.conv2d, threads=args.threads)
         model = result.model
-        sessions = {"fp32": open_session(model.path_of("encoder"), [], args.threads, "all"),
+        fp32_role, _ = offline_roles(model)
+        sessions = {"fp32": open_session(model.path_of(fp32_role), [], args.threads, "all"),
                     "int8": open_session(result.path, result.custom_op_domains, args.threads, "all")}
         speed = []
         for seconds in args.seconds:
             audio = mixture(int(seconds * model.config.sample_rate), model.config.sample_rate).astype(np.float32)
-            windows = [w.samples.reshape(1, 1, -1) for w in sample_windows(audio, model.geometry)]
-            runs = time_graphs(sessions, windows, args.repeats)
+            runs, _steps = time_graphs(model, fp32_role, sessions, audio, args.repeats)
             speed.append((seconds, statistics.median(runs["fp32"]), statistics.median(runs["int8"])))
         f = result.fidelity
         rows.append((name, f.latent_snr_db, f.code_agreement[0], f.code_agreement[-1], f.e2e_snr_fp32_db,
-                     f.e2e_snr_delta_db, result.quantize_seconds, speed, len(result.calibration.calibration),
-                     f.windows))
+                     f.e2e_snr_delta_db, result.quantize_seconds, speed, result.calibration_steps, f.steps))
         print(f"{name}: done ({target})", file=sys.stderr)
 
     print(f"model {args.model}; calibration {args.calib}, seed {args.seed}; CPU EP, {args.threads} thread(s)")
     header = (f"{'preset':>6} {'latent SNR':>10} {'cb1':>6} {'cb_last':>7} {'e2e FP32':>8} {'e2e delta':>9} "
-              f"{'quant s':>7} {'calib/eval':>10}")
+              f"{'quant s':>7} {'steps c/e':>10}")
     for seconds in args.seconds:
         header += f" {f'{seconds:g}s fp32/int8 ms':>20}"
     print(header)

@@ -24,6 +24,7 @@ AI 1.8) found that such a Conv aborts Vitis AI EP session creation; torch's expo
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,9 @@ class NpuOpReport:
     not_listed: list[str]                           # ops in no list: these run on the CPU even on an APU
     conv_rank: dict[str, int] = field(default_factory=dict)   # "1d"/"2d" -> Conv count
     conv_default_attributes: list[str] = field(default_factory=list)
+    # nodes deliberately left in float (a step graph's bounds-mask arithmetic and state slicing): the EP places
+    # them on the CPU or computes them in float; they are bookkeeping and data movement, not signal arithmetic
+    float_nodes: dict[str, int] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
@@ -69,7 +73,7 @@ class NpuOpReport:
     def to_dict(self) -> dict[str, Any]:
         return {"ready": self.ready, "op_counts": self.op_counts, "not_listed": self.not_listed,
                 "listed_by": self.sources, "conv_kernels": self.conv_rank,
-                "conv_default_attributes": self.conv_default_attributes,
+                "conv_default_attributes": self.conv_default_attributes, "float_nodes": self.float_nodes,
                 "sources": [RYZEN_AI_MODELCOMPAT, VITIS_AI_62_INT8]}
 
     def lines(self) -> list[str]:
@@ -83,6 +87,10 @@ class NpuOpReport:
         if partial:
             out.append("listed by one source only: " + ", ".join(f"{op} ({self.sources[op][0].split()[0]})"
                                                                  for op in partial))
+        if self.float_nodes:
+            kept = ", ".join(f"{op} x{n}" for op, n in sorted(self.float_nodes.items()))
+            out.append(f"left in float on purpose (bounds masks, state slicing; {sum(self.float_nodes.values())} "
+                       f"nodes): {kept}")
         if self.conv_default_attributes:
             out.append(f"Conv nodes relying on default attributes: {', '.join(self.conv_default_attributes[:5])}")
         return out
@@ -97,8 +105,11 @@ def _conv_rank(node: Any, weight_ranks: dict[str, int]) -> str | None:
     return f"{rank - 2}d" if rank else None
 
 
-def check_npu_ops(model: Any) -> NpuOpReport:
-    """Op types of an onnx.ModelProto against the documented Vitis AI EP INT8 op lists."""
+def check_npu_ops(model: Any, float_nodes: Sequence[str] = ()) -> NpuOpReport:
+    """Op types of an onnx.ModelProto against the documented Vitis AI EP INT8 op lists; `float_nodes` are names of
+    nodes left unquantized on purpose, counted apart."""
+    kept = set(float_nodes)
+    floats: Counter[str] = Counter()
     counts: Counter[str] = Counter()
     conv_rank: Counter[str] = Counter()
     defaults = []
@@ -109,6 +120,9 @@ def check_npu_ops(model: Any) -> NpuOpReport:
         if node.op_type in QDQ_OPS and node.domain in QDQ_DOMAINS:
             continue
         key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
+        if node.name in kept:
+            floats[key] += 1
+            continue
         counts[key] += 1
         if node.op_type == "Conv":
             rank = _conv_rank(node, weight_ranks)
@@ -123,4 +137,5 @@ def check_npu_ops(model: Any) -> NpuOpReport:
                   if op in ops]
         sources[op] = listed
     not_listed = sorted(op for op, listed in sources.items() if not listed)
-    return NpuOpReport(dict(sorted(counts.items())), sources, not_listed, dict(conv_rank), defaults)
+    return NpuOpReport(dict(sorted(counts.items())), sources, not_listed, dict(conv_rank), defaults,
+                       dict(sorted(floats.items())))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -93,9 +94,11 @@ def quark_version() -> str:
     return str(getattr(quark, "__version__", "unknown"))
 
 
-def build_qconfig(quark_onnx: ModuleType, chosen: Preset, work_dir: str) -> Any:
-    """A private, deep-copied QConfig for `chosen`, with Quark's temp files and reports kept under `work_dir`."""
+def build_qconfig(quark_onnx: ModuleType, chosen: Preset, work_dir: str, exclude: Sequence[str] = ()) -> Any:
+    """A private, deep-copied QConfig for `chosen`, with Quark's temp files and reports kept under `work_dir`;
+    the nodes named in `exclude` stay in float."""
     config = copy.deepcopy(getattr(quark_onnx, chosen.quark_name))
+    config.exclude = [*(config.exclude or []), *exclude]
     nested = config.extra_options.pop("extra_options", None)
     options = dict(nested or {})
     options.update(config.extra_options)

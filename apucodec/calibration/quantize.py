@@ -1,10 +1,21 @@
-"""The quantize-encoder pass: calibration windows -> Quark -> checks -> encoder.int8.onnx + manifest, atomically.
+"""The quantize-encoder pass: step feeds -> Quark -> checks -> encoder.s{S}.npu-int8.onnx + manifest, atomically.
+
+The graph quantized is the encoder's offline step graph (its largest step, the one the NPU runs files with). Its
+calibration items are real steps: each calibration clip is streamed through the FP32 step graph in order and every
+step's {audio, state, bounds} is recorded (apucodec/calibration/streams.py), so the caches and masks the quantizer
+sees are the ones the runtime will produce. The bounds-mask arithmetic and the state's data movement (slicing the
+packed state into caches and back) stay in float; step_nodes.py says why, with the measurements.
+
+Memory: xint8's MinMSE search holds every activation of every calibration step, so its peak grows with steps x
+step size x width: the tiny model (channels 4..32) at 128-frame steps reached ~7.6 GB with 6 steps, the bundled
+model (16..192) passed 9 GB with 3; a8w8 (percentile histograms) quantized the bundled model on 8 steps at a
+1.6 GB peak. A smaller offline step (`apucodec export --step-frames 4,32`) shrinks every calibration item.
 
 Everything is staged in a hidden folder inside the model directory and only moved into place once the quantized
-graph has loaded on the plain CPU EP, been scored on held-out windows and its NPU op check is done. The previous
-encoder.int8.onnx (if any) is kept aside until the new manifest is written, so any failure — bad audio, a Quark
-error, Ctrl-C, a full disk — leaves the directory exactly as it was. Quark writes a `quantized_info.csv` into the
-current directory and caches calibration tensors on disk; both are confined to the staging folder.
+graph has loaded on the plain CPU EP, been scored on held-out clips and its NPU op check is done. The previous INT8
+graph (if any) is kept aside until the new manifest is written, so any failure — bad audio, a Quark error, Ctrl-C,
+a full disk — leaves the directory exactly as it was. Quark writes a `quantized_info.csv` into the current
+directory and caches calibration tensors on disk; both are confined to the staging folder.
 """
 
 from __future__ import annotations
@@ -25,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.custom_ops import custom_domains, find_library
-from apucodec.calibration.fidelity import FidelityReport, cpu_session, measure_fidelity
+from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
 from apucodec.calibration.npu_ops import NpuOpReport, check_npu_ops
 from apucodec.calibration.presets import (
     DEFAULT_PRESET,
@@ -36,16 +48,22 @@ from apucodec.calibration.presets import (
     preset,
     quark_version,
 )
-from apucodec.calibration.reader import WindowCallback, WindowDataReader
-from apucodec.calibration.windows import CalibrationWindows, collect_windows
+from apucodec.calibration.reader import StepCallback, StepFeedReader
+from apucodec.calibration.step_nodes import bounds_nodes, state_nodes
+from apucodec.calibration.streams import first_steps, record_feeds, steps_per_clip
+from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.extras import require
 from apucodec.model_dir import ModelDir, file_entry, load_model_dir
 
-INT8_ROLE = "encoder_int8"
-INT8_FILENAME = "encoder.int8.onnx"
+PRECISION = "npu-int8"
 OPSET = 17
-DEFAULT_WINDOWS = 64
+DEFAULT_STEPS = 64
+# Steps of audio per calibration clip: one start step, CLIP_STEPS - 1 steady ones, and the flush step(s), as a
+# file of a few seconds gives the runtime.
+CLIP_STEPS = 4
+# Fields of the FP32 step graph's manifest entry that the INT8 graph shares (same I/O, state layout, timing).
+SHARED_ENTRY_FIELDS = ("stage", "step_frames", "state_size", "horizon_frames", "inputs", "outputs")
 
 StatusCallback = Callable[[str], None]
 
@@ -55,7 +73,9 @@ class QuantizeResult:
     model: ModelDir
     path: Path
     preset: str
-    calibration: CalibrationWindows
+    role: str
+    calibration: CalibrationClips
+    calibration_steps: int
     fidelity: FidelityReport
     npu: NpuOpReport
     quantize_seconds: float
@@ -65,9 +85,9 @@ class QuantizeResult:
     def lines(self) -> list[str]:
         cal = self.calibration
         skipped = f", {len(cal.files_skipped)} files skipped" if cal.files_skipped else ""
-        silent = f", {cal.silent_skipped} near-silent windows skipped" if cal.silent_skipped else ""
-        out = [f"calibrated {self.preset} on {len(cal.calibration)} windows from {cal.files_used} files"
-               f"{skipped}{silent}; quantization took {self.quantize_seconds:.1f} s"]
+        silent = f", {cal.silent_skipped} near-silent clips skipped" if cal.silent_skipped else ""
+        out = [f"calibrated {self.preset} on {self.calibration_steps} steps streamed over {len(cal.calibration)} "
+               f"clips from {cal.files_used} files{skipped}{silent}; quantization took {self.quantize_seconds:.1f} s"]
         out += self.fidelity.lines()
         out += self.npu.lines()
         if self.custom_op_domains:
@@ -107,17 +127,17 @@ def _tail(text: str, lines: int = 3) -> str:
 
 
 @contextlib.contextmanager
-def _calibration_progress(on_window: WindowCallback | None) -> Iterator[bool]:
-    """Report each window as Quark's calibrator runs the float model on it; yields whether that hook is in place.
+def _calibration_progress(on_step: StepCallback | None) -> Iterator[bool]:
+    """Report each step as Quark's calibrator runs the float model on it; yields whether that hook is in place.
 
     Quark 0.13 drains our reader into its own CachedDataReader up front (instant) and then feeds the cached
-    windows to the calibration inference, which is where the minutes go. Swapping in a subclass of that cache for
+    steps to the calibration inference, which is where the minutes go. Swapping in a subclass of that cache for
     the duration of the call makes the progress bar follow the real work. If a future Quark moves it, the caller
-    falls back to counting windows as they are handed over.
+    falls back to counting steps as they are handed over.
     """
     module = sys.modules.get("quark.onnx.quantization.quantize")
     cache_class = getattr(module, "CachedDataReader", None)
-    if on_window is None or cache_class is None:
+    if on_step is None or cache_class is None:
         yield False
         return
 
@@ -130,7 +150,7 @@ def _calibration_progress(on_window: WindowCallback | None) -> Iterator[bool]:
             item = super().get_next()
             if item is not None:
                 self._apucodec_fed = getattr(self, "_apucodec_fed", 0) + 1
-                on_window(min(self._apucodec_fed, len(self)), len(self))
+                on_step(min(self._apucodec_fed, len(self)), len(self))
             return item
 
     module.CachedDataReader = ReportingCache
@@ -160,12 +180,12 @@ def _interrupt_guard() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _run_quark(quark_onnx: Any, chosen_name: str, float_path: Path, out_path: Path, input_name: str,
-               windows: list[Any], on_window: WindowCallback | None, work: Path, quiet: bool) -> None:
-    config = build_qconfig(quark_onnx, preset(chosen_name), str(work))
-    with _inside(work, quiet) as captured, _calibration_progress(on_window) as hooked, \
+def _run_quark(quark_onnx: Any, chosen_name: str, float_path: Path, out_path: Path, feeds: list[dict[str, Any]],
+               exclude: list[str], on_step: StepCallback | None, work: Path, quiet: bool) -> None:
+    config = build_qconfig(quark_onnx, preset(chosen_name), str(work), exclude)
+    with _inside(work, quiet) as captured, _calibration_progress(on_step) as hooked, \
             _interrupt_guard() as interrupted:
-        reader = WindowDataReader(input_name, windows, None if hooked else on_window)
+        reader = StepFeedReader(feeds, None if hooked else on_step)
         try:
             quark_onnx.ModelQuantizer(config).quantize_model(str(float_path), str(out_path), reader)
         except (KeyboardInterrupt, ApucodecError):
@@ -185,19 +205,17 @@ def _opset(model: Any) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
-def _install(model: ModelDir, staged: Path, entry_fields: dict[str, Any], quantization: dict[str, Any],
-             quark_ver: str) -> Path:
+def _install(model: ModelDir, staged: Path, role: str, entry_fields: dict[str, Any], quark_ver: str) -> Path:
     """Move the staged file in and write the manifest; restore the previous state if anything fails."""
-    target = model.path / INT8_FILENAME
+    target = model.path / f"{role}.onnx"
     backup = None
     if target.exists():
-        backup = staged.parent / f"previous.{INT8_FILENAME}"
+        backup = staged.parent / f"previous.{target.name}"
         os.replace(target, backup)
     manifest_before = {k: (dict(v) if isinstance(v, dict) else v) for k, v in model.manifest.items()}
     try:
         os.replace(staged, target)
-        model.files[INT8_ROLE] = file_entry(target, INT8_ROLE, **entry_fields)
-        model.manifest["quantization"] = quantization
+        model.files[role] = file_entry(target, role, **entry_fields)
         producers = model.manifest.setdefault("producers", {})
         producers["amd-quark"] = quark_ver
         model.save_manifest()
@@ -214,22 +232,40 @@ def _install(model: ModelDir, staged: Path, entry_fields: dict[str, Any], quanti
     return target
 
 
+def _offline_role(model: ModelDir) -> str:
+    """The encoder's offline step graph: the largest FP32 step the model directory has."""
+    return step_role("encoder", max(model.step_sizes("encoder")))
+
+
 def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_name: str = DEFAULT_PRESET,
-                     windows: int = DEFAULT_WINDOWS, seed: int = 0, conv2d: bool = False,
-                     on_window: WindowCallback | None = None, on_status: StatusCallback | None = None,
-                     quiet: bool = True, threads: int = 0) -> QuantizeResult:
-    """Quantize the model directory's FP32 encoder with Quark and record the result in its manifest."""
+                     steps: int = DEFAULT_STEPS, seed: int = 0, conv2d: bool = False,
+                     on_step: StepCallback | None = None, on_status: StatusCallback | None = None,
+                     quiet: bool = True, threads: int = 0, float_bounds: bool = True,
+                     float_state: bool = True) -> QuantizeResult:
+    """Quantize the model directory's offline FP32 encoder step graph with Quark; record it in the manifest.
+
+    `steps` calibration steps are recorded by streaming clips of CLIP_STEPS steps through the FP32 graph.
+    `float_bounds` / `float_state` keep the bounds-mask arithmetic / the state's data movement in float (the
+    defaults; turning them off quantizes those nodes too, for measuring what keeping them in float buys).
+    """
     started = time.perf_counter()
     status = on_status or (lambda _message: None)
     chosen = preset(preset_name)
-    model = load_model_dir(Path(model_path).absolute())   # refuses a missing encoder.onnx or a sha256 mismatch
-    geometry = model.geometry
-    float_path = model.path_of("encoder")
-    status(f"collecting {windows} calibration windows of {geometry.window_samples / model.config.sample_rate:.2f} s "
-           f"from {calib_folder}")
-    calibration = collect_windows(calib_folder, geometry.window_samples, count=windows, seed=seed)
-    if len(calibration.calibration) < windows:
-        status(f"only {len(calibration.calibration)} calibration windows available (asked for {windows})")
+    if steps < 1:
+        raise ApucodecError(f"--steps must be at least 1, got {steps}")
+    model = load_model_dir(Path(model_path).absolute())   # refuses missing step graphs or a sha256 mismatch
+    float_role = _offline_role(model)
+    role = step_role("encoder", model.files[float_role]["step_frames"], PRECISION)
+    float_path = model.path_of(float_role)
+    step_samples = int(model.files[float_role]["step_frames"]) * model.hop
+    clip_samples = CLIP_STEPS * step_samples
+    # Clips from files shorter than a clip give fewer steps, down to those of a one-step clip: draw enough for
+    # that worst case; only as many as `steps` needs are streamed (the others cost one read each).
+    clips_wanted = -(-steps // steps_per_clip(model, float_role, step_samples))
+    rate = model.config.sample_rate
+    status(f"collecting up to {clips_wanted} calibration clips of up to {clip_samples / rate:.2f} s ({CLIP_STEPS} "
+           f"steps of {float_role}) from {calib_folder}")
+    calibration = collect_clips(calib_folder, clip_samples, step_samples, count=clips_wanted, seed=seed)
 
     if find_library() is None:
         status("loading amd-quark: the first run on a machine compiles its custom-op library (about a minute)")
@@ -245,53 +281,61 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
         raise ApucodecError(f"{model.path}: cannot write into the model directory ({exc.strerror})") from None
     try:
         float_model = onnx.load(str(float_path))
-        input_name = float_model.graph.input[0].name
-        dims = [d.dim_value for d in float_model.graph.input[0].type.tensor_type.shape.dim]
-        if dims != [1, 1, geometry.window_samples]:
-            raise ApucodecError(f"{float_path}: input shape {dims} does not match the manifest's window "
-                                f"[1, 1, {geometry.window_samples}]")
+        first = float_model.graph.input[0]
+        dims = [d.dim_value for d in first.type.tensor_type.shape.dim]
+        if dims != [1, 1, step_samples]:
+            raise ApucodecError(f"{float_path}: input {first.name} has shape {dims}, not the manifest's step "
+                                f"[1, 1, {step_samples}]")
         if _opset(float_model) != OPSET:
             status(f"note: {float_path.name} is opset {_opset(float_model)}; the NPU flow recommends {OPSET}")
+        mask_nodes = bounds_nodes(float_model) if float_bounds else []
+        cache_nodes = state_nodes(float_model) if float_state else []
+        exclude = mask_nodes + cache_nodes
         source = float_path
         if conv2d:
             from apucodec.calibration.conv2d import conv1d_to_conv2d
 
-            source = work / "encoder.conv2d.onnx"
+            source = work / f"{float_role}.conv2d.onnx"
             onnx.save(conv1d_to_conv2d(float_model), str(source))
         del float_model
 
+        status(f"streaming the calibration clips through {float_path.name} to record the steps' inputs")
+        fp32_session = cpu_session(float_path, threads=threads)
+        per_clip = record_feeds(fp32_session, model, float_role, calibration.calibration, limit=steps)
+        calibration.keep_calibration(len(per_clip))
+        feeds = first_steps(per_clip, steps)
+        del per_clip
+        if len(feeds) < steps:
+            status(f"only {len(feeds)} calibration steps available (asked for {steps})")
+
         status(f"quantizing with {chosen.name} ({chosen.description})")
-        staged = work / INT8_FILENAME
+        staged = work / f"{role}.onnx"
         q_started = time.perf_counter()
-        _run_quark(quark_onnx, chosen.name, source, staged, input_name, calibration.calibration, on_window, work,
-                   quiet)
+        _run_quark(quark_onnx, chosen.name, source, staged, feeds, exclude, on_step, work, quiet)
         quantize_seconds = time.perf_counter() - q_started
+        calibration_steps = len(feeds)
+        del feeds
 
         quantized = onnx.load(str(staged))
         domains = custom_domains(node.domain for node in quantized.graph.node)
-        npu = check_npu_ops(quantized)
+        npu = check_npu_ops(quantized, float_nodes=exclude)
         opset = _opset(quantized)
         graph_ops = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}:{n.op_type}"
                             for n in quantized.graph.node)
         gflop = graph_gflop(quantized)
         del quantized
 
-        status(f"scoring on {len(calibration.evaluation)} held-out windows")
-        int8_session = cpu_session(staged, domains, threads)
-        fidelity = measure_fidelity(cpu_session(float_path, threads=threads), int8_session,
-                                    cpu_session(model.path_of("decoder"), threads=threads), model.codebooks(),
-                                    geometry, calibration.evaluation)
-        del int8_session
+        status(f"scoring on {len(calibration.evaluation)} held-out clips, streaming both graphs")
+        decoder_role = step_role("decoder", max(model.step_sizes("decoder")))
+        fidelity = measure_fidelity(model, StepGraphSession(float_role, fp32_session),
+                                    StepGraphSession(role, cpu_session(staged, domains, threads)),
+                                    StepGraphSession(decoder_role, cpu_session(model.path_of(decoder_role),
+                                                                               threads=threads)),
+                                    calibration.evaluation)
 
-        encoder_entry = model.files["encoder"]
-        entry_fields = {k: encoder_entry[k] for k in ("inputs", "outputs") if k in encoder_entry}
         qdq_format = "QDQ" + (f" ({', '.join(domains)} custom ops)" if domains else "")
-        entry_fields.update({"preset": chosen.name, "format": qdq_format,
-                             "graph": {"nodes": sum(graph_ops.values()), "ops": dict(sorted(graph_ops.items())),
-                                       "opset": opset, "gflop": gflop}})
-        if domains:
-            entry_fields["custom_op_domains"] = domains
         quantization = {
+            "source": float_role,
             "preset": chosen.name,
             "description": chosen.description,
             "activation_bits": chosen.activation_bits,
@@ -300,10 +344,17 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
             "format": qdq_format,
             "opset": opset,
             "conv2d": conv2d,
+            "float_nodes": {"bounds_mask_arithmetic": len(mask_nodes), "state_data_movement": len(cache_nodes),
+                            "why": "bounds: sample positions, an 8-bit grid would move the file's ends; state: one "
+                                   "tensor packing every layer's cache, one int8 scale for all of them would crush "
+                                   "the small-range caches (apucodec/calibration/step_nodes.py)"},
             "quark_version": quark_ver,
             "quark_version_tested": QUARK_VERSION_TESTED,
-            "calibration": {"folder": str(calib_folder), "seed": seed, "windows_requested": windows,
-                            "window_samples": geometry.window_samples, **calibration.summary(),
+            "calibration": {"folder": str(calib_folder), "seed": seed, "steps_requested": steps,
+                            "steps": calibration_steps, "clip_steps": CLIP_STEPS, "step_samples": step_samples,
+                            "method": f"clips streamed in order through {float_role} (Stepper), each step's "
+                                      "audio/state/bounds recorded",
+                            **calibration.summary(),
                             "skipped_files": dict(list(calibration.files_skipped.items())[:20])},
             "fidelity": fidelity.to_dict(),
             "npu_ops": npu.to_dict(),
@@ -314,9 +365,15 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
         }
         total = time.perf_counter() - started
         quantization["seconds"]["total"] = round(total, 2)
-        target = _install(model, staged, entry_fields, quantization, quark_ver)
+        entry_fields = {k: model.files[float_role][k] for k in SHARED_ENTRY_FIELDS}
+        entry_fields.update({"precision": PRECISION, "preset": chosen.name, "format": qdq_format,
+                             "graph": {"nodes": sum(graph_ops.values()), "ops": dict(sorted(graph_ops.items())),
+                                       "opset": opset, "gflop": gflop},
+                             "quantization": quantization})
+        if domains:
+            entry_fields["custom_op_domains"] = domains
+        target = _install(model, staged, role, entry_fields, quark_ver)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return QuantizeResult(model, target, chosen.name, calibration, fidelity, npu, quantize_seconds,
-                          time.perf_counter() - started, domains)
-
+    return QuantizeResult(model, target, chosen.name, role, calibration, calibration_steps, fidelity, npu,
+                          quantize_seconds, time.perf_counter() - started, domains)

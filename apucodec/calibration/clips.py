@@ -1,13 +1,17 @@
-"""Calibration windows: fixed-size slices of real audio, exactly what the static-shape encoder will see.
+"""Calibration clips: contiguous stretches of real audio, streamed through the step graph the way the runtime does.
 
-Quantization ranges are only as good as the activations they are calibrated on, so the windows come from the
-user's own recordings, are cut at the encoder's static window length, and skip near-silent stretches (which would
-pull every activation range towards zero). Windows are drawn round-robin over files in a seeded shuffle, so a
-folder with one long file and many short ones still contributes from every file, and the same seed always picks
-the same windows. A share of the accepted windows is held out: the fidelity report is measured on audio the
-quantizer never saw.
+Quantization ranges are only as good as the activations they are calibrated on, so the clips come from the
+user's own recordings and skip near-silent stretches (which would pull every activation range towards zero). A
+step graph's activations depend on its state (the caches of past input) and on where the step lies in the stream
+(the bounds masks zero what lies outside the file), so calibration does not cut isolated slices: each clip is a
+short stream of a few steps, run in order from zero state (apucodec/calibration/streams.py), giving a start step,
+steady-state steps and a final flush step, as every file the runtime encodes does. Clips are drawn round-robin over
+files in a seeded shuffle, so a folder with one long file and many short ones still contributes from every file,
+and the same seed always picks the same clips; a file shorter than a clip but at least one step long is one clip
+of its whole length. A share of the accepted clips is held out: the fidelity report streams audio the quantizer
+never saw.
 
-Only the selected windows are decoded (seek + read + resample a slice), so a large folder costs one header probe
+Only the selected clips are decoded (seek + read + resample a slice), so a large folder costs one header probe
 per file, not a full decode.
 """
 
@@ -24,42 +28,50 @@ import soundfile as sf
 from apucodec.audio import CODEC_RATE, list_audio_files, probe, resample, to_mono
 from apucodec.errors import ApucodecError
 
-# A window whose RMS is below this is "near-silent" (-50 dBFS): it says nothing about activation ranges.
+# A clip whose RMS is below this is "near-silent" (-50 dBFS): it says nothing about activation ranges.
 SILENCE_RMS = 10 ** (-50 / 20)
-# Held-out windows for the fidelity report: at most this many, and never more than a fifth of what is available.
-MAX_EVAL_WINDOWS = 16
+# Held-out clips for the fidelity report: at most this many, and never more than a fifth of what is available.
+MAX_EVAL_CLIPS = 8
 EVAL_SHARE = 5
-# Extra codec-rate samples read on each side of a resampled window, so soxr's filter has real context there.
+# Extra codec-rate samples read on each side of a resampled clip, so soxr's filter has real context there.
 RESAMPLE_MARGIN = 1024
 
 
 @dataclass(frozen=True)
-class WindowSource:
-    """Where one window came from (file and start, in codec-rate samples), for the manifest and for debugging."""
+class ClipSource:
+    """Where one clip came from (file, start and length in codec-rate samples), for the manifest and debugging."""
 
     path: Path
     start: int
+    length: int
 
     def describe(self) -> str:
-        return f"{self.path.name}@{self.start / CODEC_RATE:.2f}s"
+        return f"{self.path.name}@{self.start / CODEC_RATE:.2f}s+{self.length / CODEC_RATE:.2f}s"
 
 
 @dataclass
-class CalibrationWindows:
-    """Windows [n, 1, 1, window_samples] for calibration and, disjoint from them, for evaluation."""
+class CalibrationClips:
+    """Clips (1-D codec-rate audio, each one stream) for calibration and, disjoint from them, for evaluation."""
 
     calibration: list[np.ndarray]
     evaluation: list[np.ndarray]
-    calibration_sources: list[WindowSource]
-    evaluation_sources: list[WindowSource]
+    calibration_sources: list[ClipSource]
+    evaluation_sources: list[ClipSource]
     files_used: int
     files_skipped: dict[str, str] = field(default_factory=dict)   # name -> why
     silent_skipped: int = 0
 
+    def keep_calibration(self, n: int) -> None:
+        """Keep the first `n` calibration clips (those the calibration used); files_used follows."""
+        self.calibration, self.calibration_sources = self.calibration[:n], self.calibration_sources[:n]
+        self.files_used = len({s.path for s in self.calibration_sources + self.evaluation_sources})
+
     def summary(self) -> dict[str, object]:
-        return {"calibration_windows": len(self.calibration), "evaluation_windows": len(self.evaluation),
+        return {"calibration_clips": len(self.calibration), "evaluation_clips": len(self.evaluation),
+                "calibration_seconds": round(sum(c.size for c in self.calibration) / CODEC_RATE, 2),
+                "evaluation_seconds": round(sum(c.size for c in self.evaluation) / CODEC_RATE, 2),
                 "files_used": self.files_used, "files_skipped": len(self.files_skipped),
-                "near_silent_windows_skipped": self.silent_skipped}
+                "near_silent_clips_skipped": self.silent_skipped}
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,7 @@ def _probe_files(folder: Path) -> tuple[list[_AudioFile], dict[str, str]]:
     return files, skipped
 
 
-def read_window(file: Path | _AudioFile, start: int, length: int) -> np.ndarray:
+def read_span(file: Path | _AudioFile, start: int, length: int) -> np.ndarray:
     """`length` codec-rate samples of mono audio starting at codec-rate sample `start` (zero-padded at the end)."""
     if isinstance(file, Path):
         info = probe(file)
@@ -116,52 +128,57 @@ def read_window(file: Path | _AudioFile, start: int, length: int) -> np.ndarray:
     return out
 
 
-def _round_robin(files: list[_AudioFile], window: int, rng: np.random.Generator) -> Iterator[tuple[int, int]]:
-    """(file index, start) pairs: files in shuffled order, each file's windows shuffled, taken one file at a time."""
+def _round_robin(files: list[_AudioFile], clip: int, rng: np.random.Generator) -> Iterator[tuple[int, int, int]]:
+    """(file index, start, length): files in shuffled order, each file's clip slots shuffled, one file at a time.
+
+    A file holds `frames // clip` slots of a whole clip; one shorter than a clip is a single clip of its length.
+    """
     per_file = []
     for index in rng.permutation(len(files)):
-        count = files[index].codec_frames // window
-        if count > 0:
-            per_file.append((int(index), list(rng.permutation(count))))
+        count = files[index].codec_frames // clip
+        slots = [(int(k) * clip, clip) for k in rng.permutation(count)] if count else [(0, files[index].codec_frames)]
+        per_file.append((int(index), slots))
     while per_file:
         still = []
         for index, slots in per_file:
-            yield index, int(slots.pop()) * window
+            start, length = slots.pop()
+            yield index, start, length
             if slots:
                 still.append((index, slots))
         per_file = still
 
 
-def collect_windows(folder: str | Path, window_samples: int, count: int = 64, seed: int = 0,
-                    max_eval: int = MAX_EVAL_WINDOWS) -> CalibrationWindows:
-    """Pick `count` calibration windows (+ held-out evaluation windows) from every audio file under `folder`."""
+def collect_clips(folder: str | Path, clip_samples: int, min_samples: int, count: int, seed: int = 0,
+                  max_eval: int = MAX_EVAL_CLIPS) -> CalibrationClips:
+    """Pick `count` calibration clips of up to `clip_samples` (+ held-out evaluation clips) from every audio file
+    under `folder`; files shorter than `min_samples` (one step of the graph) are skipped."""
     folder = Path(folder)
     if count < 1:
-        raise ApucodecError(f"--windows must be at least 1, got {count}")
+        raise ApucodecError(f"calibration needs at least 1 clip, got {count}")
     files, skipped = _probe_files(folder)
     if not files:
         what = "no files" if not any(p.is_file() for p in folder.rglob("*")) else "no audio that libsndfile can read"
         raise ApucodecError(f"{folder}: {what} (calibration needs recordings: wav, flac, ogg, ...)")
-    window_seconds = window_samples / CODEC_RATE
-    long_enough = [f for f in files if f.codec_frames >= window_samples]
+    step_seconds = min_samples / CODEC_RATE
+    long_enough = [f for f in files if f.codec_frames >= min_samples]
     for f in files:
-        if f.codec_frames < window_samples:
-            skipped[f.path.name] = f"shorter than one encoder window ({window_seconds:.2f} s)"
+        if f.codec_frames < min_samples:
+            skipped[f.path.name] = f"shorter than one encoder step ({step_seconds:.2f} s)"
     if not long_enough:
-        raise ApucodecError(f"{folder}: no file holds one encoder window of audio ({window_seconds:.2f} s at "
+        raise ApucodecError(f"{folder}: no file holds one encoder step of audio ({step_seconds:.2f} s at "
                             f"{CODEC_RATE} Hz); add longer recordings")
 
     n_eval_target = max(1, min(max_eval, count // 4))
     wanted = count + n_eval_target
     rng = np.random.default_rng(seed)
-    accepted: list[tuple[np.ndarray, WindowSource]] = []
+    accepted: list[tuple[np.ndarray, ClipSource]] = []
     silent = 0
     bad_files: set[int] = set()
-    for index, start in _round_robin(long_enough, window_samples, rng):
+    for index, start, length in _round_robin(long_enough, clip_samples, rng):
         if index in bad_files:
             continue
         try:
-            audio = read_window(long_enough[index], start, window_samples)
+            audio = read_span(long_enough[index], start, length)
         except ApucodecError as exc:
             bad_files.add(index)
             skipped[long_enough[index].path.name] = str(exc)
@@ -169,14 +186,15 @@ def collect_windows(folder: str | Path, window_samples: int, count: int = 64, se
         if float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENCE_RMS:
             silent += 1
             continue
-        accepted.append((audio, WindowSource(long_enough[index].path, start)))
+        accepted.append((audio, ClipSource(long_enough[index].path, start, length)))
         if len(accepted) >= wanted:
             break
     if len(accepted) < 2:
         found = "only near-silent audio" if silent else "no usable audio"
-        raise ApucodecError(f"{folder}: {found}; calibration needs at least 2 windows above -50 dBFS "
-                            f"({window_seconds:.2f} s each): one to calibrate on and one to check the result")
-    # Every EVAL_SHARE-th accepted window is held out (spread over files by the round-robin order), up to the
+        raise ApucodecError(f"{folder}: {found}; calibration needs at least 2 clips above -50 dBFS "
+                            f"(one encoder step, {step_seconds:.2f} s, or more each): one to calibrate on and one "
+                            "to check the result")
+    # Every EVAL_SHARE-th accepted clip is held out (spread over files by the round-robin order), up to the
     # target; the rest calibrate.
     n_eval = min(n_eval_target, max(1, len(accepted) // EVAL_SHARE))
     eval_idx = set(range(EVAL_SHARE - 1, len(accepted), EVAL_SHARE)[:n_eval]) if len(accepted) >= EVAL_SHARE \
@@ -184,7 +202,7 @@ def collect_windows(folder: str | Path, window_samples: int, count: int = 64, se
     calib = [(a, s) for i, (a, s) in enumerate(accepted) if i not in eval_idx][:count]
     evals = [(a, s) for i, (a, s) in enumerate(accepted) if i in eval_idx]
     used = {s.path for _, s in calib + evals}
-    return CalibrationWindows(
-        calibration=[a.reshape(1, 1, -1) for a, _ in calib], evaluation=[a.reshape(1, 1, -1) for a, _ in evals],
+    return CalibrationClips(
+        calibration=[a for a, _ in calib], evaluation=[a for a, _ in evals],
         calibration_sources=[s for _, s in calib], evaluation_sources=[s for _, s in evals],
         files_used=len(used), files_skipped=skipped, silent_skipped=silent)
