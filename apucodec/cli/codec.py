@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from apucodec.cli.stage_options import settings_overrides, stage_options
 from apucodec.errors import ApucodecError
 
 PROGRESS_MIN_SECONDS = 5.0
@@ -45,7 +46,7 @@ def session_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Encoder EP order (default: vitisai,cpu). Names: vitisai, cpu, webgpu, migraphx, cuda, dml."),
         click.option("--decoder-ep", default=None, metavar="EP[,EP...]",
                      help="Decoder EP order (default: webgpu,migraphx,cuda,dml,cpu)."),
-        click.option("--encoder", "encoder_graph", type=click.Choice(["auto", "fp32", "int8"]), default="auto",
+        click.option("--encoder", "encoder_graph", type=click.Choice(["auto", "fp32", "int8", "bf16"]), default="auto",
                      show_default=True, help="Encoder graph: auto = INT8 on the NPU, FP32 on the CPU."),
         click.option("--ep-option", "ep_options", multiple=True, metavar="EP:KEY=VALUE",
                      help="Provider option, over the manifest's 'providers' section (repeatable)."),
@@ -57,19 +58,21 @@ def session_options(func: Callable[..., Any]) -> Callable[..., Any]:
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return stage_options(func)
 
 
 def _open_codec(model_path: Path | None, encoder_ep: str | None, decoder_ep: str | None, encoder_graph: str,
-                ep_options: tuple[str, ...], strict: bool, threads: int, stages: tuple[str, ...]) -> Any:
+                ep_options: tuple[str, ...], strict: bool, threads: int, stages: tuple[str, ...],
+                workers: tuple[str, ...] = (), worker_timeout: float = 120.0, precision: str = "auto") -> Any:
     from apucodec.model_dir import default_model_path, load_model_dir
     from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.providers import SessionSettings, parse_ep_list
 
-    settings = SessionSettings(encoder_eps=parse_ep_list(encoder_ep, "encoder"),
-                               decoder_eps=parse_ep_list(decoder_ep, "decoder"), encoder_graph=encoder_graph,
-                               strict=strict, threads=threads, ep_options=_parse_ep_options(ep_options))
     model = load_model_dir(default_model_path(model_path))
+    settings = SessionSettings(encoder_eps=parse_ep_list(encoder_ep, "encoder"),
+                               decoder_eps=parse_ep_list(decoder_ep, "decoder"), strict=strict, threads=threads,
+                               ep_options=_parse_ep_options(ep_options),
+                               **settings_overrides(model, workers, worker_timeout, precision, encoder_graph))
     return Codec(model, settings, stages=stages)
 
 

@@ -57,6 +57,9 @@ class StageSession:
         return self.outputs[0]
 
     def run_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        missing = [name for name in self.inputs if name not in feeds]
+        if missing:
+            raise ApucodecError(f"{self.placement.graph}: no value for input {', '.join(map(repr, missing))}")
         return dict(zip(self.outputs, self.session.run(self.outputs, dict(feeds)), strict=True))
 
     def run(self, array: np.ndarray) -> np.ndarray:

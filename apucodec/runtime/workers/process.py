@@ -128,7 +128,8 @@ class WorkerProcess:
                 self._kill()
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream and not stream.closed:
-                stream.close()
+                with contextlib.suppress(OSError):  # unflushed bytes to a dead worker: nothing to deliver
+                    stream.close()
         if self._buffer is not None:
             with contextlib.suppress(BufferError):  # a view is still held; the mapping goes with the process
                 self._buffer.close()
