@@ -138,9 +138,24 @@ class Bf16OpReport:
 
 def check_bf16_ops(model: Any) -> Bf16OpReport:
     """Op types of an FP32 onnx.ModelProto against the Ryzen AI BF16 operator list."""
-    counts = Counter(node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
-                     for node in model.graph.node)
+    return bf16_check_counts(Counter(op_key(node.domain, node.op_type) for node in model.graph.node))
+
+
+def op_key(domain: str, op_type: str) -> str:
+    return op_type if domain in ("", "ai.onnx") else f"{domain}:{op_type}"
+
+
+def bf16_check_counts(counts: dict[str, int]) -> Bf16OpReport:
+    """The BF16 check from op-type counts (e.g. from ONNX Runtime's node record, where onnx is not installed)."""
     return Bf16OpReport(dict(sorted(counts.items())), sorted(op for op in counts if op not in RYZEN_AI_BF16_OPS))
+
+
+def int8_check_counts(counts: dict[str, int]) -> NpuOpReport:
+    """The INT8 op-list check from op-type counts (Q/DQ markers skipped; no Conv-attribute finding)."""
+    compute = {op: n for op, n in counts.items() if op.rsplit(":", 1)[-1] not in QDQ_OPS}
+    sources = {op: [name for name, ops in ((RYZEN_AI_MODELCOMPAT, RYZEN_AI_OPS),
+                                           (VITIS_AI_62_INT8, VITIS_AI_62_INT8_OPS)) if op in ops] for op in compute}
+    return NpuOpReport(dict(sorted(compute.items())), sources, sorted(op for op, src in sources.items() if not src))
 
 
 def check_npu_ops(model: Any) -> NpuOpReport:
