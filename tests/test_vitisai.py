@@ -154,7 +154,7 @@ def test_bf16_op_check_and_rewrite_of_the_bundled_encoder():
 
 
 def test_gelu_and_relu_rewrites_are_numerically_equal():
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     from apucodec.calibration.bf16_rewrite import bf16_rewrite
