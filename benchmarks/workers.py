@@ -33,7 +33,9 @@ def four_frame_graph(path: Path) -> None:
         [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, 1, 2048])],
         [helper.make_tensor_value_info("latent", TensorProto.FLOAT, [1, 128, 4])], [numpy_helper.from_array(weight,
                                                                                                             "w")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # loadable by the older onnxruntime a worker may run
+    onnx.save(model, path)
 
 
 def per_step(session, feeds, steps: int) -> float:

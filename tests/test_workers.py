@@ -65,7 +65,9 @@ def _two_in_two_out(path: Path) -> None:
          helper.make_tensor_value_info("next_state", TensorProto.FLOAT, [1, 3])],
         [helper.make_tensor("two", TensorProto.FLOAT, [], [2.0]), helper.make_tensor("one", TensorProto.FLOAT, [],
                                                                                       [1.0])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # loadable by an older onnxruntime in a worker
+    onnx.save(model, path)
 
 
 @pytest.mark.parametrize("workers", [{}, {"encoder": "self"}], ids=["in-process", "worker"])
