@@ -171,3 +171,37 @@ def test_gelu_and_relu_rewrites_are_numerically_equal():
     run = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
            for m in (model, rewritten)]
     np.testing.assert_allclose(run[1], run[0], rtol=0, atol=2e-6)
+
+
+def test_a_shipped_ep_context_graph_is_what_the_npu_loads(tiny_model_dir, tmp_path):
+    import shutil
+
+    from apucodec.model_dir import file_entry
+
+    path = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, path)
+    shutil.copy(path / "encoder.onnx", path / "encoder_ctx.onnx")  # stands in for a precompiled graph
+    model = load_model_dir(path)
+    model.manifest["files"]["encoder_ctx"] = file_entry(path / "encoder_ctx.onnx", "encoder_ctx")
+    model.save_manifest()
+    model = load_model_dir(path)
+    _, (npu, cpu) = stage_candidates(model, "encoder", SessionSettings())
+    assert npu.path.name == "encoder_ctx.onnx" and "precompiled EP-context" in npu.graph_reason
+    assert "config_file" not in npu.options  # already compiled: no BF16 compile config
+    assert cpu.path.name == "encoder.onnx"  # the CPU never loads the NPU's context graph
+
+
+def test_cli_precision_and_ep_context_reach_the_settings(tiny_model_dir):
+    from apucodec.cli.stage_options import settings_overrides
+
+    model = load_model_dir(tiny_model_dir)
+    got = settings_overrides(model, ("encoder=self",), 5.0, "bf16", "auto", "/tmp/enc_ctx.onnx")
+    assert got["encoder_graph"] == "bf16" and got["workers"] == {"encoder": "self"} and got["worker_timeout"] == 5.0
+    assert got["ep_context"] == {"ep.context_enable": "1", "ep.context_embed_mode": "1",
+                                 "ep.context_file_path": "/tmp/enc_ctx.onnx"}
+    with pytest.raises(ApucodecError, match="disagree"):
+        settings_overrides(model, (), 5.0, "bf16", "int8")
+    # EP-context entries go to the compiling EP's session only: a CPU session would have nothing to dump
+    settings = SessionSettings(ep_context=got["ep_context"])
+    with pytest.raises(RuntimeError, match="does not have configuration with key"):
+        session_options(settings, False, None, compiling=False).get_session_config_entry("ep.context_enable")

@@ -63,7 +63,8 @@ def session_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _open_codec(model_path: Path | None, encoder_ep: str | None, decoder_ep: str | None, encoder_graph: str,
                 ep_options: tuple[str, ...], strict: bool, threads: int, stages: tuple[str, ...],
-                workers: tuple[str, ...] = (), worker_timeout: float = 120.0, precision: str = "auto") -> Any:
+                workers: tuple[str, ...] = (), worker_timeout: float = 120.0, precision: str = "auto",
+                ep_context_out: str | None = None) -> Any:
     from apucodec.model_dir import default_model_path, load_model_dir
     from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.providers import SessionSettings, parse_ep_list
@@ -72,7 +73,8 @@ def _open_codec(model_path: Path | None, encoder_ep: str | None, decoder_ep: str
     settings = SessionSettings(encoder_eps=parse_ep_list(encoder_ep, "encoder"),
                                decoder_eps=parse_ep_list(decoder_ep, "decoder"), strict=strict, threads=threads,
                                ep_options=_parse_ep_options(ep_options),
-                               **settings_overrides(model, workers, worker_timeout, precision, encoder_graph))
+                               **settings_overrides(model, workers, worker_timeout, precision, encoder_graph,
+                                                    ep_context_out))
     return Codec(model, settings, stages=stages)
 
 

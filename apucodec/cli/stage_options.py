@@ -30,6 +30,9 @@ def stage_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                      help="Encoder precision on the NPU: int8 graph, or bf16 (the FP32 graph compiled to BF16 by "
                           "the Vitis AI EP); fp32 elsewhere."),
+        click.option("--ep-context-out", "ep_context_out", type=click.Path(dir_okay=False), default=None,
+                     metavar="FILE", help="Also write what the Vitis AI EP compiles as an EP-context model FILE "
+                                          "(weights embedded), to ship as the model directory's <role>_ctx graph."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -37,12 +40,14 @@ def stage_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def settings_overrides(model: Any, workers: tuple[str, ...], worker_timeout: float, precision: str,
-                       encoder_graph: str) -> dict[str, Any]:
+                       encoder_graph: str, ep_context_out: str | None = None) -> dict[str, Any]:
     """SessionSettings fields from these options (workers also from the config file and the manifest)."""
+    from apucodec.runtime.vitisai import ep_context_entries
     from apucodec.runtime.workers.plan import parse_worker_options, resolve_workers
 
     if precision != "auto" and encoder_graph not in ("auto", precision):
         raise ApucodecError(f"--precision {precision} and --encoder {encoder_graph} disagree; give one of them")
     return {"workers": resolve_workers(parse_worker_options(workers), model.manifest),
             "worker_timeout": worker_timeout,
-            "encoder_graph": precision if precision != "auto" else encoder_graph}
+            "encoder_graph": precision if precision != "auto" else encoder_graph,
+            "ep_context": ep_context_entries(ep_context_out is not None, ep_context_out, embed=True)}

@@ -81,7 +81,8 @@ def _ort():
 
 
 def session_options(settings: SessionSettings, strict_ep: bool, profile_dir: str | None,
-                    severity: int | None = None) -> Any:
+                    severity: int | None = None, compiling: bool = True) -> Any:
+    """Session options for one stage; `compiling`: the EP compiles the graph (EP-context entries apply)."""
     ort = _ort()
     so = ort.SessionOptions()
     # placement is reported by us; ORT's own warnings would repeat it on stderr
@@ -94,7 +95,7 @@ def session_options(settings: SessionSettings, strict_ep: bool, profile_dir: str
     so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
     if strict_ep:
         so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    for key, value in settings.ep_context.items():
+    for key, value in (settings.ep_context if compiling else {}).items():
         so.add_session_config_entry(key, value)
     if profile_dir is not None:
         so.enable_profiling = True
@@ -135,7 +136,7 @@ def create_session(path: Path, ep: str, availability: Any, options: dict[str, st
     strict_ep = settings.strict and ep != CPU
     vitisai = ep == VITISAI
     severity = (session_severity(options) if session_severity(options) is not None else 1) if vitisai else None
-    so = session_options(settings, strict_ep, profile_dir, severity)
+    so = session_options(settings, strict_ep, profile_dir, severity, compiling=vitisai)
     options = {k: v for k, v in options.items() if k != "log_level"}
     if vitisai and "config_file" in options:
         write_bf16_config(Path(options["config_file"]), settings.bf16_optimize_level)

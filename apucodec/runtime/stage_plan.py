@@ -132,6 +132,9 @@ def stage_candidates(model: ModelDir, stage: str, settings: SessionSettings) -> 
     candidates = []
     for ep in eps:
         role, reason = choose_encoder_graph(model, ep, settings.encoder_graph) if stage == "encoder" else (stage, "")
+        if ep == VITISAI and model.has(f"{role}_ctx"):
+            # a precompiled EP-context graph made from this one on an NPU machine: loads without compiling
+            role, reason = f"{role}_ctx", f"precompiled EP-context graph of {model.files[role]['name']}"
         path = model.path_of(role)
         options, notes = _options_and_notes(model, ep, settings, path, npu)
         candidates.append(Candidate(ep, role, path, reason, options, notes))

@@ -29,7 +29,7 @@ def first_line(exc):
     return (text.splitlines()[0] if text else type(exc).__name__).replace("[ONNXRuntimeError] : ", "")
 
 
-def session_options(ort, settings, strict_ep, profile_dir, severity):
+def session_options(ort, settings, strict_ep, profile_dir, severity, compiling):
     so = ort.SessionOptions()
     so.log_severity_level = severity
     if settings.get("threads"):
@@ -40,7 +40,7 @@ def session_options(ort, settings, strict_ep, profile_dir, severity):
     so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
     if strict_ep:
         so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    for key, value in (settings.get("ep_context") or {}).items():
+    for key, value in ((settings.get("ep_context") or {}) if compiling else {}).items():
         so.add_session_config_entry(key, value)
     if profile_dir is not None:
         so.enable_profiling = True
@@ -101,7 +101,7 @@ def open_session(request, np, ort):
             profile_dir = tmp if needs_profiler else None
             severity = cand.get("severity", 3)
             try:
-                so = session_options(ort, settings, strict_ep, profile_dir, severity)
+                so = session_options(ort, settings, strict_ep, profile_dir, severity, cand.get("compiling", False))
                 providers = [(ep, cand["options"]) if cand["options"] else ep]
                 if ep != CPU and not strict_ep:
                     providers.append(CPU)

@@ -88,7 +88,8 @@ def _candidates_for_worker(model: ModelDir, stage: str, settings: SessionSetting
                 write_bf16_config(Path(cand.options["config_file"]), settings.bf16_optimize_level)
         options = {k: v for k, v in cand.options.items() if k != "log_level"}
         wire.append({"ep": cand.ep, "path": str(cand.path), "options": options, "graph_reason": cand.graph_reason,
-                     "severity": severity, "hint": INSTALL_HINTS.get(cand.ep, "")})
+                     "severity": severity, "hint": INSTALL_HINTS.get(cand.ep, ""),
+                     "compiling": cand.ep == VITISAI})
     return requested, wire, candidates
 
 
