@@ -210,3 +210,24 @@ def test_encoder_under_another_onnxruntime_with_the_decoder_on_webgpu(tiny_model
     decoder = next(line for line in run.stdout.splitlines() if line.strip().startswith("decoder "))
     assert f"onnxruntime {worker_ort} in worker pid" in encoder
     assert "ran on WebGpu" in decoder and f"onnxruntime {ort.__version__} in-process" in decoder
+
+
+def test_decoder_on_the_webgpu_plugin_inside_a_worker(tiny_model_dir, monkeypatch):
+    """Plugin EPs are registered in the worker's own onnxruntime: the decoder can run on WebGPU there."""
+    monkeypatch.setenv("ORT_WEBGPU_EP_ALLOW_SOFTWARE_ADAPTER", "1")  # read by the worker at its registration
+    warnings: list[str] = []
+    worker = Codec.open(tiny_model_dir, SessionSettings(encoder_eps=("cpu",), decoder_eps=("webgpu",), threads=1,
+                                                        workers={"decoder": "self"}), warn=warnings.append)
+    try:
+        decoder = worker.placement.stage("decoder")
+        if decoder.ran_on != "WebGpuExecutionProvider":
+            pytest.skip(f"no WebGPU adapter in the worker: {decoder.fallback_reason}")
+        assert decoder.runtime["worker"] and decoder.node_counts == {"WebGpuExecutionProvider":
+                                                                     sum(decoder.node_counts.values())}
+        x = _audio(1.0)
+        local = Codec.open(tiny_model_dir, SessionSettings(**CPU_ONLY), warn=None)
+        a, _ = worker.run_array(x)
+        b, _ = local.run_array(x)
+        assert np.abs(a - b).max() < 1e-4 and not warnings
+    finally:
+        worker.sessions["decoder"].close()

@@ -22,6 +22,29 @@ import tempfile
 
 CPU = "CPUExecutionProvider"
 ALIGN = 64
+# plugin EPs: the module that ships the library, and the name to register it under (as the parent process does)
+PLUGINS = {"WebGpuExecutionProvider": ("onnxruntime_ep_webgpu", "webgpu")}
+
+
+def plugin_device(ort, ep):
+    """(device, None) for a plugin EP with a device in this environment, else (None, why not)."""
+    if ep not in PLUGINS:
+        return None, "not in this onnxruntime build"
+    module, name = PLUGINS[ep]
+    if not hasattr(ort, "register_execution_provider_library"):
+        return None, f"onnxruntime {ort.__version__} cannot load plugin EPs"
+    try:
+        library = __import__(module).get_library_path()
+    except ImportError:
+        return None, f"plugin {module} not installed in this environment"
+    try:
+        ort.register_execution_provider_library(name, library)
+    except Exception as exc:  # a second registration in one process is refused; the first one's devices remain
+        if "already registered" not in str(exc):
+            return None, f"onnxruntime refused {library}: {first_line(exc)}"
+    devices = [d for d in ort.get_ep_devices() if d.ep_name == ep]
+    devices.sort(key=lambda d: "GPU" not in str(d.device.type))  # a GPU before anything else the plugin offers
+    return (devices[0], None) if devices else (None, "no device (no usable adapter)")
 
 
 def first_line(exc):
@@ -92,9 +115,12 @@ def open_session(request, np, ort):
     failures, hardware_failed = [], False
     for cand in request["candidates"]:
         ep = cand["ep"]
+        device = None
         if ep != CPU and ep not in available:
-            failures.append([ep, "not in this onnxruntime build" + cand.get("hint", "")])
-            continue
+            device, why = plugin_device(ort, ep)
+            if device is None:
+                failures.append([ep, why + cand.get("hint", "")])
+                continue
         strict_ep = strict and ep != CPU
         needs_profiler = not hasattr(ort.InferenceSession, "get_provider_graph_assignment_info")
         with tempfile.TemporaryDirectory(prefix="apucodec-worker-") as tmp:
@@ -102,10 +128,14 @@ def open_session(request, np, ort):
             severity = cand.get("severity", 3)
             try:
                 so = session_options(ort, settings, strict_ep, profile_dir, severity, cand.get("compiling", False))
-                providers = [(ep, cand["options"]) if cand["options"] else ep]
-                if ep != CPU and not strict_ep:
-                    providers.append(CPU)
-                session = ort.InferenceSession(cand["path"], so, providers=providers)
+                if device is not None:
+                    so.add_provider_for_devices([device], cand["options"])
+                    session = ort.InferenceSession(cand["path"], so)
+                else:
+                    providers = [(ep, cand["options"]) if cand["options"] else ep]
+                    if ep != CPU and not strict_ep:
+                        providers.append(CPU)
+                    session = ort.InferenceSession(cand["path"], so, providers=providers)
                 if ep != CPU and ep not in session.get_providers():
                     raise RuntimeError(f"onnxruntime did not enable {ep}")
                 inputs = static_shapes(session.get_inputs(), "input")
