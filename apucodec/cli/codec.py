@@ -47,7 +47,8 @@ def session_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--decoder-ep", default=None, metavar="EP[,EP...]",
                      help="Decoder EP order (default: webgpu,migraphx,cuda,dml,cpu)."),
         click.option("--encoder", "encoder_graph", type=click.Choice(["auto", "fp32", "int8", "bf16"]), default="auto",
-                     show_default=True, help="Encoder graph: auto = INT8 on the NPU, FP32 on the CPU."),
+                     show_default=True,
+                     help="Encoder graph: auto = INT8 on NPU, FP32 on CPU; bf16 = FP32 graph as BF16 on the NPU."),
         click.option("--ep-option", "ep_options", multiple=True, metavar="EP:KEY=VALUE",
                      help="Provider option, over the manifest's 'providers' section (repeatable)."),
         click.option("--strict", is_flag=True, help="Fail instead of falling back to another EP."),
@@ -69,10 +70,11 @@ def _open_codec(model_path: Path | None, encoder_ep: str | None, decoder_ep: str
     from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.providers import SessionSettings, parse_ep_list
 
+    encoder_eps, decoder_eps = parse_ep_list(encoder_ep, "encoder"), parse_ep_list(decoder_ep, "decoder")
+    parsed_options = _parse_ep_options(ep_options)
     model = load_model_dir(default_model_path(model_path))
-    settings = SessionSettings(encoder_eps=parse_ep_list(encoder_ep, "encoder"),
-                               decoder_eps=parse_ep_list(decoder_ep, "decoder"), strict=strict, threads=threads,
-                               ep_options=_parse_ep_options(ep_options),
+    settings = SessionSettings(encoder_eps=encoder_eps, decoder_eps=decoder_eps, strict=strict, threads=threads,
+                               ep_options=parsed_options,
                                **settings_overrides(model, workers, worker_timeout, precision, encoder_graph,
                                                     ep_context_out))
     return Codec(model, settings, stages=stages)
