@@ -17,6 +17,7 @@ session: every input, then every output, each at a 64-byte aligned offset report
 import json
 import mmap
 import os
+import signal
 import sys
 import tempfile
 
@@ -230,6 +231,9 @@ def serve(reply_fd):
 
 
 def main():
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides what an interrupt means and closes
+    # this worker (or this worker sees EOF on stdin when the parent is gone).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Keep the protocol channel private: anything that prints (onnxruntime's Python wrapper does, on stdout) goes
     # to stderr instead, which the parent keeps for its error messages.
     reply_fd = os.dup(1)
