@@ -227,3 +227,20 @@ def test_ctrl_c_mid_run_leaves_no_partial_output(tiny_model_dir, tmp_path):
     assert proc.returncode == 130, stderr
     assert "interrupted: no output was written" in stderr and "Traceback" not in stderr
     assert _listing(tmp_path) == ["long.wav"]
+
+
+def test_no_warnings_on_a_machine_without_npu_or_gpu(tiny_model_dir, clip, tmp_path):
+    """An ordinary PC: the default EP order falls back quietly; the summary line alone says where stages ran."""
+    env = {k: v for k, v in os.environ.items() if k != "ORT_WEBGPU_EP_ALLOW_SOFTWARE_ADAPTER"}
+    probe = subprocess.run([sys.executable, "-c", "from apucodec.runtime.eps import probe_ep\n"
+                            "print(any(probe_ep(ep).ok for ep in ('VitisAIExecutionProvider', "
+                            "'WebGpuExecutionProvider', 'MIGraphXExecutionProvider', 'CUDAExecutionProvider', "
+                            "'DmlExecutionProvider')))"], env=env, capture_output=True, text=True, check=True)
+    if probe.stdout.strip() == "True":
+        pytest.skip("this machine has an NPU or GPU EP: fallbacks here are news")
+    done = subprocess.run([sys.executable, "-m", "apucodec", "run", str(clip), str(tmp_path / "out.wav"), "--model",
+                           str(tiny_model_dir), "--threads", "1"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not [line for line in done.stderr.splitlines() if line.startswith("warning:")], done.stderr
+    assert "encoder CPU, rvq NumPy (CPU), decoder CPU" in done.stdout

@@ -92,3 +92,24 @@ def test_doctor_plans_a_model_dir_with_real_sessions(tiny_model_dir):
         assert placement[stage]["node_counts"].get(ran_on, 0) > 0, placement[stage]
     text = _doctor("--model", str(tiny_model_dir))
     assert text.returncode == 0 and "placement:" in text.stdout
+
+
+def test_doctor_json_shows_vitisai_options_op_checks_and_the_worker_plan():
+    from pathlib import Path
+
+    bundled = Path(__file__).resolve().parents[1] / "apucodec" / "models" / "default"
+    done = _doctor("--model", str(bundled), "--json", "--worker", "encoder=self")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    graphs = report["vitisai"]["graphs"]
+    assert set(graphs) == {"encoder.int8.onnx", "encoder.onnx", "decoder.onnx"}
+    for entry in graphs.values():
+        assert entry["options"]["enable_cache_file_io_in_mem"] == "0" and entry["options"]["cache_key"]
+    assert "config_file" in graphs["encoder.onnx"]["options"] and "config_file" not in graphs["encoder.int8.onnx"][
+        "options"]
+    npu = report["vitisai"]["npu_generation"]
+    assert npu is None or npu["target"] in ("X1", "X2")  # this machine's, if it has one
+    assert report["op_checks"]["int8"]["encoder.int8.onnx"]["ready"]
+    assert report["op_checks"]["bf16"]["encoder.onnx"]["not_listed"] == ["LeakyRelu"]
+    worker = report["workers"]["encoder"]
+    assert worker["onnxruntime"] and "CPUExecutionProvider" in worker["available_providers"]

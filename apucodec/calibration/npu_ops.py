@@ -49,6 +49,21 @@ VITIS_AI_62_INT8_OPS = frozenset({
     "Resize", "Round", "Scaler", "ScatterND", "Shape", "SiLU", "Sigmoid", "Sign", "Sin",
 })
 
+# BF16 column of "Supported Operators" for Ryzen AI 1.5.0 (github.com/amd/ryzen-ai-documentation,
+# docs/ops_support.rst at commit 0e172c10): the ops an FP32 graph may use to compile entirely to BF16 on the NPU.
+# Note what is missing: LeakyRelu, Gelu, Relu, Clip and Softmax are listed for the INT8 modes only.
+RYZEN_AI_15_BF16 = "ryzen-ai-documentation docs/ops_support.rst (Ryzen AI 1.5.0, BF16 column)"
+RYZEN_AI_BF16_OPS = frozenset({
+    "Abs", "Add", "And", "ArgMax", "ArgMin", "AveragePool", "BatchNormalization", "BitShift", "BitwiseAnd",
+    "BitwiseNot", "BitwiseOr", "BitwiseXor", "Cast", "Ceil", "Concat", "Constant", "ConstantOfShape", "Conv",
+    "ConvTranspose", "CumSum", "DepthToSpace", "Div", "Einsum", "Equal", "Erf", "Exp", "Expand", "Flatten", "Floor",
+    "Gather", "GatherElements", "Gemm", "GlobalAveragePool", "Greater", "GridSample", "GroupConv", "Identity",
+    "InstanceNormalization", "LSTM", "Less", "Log", "MatMul", "Max", "MaxPool", "Min", "Mod", "Mul", "Neg", "Not",
+    "Or", "Pad", "Pow", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum", "Reshape", "Resize",
+    "Round", "ScatterND", "Shape", "Sigmoid", "Sign", "Sin", "Size", "Slice", "Split", "Sqrt", "Squeeze", "Sub",
+    "Tanh", "Tile", "Transpose", "Unsqueeze", "Upsample", "Where", "Xor",
+})
+
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 QDQ_DOMAINS = frozenset({"", "ai.onnx", "com.microsoft"})
 CONV_ATTRIBUTES = ("strides", "pads", "dilations", "kernel_shape", "group")
@@ -103,6 +118,52 @@ def _conv_rank(node: Any, weight_ranks: dict[str, int]) -> str | None:
             return f"{len(attr.ints)}d"
     rank = weight_ranks.get(node.input[1]) if len(node.input) > 1 else None
     return f"{rank - 2}d" if rank else None
+
+
+@dataclass
+class Bf16OpReport:
+    """An FP32 graph against the BF16 operator list: what would leave the NPU when compiled to BF16."""
+
+    op_counts: dict[str, int]
+    not_listed: list[str]
+
+    @property
+    def ready(self) -> bool:
+        return not self.not_listed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ready": self.ready, "op_counts": self.op_counts, "not_listed": self.not_listed,
+                "sources": [RYZEN_AI_15_BF16]}
+
+    def lines(self) -> list[str]:
+        ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.op_counts.items()))
+        if self.not_listed:
+            return [f"ops in the FP32 graph: {ops}", "not in the Ryzen AI BF16 op list (would run on the CPU): "
+                    f"{', '.join(self.not_listed)} (apucodec.calibration.npu_ops.bf16_rewrite replaces "
+                    "LeakyRelu/Relu/Gelu)"]
+        return [f"ops in the FP32 graph: {ops}", "every op is in the Ryzen AI BF16 op list"]
+
+
+def check_bf16_ops(model: Any) -> Bf16OpReport:
+    """Op types of an FP32 onnx.ModelProto against the Ryzen AI BF16 operator list."""
+    return bf16_check_counts(Counter(op_key(node.domain, node.op_type) for node in model.graph.node))
+
+
+def op_key(domain: str, op_type: str) -> str:
+    return op_type if domain in ("", "ai.onnx") else f"{domain}:{op_type}"
+
+
+def bf16_check_counts(counts: dict[str, int]) -> Bf16OpReport:
+    """The BF16 check from op-type counts (e.g. from ONNX Runtime's node record, where onnx is not installed)."""
+    return Bf16OpReport(dict(sorted(counts.items())), sorted(op for op in counts if op not in RYZEN_AI_BF16_OPS))
+
+
+def int8_check_counts(counts: dict[str, int]) -> NpuOpReport:
+    """The INT8 op-list check from op-type counts (Q/DQ markers skipped; no Conv-attribute finding)."""
+    compute = {op: n for op, n in counts.items() if op.rsplit(":", 1)[-1] not in QDQ_OPS}
+    sources = {op: [name for name, ops in ((RYZEN_AI_MODELCOMPAT, RYZEN_AI_OPS),
+                                           (VITIS_AI_62_INT8, VITIS_AI_62_INT8_OPS)) if op in ops] for op in compute}
+    return NpuOpReport(dict(sorted(compute.items())), sources, sorted(op for op, src in sources.items() if not src))
 
 
 def check_npu_ops(model: Any, float_nodes: Sequence[str] = ()) -> NpuOpReport:

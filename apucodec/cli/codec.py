@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from apucodec.cli.stage_options import settings_overrides, stage_options
 from apucodec.errors import ApucodecError
 
 PROGRESS_MIN_SECONDS = 5.0
@@ -45,8 +46,9 @@ def session_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Encoder EP order (default: vitisai,cpu). Names: vitisai, cpu, webgpu, migraphx, cuda, dml."),
         click.option("--decoder-ep", default=None, metavar="EP[,EP...]",
                      help="Decoder EP order (default: webgpu,migraphx,cuda,dml,cpu)."),
-        click.option("--encoder", "encoder_graph", type=click.Choice(["auto", "fp32", "int8"]), default="auto",
-                     show_default=True, help="Encoder graph: auto = INT8 on the NPU, FP32 on the CPU."),
+        click.option("--encoder", "encoder_graph", type=click.Choice(["auto", "fp32", "int8", "bf16"]), default="auto",
+                     show_default=True,
+                     help="Encoder graph: auto = INT8 on NPU, FP32 on CPU; bf16 = FP32 graph as BF16 on the NPU."),
         click.option("--ep-option", "ep_options", multiple=True, metavar="EP:KEY=VALUE",
                      help="Provider option, over the manifest's 'providers' section (repeatable)."),
         click.option("--strict", is_flag=True, help="Fail instead of falling back to another EP."),
@@ -57,20 +59,24 @@ def session_options(func: Callable[..., Any]) -> Callable[..., Any]:
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return stage_options(func)
 
 
 def _open_codec(model_path: Path | None, encoder_ep: str | None, decoder_ep: str | None, encoder_graph: str,
                 ep_options: tuple[str, ...], strict: bool, threads: int, stages: tuple[str, ...],
-                step_frames: int | None = None) -> Any:
+                workers: tuple[str, ...] = (), worker_timeout: float = 120.0, precision: str = "auto",
+                ep_context_out: str | None = None, step_frames: int | None = None) -> Any:
+    from apucodec.api import Codec  # the engine plus the public API's streams
     from apucodec.model_dir import default_model_path, load_model_dir
-    from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.providers import SessionSettings, parse_ep_list
 
-    settings = SessionSettings(encoder_eps=parse_ep_list(encoder_ep, "encoder"),
-                               decoder_eps=parse_ep_list(decoder_ep, "decoder"), encoder_graph=encoder_graph,
-                               strict=strict, threads=threads, ep_options=_parse_ep_options(ep_options))
+    encoder_eps, decoder_eps = parse_ep_list(encoder_ep, "encoder"), parse_ep_list(decoder_ep, "decoder")
+    parsed_options = _parse_ep_options(ep_options)
     model = load_model_dir(default_model_path(model_path))
+    settings = SessionSettings(encoder_eps=encoder_eps, decoder_eps=decoder_eps, strict=strict, threads=threads,
+                               ep_options=parsed_options,
+                               **settings_overrides(model, workers, worker_timeout, precision, encoder_graph,
+                                                    ep_context_out))
     return Codec(model, settings, stages=stages, step_frames=step_frames)
 
 

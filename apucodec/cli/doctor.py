@@ -11,10 +11,13 @@ import click
 @click.option("--model", "model_option", metavar="DIR", default=None,
               help="Model directory to plan (default: $APUCODEC_MODEL, else ./apucodec-model if present).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def doctor(model_option: str | None, as_json: bool) -> None:
+@click.option("--worker", "workers", multiple=True, metavar="STAGE=PYTHON",
+              help="Plan a stage worker under PYTHON (as run's --worker; also read from the config file/manifest).")
+def doctor(model_option: str | None, as_json: bool, workers: tuple[str, ...]) -> None:
     """Show onnxruntime's EPs, the WebGPU/Vulkan adapter, the NPU, package versions and the per-stage plan."""
     from apucodec.runtime.doctor import collect, format_text, model_path_from_env
+    from apucodec.runtime.workers.plan import parse_worker_options
 
     model_path, explicit = model_path_from_env(model_option)
-    report = collect(model_path, explicit)
+    report = collect(model_path, explicit, parse_worker_options(workers))
     click.echo(json.dumps(report, indent=2) if as_json else format_text(report))

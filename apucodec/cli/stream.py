@@ -35,8 +35,10 @@ def stream(input_path: Path | None, output_path: Path | None, step_frames: int, 
         devices = pick_devices(input_device, output_device)  # one line on a machine without audio devices
     elif input_path is None or output_path is None:
         raise ApucodecError("stream needs IN and OUT files (or --live for microphone -> speakers)")
+    from apucodec.cli.codec import _open_codec
+
     report = bool(session.pop("report"))
-    codec = _open(step_frames, session)
+    codec = _open_codec(**session, stages=("encoder", "decoder"), step_frames=step_frames)
     s = codec.stream(step_frames=step_frames)
     step_samples = step_frames * codec.hop
     if live:
@@ -47,20 +49,6 @@ def stream(input_path: Path | None, output_path: Path | None, step_frames: int, 
                    f"{underruns} output underruns")
         return
     _stream_file(codec, s, input_path, output_path, step_frames, realtime, as_json, report)
-
-
-def _open(step_frames: int, session: dict) -> object:
-    from apucodec.api import Codec
-    from apucodec.cli.codec import _parse_ep_options
-    from apucodec.model_dir import default_model_path, load_model_dir
-    from apucodec.runtime.providers import SessionSettings, parse_ep_list
-
-    settings = SessionSettings(encoder_eps=parse_ep_list(session["encoder_ep"], "encoder"),
-                               decoder_eps=parse_ep_list(session["decoder_ep"], "decoder"),
-                               encoder_graph=session["encoder_graph"], strict=session["strict"],
-                               threads=session["threads"], ep_options=_parse_ep_options(session["ep_options"]))
-    model = load_model_dir(default_model_path(session["model_path"]))
-    return Codec(model, settings, step_frames=step_frames)
 
 
 def _stream_file(codec: object, s: object, input_path: Path, output_path: Path, step_frames: int, realtime: bool,

@@ -104,7 +104,8 @@ def model_plan(model: ModelDir) -> dict[str, Any]:
             "placement_text": report.format(), "warnings": warnings}
 
 
-def collect(model_path: Path | None, model_explicit: bool) -> dict[str, Any]:
+def collect(model_path: Path | None, model_explicit: bool,
+            workers: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything doctor reports, as plain data (the --json output)."""
     from apucodec.runtime.webgpu import find_webgpu_devices
 
@@ -128,6 +129,11 @@ def collect(model_path: Path | None, model_explicit: bool) -> dict[str, Any]:
     }
     if model is not None:
         report["model"] = model_plan(model)
+    from apucodec.runtime.doctor_npu import op_checks, vitisai_plan, worker_plan
+
+    report["vitisai"] = vitisai_plan(model, report["npu"]["xrt_smi_examine"])
+    report["op_checks"] = op_checks(model)
+    report["workers"] = worker_plan(model, workers)
     return report
 
 
@@ -186,6 +192,9 @@ def format_text(report: dict[str, Any]) -> str:
         lines.append(f"model {model['path']} ({model['model_id']}):")
         lines.extend(f"  {line}" for line in model["placement_text"].splitlines())
         lines.extend(f"  warning: {w}" for w in model["warnings"])
+    from apucodec.runtime.doctor_npu import format_lines
+
+    lines.extend(format_lines(report))
     return "\n".join(lines)
 
 

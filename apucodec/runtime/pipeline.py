@@ -210,7 +210,13 @@ class Codec:
             shape = dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent, delay=facts.delay_samples // hop)
         else:
             shape = dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1, delay=facts.delay_samples)
-        return Stepper(session.step, step_frames=int(entry["step_frames"]), state_size=facts.state_size,
+        names, outputs = list(session.inputs), list(session.outputs)
+
+        def step(x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            out = session.run_feeds(dict(zip(names, (x, state, bounds), strict=True)))
+            return out[outputs[0]], out[outputs[1]]
+
+        return Stepper(step, step_frames=int(entry["step_frames"]), state_size=facts.state_size,
                        horizon=int(entry["horizon_frames"]), lead_frames=lead_frames, on_step=on_step, **shape)
 
     def _chain(self, lanes: Lanes, kind: str, n: int,

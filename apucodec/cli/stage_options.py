@@ -1,0 +1,53 @@
+"""Options for where stages run that every codec command shares: stage workers and the NPU precision.
+
+Kept apart from the command bodies (cli/codec.py) so run, encode, decode and bench gain them through one decorator,
+and `settings_overrides` turns them into SessionSettings fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from apucodec.errors import ApucodecError
+
+PRECISIONS = ("auto", "fp32", "int8", "bf16")
+
+
+def stage_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--worker STAGE=PYTHON|self (repeatable), --worker-timeout SECONDS, --precision auto|fp32|int8|bf16."""
+    from apucodec.runtime.stage_plan import DEFAULT_STEP_TIMEOUT_S
+
+    options = [
+        click.option("--worker", "workers", multiple=True, metavar="STAGE=PYTHON",
+                     help="Run a stage (encoder, decoder) in a worker process under PYTHON (needs only numpy and "
+                          "onnxruntime there), or 'self' for this interpreter (repeatable)."),
+        click.option("--worker-timeout", type=click.FloatRange(min=0, min_open=True),
+                     default=DEFAULT_STEP_TIMEOUT_S, show_default=True,
+                     help="Seconds a worker may take for one step before the run is stopped."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                     help="Encoder precision on the NPU: int8 graph, or bf16 (the FP32 graph compiled to BF16 by "
+                          "the Vitis AI EP); fp32 elsewhere."),
+        click.option("--ep-context-out", "ep_context_out", type=click.Path(dir_okay=False), default=None,
+                     metavar="FILE", help="Also write what the Vitis AI EP compiles as an EP-context model FILE "
+                                          "(weights embedded), to ship as the model directory's <role>_ctx graph."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def settings_overrides(model: Any, workers: tuple[str, ...], worker_timeout: float, precision: str,
+                       encoder_graph: str, ep_context_out: str | None = None) -> dict[str, Any]:
+    """SessionSettings fields from these options (workers also from the config file and the manifest)."""
+    from apucodec.runtime.vitisai import ep_context_entries
+    from apucodec.runtime.workers.plan import parse_worker_options, resolve_workers
+
+    if precision != "auto" and encoder_graph not in ("auto", precision):
+        raise ApucodecError(f"--precision {precision} and --encoder {encoder_graph} disagree; give one of them")
+    return {"workers": resolve_workers(parse_worker_options(workers), model.manifest),
+            "worker_timeout": worker_timeout,
+            "encoder_graph": precision if precision != "auto" else encoder_graph,
+            "ep_context": ep_context_entries(ep_context_out is not None, ep_context_out, embed=True)}

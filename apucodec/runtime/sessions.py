@@ -1,0 +1,317 @@
+"""ONNX Runtime sessions per graph stage: creation on the first EP that works, fallback, and node placement.
+
+A stage's EP order and graph candidates come from apucodec.runtime.stage_plan; this module opens them in this
+process (or hands the stage to a worker process, apucodec.runtime.workers, when the settings say so). A session
+that cannot be created moves on to the next EP; falling back is normal on a machine without the hardware and
+warned about only when it is news (see stage_plan.fallback_warning). `strict` turns any fallback into an error
+and sets `session.disable_cpu_ep_fallback`, so ONNX Runtime cannot quietly move single nodes to the CPU either; on
+the Vitis AI EP it also requires the EP's own operator counts to show nothing on the CPU.
+
+Sessions are generic over static multi-input/multi-output graphs: `run_feeds({name: array}) -> {name: array}`;
+`run(array)` remains for one-input/one-output graphs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apucodec.contract.steps import step_role
+from apucodec.errors import ApucodecError
+from apucodec.model_dir import ModelDir
+from apucodec.runtime.eps import CPU, VITISAI, WEBGPU, Warn, probe_ep, warn_stderr
+from apucodec.runtime.placement import PlacementReport, StagePlacement, rvq_placement
+from apucodec.runtime.stage_plan import (
+    SessionSettings,
+    failure_text,
+    fallback_warning,
+    stage_candidates,
+    step_frames_for,
+)
+from apucodec.runtime.vitisai import session_severity, write_bf16_config
+from apucodec.runtime.vitisai_report import check_npu_only, find_counts
+
+Shapes = Mapping[str, Sequence[int]]
+
+
+@dataclass
+class StageSession:
+    """One ONNX Runtime session, its static inputs/outputs, and where it was placed."""
+
+    session: Any  # onnxruntime.InferenceSession
+    placement: StagePlacement
+    inputs: dict[str, tuple[int, ...]]
+    outputs: list[str]
+    _closers: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def input_name(self) -> str:
+        return next(iter(self.inputs))
+
+    @property
+    def output_name(self) -> str:
+        return self.outputs[0]
+
+    def run_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        missing = [name for name in self.inputs if name not in feeds]
+        if missing:
+            raise ApucodecError(f"{self.placement.graph}: no value for input {', '.join(map(repr, missing))}")
+        return dict(zip(self.outputs, self.session.run(self.outputs, dict(feeds)), strict=True))
+
+    def run(self, array: np.ndarray) -> np.ndarray:
+        """One-input/one-output graphs (the windowed encoder and decoder)."""
+        if len(self.inputs) != 1 or len(self.outputs) != 1:
+            raise ApucodecError(f"{self.placement.graph}: has {len(self.inputs)} inputs and {len(self.outputs)} "
+                                "outputs; use run_feeds")
+        return self.session.run(self.outputs, {self.input_name: array})[0]
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
+
+
+def _ort():
+    import onnxruntime as ort
+
+    return ort
+
+
+def session_options(settings: SessionSettings, strict_ep: bool, profile_dir: str | None,
+                    severity: int | None = None, compiling: bool = True) -> Any:
+    """Session options for one stage; `compiling`: the EP compiles the graph (EP-context entries apply)."""
+    ort = _ort()
+    so = ort.SessionOptions()
+    # placement is reported by us; ORT's own warnings would repeat it on stderr
+    so.log_severity_level = 3 if severity is None else severity
+    if settings.threads:
+        so.intra_op_num_threads = settings.threads
+        so.inter_op_num_threads = 1
+    if not settings.spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+    if strict_ep:
+        so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    for key, value in (settings.ep_context if compiling else {}).items():
+        so.add_session_config_entry(key, value)
+    if profile_dir is not None:
+        so.enable_profiling = True
+        so.profile_file_prefix = os.path.join(profile_dir, "placement")
+    return so
+
+
+_session_options = session_options  # the name older tests and benchmarks use
+
+
+def needs_profiler() -> bool:
+    return not hasattr(_ort().InferenceSession, "get_provider_graph_assignment_info")
+
+
+@contextlib.contextmanager
+def _stderr_to(buffer: io.StringIO, active: bool) -> Any:
+    """Capture fd 2 (where the Vitis AI EP logs its operator counts) while `active`; a no-op otherwise."""
+    if not active:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            buffer.write(tmp.read().decode(errors="replace"))
+
+
+def create_session(path: Path, ep: str, availability: Any, options: dict[str, str], settings: SessionSettings,
+                   profile_dir: str | None, log: io.StringIO | None = None) -> Any:
+    """An InferenceSession on `ep` (plus the CPU EP for unsupported nodes unless strict)."""
+    ort = _ort()
+    strict_ep = settings.strict and ep != CPU
+    vitisai = ep == VITISAI
+    severity = (session_severity(options) if session_severity(options) is not None else 1) if vitisai else None
+    so = session_options(settings, strict_ep, profile_dir, severity, compiling=vitisai)
+    options = {k: v for k, v in options.items() if k != "log_level"}
+    if vitisai and "config_file" in options:
+        write_bf16_config(Path(options["config_file"]), settings.bf16_optimize_level)
+    captured = io.StringIO()
+    # onnxruntime's Python wrapper prints its own "falling back to CPU" banner on stdout when an EP fails; we
+    # report fallbacks ourselves, from what actually happened, so keep its banner out of the user's output.
+    with contextlib.redirect_stdout(captured), _stderr_to(log if log is not None else io.StringIO(), vitisai):
+        if availability.device is not None:
+            if ep == WEBGPU:
+                from apucodec.runtime.webgpu import add_webgpu_provider
+
+                add_webgpu_provider(so, availability.device, options)
+            else:
+                so.add_provider_for_devices([availability.device], options)
+            session = ort.InferenceSession(str(path), so)
+        else:
+            providers: list[Any] = [(ep, options) if options else ep]
+            if ep != CPU and not strict_ep:
+                providers.append(CPU)
+            session = ort.InferenceSession(str(path), so, providers=providers)
+    if ep != CPU and ep not in session.get_providers():
+        banner = next((line for line in captured.getvalue().splitlines() if "EP Error" in line), "")
+        raise RuntimeError(banner.split("EP Error", 1)[-1].strip(" :") or f"onnxruntime did not enable {ep}")
+    return session
+
+
+def static_inputs(session: Any, path: Path) -> dict[str, tuple[int, ...]]:
+    """Every input's shape from the graph itself; the runtime's graphs are static, so a symbolic dim is refused."""
+    shapes = {}
+    for node in session.get_inputs():
+        dims = list(node.shape)
+        if not all(isinstance(d, int) and d > 0 for d in dims):
+            raise ApucodecError(f"{path}: input {node.name!r} has shape {dims}; the runtime needs static shapes")
+        shapes[node.name] = tuple(dims)
+    return shapes
+
+
+def node_counts(session: Any, shapes: Shapes, profile_dir: str | None) -> Counter:
+    """Graph nodes per EP, from ONNX Runtime's assignment record, or from one profiled run on older versions."""
+    counts: Counter = Counter()
+    if profile_dir is None:
+        for subgraph in session.get_provider_graph_assignment_info():
+            counts[subgraph.ep_name] += len(subgraph.get_nodes())
+        return counts
+    session.run(None, {name: np.zeros(shape, dtype=np.float32) for name, shape in shapes.items()})
+    profile = session.end_profiling()
+    try:
+        events = json.loads(Path(profile).read_text())
+    finally:
+        Path(profile).unlink(missing_ok=True)
+    seen: dict[str, str] = {}
+    for event in events:
+        provider = event.get("args", {}).get("provider")
+        if event.get("cat") == "Node" and provider:
+            seen[event["name"].removesuffix("_kernel_time").removesuffix("_fence_before").removesuffix(
+                "_fence_after")] = provider
+    counts.update(seen.values())
+    return counts
+
+
+def check_io(shapes: dict[str, tuple[int, ...]], path: Path, expected: Shapes | Sequence[int] | None) -> None:
+    """The graph's static input shapes against what the engine will feed (a bare shape: the one input's)."""
+    if expected is None:
+        return
+    if not isinstance(expected, Mapping):
+        if len(shapes) != 1:
+            raise ApucodecError(f"{path}: expected one input, found {len(shapes)} ({', '.join(shapes)})")
+        expected = {next(iter(shapes)): expected}
+    for name, shape in expected.items():
+        if name not in shapes:
+            raise ApucodecError(f"{path}: has no input {name!r} (inputs: {', '.join(shapes)})")
+        if list(shapes[name]) != list(shape):
+            raise ApucodecError(f"{path}: input {name!r} has shape {list(shapes[name])}, the manifest's step graph "
+                                f"says {list(shape)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line.replace("[ONNXRuntimeError] : ", "")
+
+
+def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
+                       expected_input: Shapes | Sequence[int] | None = None,
+                       warn: Warn | None = warn_stderr) -> Any:
+    """Open `stage` on the first EP of its order that works (in a worker if asked), and report where it ran."""
+    if stage in settings.workers:
+        from apucodec.runtime.workers.session import open_worker_session
+
+        return open_worker_session(model, stage, settings, expected_input, warn)
+    import onnxruntime as ort
+
+    requested, candidates = stage_candidates(model, stage, settings)
+    failures: list[tuple[str, str]] = []
+    hardware_failed = False
+    for cand in candidates:
+        availability = probe_ep(cand.ep)
+        if not availability.ok:
+            failures.append((cand.ep, availability.reason or "unavailable"))
+            continue
+        log = io.StringIO()
+        with tempfile.TemporaryDirectory(prefix="apucodec-profile-") as tmp:
+            profile_dir = tmp if needs_profiler() else None
+            try:
+                session = create_session(cand.path, cand.ep, availability, cand.options, settings, profile_dir, log)
+                shapes = static_inputs(session, cand.path)
+                check_io(shapes, cand.path, expected_input)
+                counts = node_counts(session, shapes, profile_dir)
+            except ApucodecError:
+                raise
+            except Exception as exc:  # onnxruntime's pybind errors have no common base we can name
+                failures.append((cand.ep, f"session creation failed: {_first_line(exc)}"))
+                hardware_failed = hardware_failed or cand.ep != CPU
+                continue
+        if cand.ep != CPU and counts and counts.get(cand.ep, 0) == 0:
+            failures.append((cand.ep, "it took none of the graph's nodes"))
+            hardware_failed = True
+            continue
+        placement = StagePlacement(stage, requested, cand.ep, graph=cand.path.name, graph_reason=cand.graph_reason,
+                                   node_counts=dict(counts.most_common()), options=cand.options,
+                                   device=availability.device_label,
+                                   node_source="profiled" if profile_dir else "assigned",
+                                   runtime={"onnxruntime": ort.__version__, "python": sys.executable,
+                                            "process": "in-process"})
+        if cand.ep == VITISAI:
+            npu = find_counts(cand.options.get("cache_dir"), cand.options.get("cache_key"), log.getvalue())
+            placement.npu_ops = npu.to_dict() if npu else None
+            if settings.strict:
+                check_npu_only(stage, npu)
+        if cand.ep != requested:
+            placement.fallback_reason = failure_text(failures)
+            message = fallback_warning(stage, requested, cand.ep, failures, settings, hardware_failed)
+            if message and warn is not None:
+                warn(message)
+        outputs = [o.name for o in session.get_outputs()]
+        return StageSession(session, placement, shapes, outputs)
+    text = failure_text(failures)
+    if settings.strict:
+        raise ApucodecError(f"{stage}: {requested} cannot run it ({text}); --strict forbids falling back")
+    raise ApucodecError(f"{stage}: no execution provider could run it ({text})")
+
+
+def manifest_inputs(model: ModelDir, role: str) -> dict[str, list[int]]:
+    """The inputs, in order, that the manifest says a step graph has (what the engine will feed)."""
+    return {t["name"]: list(t["shape"]) for t in model.files[role]["inputs"]}
+
+
+def open_sessions(model: ModelDir, settings: SessionSettings, warn: Warn | None = warn_stderr,
+                  stages: Sequence[str] = ("encoder", "decoder"),
+                  step_frames: int | None = None) -> tuple[dict[str, Any], PlacementReport]:
+    """Sessions for the graph stages a command needs, at one step size (default: each stage's largest, the offline
+    step), and the placement report (rvq included)."""
+    if step_frames is not None:
+        settings = dataclasses.replace(settings, step_frames=step_frames)
+    sessions: dict[str, Any] = {}
+    try:
+        for stage in stages:
+            role = step_role(stage, step_frames_for(model, stage, settings))
+            sessions[stage] = open_stage_session(model, stage, settings, manifest_inputs(model, role), warn)
+    except BaseException:
+        for opened in sessions.values():
+            opened.close()
+        raise
+    placements = []
+    if "encoder" in sessions:
+        placements.append(sessions["encoder"].placement)
+    placements.append(rvq_placement(model))
+    if "decoder" in sessions:
+        placements.append(sessions["decoder"].placement)
+    return sessions, PlacementReport(placements)

@@ -1,0 +1,182 @@
+"""What a stage would try, in order: (EP, graph, provider options) candidates, and the session settings behind them.
+
+Shared by in-process sessions (apucodec.runtime.sessions) and stage workers (apucodec.runtime.workers), so a stage
+chooses its graph and options the same way whichever process runs it.
+
+The encoder has two graphs: encoder.int8.onnx is made for the NPU, so it runs where the encoder runs on the Vitis
+AI EP; on the CPU the FP32 graph runs (ONNX Runtime fuses Q/DQ into integer kernels on x86 only for uint8
+activations, and the NPU presets use int8 ones, so on a CPU the INT8 graph is float Conv plus Q/DQ: slower and
+less accurate). `encoder_graph="fp32"|"int8"` forces either; "bf16" is the FP32 graph, which the Vitis AI EP
+compiles to BF16 with a vaiml config file (and which runs as FP32 anywhere else).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apucodec.contract.steps import step_role
+from apucodec.errors import ApucodecError
+from apucodec.model_dir import ModelDir
+from apucodec.runtime.eps import CPU, STAGE_PREFERENCES, VITISAI, resolve_ep_name, same_ep, short_ep
+from apucodec.runtime.vitisai import DEFAULT_OPTIMIZE_LEVEL, NpuGeneration, detect_npu, vitisai_options
+
+ENCODER_GRAPHS = ("auto", "fp32", "int8", "bf16")
+DEFAULT_STEP_TIMEOUT_S = 120.0
+
+
+@dataclass
+class SessionSettings:
+    """What the caller decides about sessions: EP order per stage, strictness, threads, EP options, workers."""
+
+    encoder_eps: Sequence[str] = STAGE_PREFERENCES["encoder"]
+    decoder_eps: Sequence[str] = STAGE_PREFERENCES["decoder"]
+    encoder_graph: str = "auto"
+    strict: bool = False
+    threads: int = 0  # intra-op threads per session; 0 = onnxruntime's default
+    # Let idle intra-op threads busy-wait for the next operator. Off by default: the encoder and decoder sessions
+    # and the RVQ lane run at the same time, and a spinning pool takes the cores the other stages are waiting for
+    # (apucodec bench, default model on 2 cores: pipelined RTF ~0.99 spinning vs ~0.83 not).
+    spin: bool = False
+    ep_options: dict[str, dict[str, str]] = field(default_factory=dict)  # EP name -> options (CLI, over manifest)
+    # stage -> Python interpreter for a worker process ("self": this interpreter); absent: in this process
+    workers: dict[str, str] = field(default_factory=dict)
+    worker_timeout: float = DEFAULT_STEP_TIMEOUT_S  # seconds a worker may take for one step (and 10x to open)
+    bf16_optimize_level: int = DEFAULT_OPTIMIZE_LEVEL
+    ep_context: dict[str, str] = field(default_factory=dict)  # session config entries (ep.context_*)
+    # Frames per step of the step graphs to open (None: each stage's largest, its offline step).
+    step_frames: int | None = None
+
+    def order(self, stage: str) -> list[str]:
+        eps = self.encoder_eps if stage == "encoder" else self.decoder_eps
+        return list(dict.fromkeys(resolve_ep_name(ep) for ep in eps))
+
+    def explicit(self, stage: str) -> bool:
+        """Did the caller choose this stage's EP order (so a fallback from it is news worth a warning)?"""
+        return tuple(self.order(stage)) != STAGE_PREFERENCES.get(stage, ())
+
+
+@dataclass
+class Candidate:
+    """One EP a stage may run on, with the graph it would load there and the options it would pass."""
+
+    ep: str
+    role: str
+    path: Path
+    graph_reason: str
+    options: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+
+def step_frames_for(model: ModelDir, stage: str, settings: SessionSettings) -> int:
+    """The step size whose graphs `stage` opens: the caller's, else the model's largest (the offline step)."""
+    sizes = model.step_sizes(stage)
+    step = max(sizes) if settings.step_frames is None else settings.step_frames
+    if step not in sizes:
+        raise ApucodecError(f"{model.path}: no {stage} step graph of {step} frames (this model has "
+                            f"{', '.join(map(str, sizes))}; re-export with --step-frames)")
+    return step
+
+
+def choose_encoder_graph(model: ModelDir, ep: str, mode: str, step_frames: int) -> tuple[str, str]:
+    """(role, reason): the INT8 step graph on the NPU, FP32 elsewhere, unless `mode` forces one."""
+    if mode not in ENCODER_GRAPHS:
+        raise ApucodecError(f"--encoder must be one of {', '.join(ENCODER_GRAPHS)}, not {mode!r}")
+    fp32, int8 = step_role("encoder", step_frames), step_role("encoder", step_frames, "npu-int8")
+    if mode == "int8":
+        if not model.has(int8):
+            raise ApucodecError(f"{model.path}: --encoder int8 asked for, but the model directory has no INT8 "
+                                f"encoder at the {step_frames}-frame step (run 'apucodec quantize-encoder')")
+        return int8, "forced by --encoder int8"
+    if mode == "fp32":
+        return fp32, "forced by --encoder fp32"
+    if mode == "bf16":
+        return fp32, ("FP32 graph, compiled to BF16 by the Vitis AI EP" if ep == VITISAI
+                      else f"bf16 applies on the NPU only: FP32 on {short_ep(ep)}")
+    if ep == VITISAI:
+        if model.has(int8):
+            return int8, "INT8 graph for the NPU"
+        return fp32, "no INT8 encoder in the model directory (run 'apucodec quantize-encoder')"
+    reason = "FP32 on the CPU: the INT8 graph is for the NPU" if ep == CPU else f"FP32 graph on {short_ep(ep)}"
+    return fp32, reason
+
+
+def configured_options(model: ModelDir, ep: str, settings: SessionSettings) -> dict[str, str]:
+    """The manifest's `providers` section for `ep`, overridden by the caller's; relative cache_dir -> model dir."""
+    section = model.manifest.get("providers") or {}
+    options: dict[str, str] = {}
+    for key, value in section.items():
+        if isinstance(value, dict) and same_ep(key, ep):
+            options.update({str(k): str(v) for k, v in value.items()})
+    for key, value in settings.ep_options.items():
+        if same_ep(key, ep):
+            options.update({str(k): str(v) for k, v in value.items()})
+    if ep == VITISAI and "cache_dir" in options and not Path(options["cache_dir"]).is_absolute():
+        # relative to the model directory, so a model directory can be moved with its compiled cache
+        options["cache_dir"] = str((model.path / options["cache_dir"]).resolve())
+    return options
+
+
+def stage_ep_options(model: ModelDir, ep: str, settings: SessionSettings, graph_path: Path,
+                     npu: NpuGeneration | None = None) -> dict[str, str]:
+    """The exact provider options a session of `graph_path` on `ep` gets."""
+    return _options_and_notes(model, ep, settings, graph_path, npu)[0]
+
+
+def _options_and_notes(model: ModelDir, ep: str, settings: SessionSettings, graph_path: Path,
+                       npu: NpuGeneration | None) -> tuple[dict[str, str], list[str]]:
+    options = configured_options(model, ep, settings)
+    if ep != VITISAI:
+        return options, []
+    role = next((r for r, entry in model.files.items() if entry.get("name") == graph_path.name), graph_path.stem)
+    sha = model.files.get(role, {}).get("sha256", "0" * 16)
+    fp32_graph = model.files.get(role, {}).get("precision", "fp32") == "fp32"
+    return vitisai_options(options, role, sha, fp32_graph=fp32_graph, npu=npu,
+                           optimize_level=settings.bf16_optimize_level)
+
+
+def stage_candidates(model: ModelDir, stage: str, settings: SessionSettings) -> tuple[str, list[Candidate]]:
+    """(requested EP, candidates in order): the CPU is appended as a last resort unless --strict."""
+    order = settings.order(stage)
+    if not order:
+        raise ApucodecError(f"{stage}: no execution provider to try")
+    requested = order[0]
+    eps = [requested] if settings.strict else (order if CPU in order else [*order, CPU])
+    npu = detect_npu() if VITISAI in eps else None
+    candidates = []
+    step = step_frames_for(model, stage, settings)
+    for ep in eps:
+        role, reason = choose_encoder_graph(model, ep, settings.encoder_graph, step) if stage == "encoder" else \
+            (step_role(stage, step), "")
+        if ep == VITISAI and model.has(f"{role}_ctx"):
+            # a precompiled EP-context graph made from this one on an NPU machine: loads without compiling
+            role, reason = f"{role}_ctx", f"precompiled EP-context graph of {model.files[role]['name']}"
+        path = model.path_of(role)
+        options, notes = _options_and_notes(model, ep, settings, path, npu)
+        candidates.append(Candidate(ep, role, path, reason, options, notes))
+    return requested, candidates
+
+
+def failure_text(failures: list[tuple[str, str]]) -> str:
+    """'WebGpu: why; MIGraphX, CUDA: not in this build' — EPs with the same reason grouped."""
+    grouped: dict[str, list[str]] = {}
+    for ep, reason in failures:
+        grouped.setdefault(reason, []).append(short_ep(ep))
+    return "; ".join(f"{', '.join(eps)}: {reason}" for reason, eps in grouped.items())
+
+
+def fallback_warning(stage: str, requested: str, ran_on: str, failures: list[tuple[str, str]],
+                     settings: SessionSettings, hardware_failed: bool) -> str | None:
+    """The one warning line for a fallback, or None when it is no news.
+
+    On an ordinary PC without an NPU or GPU every default run falls back; saying so on every command is noise (the
+    summary line already says where each stage ran). A fallback is worth a warning when the user chose the EP
+    order, or when an EP was there (built in, device present) and still failed to take the stage.
+    """
+    if ran_on == requested or not (settings.explicit(stage) or hardware_failed):
+        return None
+    first = failures[0][1] if failures and failures[0][0] == requested else "unavailable"
+    others = [short_ep(e) for e, _ in failures if e != requested]
+    also = f"; {', '.join(others)} also unavailable (see --report)" if others else ""
+    return f"{stage}: running on {short_ep(ran_on)}, not {short_ep(requested)} ({first}{also})"

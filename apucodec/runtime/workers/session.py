@@ -1,0 +1,173 @@
+"""A stage session served by a worker process, indistinguishable to the engine from an in-process one.
+
+`WorkerSession.run_feeds({name: array})` copies the step's inputs into the shared-memory buffer, sends one "run"
+line, waits for the answer (up to the per-step timeout) and copies the outputs back out: the per-step cost over an
+in-process session is two memcpys of the step and one pipe round trip (benchmarks/workers.py measures it).
+The worker reports its onnxruntime version, EPs and node placement, which land in the placement report.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apucodec.errors import ApucodecError
+from apucodec.model_dir import ModelDir
+from apucodec.runtime.eps import INSTALL_HINTS, VITISAI, Warn, warn_stderr
+from apucodec.runtime.placement import StagePlacement
+from apucodec.runtime.stage_plan import SessionSettings, failure_text, fallback_warning, stage_candidates
+from apucodec.runtime.vitisai import session_severity, write_bf16_config
+from apucodec.runtime.vitisai_report import check_npu_only, find_counts
+from apucodec.runtime.workers.process import WorkerProcess, shared_memory_file
+
+OPEN_TIMEOUT_FACTOR = 10  # opening compiles the graph (minutes on a cold NPU cache): 10 step timeouts
+
+
+@dataclass
+class WorkerSession:
+    """The engine's view of a stage in a worker: static inputs/outputs, run/run_feeds, placement."""
+
+    worker: WorkerProcess
+    placement: StagePlacement
+    inputs: dict[str, tuple[int, ...]]
+    output_shapes: dict[str, tuple[int, ...]]
+    timeout: float
+    _views: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self.output_shapes)
+
+    @property
+    def input_name(self) -> str:
+        return next(iter(self.inputs))
+
+    @property
+    def output_name(self) -> str:
+        return self.outputs[0]
+
+    def run_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for name, shape in self.inputs.items():
+            value = feeds.get(name)
+            if value is None:
+                raise ApucodecError(f"{self.worker.label}: no value for input {name!r}")
+            if tuple(np.shape(value)) != shape:
+                raise ApucodecError(f"{self.worker.label}: input {name!r} has shape {list(np.shape(value))}, "
+                                    f"the graph takes {list(shape)}")
+            np.copyto(self._views[name], value, casting="same_kind")
+        answer = self.worker.request({"cmd": "run"}, self.timeout)
+        if not answer.get("ok"):
+            raise ApucodecError(f"{self.worker.label}: {answer.get('error', 'step failed')}")
+        return {name: self._views[name].copy() for name in self.output_shapes}
+
+    def run(self, array: np.ndarray) -> np.ndarray:
+        if len(self.inputs) != 1 or len(self.output_shapes) != 1:
+            raise ApucodecError(f"{self.placement.graph}: has {len(self.inputs)} inputs; use run_feeds")
+        return self.run_feeds({self.input_name: array})[self.output_name]
+
+    def close(self) -> None:
+        self._views.clear()
+        self.worker.close()
+
+
+def _candidates_for_worker(model: ModelDir, stage: str, settings: SessionSettings) -> tuple[str, list[Any], list]:
+    requested, candidates = stage_candidates(model, stage, settings)
+    wire = []
+    for cand in candidates:
+        severity = 3
+        if cand.ep == VITISAI:
+            severity = session_severity(cand.options)
+            severity = 1 if severity is None else severity  # INFO: the EP's operator counts are logged at INFO
+            if "config_file" in cand.options:
+                write_bf16_config(Path(cand.options["config_file"]), settings.bf16_optimize_level)
+        options = {k: v for k, v in cand.options.items() if k != "log_level"}
+        wire.append({"ep": cand.ep, "path": str(cand.path), "options": options, "graph_reason": cand.graph_reason,
+                     "severity": severity, "hint": INSTALL_HINTS.get(cand.ep, ""),
+                     "compiling": cand.ep == VITISAI})
+    return requested, wire, candidates
+
+
+def _check_expected(label: str, inputs: dict[str, tuple[int, ...]],
+                    expected: Mapping[str, Sequence[int]] | Sequence[int] | None, graph: str) -> None:
+    if expected is None:
+        return
+    if not isinstance(expected, Mapping):
+        if len(inputs) != 1:
+            raise ApucodecError(f"{graph}: expected one input, found {len(inputs)} ({', '.join(inputs)})")
+        expected = {next(iter(inputs)): expected}
+    for name, shape in expected.items():
+        if name not in inputs:
+            raise ApucodecError(f"{graph}: has no input {name!r} (inputs: {', '.join(inputs)})")
+        if list(inputs[name]) != list(shape):
+            raise ApucodecError(f"{graph}: input shape {list(inputs[name])} does not match the manifest's window "
+                                f"{list(shape)}")
+
+
+def open_worker_session(model: ModelDir, stage: str, settings: SessionSettings,
+                        expected: Mapping[str, Sequence[int]] | Sequence[int] | None = None,
+                        warn: Warn | None = warn_stderr) -> WorkerSession:
+    """Start the stage's worker, open its session on the first EP that works there, map the step buffer."""
+    python = settings.workers[stage]
+    python = sys.executable if python == "self" else python
+    requested, wire, _ = _candidates_for_worker(model, stage, settings)
+    worker = WorkerProcess(stage, python)
+    shm = shared_memory_file(stage)
+    try:
+        answer = worker.request({"cmd": "open", "candidates": wire, "shm": str(shm),
+                                 "settings": {"threads": settings.threads, "spin": settings.spin,
+                                              "strict": settings.strict, "ep_context": settings.ep_context}},
+                                settings.worker_timeout * OPEN_TIMEOUT_FACTOR)
+        runtime = {**answer.get("runtime", {}), "worker": True}
+        if not answer.get("ok"):
+            if "error" in answer:
+                raise ApucodecError(f"{worker.label}: {answer['error']}")
+            text = failure_text([tuple(f) for f in answer.get("failures", [])])
+            where = f"in its onnxruntime {runtime.get('onnxruntime', '?')}"
+            if settings.strict:
+                raise ApucodecError(f"{stage}: {requested} cannot run it {where} ({text}); --strict forbids "
+                                    "falling back")
+            raise ApucodecError(f"{stage}: no execution provider could run it {where} ({text})")
+        views_buffer = worker.map_buffer(shm, int(answer["size"]))
+    except BaseException:
+        worker.close()
+        raise
+    finally:
+        shm.unlink(missing_ok=True)  # both sides have it mapped (or gave up): the name is no longer needed
+    inputs = {k: tuple(v) for k, v in answer["inputs"].items()}
+    outputs = {k: tuple(v) for k, v in answer["outputs"].items()}
+    done = answer["placement"]
+    graph = done["path"].rsplit("/", 1)[-1]
+    runtime["process"] = f"in worker pid {runtime.get('pid')} ({runtime.get('python')})"
+    placement = StagePlacement(stage, requested, done["ran_on"], graph=graph, graph_reason=done["graph_reason"],
+                               node_counts=dict(sorted(done["node_counts"].items(), key=lambda kv: -kv[1])),
+                               options=done["options"], node_source=done["node_source"], runtime=runtime)
+    session = WorkerSession(worker, placement, inputs, outputs, settings.worker_timeout)
+    weakref.finalize(session, worker.close)
+    try:
+        _check_expected(worker.label, inputs, expected, done["path"])
+        failures = [tuple(f) for f in done["failures"]]
+        if placement.ran_on == VITISAI:
+            opts = done["options"]
+            npu = find_counts(opts.get("cache_dir"), opts.get("cache_key"), worker.stderr_text())
+            placement.npu_ops = npu.to_dict() if npu else None
+            if settings.strict:
+                check_npu_only(stage, npu)
+        if placement.ran_on != requested:
+            placement.fallback_reason = failure_text(failures)
+            message = fallback_warning(stage, requested, placement.ran_on, failures, settings,
+                                       done["hardware_failed"])
+            if message and warn is not None:
+                warn(message)
+    except BaseException:
+        worker.close()
+        raise
+    for name, (offset, _nbytes) in answer["offsets"].items():
+        shape = inputs.get(name) or outputs[name]
+        session._views[name] = np.ndarray(shape, np.float32, views_buffer, offset)
+    return session
