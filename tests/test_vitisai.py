@@ -68,10 +68,10 @@ def test_bf16_precision_selects_the_fp32_graph_with_a_config_file_on_the_npu(tin
     settings = SessionSettings(encoder_graph="bf16")
     requested, candidates = stage_candidates(model, "encoder", settings)
     npu, cpu = candidates
-    assert (requested, npu.ep, npu.role) == (VITISAI, VITISAI, "encoder") and "BF16" in npu.graph_reason
+    assert (requested, npu.ep, npu.role) == (VITISAI, VITISAI, "encoder.s64") and "BF16" in npu.graph_reason
     assert npu.options["config_file"].endswith(".vaiml.json") and npu.options["enable_cache_file_io_in_mem"] == "0"
-    assert cpu.role == "encoder" and cpu.options == {}
-    decoder = stage_ep_options(model, VITISAI, settings, model.path_of("decoder"))
+    assert cpu.role == "encoder.s64" and cpu.options == {}
+    decoder = stage_ep_options(model, VITISAI, settings, model.path_of("decoder.s64"))
     assert "config_file" in decoder  # the FP32 decoder on the NPU is a BF16 compile too
 
 
@@ -180,15 +180,15 @@ def test_a_shipped_ep_context_graph_is_what_the_npu_loads(tiny_model_dir, tmp_pa
 
     path = tmp_path / "model"
     shutil.copytree(tiny_model_dir, path)
-    shutil.copy(path / "encoder.onnx", path / "encoder_ctx.onnx")  # stands in for a precompiled graph
+    shutil.copy(path / "encoder.s64.onnx", path / "encoder.s64_ctx.onnx")  # stands in for a precompiled graph
     model = load_model_dir(path)
-    model.manifest["files"]["encoder_ctx"] = file_entry(path / "encoder_ctx.onnx", "encoder_ctx")
+    model.manifest["files"]["encoder.s64_ctx"] = file_entry(path / "encoder.s64_ctx.onnx", "encoder.s64_ctx")
     model.save_manifest()
     model = load_model_dir(path)
     _, (npu, cpu) = stage_candidates(model, "encoder", SessionSettings())
-    assert npu.path.name == "encoder_ctx.onnx" and "precompiled EP-context" in npu.graph_reason
+    assert npu.path.name == "encoder.s64_ctx.onnx" and "precompiled EP-context" in npu.graph_reason
     assert "config_file" not in npu.options  # already compiled: no BF16 compile config
-    assert cpu.path.name == "encoder.onnx"  # the CPU never loads the NPU's context graph
+    assert cpu.path.name == "encoder.s64.onnx"  # the CPU never loads the NPU's context graph
 
 
 def test_cli_precision_and_ep_context_reach_the_settings(tiny_model_dir):

@@ -74,9 +74,10 @@ def _two_in_two_out(path: Path) -> None:
 def test_run_feeds_on_a_multi_input_graph(tiny_model_dir, tmp_path, workers):
     path = tmp_path / "model"
     shutil.copytree(tiny_model_dir, path)
-    _two_in_two_out(path / "encoder.onnx")
+    _two_in_two_out(path / "encoder.s64.onnx")  # the offline step graph's file, replaced by a small two-in graph
     model = load_model_dir(path, verify=False)
-    model.manifest["files"]["encoder"] = file_entry(path / "encoder.onnx", "encoder")
+    entry = model.manifest["files"]["encoder.s64"]
+    model.manifest["files"]["encoder.s64"] = {**entry, **file_entry(path / "encoder.s64.onnx", "encoder.s64")}
     model.save_manifest()
     model = load_model_dir(path)
     settings = SessionSettings(**CPU_ONLY, workers=workers)

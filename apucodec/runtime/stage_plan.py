@@ -131,7 +131,8 @@ def _options_and_notes(model: ModelDir, ep: str, settings: SessionSettings, grap
         return options, []
     role = next((r for r, entry in model.files.items() if entry.get("name") == graph_path.name), graph_path.stem)
     sha = model.files.get(role, {}).get("sha256", "0" * 16)
-    fp32_graph = model.files.get(role, {}).get("precision", "fp32") == "fp32"
+    entry = model.files.get(role, {})
+    fp32_graph = "stage" in entry and entry.get("precision", "fp32") == "fp32"  # an FP32 step graph (not EP-context)
     return vitisai_options(options, role, sha, fp32_graph=fp32_graph, npu=npu,
                            optimize_level=settings.bf16_optimize_level)
 

@@ -89,7 +89,7 @@ def default_cache_dir() -> Path:
 
 
 def cache_key(role: str, sha256: str) -> str:
-    return f"apucodec-{role.replace('_', '-')}-{sha256[:16]}"
+    return f"apucodec-{role.replace('_', '-').replace('.', '-')}-{sha256[:16]}"
 
 
 def bf16_config(optimize_level: int = DEFAULT_OPTIMIZE_LEVEL) -> dict[str, Any]:

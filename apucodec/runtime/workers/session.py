@@ -105,7 +105,7 @@ def _check_expected(label: str, inputs: dict[str, tuple[int, ...]],
         if name not in inputs:
             raise ApucodecError(f"{graph}: has no input {name!r} (inputs: {', '.join(inputs)})")
         if list(inputs[name]) != list(shape):
-            raise ApucodecError(f"{graph}: input shape {list(inputs[name])} does not match the manifest's window "
+            raise ApucodecError(f"{graph}: input {name!r} has shape {list(inputs[name])}, the manifest's step graph says "
                                 f"{list(shape)}")
 
 
