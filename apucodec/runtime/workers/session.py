@@ -95,18 +95,10 @@ def _candidates_for_worker(model: ModelDir, stage: str, settings: SessionSetting
 
 def _check_expected(label: str, inputs: dict[str, tuple[int, ...]],
                     expected: Mapping[str, Sequence[int]] | Sequence[int] | None, graph: str) -> None:
-    if expected is None:
-        return
-    if not isinstance(expected, Mapping):
-        if len(inputs) != 1:
-            raise ApucodecError(f"{graph}: expected one input, found {len(inputs)} ({', '.join(inputs)})")
-        expected = {next(iter(inputs)): expected}
-    for name, shape in expected.items():
-        if name not in inputs:
-            raise ApucodecError(f"{graph}: has no input {name!r} (inputs: {', '.join(inputs)})")
-        if list(inputs[name]) != list(shape):
-            raise ApucodecError(f"{graph}: input {name!r} has shape {list(inputs[name])}, the manifest's step graph says "
-                                f"{list(shape)}")
+    """The same check as an in-process session's (apucodec.runtime.sessions.check_io)."""
+    from apucodec.runtime.sessions import check_io
+
+    check_io(inputs, graph, expected)
 
 
 def open_worker_session(model: ModelDir, stage: str, settings: SessionSettings,
