@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
-from apucodec.audio import AudioInfo, atomic_output, check_finite
+from apucodec.audio import AudioInfo, check_finite
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, load_model_dir
-from apucodec.runtime.audio_stream import AudioWriter, open_input, output_format, read_blocks
-from apucodec.runtime.bitstream import ApcHeader, ApcWriter, read_apc
+from apucodec.outputs import open_binary_output  # h16: unnamed temp outputs, `-`, devices
+from apucodec.runtime.audio_stream import AudioWriter, open_audio_output, open_input, read_blocks
+from apucodec.runtime.bitstream import ApcHeader, ApcReader, ApcWriter, open_apc
 from apucodec.runtime.lanes import Lanes, StageTiming
 from apucodec.runtime.providers import PlacementReport, SessionSettings, StageSession, Warn, open_sessions, warn_stderr
 from apucodec.runtime.rvq import NumpyRVQ
@@ -330,6 +330,14 @@ class Codec:
         wall = time.perf_counter() - start
         return np.concatenate(pieces), self._result("decode", lanes, length, codes.shape[0], wall, [])
 
+    def _reader_source(self, reader: ApcReader) -> Callable[[], Iterator[Any]]:
+        """h16: codes chunk by chunk from an .apc reader (memory of one chunk, CRC checked after the last)."""
+        self.n_codebooks(reader.header.n_codebooks)
+
+        def source() -> Iterator[Any]:
+            yield from enumerate(reader.chunks(self.geometry.chunk_frames))
+        return source
+
     def _codes_source(self, codes: np.ndarray, length: int) -> Callable[[], Iterator[Any]]:
         if codes.ndim != 2 or codes.shape[1] != frames_for_length(length, self.geometry.hop):
             raise ApucodecError(f"codes of shape {codes.shape} do not cover {length} samples")
@@ -358,9 +366,8 @@ class Codec:
         check_distinct(info.path, output_path)
         out_rate = info.sample_rate if match_input else self.sample_rate
         lanes, totals = Lanes(self.queue_depth), _Totals()
-        fmt, subtype = output_format(output_path)
         start = time.perf_counter()
-        with atomic_output(output_path) as tmp, sf.SoundFile(str(tmp), "w", out_rate, 1, subtype, format=fmt) as fh:
+        with open_audio_output(output_path, out_rate, info.frames if match_input else None) as fh:
             writer = AudioWriter(fh, self.sample_rate, info.frames if match_input else None)
             lanes.run(self._windows_lane(lanes, lambda: read_blocks(info, self.sample_rate), totals),
                       [("encoder", self._encoder_lane(lanes)), ("rvq", self._quantize_lane(lanes, n, True)),
@@ -381,7 +388,7 @@ class Codec:
         lanes, totals = Lanes(self.queue_depth), _Totals()
         hop = self.geometry.hop
         start = time.perf_counter()
-        with atomic_output(output_path) as tmp, open(tmp, "w+b") as fh:
+        with open_binary_output(output_path) as fh:
             apc = ApcWriter(fh, sample_rate=self.sample_rate, input_rate=info.sample_rate, n_codebooks=n,
                             codebook_size=self.rvq.codebook_size, hop=hop, model_id=self.model.model_id)
 
@@ -416,7 +423,12 @@ class Codec:
                     match_input: bool = False, progress: Progress | None = None) -> RunResult:
         """.apc file -> audio file (44.1 kHz mono, or the original input's rate with `match_input`)."""
         input_path, output_path = Path(input_path), Path(output_path)
-        header, codes = read_apc(input_path)
+        with open_apc(input_path) as reader:  # h16: streamed; the header is checked before anything is allocated
+            return self._decode_reader(reader, input_path, output_path, force, match_input, progress)
+
+    def _decode_reader(self, reader: ApcReader, input_path: Path, output_path: Path, force: bool, match_input: bool,
+                       progress: Progress | None) -> RunResult:
+        header = reader.header
         check_distinct(input_path, output_path)
         self.check_header(header, input_path, force)
         notes = [f"{input_path}: made by model {header.model_id}, decoded with {self.model.model_id} (--force)"] \
@@ -424,11 +436,10 @@ class Codec:
         out_rate = header.input_rate if match_input else self.sample_rate
         target = header.input_length if match_input else None
         lanes, totals = Lanes(self.queue_depth), _Totals(samples=header.original_length)
-        fmt, subtype = output_format(output_path)
         start = time.perf_counter()
-        with atomic_output(output_path) as tmp, sf.SoundFile(str(tmp), "w", out_rate, 1, subtype, format=fmt) as fh:
+        with open_audio_output(output_path, out_rate, target or header.original_length) as fh:
             writer = AudioWriter(fh, self.sample_rate, target)
-            lanes.run(self._codes_source(codes, header.original_length),
+            lanes.run(self._reader_source(reader),
                       [("rvq", self._dequantize_lane(lanes)), ("decoder", self._decoder_lane(lanes, totals))],
                       self._audio_sink(lanes, writer.write, progress), source_name="codes")
             writer.finish()
