@@ -283,6 +283,8 @@ def open_output(path: str | Path) -> Iterator[OutputFile]:
 @contextlib.contextmanager
 def _open_stream(path: Path, kind: str) -> Iterator[OutputFile]:
     if kind == "stdout":
+        if os.isatty(1):
+            raise ApucodecError("<stdout>: is a terminal; redirect or pipe the output (e.g. '- > out.wav')")
         sys.stdout.flush()
         fd = os.dup(1)
     else:
