@@ -118,7 +118,8 @@ class StreamingWav:
 
 
 @contextlib.contextmanager
-def open_audio_output(path: str | Path, samplerate: int, frames: int | None = None) -> Iterator[Any]:
+def open_audio_output(path: str | Path, samplerate: int, frames: int | None = None,
+                      subtype: str | None = None) -> Iterator[Any]:
     """A mono audio sink (`.samplerate`, `.write(block)`) committed only if the block finishes (apucodec.outputs).
 
     Regular files go through libsndfile in any container; `-`, devices and FIFOs get the container from the
@@ -128,9 +129,10 @@ def open_audio_output(path: str | Path, samplerate: int, frames: int | None = No
     from apucodec.outputs import open_output
 
     path = Path(path)
-    fmt, subtype = output_format(path)
+    fmt, default_subtype = output_format(path)
+    subtype = subtype or default_subtype
     with open_output(path) as out:
-        if out.streaming and fmt == "WAV":
+        if out.streaming and fmt == "WAV" and subtype == "PCM_16":
             yield StreamingWav(out.raw, samplerate, frames)
             return
         try:
