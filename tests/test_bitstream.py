@@ -48,7 +48,8 @@ def test_round_trip_and_exact_size_at_11_bits():
     parsed, decoded = parse_apc(data)
     np.testing.assert_array_equal(decoded, codes)
     assert parsed == header
-    assert (parsed.original_length, parsed.input_length, parsed.input_rate) == (length, round(length * 48000 / 44100) + 1, 48000)
+    expected = (length, round(length * 48000 / 44100) + 1, 48000)
+    assert (parsed.original_length, parsed.input_length, parsed.input_rate) == expected
     assert parsed.model_id == "0123abcd"
 
 
