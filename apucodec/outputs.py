@@ -74,6 +74,8 @@ class _GuardedRaw(io.RawIOBase):
 
     def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
         if self.error is not None:
+            if not self.swallow:
+                raise self.error
             return 0
         view = memoryview(data).cast("B")
         done = 0

@@ -113,7 +113,9 @@ class StreamingWav:
                   samplerate * 2, 2, 16) + b"data" + struct.pack("<I", data))
 
     def write(self, block: np.ndarray) -> None:
-        pcm = np.round(np.clip(block, -1.0, 1.0) * 32767.0).astype("<i2")
+        # libsndfile 1.2's float -> PCM_16 result (scale by 32768, floor, clip; measured), so a streamed WAV holds
+        # exactly the samples a file written through libsndfile would
+        pcm = np.clip(np.floor(np.asarray(block, dtype=np.float32) * np.float32(32768.0)), -32768, 32767).astype("<i2")
         self._raw.write(pcm.tobytes())
 
 
@@ -133,6 +135,7 @@ def open_audio_output(path: str | Path, samplerate: int, frames: int | None = No
     subtype = subtype or default_subtype
     with open_output(path) as out:
         if out.streaming and fmt == "WAV" and subtype == "PCM_16":
+            out.raw.swallow = False  # no C caller in between: a failed write (EPIPE) stops the run at once
             yield StreamingWav(out.raw, samplerate, frames)
             return
         try:
