@@ -39,7 +39,8 @@ def _as_float(array: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
         notes.append(f"{name}: uint8 (offset binary) PCM samples scaled to [-1, 1)")
         return ((array.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
     if dtype.kind == "f":
-        return array.astype(np.float32, copy=False)
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused just below
+            return array.astype(np.float32, copy=False)
     raise ApucodecError(f"{name}: samples of dtype {dtype} are not audio (use float32/float64 in [-1, 1], or "
                         "int16/int32/int8/uint8 PCM)")
 
