@@ -197,8 +197,8 @@ def encode(input_path: Path, output_path: Path, n_codebooks: int | None, **opts:
         shown = _announce(info, codec.sample_rate, (str(source), label))
         with _progress(info.seconds, _codec_rate_length(info, codec.sample_rate), "encode") as progress:
             result = codec.encode_file(source, output_path, n_codebooks, progress)
-    size = -(-result.frames * result.n_codebooks * codec.config.bits_per_code // 8) + 76 \
-        if is_stdio(output_path) else output_path.stat().st_size
+    # header + packed codes + CRC, computed: the output may be stdout or a device, where stat() says nothing
+    size = -(-result.frames * result.n_codebooks * codec.config.bits_per_code // 8) + 76
     _finish(result, codec, report, f" -> {describe(output_path)} ({size} bytes, "
             f"{size * 8 / result.audio_seconds / 1000:.2f} kbps with header)", shown, is_stdio(output_path),
             (str(source), label))
