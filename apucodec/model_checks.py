@@ -127,12 +127,14 @@ def check_model_files(model_dir: Path, files: dict[str, dict[str, Any]], codeboo
 
 
 # ---- ONNX external data ----------------------------------------------------------------------------------------------
-# Fields that lead to TensorProtos (onnx.proto3): ModelProto.graph=7, .functions=25; GraphProto.node=1,
+# Fields that lead to TensorProtos (onnx.proto3): ModelProto.graph=7, .training_info=20 (initialization=1,
+# algorithm=2), .functions=25; GraphProto.node=1,
 # .initializer=5, .sparse_initializer=15; NodeProto.attribute=5; AttributeProto.t=5, .g=6, .tensors=10,
 # .graphs=11, .sparse_tensor=22, .sparse_tensors=23; FunctionProto.node=7; SparseTensorProto.values=1, .indices=2;
 # TensorProto.external_data=13, .data_location=14 (EXTERNAL = 1).
 _SCHEMA = {
-    "model": {7: "graph", 25: "function"},
+    "model": {7: "graph", 20: "training", 25: "function"},
+    "training": {1: "graph", 2: "graph"},
     "graph": {1: "node", 5: "tensor", 15: "sparse"},
     "function": {7: "node"},
     "node": {5: "attribute"},
