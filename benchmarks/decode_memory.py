@@ -3,9 +3,9 @@
     python benchmarks/decode_memory.py --model apucodec-model [--seconds 10 21600] [--threads N]
 
 Each .apc is written directly (a valid header, random codes for the model's codebooks, the CRC), so no encoder run
-is needed; each decode is a fresh process writing to a private null device (os.mknod, needs root; else a file in
-the temp folder), and its peak RSS is wait4's ru_maxrss. Prints each run's peak RSS and wall time, and the ratio of
-each peak to the first (the target: 6 h within 1.2x of 10 s).
+is needed; each decode is a fresh process (started by a minimal launcher, see PEAK_LAUNCHER) writing to a private
+null device (os.mknod, needs root; else a file in the temp folder), and its peak RSS is wait4's ru_maxrss. Prints
+each run's peak RSS and wall time, and the ratio of each peak to the first (the target: 6 h within 1.2x of 10 s).
 """
 
 from __future__ import annotations
@@ -46,17 +46,27 @@ def write_random_apc(path: Path, manifest: dict, seconds: float) -> None:
         fh.write(tail + struct.pack("<I", zlib.crc32(tail, crc)))
 
 
+# The child is started by a minimal launcher process, not by this one: Linux counts the memory a child had at
+# fork/exec (a copy of its parent's) in its ru_maxrss, so a child forked from pytest or a NumPy-loaded script would
+# report its parent's size. The launcher (a bare `python -S`, ~10 MB) waits for the real command and prints its
+# wait4 rusage.
+PEAK_LAUNCHER = ("import os, subprocess, sys\n"
+                 "p = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)\n"
+                 "_, status, usage = os.wait4(p.pid, 0)\n"
+                 "open(sys.argv[1], 'w').write(f'{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}')\n")
+
+
 def decode_once(model: str, apc: Path, out: Path, threads: int) -> tuple[float, int]:
     cmd = [sys.executable, "-m", "apucodec", "decode", str(apc), str(out), "--model", model, "--decoder-ep", "cpu",
            "--threads", str(threads)]
+    report = apc.with_suffix(".rss")
     start = time.perf_counter()
-    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
-        stderr = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise SystemExit(stderr.decode())
-    return time.perf_counter() - start, usage.ru_maxrss * 1024
+    proc = subprocess.run([sys.executable, "-S", "-c", PEAK_LAUNCHER, str(report), *cmd], stderr=subprocess.PIPE)
+    wall = time.perf_counter() - start
+    code, rss = (int(v) for v in report.read_text().split())
+    if proc.returncode or code:
+        raise SystemExit(proc.stderr.decode())
+    return wall, rss * 1024
 
 
 def main() -> None:

@@ -231,14 +231,27 @@ def test_outputs_honour_the_umask(umask, mode, inputs, tiny_model_dir, tmp_path)
 
 # ---- memory ----------------------------------------------------------------------------------------------------------
 
+# The child is started by a minimal launcher process, not by this one: Linux counts the memory a child had at
+# fork/exec (a copy of its parent's) in its ru_maxrss, so a child forked from pytest or a NumPy-loaded script would
+# report its parent's size. The launcher (a bare `python -S`, ~10 MB) waits for the real command and prints its
+# wait4 rusage.
+PEAK_LAUNCHER = ("import os, subprocess, sys\n"
+                 "p = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)\n"
+                 "_, status, usage = os.wait4(p.pid, 0)\n"
+                 "open(sys.argv[1], 'w').write(f'{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}')\n")
+
+
 def peak_rss_kib(cmd: list[str]) -> tuple[int, str, int]:
-    """(exit code, stderr, peak RSS in KiB) of one child process, from wait4's rusage."""
-    with open(os.devnull, "wb") as devnull, subprocess.Popen(cmd, stdout=devnull, stderr=subprocess.PIPE,
-                                                             env=ENV) as proc:
-        stderr = proc.stderr.read().decode()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, stderr, usage.ru_maxrss
+    """(exit code, stderr, peak RSS in KiB) of one command, from wait4's rusage in a minimal launcher."""
+    report = Path(os.environ.get("TMPDIR", "/tmp")) / f"peak-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        proc = subprocess.run([sys.executable, "-S", "-c", PEAK_LAUNCHER, str(report), *cmd], env=ENV,
+                              stderr=subprocess.PIPE, text=True, timeout=3600)
+        code, rss = (int(v) for v in report.read_text().split())
+    finally:
+        report.unlink(missing_ok=True)
+    assert proc.returncode == 0, proc.stderr
+    return code, proc.stderr, rss
 
 
 def test_header_bomb_is_refused_in_bounded_memory(inputs, tiny_model_dir, tmp_path):
