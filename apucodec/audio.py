@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,20 +100,20 @@ def list_audio_files(folder: str | Path) -> list[Path]:
 def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temp path beside `path`; rename it over `path` only if the block finishes.
 
-    Interrupted or failed writes (Ctrl-C included) leave no half-written output behind.
+    For writers that need a path (matplotlib); streaming outputs use apucodec.outputs, whose temp file has no name
+    at all. The temp file gets the umask's mode (0666 minus umask), like the final file would from `open`.
+    Interrupted or failed writes (Ctrl-C, SIGTERM in the CLI) leave no half-written output behind.
     """
+    from apucodec.outputs import check_output_path
+
     path = Path(path)
-    if path.is_dir():
-        raise ApucodecError(f"{path}: is a directory, expected an output file path")
+    check_output_path(path)
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ApucodecError(f"{path}: output folder {parent} does not exist")
+    tmp = parent / f".{path.name}.{secrets.token_hex(4)}{suffix or path.suffix or '.tmp'}"
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=parent)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as exc:
         raise ApucodecError(f"{path}: cannot write here ({exc.strerror})") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -126,14 +126,11 @@ def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int = CODEC_RATE, subtype: str | None = None) -> None:
-    """Write mono audio atomically; the container comes from the file extension (WAV when it names none)."""
-    path = Path(path)
-    ext = path.suffix.lstrip(".").upper()
-    fmt = ext if ext in sf.available_formats() else "WAV"
-    if subtype is None:
-        subtype = "PCM_16" if fmt in ("WAV", "FLAC", "AIFF") else sf.default_subtype(fmt)
-    with atomic_output(path) as tmp:
-        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype=subtype, format=fmt)
+    """Write mono audio atomically (apucodec.outputs); the container comes from the extension (WAV when none)."""
+    from apucodec.runtime.audio_stream import open_audio_output
+
+    with open_audio_output(path, sample_rate, len(audio), subtype) as fh:
+        fh.write(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,70 +1,104 @@
-"""Arrays from users' programs -> what the codec hears: float32 mono at the codec's rate.
+"""Arrays handed to the Python API, turned into what the codec hears: float32 mono at the codec rate.
 
-Users hand the API whatever their audio library returned: soundfile's float64 [n, channels], a WAV's int16, a
-torchaudio-style [channels, n], 48 kHz from a microphone. Each is converted the way a listener would expect
-(integers scaled to [-1, 1), channels averaged, soxr HQ resampling) and anything that cannot be audio is refused
-with one line, never silently flattened.
+File inputs are defined by apucodec.audio (libsndfile gives float frames x channels); arrays come from anywhere —
+int16 from a WAV reader, float64 from librosa, [channels, samples] from torch — so each kind is interpreted on
+purpose instead of being flattened or used unscaled:
+
+* integers are PCM: int16 / 32768, int32 / 2**31, int8 / 128, uint8 as offset binary ((x - 128) / 128);
+  other integer and non-numeric dtypes are refused (int64 and uint16 are not audio sample formats);
+* floats (16/32/64 bit) are taken as they are (full scale is +-1), cast to float32;
+* 1-D is mono; 2-D is channels-last [samples, channels] (soundfile's layout), or channels-first [channels, samples]
+  when the first axis is the short one (at most 8 entries against a longer second axis, e.g. torch's [2, n]);
+  a shape that fits neither (e.g. [4, 4]) is refused rather than guessed; channels are averaged like file inputs;
+* 0-D, 3-D and larger, empty arrays, NaN/Inf samples and impossible sample rates are refused with one line;
+* a rate other than the codec's is resampled with soxr's HQ resampler (the same as file inputs).
+
+`as_mono_float32` returns the samples and notes saying what was done, for the caller to show like file notes.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
+from apucodec.audio import CODEC_RATE, resample
 from apucodec.errors import ApucodecError
 
 log = logging.getLogger("apucodec")
 
-MAX_CHANNELS = 64  # more "channels" than this is not a channel axis, it is a mistake
+MAX_CHANNELS = 8
+MAX_RATE = 1_000_000
+_PCM_SCALE = {np.dtype("int16"): 32768.0, np.dtype("int32"): 2.0**31, np.dtype("int8"): 128.0}
 
 
-def _scaled(audio: np.ndarray) -> np.ndarray:
-    kind = audio.dtype.kind
-    if kind == "f":
-        return audio.astype(np.float32, copy=False)
-    if kind == "i":
-        return (audio.astype(np.float64) / float(2 ** (8 * audio.dtype.itemsize - 1))).astype(np.float32)
-    if kind == "u":
-        half = float(2 ** (8 * audio.dtype.itemsize - 1))
-        return ((audio.astype(np.float64) - half) / half).astype(np.float32)
-    if kind == "b":
-        raise ApucodecError("audio is a boolean array, not samples")
-    raise ApucodecError(f"audio of dtype {audio.dtype} is not samples (use float or integer PCM)")
+def _as_float(array: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
+    dtype = array.dtype
+    if dtype in _PCM_SCALE:
+        notes.append(f"{name}: {dtype} PCM samples scaled to [-1, 1)")
+        return (array.astype(np.float64) / _PCM_SCALE[dtype]).astype(np.float32)
+    if dtype == np.dtype("uint8"):
+        notes.append(f"{name}: uint8 (offset binary) PCM samples scaled to [-1, 1)")
+        return ((array.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused just below
+            return array.astype(np.float32, copy=False)
+    raise ApucodecError(f"{name}: samples of dtype {dtype} are not audio (use float32/float64 in [-1, 1], or "
+                        "int16/int32/int8/uint8 PCM)")
 
 
-def _channels_last(audio: np.ndarray) -> np.ndarray:
-    """[n] or [n, ch] as soundfile returns it; [ch, n] (torchaudio's layout) when the first axis is the short one."""
-    if audio.ndim == 1:
-        return audio[:, None]
-    if audio.ndim != 2:
-        raise ApucodecError(f"audio must be [samples] or [samples, channels], got shape {list(audio.shape)}")
-    rows, cols = audio.shape
-    if cols <= MAX_CHANNELS and (cols <= rows or rows > MAX_CHANNELS):
-        return audio
-    if rows <= MAX_CHANNELS:
-        return audio.T
-    raise ApucodecError(f"audio of shape {list(audio.shape)} has no channel axis of at most {MAX_CHANNELS}")
+def _to_mono(array: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
+    if array.ndim == 1:
+        return array
+    rows, cols = array.shape
+    if cols <= MAX_CHANNELS and rows > cols:
+        channels, frames_first = cols, True
+    elif rows <= MAX_CHANNELS and cols > rows:
+        channels, frames_first = rows, False
+        notes.append(f"{name}: shape {list(array.shape)} read as [channels, samples]")
+    else:
+        raise ApucodecError(f"{name}: cannot tell channels from samples in shape {list(array.shape)}; pass "
+                            f"[samples, channels] with at most {MAX_CHANNELS} channels, or a 1-D array")
+    if channels > 1:
+        notes.append(f"{name}: {channels} channels downmixed to mono")
+    return array.mean(axis=1 if frames_first else 0, dtype=np.float64).astype(np.float32)
 
 
-def to_codec_input(audio: np.ndarray, sample_rate: int, codec_rate: int,
-                   name: str = "audio") -> tuple[np.ndarray, int]:
-    """Any PCM array at `sample_rate` -> (float32 mono at `codec_rate`, the input's length in samples per channel);
-    notes (downmix, resampling) go to logging."""
-    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise ApucodecError(f"{name}: sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
-    audio = np.asarray(audio)
-    frames = _channels_last(_scaled(audio))
-    if frames.shape[0] == 0:
+def as_mono_float32(array: Any, sample_rate: int, target_rate: int = CODEC_RATE,
+                    name: str = "<array>") -> tuple[np.ndarray, list[str]]:
+    """(float32 mono samples at `target_rate`, notes) from an API caller's array; ApucodecError if it is not audio."""
+    notes: list[str] = []
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
+            or not 0 < int(sample_rate) <= MAX_RATE:
+        raise ApucodecError(f"{name}: sample rate must be a positive integer up to {MAX_RATE} Hz, got {sample_rate!r}")
+    try:
+        array = np.asarray(array)
+    except (TypeError, ValueError) as exc:
+        raise ApucodecError(f"{name}: not an array of samples ({exc})") from None
+    if array.ndim == 0 or array.ndim > 2:
+        raise ApucodecError(f"{name}: expected a 1-D (mono) or 2-D (multichannel) array, got {array.ndim}-D with "
+                            f"shape {list(array.shape)}")
+    if array.size == 0:
         raise ApucodecError(f"{name}: contains no audio samples")
-    if not np.all(np.isfinite(frames)):
-        raise ApucodecError(f"{name}: contains NaN or Inf samples")
-    if frames.shape[1] > 1:
-        log.info("%s: %d channels downmixed to mono", name, frames.shape[1])
-    mono = frames.mean(axis=1, dtype=np.float64).astype(np.float32) if frames.shape[1] > 1 else frames[:, 0]
-    if sample_rate != codec_rate:
-        import soxr
+    samples = _to_mono(_as_float(array, name, notes), name, notes)
+    if not np.all(np.isfinite(samples)):
+        raise ApucodecError(f"{name}: contains NaN or infinite samples")
+    if int(sample_rate) != target_rate:
+        notes.append(f"{name}: resampled from {int(sample_rate)} Hz to {target_rate} Hz")
+        samples = resample(samples, int(sample_rate), target_rate)
+    return np.ascontiguousarray(samples, dtype=np.float32), notes
 
-        log.info("%s: resampled from %d Hz to %d Hz", name, sample_rate, codec_rate)
-        mono = soxr.resample(mono, sample_rate, codec_rate, quality="HQ").astype(np.float32)
-    return np.ascontiguousarray(mono), int(frames.shape[0])
+
+def to_codec_input(array: Any, sample_rate: int, target_rate: int = CODEC_RATE,
+                   name: str = "<array>") -> tuple[np.ndarray, int]:
+    """For the Python API: (float32 mono at `target_rate`, the input's length in samples at its own rate); the
+    notes go to the `apucodec` logger instead of the terminal."""
+    mono, notes = as_mono_float32(array, sample_rate, int(sample_rate), name)
+    length = mono.size
+    if int(sample_rate) != target_rate:
+        notes.append(f"{name}: resampled from {int(sample_rate)} Hz to {target_rate} Hz")
+        mono = np.ascontiguousarray(resample(mono, int(sample_rate), target_rate), dtype=np.float32)
+    for note in notes:
+        log.info("%s", note)
+    return mono, length

@@ -31,6 +31,7 @@ import numpy as np
 from apucodec.contract.config import CodecConfig
 from apucodec.contract.steps import STAGES, StageStreaming, StepGraphEntry
 from apucodec.errors import ApucodecError
+from apucodec.model_checks import check_manifest, check_model_files, load_codebooks
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "apucodec-model"
@@ -128,7 +129,8 @@ class ModelDir:
 
     def codebooks(self) -> np.ndarray:
         """[n_codebooks, codebook_size, latent] float32 (stored float16 models are widened here)."""
-        return np.load(self.path_of("codebooks")).astype(np.float32, copy=False)
+        cfg = self.config  # h16: no pickles, header and shape checked before reading (apucodec.model_checks)
+        return load_codebooks(self.path_of("codebooks"), (cfg.n_codebooks, cfg.codebook_size, cfg.latent_dim))
 
     def verify(self, roles: tuple[str, ...] | None = None) -> None:
         """Check each file's sha256 against the manifest; raise naming the first file that differs."""
@@ -176,6 +178,7 @@ def load_model_dir(path: str | Path, verify: bool = True) -> ModelDir:
     if version != FORMAT_VERSION:
         raise ApucodecError(f"{manifest_path}: format version {version!r} is not supported (this apucodec reads "
                             f"version {FORMAT_VERSION}); re-export the model with this apucodec")
+    check_manifest(manifest, manifest_path)  # h16: plain file names, sane values (apucodec.model_checks)
     try:
         files = manifest["files"]
         model = ModelDir(path, manifest)
@@ -197,6 +200,8 @@ def load_model_dir(path: str | Path, verify: bool = True) -> ModelDir:
         raise ApucodecError(f"{manifest_path}: malformed manifest ({type(exc).__name__}: {exc})") from None
     if verify:
         model.verify()
+        cfg = model.config  # h16: graphs without external data, codebooks loadable (apucodec.model_checks)
+        check_model_files(path, model.files, (cfg.n_codebooks, cfg.codebook_size, cfg.latent_dim))
     return model
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,16 +91,16 @@ def test_any_rate_is_resampled_and_restored(codec, caplog):
 
 
 @pytest.mark.parametrize("bad,fragment", [
-    (np.array([0.1, np.nan, 0.2], dtype=np.float32), "NaN or Inf"),
-    (np.zeros((2, 3, 4), dtype=np.float32), "must be [samples] or [samples, channels]"),
+    (np.array([0.1, np.nan, 0.2], dtype=np.float32), "NaN or infinite"),
+    (np.zeros((2, 3, 4), dtype=np.float32), "expected a 1-D (mono) or 2-D"),
     (np.zeros(0, dtype=np.float32), "no audio samples"),
-    (np.array(["a", "b"]), "is not samples"),
-    (np.zeros((100, 100), dtype=np.float32), "no channel axis"),
+    (np.array(["a", "b"]), "are not audio"),
+    (np.zeros((100, 100), dtype=np.float32), "cannot tell channels from samples"),
 ])
 def test_bad_arrays_are_refused_with_one_line(codec, bad, fragment):
-    with pytest.raises(ApucodecError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ApucodecError, match=re.escape(fragment)):
         codec.encode(bad)
-    with pytest.raises(ApucodecError, match="sample_rate"):
+    with pytest.raises(ApucodecError, match="sample rate must be"):
         codec.encode(_voice(100), sample_rate=0)
 
 

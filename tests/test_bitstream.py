@@ -29,7 +29,8 @@ from apucodec.runtime.bitstream import (
 def _encode(codes: np.ndarray, length: int, codebook_size: int = 2048, hop: int = 512, model_id: str = "0123abcd"):
     buf = io.BytesIO()
     header = write_apc(buf, codes, original_length=length, sample_rate=44100, input_rate=48000,
-                       codebook_size=codebook_size, hop=hop, model_id=model_id, input_length=length + 7)
+                       codebook_size=codebook_size, hop=hop, model_id=model_id,
+                       input_length=round(length * 48000 / 44100) + 1)
     return buf.getvalue(), header
 
 
@@ -47,7 +48,8 @@ def test_round_trip_and_exact_size_at_11_bits():
     parsed, decoded = parse_apc(data)
     np.testing.assert_array_equal(decoded, codes)
     assert parsed == header
-    assert (parsed.original_length, parsed.input_length, parsed.input_rate) == (length, length + 7, 48000)
+    expected = (length, round(length * 48000 / 44100) + 1, 48000)
+    assert (parsed.original_length, parsed.input_length, parsed.input_rate) == expected
     assert parsed.model_id == "0123abcd"
 
 
@@ -66,7 +68,7 @@ def test_streamed_writes_equal_one_write():
                        model_id="0123abcd")
     for start, stop in [(0, 1), (1, 8), (8, 8), (8, 29), (29, 50)]:  # odd splits exercise the carried bits
         writer.write(codes[:, start:stop])
-    writer.close(length, length + 7)
+    writer.close(length, round(length * 48000 / 44100) + 1)
     assert buf.getvalue() == whole
 
 

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from apucodec.cli.main import cli
 from tests.audio_factory import speech_like, tone
+from tests.hardening_helpers import writing_into
 
 CPU = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--threads", "1"]
 
@@ -218,7 +219,7 @@ def test_ctrl_c_mid_run_leaves_no_partial_output(tiny_model_dir, tmp_path):
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(p.name.startswith(".out.wav") for p in tmp_path.iterdir()):
+    while time.monotonic() < deadline and not writing_into(proc.pid, tmp_path):  # the (unnamed) output is open
         time.sleep(0.02)
     time.sleep(0.3)
     assert proc.poll() is None, "the run finished before it could be interrupted"

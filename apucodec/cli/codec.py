@@ -17,7 +17,9 @@ from typing import Any
 import click
 
 from apucodec.cli.stage_options import settings_overrides, stage_options
+from apucodec.cli.stdio import stdin_input
 from apucodec.errors import ApucodecError
+from apucodec.outputs import describe, is_stdio
 
 PROGRESS_MIN_SECONDS = 5.0
 
@@ -36,36 +38,48 @@ def _parse_ep_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     return options
 
 
-def session_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every codec command shares."""
-    options = [
-        click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
-                     help="Model directory (default: $APUCODEC_MODEL, then ./apucodec-model, then the bundled "
-                          "model)."),
-        click.option("--encoder-ep", default=None, metavar="EP[,EP...]",
-                     help="Encoder EP order (default: vitisai,cpu). Names: vitisai, cpu, webgpu, migraphx, cuda, dml."),
-        click.option("--decoder-ep", default=None, metavar="EP[,EP...]",
-                     help="Decoder EP order (default: webgpu,migraphx,cuda,dml,cpu)."),
-        click.option("--encoder", "encoder_graph", type=click.Choice(["auto", "fp32", "int8", "bf16"]), default="auto",
-                     show_default=True,
-                     help="Encoder graph: auto = INT8 on NPU, FP32 on CPU; bf16 = FP32 graph as BF16 on the NPU."),
-        click.option("--ep-option", "ep_options", multiple=True, metavar="EP:KEY=VALUE",
-                     help="Provider option, over the manifest's 'providers' section (repeatable)."),
-        click.option("--strict", is_flag=True, help="Fail instead of falling back to another EP."),
-        click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Intra-op threads per ONNX Runtime session (0 = its default)."),
-        click.option("--report", is_flag=True,
-                     help="Print the placement report (EP asked, EP that ran, nodes per EP)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return stage_options(func)
+def session_options(func: Callable[..., Any] | None = None, *,
+                    stages: tuple[str, ...] = ("encoder", "decoder")) -> Any:
+    """The options every codec command shares, limited to the stages it runs (`encode --help` shows no decoder)."""
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        options = [
+            click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
+                         help="Model directory (default: $APUCODEC_MODEL, then ./apucodec-model, then the bundled "
+                              "model)."),
+        ]
+        # A stage the command does not run keeps its options hidden (accepted, so one option set can be shared
+        # by scripts calling run/encode/decode, but not advertised by --help).
+        hide_encoder, hide_decoder = "encoder" not in stages, "decoder" not in stages
+        options += [
+            click.option("--encoder-ep", default=None, metavar="EP[,EP...]", hidden=hide_encoder,
+                         help="Encoder EP order (default: vitisai,cpu). Names: vitisai, cpu, webgpu, migraphx, "
+                              "cuda, dml."),
+            click.option("--encoder", "encoder_graph", type=click.Choice(["auto", "fp32", "int8", "bf16"]),
+                         default="auto", show_default=True, hidden=hide_encoder,
+                         help="Encoder graph: auto = INT8 on NPU, FP32 on CPU; bf16 = FP32 graph as BF16 on the NPU."),
+            click.option("--decoder-ep", default=None, metavar="EP[,EP...]", hidden=hide_decoder,
+                         help="Decoder EP order (default: webgpu,migraphx,cuda,dml,cpu)."),
+        ]
+        options += [
+            click.option("--ep-option", "ep_options", multiple=True, metavar="EP:KEY=VALUE",
+                         help="Provider option, over the manifest's 'providers' section (repeatable)."),
+            click.option("--strict", is_flag=True, help="Fail instead of falling back to another EP."),
+            click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+                         help="Intra-op threads per ONNX Runtime session (0 = its default)."),
+            click.option("--report", is_flag=True,
+                         help="Print the placement report (EP asked, EP that ran, nodes per EP)."),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return stage_options(func)
+    return decorate(func) if func is not None else decorate
 
 
-def _open_codec(model_path: Path | None, encoder_ep: str | None, decoder_ep: str | None, encoder_graph: str,
-                ep_options: tuple[str, ...], strict: bool, threads: int, stages: tuple[str, ...],
-                workers: tuple[str, ...] = (), worker_timeout: float = 120.0, precision: str = "auto",
-                ep_context_out: str | None = None, step_frames: int | None = None) -> Any:
+def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bool, threads: int,
+                stages: tuple[str, ...], encoder_ep: str | None = None, decoder_ep: str | None = None,
+                encoder_graph: str = "auto", n_codebooks: int | None = None, workers: tuple[str, ...] = (),
+                worker_timeout: float = 120.0, precision: str = "auto", ep_context_out: str | None = None,
+                step_frames: int | None = None) -> Any:
     from apucodec.api import Codec  # the engine plus the public API's streams
     from apucodec.model_dir import default_model_path, load_model_dir
     from apucodec.runtime.providers import SessionSettings, parse_ep_list
@@ -77,7 +91,15 @@ def _open_codec(model_path: Path | None, encoder_ep: str | None, decoder_ep: str
                                ep_options=parsed_options,
                                **settings_overrides(model, workers, worker_timeout, precision, encoder_graph,
                                                     ep_context_out))
+    check_codebooks(n_codebooks, model)  # before the (slow) sessions open
     return Codec(model, settings, stages=stages, step_frames=step_frames)
+
+
+def check_codebooks(n_codebooks: int | None, model: Any) -> None:
+    """--codebooks against the model's manifest (the option's range depends on the model, so click cannot)."""
+    available = model.config.n_codebooks
+    if n_codebooks is not None and not 1 <= n_codebooks <= available:
+        raise ApucodecError(f"--codebooks must be in 1..{available} for this model ({model.path}), got {n_codebooks}")
 
 
 @contextlib.contextmanager
@@ -90,80 +112,102 @@ def _progress(seconds: float, total_samples: int, label: str) -> Iterator[Callab
         yield bar.update
 
 
-def _notes(notes: list[str]) -> None:
+def _notes(notes: list[str], rename: tuple[str, str] = ("", "")) -> None:
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {note.replace(*rename) if rename[0] else note}", err=True)
 
 
-def _finish(result: Any, codec: Any, report: bool, extra: str = "", shown: tuple[str, ...] = ()) -> None:
-    _notes([n for n in result.notes if n not in shown])
-    click.echo(result.summary(codec.model.label) + extra)
+def _finish(result: Any, codec: Any, report: bool, extra: str = "", shown: tuple[str, ...] = (),
+            to_stderr: bool = False, rename: tuple[str, str] = ("", "")) -> None:
+    """The summary line (on stderr when the output itself goes to stdout, so a pipe gets only the audio)."""
+    _notes([n for n in result.notes if n not in shown], rename)
+    click.echo(result.summary(codec.model.label) + extra, err=to_stderr)
     if report:
-        click.echo(codec.placement.format())
+        click.echo(codec.placement.format(), err=to_stderr)
 
 
 def _codec_rate_length(info: Any, rate: int) -> int:
     return round(info.frames * rate / info.sample_rate)
 
 
-def _check_paths(input_path: Path, output_path: Path) -> Any:
+def _check_paths(input_path: Path, output_path: Path, audio_output: bool = True) -> Any:
     """Fail fast on bad input/output paths, before the (slow) sessions are opened."""
-    from apucodec.runtime.audio_stream import open_input
+    from apucodec.outputs import check_output_path
+    from apucodec.runtime.audio_stream import open_input, output_format
     from apucodec.runtime.pipeline import check_distinct
 
     info = open_input(input_path)
-    check_distinct(info.path, output_path)
-    parent = output_path.parent if str(output_path.parent) else Path(".")
-    if output_path.is_dir():
-        raise ApucodecError(f"{output_path}: is a directory, expected an output file path")
-    if not parent.is_dir():
-        raise ApucodecError(f"{output_path}: output folder {parent} does not exist")
+    if audio_output:
+        output_format(output_path)
+    else:
+        _check_apc_output(output_path)
+    if not is_stdio(output_path):
+        check_distinct(info.path, output_path)
+    check_output_path(output_path)
     return info
 
 
-def _announce(info: Any, rate: int) -> tuple[str, ...]:
+def _check_apc_output(output_path: Path) -> None:
+    from apucodec.runtime.audio_stream import OUTPUT_EXTENSIONS
+
+    if output_path.suffix.lower() in OUTPUT_EXTENSIONS:
+        raise ApucodecError(f"{output_path}: encode writes .apc codes, not {output_path.suffix} audio; use "
+                            "'apucodec run' for audio, or name the output .apc")
+
+
+def _announce(info: Any, rate: int, rename: tuple[str, str]) -> tuple[str, ...]:
     from apucodec.runtime.pipeline import input_notes
 
     notes = tuple(input_notes(info, rate))
-    _notes(list(notes))
+    _notes(list(notes), rename)
     return notes
+
+
+CODEBOOKS_HELP = "Codebooks to use, 1..N where N is the model's count (fewer = lower bitrate; default all)."
 
 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
-@click.option("--codebooks", "n_codebooks", type=click.IntRange(1, 64), default=None,
-              help="Codebooks to use, 1..8 for the spec model (fewer = lower bitrate; default all).")
+@click.option("--codebooks", "n_codebooks", type=click.IntRange(min=1), default=None, help=CODEBOOKS_HELP)
 @click.option("--match-input", is_flag=True, help="Write at the input's sample rate instead of 44.1 kHz.")
 @session_options
 def run(input_path: Path, output_path: Path, n_codebooks: int | None, match_input: bool, **opts: Any) -> None:
-    """Encode and decode INPUT (any audio libsndfile reads) into OUTPUT (44.1 kHz mono WAV by default)."""
-    info = _check_paths(input_path, output_path)
-    report = opts.pop("report")
-    codec = _open_codec(**opts, stages=("encoder", "decoder"))
-    shown = _announce(info, codec.sample_rate)
-    with _progress(info.seconds, _codec_rate_length(info, codec.sample_rate), "run") as progress:
-        result = codec.run_file(input_path, output_path, n_codebooks, match_input, progress)
-    _finish(result, codec, report, f" -> {output_path}", shown)
+    """Encode and decode INPUT (any audio libsndfile reads) into OUTPUT (44.1 kHz mono WAV by default).
+
+    `-` as INPUT reads standard input (spooled to an unnamed temp file, so any format works); `-` as OUTPUT writes a
+    streamed WAV to standard output (the summary then goes to stderr). An existing device or FIFO is written in
+    place, never replaced.
+    """
+    with stdin_input(input_path) as (source, label):
+        info = _check_paths(source, output_path)
+        report = opts.pop("report")
+        codec = _open_codec(**opts, stages=("encoder", "decoder"), n_codebooks=n_codebooks)
+        shown = _announce(info, codec.sample_rate, (str(source), label))
+        with _progress(info.seconds, _codec_rate_length(info, codec.sample_rate), "run") as progress:
+            result = codec.run_file(source, output_path, n_codebooks, match_input, progress)
+    _finish(result, codec, report, f" -> {describe(output_path)}", shown, is_stdio(output_path), (str(source), label))
 
 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("output_path", metavar="OUTPUT.apc", type=click.Path(path_type=Path))
-@click.option("--codebooks", "n_codebooks", type=click.IntRange(1, 64), default=None,
-              help="Codebooks to write, 1..8 for the spec model (fewer = lower bitrate; default all).")
-@session_options
+@click.option("--codebooks", "n_codebooks", type=click.IntRange(min=1), default=None, help=CODEBOOKS_HELP)
+@session_options(stages=("encoder",))
 def encode(input_path: Path, output_path: Path, n_codebooks: int | None, **opts: Any) -> None:
-    """Compress INPUT (any audio libsndfile reads) into an .apc code file."""
-    info = _check_paths(input_path, output_path)
-    report = opts.pop("report")
-    codec = _open_codec(**opts, stages=("encoder",))
-    shown = _announce(info, codec.sample_rate)
-    with _progress(info.seconds, _codec_rate_length(info, codec.sample_rate), "encode") as progress:
-        result = codec.encode_file(input_path, output_path, n_codebooks, progress)
-    size = output_path.stat().st_size
-    _finish(result, codec, report, f" -> {output_path} ({size} bytes, {size * 8 / result.audio_seconds / 1000:.2f} "
-            "kbps with header)", shown)
+    """Compress INPUT (any audio libsndfile reads) into an .apc code file (`-`: standard input / output)."""
+    with stdin_input(input_path) as (source, label):
+        info = _check_paths(source, output_path, audio_output=False)
+        report = opts.pop("report")
+        codec = _open_codec(**opts, stages=("encoder",), n_codebooks=n_codebooks)
+        shown = _announce(info, codec.sample_rate, (str(source), label))
+        with _progress(info.seconds, _codec_rate_length(info, codec.sample_rate), "encode") as progress:
+            result = codec.encode_file(source, output_path, n_codebooks, progress)
+    # header + packed codes + CRC, computed: the output may be stdout or a device, where stat() says nothing
+    size = -(-result.frames * result.n_codebooks * codec.config.bits_per_code // 8) + 76
+    _finish(result, codec, report, f" -> {describe(output_path)} ({size} bytes, "
+            f"{size * 8 / result.audio_seconds / 1000:.2f} kbps with header)", shown, is_stdio(output_path),
+            (str(source), label))
 
 
 @click.command()
@@ -171,18 +215,25 @@ def encode(input_path: Path, output_path: Path, n_codebooks: int | None, **opts:
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Decode an .apc made by another model (same codebook shape).")
 @click.option("--match-input", is_flag=True, help="Write at the original input's sample rate (from the .apc).")
-@session_options
+@session_options(stages=("decoder",))
 def decode(input_path: Path, output_path: Path, force: bool, match_input: bool, **opts: Any) -> None:
-    """Decode an .apc code file into OUTPUT (44.1 kHz mono WAV by default)."""
-    from apucodec.runtime.bitstream import read_apc
+    """Decode an .apc code file into OUTPUT (44.1 kHz mono WAV by default; `-`: standard input / output)."""
+    from apucodec.outputs import check_output_path
+    from apucodec.runtime.audio_stream import output_format
+    from apucodec.runtime.bitstream import open_apc
     from apucodec.runtime.pipeline import check_distinct
 
-    header, _ = read_apc(input_path)  # refuse a bad file before the sessions are opened
-    check_distinct(input_path, output_path)
-    report = opts.pop("report")
-    codec = _open_codec(**opts, stages=("decoder",))
-    codec.check_header(header, input_path, force)
-    with _progress(header.seconds, header.original_length, "decode") as progress:
-        result = codec.decode_file(input_path, output_path, force, match_input, progress)
-    _finish(result, codec, report, f" -> {output_path}")
-
+    with stdin_input(input_path) as (source, label):
+        with open_apc(source, label) as reader:  # the header alone, checked before the sessions are opened
+            header = reader.header
+        output_format(output_path)
+        if not is_stdio(output_path):
+            check_distinct(source, output_path)
+        check_output_path(output_path)
+        report = opts.pop("report")
+        codec = _open_codec(**opts, stages=("decoder",))
+        codec.check_header(header, Path(label), force)
+        with _progress(header.seconds, header.original_length, "decode") as progress:
+            result = codec.decode_file(source, output_path, force, match_input, progress)
+    _finish(result, codec, report, f" -> {describe(output_path)}", to_stderr=is_stdio(output_path),
+            rename=(str(source), label))

@@ -7,7 +7,10 @@ ApucodecError, printed as one line on stderr with a non-zero exit and no traceba
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import signal
 import sys
 
 import click
@@ -49,6 +52,26 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted: no output was written", err=True)
             sys.exit(130)
+        except Terminated:
+            click.echo("terminated (SIGTERM): no output was written", err=True)
+            sys.exit(143)
+
+
+class Terminated(BaseException):
+    """SIGTERM as an exception, so `timeout`, `docker stop` and systemd get the same cleanup as Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the cleanup
+    raise Terminated
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM raises `Terminated`; SIGXFSZ is ignored so `ulimit -f` makes a write fail with EFBIG (one line)
+    instead of killing the process with a core dump and leaving a half-written file's name behind."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,4 +81,22 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli()
+    install_signal_handlers()
+    try:
+        cli()
+    except Terminated:  # arrived outside a command (while importing): nothing was written yet
+        click.echo("terminated (SIGTERM): no output was written", err=True)
+        _exit_now(143)
+    except SystemExit as exc:
+        if exc.code in (130, 143):  # interrupted: skip interpreter teardown while ORT threads may still run
+            _exit_now(exc.code)
+        raise
+
+
+def _exit_now(code: int) -> None:
+    """Exit without running C++ static destructors under live onnxruntime threads ('terminate called without an
+    active exception'); every Python-level cleanup (temp files, outputs) has already run by now."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

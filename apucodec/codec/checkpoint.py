@@ -103,6 +103,14 @@ def seed_to_state_dict(state: dict[str, torch.Tensor], model: APUCodec) -> dict[
     return converted
 
 
+def check_finite_state(state: dict[str, Any], path: Path) -> None:
+    """Refuse weights holding NaN/Inf by name: otherwise export fails later with an unrelated-looking reason."""
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ApucodecError(f"{path}: holds NaN or infinite values (first in {key}); the training that wrote it "
+                                "diverged or the file is corrupted")
+
+
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Load either checkpoint format into an APUCodec in eval mode, with one-line errors for bad files."""
     path = Path(path)
@@ -125,6 +133,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             raise ApucodecError(
                 f"{path}: not an APU-Codec checkpoint (no config/state_dict or seed keys; found {keys})"
             )
+        check_finite_state(state, path)
         model.load_state_dict(state, strict=True)
     except ApucodecError:
         raise

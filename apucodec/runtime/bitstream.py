@@ -26,9 +26,13 @@ Codes are written as they are produced (streaming): the header is rewritten with
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import stat
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -179,8 +183,64 @@ def write_apc(fh: BinaryIO, codes: np.ndarray, *, original_length: int, sample_r
     return writer.close(original_length, input_length)
 
 
+MAX_RATE = 1_000_000
+MAX_HOP = 1 << 20
+MAX_CODEBOOK_SIZE = 1 << 24
+# input_length must agree with original_length converted between the rates, give or take what a streaming
+# resampler's rounding can move (a few samples, or 0.1% for very unusual ratios).
+LENGTH_SLACK_SAMPLES = 4
+LENGTH_SLACK_RATIO = 1e-3
+
+
+def check_header(raw: bytes, source: str, file_size: int | None = None) -> ApcHeader:
+    """Every field of a 72-byte header checked against the others (and the file size, when known).
+
+    Nothing is allocated from a field before this passes: a header that claims a huge length, a payload bigger than
+    the file, or an input length unrelated to the recorded one is refused here, with one line.
+    """
+    def bad(reason: str) -> ApucodecError:
+        return ApucodecError(f"{source}: not a valid .apc file ({reason})")
+
+    (magic, version, header_size, sample_rate, input_rate, n_codebooks, bits, reserved16, codebook_size, hop,
+     frames, original_length, raw_id, input_length, reserved32) = HEADER.unpack_from(raw)
+    if magic != MAGIC:
+        raise bad("wrong magic bytes")
+    if version != FORMAT_VERSION:
+        raise ApucodecError(f"{source}: .apc format version {version} is not supported (this apucodec reads "
+                            f"version {FORMAT_VERSION})")
+    if header_size != HEADER_SIZE or reserved16 or reserved32:
+        raise bad("unexpected header layout")
+    if not 0 < sample_rate <= MAX_RATE or not 0 < input_rate <= MAX_RATE:
+        raise bad("impossible sample rate")
+    if not 1 <= n_codebooks <= MAX_CODEBOOKS:
+        raise bad(f"{n_codebooks} codebooks used")
+    if not 2 <= codebook_size <= MAX_CODEBOOK_SIZE or bits != bits_for(codebook_size):
+        raise bad(f"{bits} bits per code do not fit a codebook of {codebook_size}")
+    if not 1 <= hop <= MAX_HOP or original_length < 1 or frames != frames_for_length(original_length, hop):
+        raise bad(f"{frames} frames do not cover the recorded length of {original_length} samples")
+    if input_length < 1:
+        raise bad("recorded input length is zero")
+    expected = original_length * input_rate / sample_rate
+    if abs(input_length - expected) > LENGTH_SLACK_SAMPLES + LENGTH_SLACK_RATIO * expected:
+        raise bad(f"recorded input length {input_length} at {input_rate} Hz does not match {original_length} "
+                  f"samples at {sample_rate} Hz")
+    try:
+        model_id = raw_id.rstrip(b"\0").decode("ascii")
+    except UnicodeDecodeError:
+        raise bad("model id is not ASCII") from None
+    header = ApcHeader(sample_rate, input_rate, n_codebooks, codebook_size, hop, frames, original_length, model_id,
+                       input_length)
+    if file_size is not None and file_size != HEADER_SIZE + header.payload_bytes + CRC_SIZE:
+        raise bad(f"payload is {file_size - HEADER_SIZE - CRC_SIZE} bytes, the header implies "
+                  f"{header.payload_bytes}")
+    return header
+
+
 def parse_apc(data: bytes, source: str = "<bytes>") -> tuple[ApcHeader, np.ndarray]:
-    """Validate every field of an .apc file and return its header and codes [n_codebooks, frames]."""
+    """Validate every field of an in-memory .apc file and return its header and codes [n_codebooks, frames].
+
+    For small files and tests; `ApcReader` is the streaming reader the decoder uses.
+    """
     def bad(reason: str) -> ApucodecError:
         return ApucodecError(f"{source}: not a valid .apc file ({reason})")
 
@@ -188,54 +248,111 @@ def parse_apc(data: bytes, source: str = "<bytes>") -> tuple[ApcHeader, np.ndarr
         if data[:4] != MAGIC[: len(data[:4])]:
             raise bad("wrong magic bytes")
         raise bad(f"truncated: {len(data)} bytes is shorter than the header")
-    (magic, version, header_size, sample_rate, input_rate, n_codebooks, bits, reserved16, codebook_size, hop,
-     frames, original_length, raw_id, input_length, reserved32) = HEADER.unpack_from(data)
-    if magic != MAGIC:
+    if data[:4] != MAGIC:
         raise bad("wrong magic bytes")
+    (version,) = struct.unpack_from("<H", data, 4)
     if version != FORMAT_VERSION:
         raise ApucodecError(f"{source}: .apc format version {version} is not supported (this apucodec reads "
                             f"version {FORMAT_VERSION})")
     (stored_crc,) = struct.unpack_from("<I", data, len(data) - CRC_SIZE)
     if zlib.crc32(data[: len(data) - CRC_SIZE]) != stored_crc:
         raise bad("CRC32 mismatch: the file is truncated or corrupted")
-    if header_size != HEADER_SIZE or reserved16 or reserved32:
-        raise bad("unexpected header layout")
-    if not 0 < sample_rate <= 1_000_000 or not 0 < input_rate <= 1_000_000:
-        raise bad("impossible sample rate")
-    if not 1 <= n_codebooks <= MAX_CODEBOOKS:
-        raise bad(f"{n_codebooks} codebooks used")
-    if codebook_size < 2 or bits != bits_for(codebook_size):
-        raise bad(f"{bits} bits per code do not fit a codebook of {codebook_size}")
-    if hop < 1 or original_length < 1 or frames != frames_for_length(original_length, hop):
-        raise bad(f"{frames} frames do not cover the recorded length of {original_length} samples")
-    if input_length < 1:
-        raise bad("recorded input length is zero")
-    try:
-        model_id = raw_id.rstrip(b"\0").decode("ascii")
-    except UnicodeDecodeError:
-        raise bad("model id is not ASCII") from None
-    header = ApcHeader(sample_rate, input_rate, n_codebooks, codebook_size, hop, frames, original_length, model_id,
-                       input_length)
-    payload = data[HEADER_SIZE: len(data) - CRC_SIZE]
-    if len(payload) != header.payload_bytes:
-        raise bad(f"payload is {len(payload)} bytes, the header implies {header.payload_bytes}")
-    codes = unpack_codes(payload, frames * n_codebooks, bits)
-    if codes.size and codes.max() >= codebook_size:
-        raise bad(f"a code exceeds the codebook size {codebook_size}")
-    return header, np.ascontiguousarray(codes.reshape(frames, n_codebooks).T)
+    header = check_header(data[:HEADER_SIZE], source, len(data))
+    codes = unpack_codes(data[HEADER_SIZE: len(data) - CRC_SIZE], header.frames * header.n_codebooks,
+                         header.bits_per_code)
+    if codes.size and codes.max() >= header.codebook_size:
+        raise bad(f"a code exceeds the codebook size {header.codebook_size}")
+    return header, np.ascontiguousarray(codes.reshape(header.frames, header.n_codebooks).T)
 
 
 def read_apc(path: str | Path) -> tuple[ApcHeader, np.ndarray]:
-    """Read and validate an .apc file (one-line errors for missing, directory, truncated, corrupted)."""
+    """Read and validate a whole .apc file (one-line errors for missing, directory, truncated, corrupted)."""
+    with open_apc(path) as reader:
+        chunks = list(reader.chunks(1 << 16))
+    codes = np.concatenate(chunks, axis=1) if chunks else np.zeros((reader.header.n_codebooks, 0), dtype=np.int32)
+    return reader.header, codes
+
+
+class ApcReader:
+    """Streams an .apc file: the header (validated against the file size first), then codes a chunk at a time.
+
+    The CRC32 is accumulated while reading and compared after the last chunk, so a corrupted file raises its one
+    line at the end of `chunks` — before a decoder's output is committed — and memory stays at one chunk.
+    """
+
+    def __init__(self, fh: BinaryIO, source: str, file_size: int | None) -> None:
+        self._fh, self.source = fh, source
+        def bad(reason: str) -> ApucodecError:
+            return ApucodecError(f"{source}: not a valid .apc file ({reason})")
+        self._bad = bad
+        raw = self._read_exact(HEADER_SIZE)
+        if not raw:
+            raise ApucodecError(f"{source}: is empty, not an .apc file")
+        if raw[:4] != MAGIC[: len(raw[:4])]:
+            raise bad("wrong magic bytes")
+        if len(raw) < HEADER_SIZE or (file_size is not None and file_size < HEADER_SIZE + CRC_SIZE):
+            raise bad(f"truncated: {file_size if file_size is not None else len(raw)} bytes is shorter than the "
+                      "header")
+        self.header = check_header(raw, source, file_size)
+        self._crc = zlib.crc32(raw)
+
+    def _read_exact(self, size: int) -> bytes:
+        parts, remaining = [], size
+        while remaining:
+            block = self._fh.read(remaining)
+            if not block:
+                break
+            parts.append(block)
+            remaining -= len(block)
+        return b"".join(parts)
+
+    def chunks(self, max_frames: int) -> Iterator[np.ndarray]:
+        """Codes [n_codebooks, <= max_frames] int32, in order; the CRC and the file's end are checked last."""
+        h = self.header
+        bits, n = h.bits_per_code, h.n_codebooks
+        carry = np.zeros(0, dtype=np.uint8)
+        weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.int64)
+        remaining_bytes = h.payload_bytes
+        for start in range(0, h.frames, max_frames):
+            count = min(max_frames, h.frames - start) * n
+            need = count * bits - carry.size
+            take = min(remaining_bytes, -(-need // 8))
+            data = self._read_exact(take)
+            if len(data) != take:
+                raise self._bad("truncated: the payload ends early")
+            remaining_bytes -= take
+            self._crc = zlib.crc32(data, self._crc)
+            bit_array = np.concatenate([carry, np.unpackbits(np.frombuffer(data, dtype=np.uint8))])
+            used = bit_array[: count * bits]
+            carry = bit_array[count * bits:]
+            codes = (used.reshape(count, bits).astype(np.int64) @ weights).astype(np.int32)
+            if codes.size and codes.max() >= h.codebook_size:
+                raise self._bad(f"a code exceeds the codebook size {h.codebook_size}")
+            yield np.ascontiguousarray(codes.reshape(-1, n).T)
+        tail = self._read_exact(remaining_bytes + CRC_SIZE + 1)
+        if len(tail) != remaining_bytes + CRC_SIZE:
+            raise self._bad("truncated or trailing bytes: the size does not match the header")
+        self._crc = zlib.crc32(tail[:remaining_bytes], self._crc)
+        (stored,) = struct.unpack_from("<I", tail, remaining_bytes)
+        if stored != self._crc:
+            raise self._bad("CRC32 mismatch: the file is truncated or corrupted")
+
+
+@contextlib.contextmanager
+def open_apc(path: str | Path, display: str | None = None) -> Iterator[ApcReader]:
+    """An `ApcReader` over a file (header checked against the file's size before anything else is read)."""
     path = require_file(Path(path), "an .apc file")
+    source = display or str(path)
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(MAGIC))
-            if not head:
-                raise ApucodecError(f"{path}: is empty, not an .apc file")
-            if head != MAGIC:  # refuse e.g. a WAV before reading all of it
-                raise ApucodecError(f"{path}: not a valid .apc file (wrong magic bytes)")
-            data = head + fh.read()
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, after the reader is done
     except OSError as exc:
-        raise ApucodecError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_apc(data, str(path))
+        raise ApucodecError(f"{source}: cannot read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fh.fileno())
+        size = st.st_size if stat.S_ISREG(st.st_mode) else None
+        try:
+            yield ApcReader(fh, source, size)
+        except OSError as exc:
+            raise ApucodecError(f"{source}: cannot read ({exc.strerror})") from None
+    finally:
+        fh.close()

@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
-from apucodec.audio import AudioInfo, atomic_output, check_finite
+from apucodec.audio import AudioInfo, check_finite
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, load_model_dir
+from apucodec.outputs import open_binary_output  # unnamed temp outputs, `-`, devices
 from apucodec.runtime import engine
-from apucodec.runtime.audio_stream import AudioWriter, open_input, output_format, read_blocks
-from apucodec.runtime.bitstream import ApcHeader, ApcWriter, read_apc
+from apucodec.runtime.audio_stream import AudioWriter, open_audio_output, open_input, read_blocks
+from apucodec.runtime.bitstream import ApcHeader, ApcReader, ApcWriter, open_apc
 from apucodec.runtime.lanes import Lanes, StageTiming
 from apucodec.runtime.providers import PlacementReport, SessionSettings, StageSession, Warn, open_sessions, warn_stderr
 from apucodec.runtime.rvq import NumpyRVQ
@@ -327,8 +327,7 @@ class Codec:
         check_distinct(info.path, output_path)
         out_rate = info.sample_rate if match_input else self.sample_rate
         lanes = Lanes(self.queue_depth)
-        fmt, subtype = output_format(output_path)
-        with atomic_output(output_path) as tmp, sf.SoundFile(str(tmp), "w", out_rate, 1, subtype, format=fmt) as fh:
+        with open_audio_output(output_path, out_rate, info.frames if match_input else None) as fh:
             writer = AudioWriter(fh, self.sample_rate, info.frames if match_input else None)
             result = self._execute("run", lanes, engine.sample_source(read_blocks(info, self.sample_rate), lanes), n,
                                    self._progress_sink(writer.write, lanes, progress, len), notes)
@@ -344,7 +343,7 @@ class Codec:
         output_path = Path(output_path)
         check_distinct(info.path, output_path)
         lanes = Lanes(self.queue_depth)
-        with atomic_output(output_path) as tmp, open(tmp, "w+b") as fh:
+        with open_binary_output(output_path) as fh:
             apc = ApcWriter(fh, sample_rate=self.sample_rate, input_rate=info.sample_rate, n_codebooks=n,
                             codebook_size=self.rvq.codebook_size, hop=self.hop, model_id=self.model.model_id)
             result = self._execute("encode", lanes, engine.sample_source(read_blocks(info, self.sample_rate), lanes),
@@ -370,7 +369,12 @@ class Codec:
                     match_input: bool = False, progress: Progress | None = None) -> RunResult:
         """.apc file -> audio file (44.1 kHz mono, or the original input's rate with `match_input`)."""
         input_path, output_path = Path(input_path), Path(output_path)
-        header, codes = read_apc(input_path)
+        with open_apc(input_path) as reader:  # streamed; the header is checked before anything is allocated
+            return self._decode_reader(reader, input_path, output_path, force, match_input, progress)
+
+    def _decode_reader(self, reader: ApcReader, input_path: Path, output_path: Path, force: bool, match_input: bool,
+                       progress: Progress | None) -> RunResult:
+        header = reader.header
         check_distinct(input_path, output_path)
         self.check_header(header, input_path, force)
         notes = [f"{input_path}: made by model {header.model_id}, decoded with {self.model.model_id} (--force)"] \
@@ -378,12 +382,12 @@ class Codec:
         out_rate = header.input_rate if match_input else self.sample_rate
         target = header.input_length if match_input else None
         lanes = Lanes(self.queue_depth)
-        fmt, subtype = output_format(output_path)
-        chunk = 256
-        chunks = (codes[:, i: i + chunk] for i in range(0, codes.shape[1], chunk))
-        with atomic_output(output_path) as tmp, sf.SoundFile(str(tmp), "w", out_rate, 1, subtype, format=fmt) as fh:
+        self.n_codebooks(header.n_codebooks)
+        with open_audio_output(output_path, out_rate, target or header.original_length) as fh:
             writer = AudioWriter(fh, self.sample_rate, target)
-            result = self._execute("decode", lanes, engine.codes_source(chunks, header.original_length),
+            # Streamed chunk by chunk (memory of one chunk); the CRC is checked after the last, before the output
+            # is linked into place.
+            result = self._execute("decode", lanes, engine.codes_source(reader.chunks(256), header.original_length),
                                    header.n_codebooks, self._progress_sink(writer.write, lanes, progress, len), notes,
                                    source_name="codes")
             writer.finish()

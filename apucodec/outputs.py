@@ -1,0 +1,354 @@
+"""Output files that appear whole or not at all, even when the process is killed.
+
+Every output goes through `open_output`:
+
+* A regular file (or a name that does not exist yet) is written into an *unnamed* temp file in the target's folder
+  (Linux `O_TMPFILE`) and linked into place only when the block finishes (`linkat` through /proc/self/fd to a
+  random name, then `rename` over the target, so an existing file is replaced atomically). Until then the data has
+  no name: SIGKILL, a power cut or an OOM kill leave nothing behind. Where O_TMPFILE is not available (other OSes,
+  some filesystems) a named temp file is used instead and removed on any exception, SIGINT and SIGTERM included
+  (the CLI turns SIGTERM into an exception); only SIGKILL can leave that one behind.
+* The file is created with mode 0666 minus the umask, as `open(path, "w")` would.
+* `-` is standard output; an existing character device (`/dev/null`, a tty) or FIFO is written *directly*, as a
+  shell redirection would: such a node is never replaced by a regular file, and nothing is staged. Other non-regular
+  files (block devices, sockets) are refused. A symlink is followed: the file it points to is replaced.
+* A failed write (disk full, `ulimit -f`, EIO) becomes one `ApucodecError` line naming the output and the cause.
+
+`OutputFile.raw` is a file object over the descriptor whose `write` records an OSError instead of raising it:
+libsndfile calls it from C through cffi, where a Python exception would be printed as a traceback and lost, so the
+error is kept and re-raised as one line when the block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import secrets
+import stat
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apucodec.errors import ApucodecError
+
+STDIO = "-"
+
+
+def is_stdio(path: str | Path) -> bool:
+    return str(path) == STDIO
+
+
+def describe(path: str | Path) -> str:
+    """How messages name a path: `-` is standard output or input."""
+    return "<stdout>" if is_stdio(path) else str(path)
+
+
+class _GuardedRaw(io.RawIOBase):
+    """An fd as a binary file whose write failures are recorded (and returned as 0 bytes) instead of raised."""
+
+    def __init__(self, fd: int, swallow: bool = True) -> None:
+        super().__init__()
+        self.fd = fd
+        self.swallow = swallow  # False under io.Buffered*: a 0-byte write would make it retry forever
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        try:
+            os.lseek(self.fd, 0, os.SEEK_CUR)
+            return True
+        except OSError:
+            return False
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        data = os.read(self.fd, len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
+        if self.error is not None:
+            if not self.swallow:
+                raise self.error
+            return 0
+        view = memoryview(data).cast("B")
+        done = 0
+        try:
+            while done < len(view):
+                done += os.write(self.fd, view[done:])
+        except OSError as exc:
+            self.error = exc
+            if not self.swallow:
+                raise
+        return done
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return os.lseek(self.fd, offset, whence)
+
+    def tell(self) -> int:
+        return os.lseek(self.fd, 0, os.SEEK_CUR)
+
+    def close(self) -> None:  # the descriptor belongs to OutputFile
+        pass
+
+    def check(self) -> None:
+        """Raise the recorded write failure, if any (as OSError, for `open_output` to phrase)."""
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass
+class OutputFile:
+    """An open output: `fd`, `raw` (guarded file object), and whether it is a stream (no seeking, written in place)."""
+
+    path: Path
+    fd: int
+    streaming: bool
+    raw: _GuardedRaw = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.raw = _GuardedRaw(self.fd)
+
+    @property
+    def name(self) -> str:
+        return describe(self.path)
+
+
+def _stream_kind(path: Path) -> str | None:
+    """'stdout', 'char', 'fifo' for a target written in place; None for a regular (or new) file; else refuse."""
+    if is_stdio(path):
+        return "stdout"
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ApucodecError(f"{path}: cannot write here ({exc.strerror})") from None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        raise ApucodecError(f"{path}: is a directory, expected an output file path")
+    if stat.S_ISCHR(mode):
+        return "char"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    kind = "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+    raise ApucodecError(f"{path}: is {kind}; refusing to write audio over it")
+
+
+def check_output_path(path: str | Path) -> None:
+    """Fail fast (before slow work) on an output that can never be written: missing folder, directory, socket."""
+    path = Path(path)
+    if _stream_kind(path) is not None:
+        return
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise ApucodecError(f"{path}: output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ApucodecError(f"{path}: cannot write here (Permission denied)")
+
+
+def _open_unnamed(parent: Path) -> tuple[int, Path | None]:
+    """(fd, None) for an O_TMPFILE in `parent`, else (fd, name) of a named temp file with the umask's mode."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if flag and os.path.isdir("/proc/self/fd"):
+        try:
+            return os.open(parent, flag | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o666), None
+        except OSError as exc:
+            if exc.errno not in (95, 21, 22):  # EOPNOTSUPP, EISDIR (old kernels), EINVAL: fall back
+                raise
+    for _ in range(100):
+        name = parent / f".apucodec-tmp-{secrets.token_hex(6)}"
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileExistsError:
+            continue
+        return fd, name
+    raise FileExistsError(f"no free temp name in {parent}")
+
+
+def _linkat_empty_path(fd: int, name: Path) -> None:
+    """linkat(fd, "", AT_FDCWD, name, AT_EMPTY_PATH): names an O_TMPFILE without going through /proc."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.linkat(fd, b"", -100, os.fsencode(name), 0x1000) != 0:  # AT_FDCWD, AT_EMPTY_PATH
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _name_unnamed(fd: int, name: Path) -> None:
+    """Give the unnamed file `name`: AT_EMPTY_PATH, else the /proc/self/fd link, else a copy.
+
+    AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH on older kernels; the /proc route fails with EXDEV where /proc belongs
+    to another mount namespace (some sandboxes). The copy keeps correctness there: only while it runs, at the very
+    end, does a named temp file exist.
+    """
+    try:
+        _linkat_empty_path(fd, name)
+        return
+    except (OSError, AttributeError):
+        pass
+    try:
+        os.link(f"/proc/self/fd/{fd}", name, follow_symlinks=True)
+        return
+    except FileExistsError:
+        raise
+    except OSError:
+        pass
+    out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        os.fchmod(out, os.fstat(fd).st_mode & 0o7777)
+        size, offset = os.fstat(fd).st_size, 0
+        while offset < size:
+            sent = os.sendfile(out, fd, offset, size - offset)
+            if sent == 0:
+                raise OSError(5, "short copy")
+            offset += sent
+    except BaseException:
+        os.close(out)
+        name.unlink(missing_ok=True)
+        raise
+    os.close(out)
+
+
+def _link_into_place(fd: int, named: Path | None, target: Path) -> None:
+    parent = target.parent if str(target.parent) else Path(".")
+    if named is None:
+        for _ in range(100):
+            named = parent / f".apucodec-tmp-{secrets.token_hex(6)}"
+            try:
+                _name_unnamed(fd, named)
+                break
+            except FileExistsError:
+                continue
+    assert named is not None
+    try:
+        os.replace(named, target)
+    except BaseException:
+        named.unlink(missing_ok=True)
+        raise
+
+
+def _phrase(path: Path, exc: OSError) -> ApucodecError:
+    return ApucodecError(f"{describe(path)}: cannot write ({exc.strerror or exc})")
+
+
+@contextlib.contextmanager
+def open_output(path: str | Path) -> Iterator[OutputFile]:
+    """An `OutputFile` for `path`: committed (linked into place) only if the block finishes without an exception."""
+    path = Path(path)
+    kind = _stream_kind(path)
+    if kind is not None:
+        with _open_stream(path, kind) as out:
+            yield out
+        return
+    check_output_path(path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    parent = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, named = _open_unnamed(parent)
+    except OSError as exc:
+        raise ApucodecError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+    out = OutputFile(path, fd, streaming=False)
+    committed = False
+    try:
+        try:
+            yield out
+            out.raw.check()
+        except OSError as exc:
+            raise _phrase(path, out.raw.error or exc) from None
+        except ApucodecError:
+            raise
+        except Exception:
+            if out.raw.error is not None:  # libsndfile's "System error" / a short-write assertion hides the cause
+                raise _phrase(path, out.raw.error) from None
+            raise
+        try:
+            _link_into_place(fd, named, target)
+        except OSError as exc:
+            raise _phrase(path, exc) from None
+        committed = True
+    finally:
+        os.close(fd)
+        if named is not None and not committed:
+            named.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _open_stream(path: Path, kind: str) -> Iterator[OutputFile]:
+    if kind == "stdout":
+        if os.isatty(1):
+            raise ApucodecError("<stdout>: is a terminal; redirect or pipe the output (e.g. '- > out.wav')")
+        sys.stdout.flush()
+        fd = os.dup(1)
+    else:
+        try:  # no O_CREAT/O_TRUNC: the node exists and stays what it is; a FIFO blocks here until a reader opens
+            fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise ApucodecError(f"{path}: cannot write here ({exc.strerror})") from None
+    out = OutputFile(path, fd, streaming=True)
+    try:
+        try:
+            yield out
+            out.raw.check()
+        except OSError as exc:
+            raise _phrase(path, out.raw.error or exc) from None
+        except ApucodecError:
+            raise
+        except Exception:
+            if out.raw.error is not None:
+                raise _phrase(path, out.raw.error) from None
+            raise
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def open_spool(prefix_dir: str | Path | None = None) -> Iterator[int]:
+    """An unnamed read/write temp file (for stdin inputs and .apc to a stream); gone when closed or killed."""
+    import tempfile
+
+    parent = Path(prefix_dir or tempfile.gettempdir())
+    fd, named = _open_unnamed(parent)
+    if named is not None:
+        named.unlink()  # POSIX keeps the open file; only a crash between the two calls could leave it
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def open_binary_output(path: str | Path) -> Iterator[io.BufferedRandom]:
+    """A seekable, readable binary file (for writers that rewrite a header, like .apc) committed like `open_output`.
+
+    A stream target (`-`, a FIFO, a device) cannot seek, so the bytes are staged in an unnamed temp file and copied
+    to it at the end; an .apc is small (about 21 MB for six hours at the spec's 7.6 kbps).
+    """
+    with open_output(path) as out:
+        if not out.streaming:
+            fh = io.BufferedRandom(_GuardedRaw(out.fd, swallow=False))
+            yield fh
+            fh.flush()
+            return
+        with open_spool() as spool_fd:
+            spool = _GuardedRaw(spool_fd, swallow=False)
+            fh = io.BufferedRandom(spool)
+            try:
+                yield fh
+                fh.flush()
+                spool.check()
+            except OSError as exc:
+                raise ApucodecError(f"{out.name}: cannot stage the output ({exc.strerror or exc})") from None
+            os.lseek(spool_fd, 0, os.SEEK_SET)
+            for block in iter(lambda: os.read(spool_fd, 1 << 20), b""):
+                out.raw.write(block)
+                out.raw.check()
