@@ -47,7 +47,7 @@ def _positive_int(value: Any, where: str, manifest_path: Path, upper: int | None
 
 
 def check_manifest(manifest: dict[str, Any], manifest_path: Path) -> None:
-    """File names and the numbers the runtime computes with (rates, sizes, window), each with a one-line refusal."""
+    """File names and the numbers the runtime computes with (rates, sizes, steps), each with a one-line refusal."""
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise ApucodecError(f"{manifest_path}: 'files' must be a mapping of role to file entry")
@@ -57,9 +57,9 @@ def check_manifest(manifest: dict[str, Any], manifest_path: Path) -> None:
         check_file_name(entry.get("name"), role, manifest_path)
         if not isinstance(entry.get("sha256"), str):
             raise ApucodecError(f"{manifest_path}: files.{role} has no sha256")
-    codec, window = manifest.get("codec"), manifest.get("window")
-    if not isinstance(codec, dict) or not isinstance(window, dict):
-        raise ApucodecError(f"{manifest_path}: 'codec' and 'window' must be mappings")
+    codec, streaming = manifest.get("codec"), manifest.get("streaming")
+    if not isinstance(codec, dict) or not isinstance(streaming, dict):
+        raise ApucodecError(f"{manifest_path}: 'codec' and 'streaming' must be mappings")
     _positive_int(codec.get("sample_rate", 44100), "codec.sample_rate", manifest_path, MAX_SAMPLE_RATE)
     _positive_int(codec.get("n_codebooks", 8), "codec.n_codebooks", manifest_path, MAX_CODEBOOKS)
     _positive_int(codec.get("codebook_size", 2048), "codec.codebook_size", manifest_path, 1 << 24, lower=2)
@@ -69,12 +69,21 @@ def check_manifest(manifest: dict[str, Any], manifest_path: Path) -> None:
         raise ApucodecError(f"{manifest_path}: codec.strides must be a list of integers, got {strides!r}")
     for stride in strides:
         _positive_int(stride, "codec.strides", manifest_path, 1 << 12)
-    # The window section is the lead runtime's to define; its numbers are checked only where they are present.
-    hop = window.get("hop")
-    if hop is not None:
-        _positive_int(hop, "window.hop", manifest_path, 1 << 20)
-        if hop != int(np.prod(strides)):
-            raise ApucodecError(f"{manifest_path}: window.hop {hop} is not the product of codec.strides {strides}")
+    hop = streaming.get("hop")
+    _positive_int(hop, "streaming.hop", manifest_path, 1 << 20)
+    if hop != int(np.prod(strides)):
+        raise ApucodecError(f"{manifest_path}: streaming.hop {hop} is not the product of codec.strides {strides}")
+    for stage in ("encoder", "decoder"):
+        facts = streaming.get(stage)
+        if not isinstance(facts, dict):
+            raise ApucodecError(f"{manifest_path}: streaming.{stage} must be a mapping")
+        _positive_int(facts.get("state_size"), f"streaming.{stage}.state_size", manifest_path, 1 << 30, lower=0)
+        _positive_int(facts.get("delay_samples"), f"streaming.{stage}.delay_samples", manifest_path, 1 << 30,
+                      lower=0)
+    for role, entry in files.items():
+        if "stage" in entry:
+            _positive_int(entry.get("step_frames"), f"files.{role}.step_frames", manifest_path, 1 << 16)
+            _positive_int(entry.get("horizon_frames"), f"files.{role}.horizon_frames", manifest_path, 1 << 20)
     if not isinstance(manifest.get("model_id"), str):
         raise ApucodecError(f"{manifest_path}: model_id must be a string")
 
