@@ -1,0 +1,149 @@
+"""`apucodec tokenize` through a real Ray head on loopback: codes equal `apucodec encode`'s, bad files are listed
+and never stop the job, and a job killed with SIGKILL midway and resumed loses and duplicates nothing.
+
+One head serves the whole module (Ray start-up is the slow part); CI provides one via APUCODEC_TEST_RAY_ADDRESS.
+The bundled model is used: no torch export needed, and it is slow enough per file that the kill lands midway.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pa = pytest.importorskip("pyarrow")
+pytest.importorskip("ray")
+
+import pyarrow.parquet as pq  # noqa: E402
+
+from apucodec.audio import read_audio  # noqa: E402
+from apucodec.cli.main import cli  # noqa: E402
+from apucodec.dataset import TokenDataset  # noqa: E402
+from apucodec.dataset.encoder import CodecAdapter  # noqa: E402
+from apucodec.dataset.shards import codes_from_bytes  # noqa: E402
+from apucodec.model_dir import BUNDLED_DIR  # noqa: E402
+from apucodec.runtime.bitstream import read_apc  # noqa: E402
+from tests.tokenize_helpers import BAD, cli_env, make_corpus, ray_head  # noqa: E402
+
+SHARD_SIZE = 2
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    with ray_head() as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
+    folder = tmp_path_factory.mktemp("corpus")
+    return folder, make_corpus(folder)
+
+
+def tokenize_cmd(corpus_dir: Path, out: Path, address: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "apucodec", "tokenize", str(corpus_dir), str(out), "--ray", address,
+            "--workers", "2", "--threads", "1", "--shard-size", str(SHARD_SIZE), "--model", str(BUNDLED_DIR), *extra]
+
+
+def visible_shards(out: Path) -> list[Path]:
+    folder = out / "shards"
+    return sorted(folder.glob("[0-9]*.parquet")) if folder.is_dir() else []
+
+
+def rows(out: Path) -> list[dict]:
+    return [row for path in visible_shards(out) for row in pq.read_table(path).to_pylist()]
+
+
+def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tmp_path):
+    corpus_dir, kinds = corpus
+    out = tmp_path / "codes"
+    total_shards = -(-len(kinds["good"]) // SHARD_SIZE)
+
+    # 1. start the job and SIGKILL it once a few shards are visible (the driver dies mid-stream)
+    log = (tmp_path / "killed.log").open("w")
+    job = subprocess.Popen(tokenize_cmd(corpus_dir, out, ray_address), env=cli_env(), stdout=log, stderr=log)
+    deadline = time.monotonic() + 120
+    while len(visible_shards(out)) < 3 and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert job.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()
+    before = rows(out)
+    assert 3 * SHARD_SIZE <= len(before) < len(kinds["good"]), "the kill did not land midway"
+    assert not (out / "dataset.json").exists()  # written only by a finished run
+    stale = out / "shards" / ".00077.parquet.x1y2.tmp"  # as a kill during a shard write would leave it
+    stale.write_bytes(b"PAR1 half a shard")
+
+    # 2. resume: only the rest is encoded, the leftover temp file is gone and was never read
+    resumed = subprocess.run(tokenize_cmd(corpus_dir, out, ray_address), env=cli_env(), capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = resumed.stdout.strip().splitlines()[-1]
+    encoded = len(kinds["good"]) - len(before)
+    assert f"tokenize: {encoded} encoded" in summary and f"{len(before)} already done" in summary, summary
+    assert "1 duplicate content" in summary and f"{len(BAD)} failed" in summary, summary
+    assert not stale.exists()
+    after = rows(out)
+    assert [r["sha256"] for r in after[: len(before)]] == [r["sha256"] for r in before]  # old shards untouched
+
+    # 3. no loss, no duplicates: exactly the good files, each once (the duplicate's content counted once)
+    paths = [r["path"] for r in after]
+    assert sorted(paths) == sorted(kinds["good"])
+    assert len({r["sha256"] for r in after}) == len(after)
+    assert len(visible_shards(out)) <= total_shards + 1  # the killed run's last shard may be partial-sized
+
+    # 4. every file's codes equal what the runtime encodes from the same file
+    adapter = CodecAdapter(BUNDLED_DIR, threads=1)
+    by_path = {r["path"]: r for r in after}
+    for rel in kinds["good"]:
+        row = by_path[rel]
+        samples, info = read_audio(corpus_dir / rel, adapter.sample_rate)
+        expected = adapter.encode(samples)
+        codes = codes_from_bytes(row["codes"], row["codebooks"], row["frames"])
+        np.testing.assert_array_equal(codes, expected, err_msg=rel)
+        assert row["samples"] == samples.size and row["sample_rate"] == info.sample_rate
+        assert row["duration"] == pytest.approx(info.seconds) and row["model_id"] == adapter.model_id
+    # ... and what `apucodec encode` writes into an .apc, for a resampled stereo file, a FLAC and the 0.1 s clip
+    for rel in ("short.wav", next(p for p in paths if p.endswith(".flac")), next(p for p in paths if "deep" in p)):
+        apc = tmp_path / (Path(rel).stem + ".apc")
+        result = CliRunner().invoke(cli, ["encode", str(corpus_dir / rel), str(apc), "--model", str(BUNDLED_DIR),
+                                          "--encoder-ep", "cpu", "--threads", "1"])
+        assert result.exit_code == 0, result.output
+        _, apc_codes = read_apc(apc)
+        row = by_path[rel]
+        np.testing.assert_array_equal(codes_from_bytes(row["codes"], row["codebooks"], row["frames"]), apc_codes)
+
+    # 5. the failures table and dataset.json
+    failures = pq.read_table(out / "failures.parquet").to_pylist()
+    assert sorted(f["path"] for f in failures) == sorted(BAD)
+    for failure in failures:
+        assert BAD[failure["path"]] in failure["reason"] and "\n" not in failure["reason"], failure
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["counts"]["items"] == len(kinds["good"]) and meta["counts"]["failures"] == len(BAD)
+    assert meta["duplicates"][0]["path"] == kinds["duplicate"][0] and meta["model"]["model_id"] == adapter.model_id
+    seconds = sum(r["duration"] for r in after)
+    assert meta["totals"]["audio_seconds"] == pytest.approx(seconds, abs=1e-3)
+    assert meta["totals"]["frames"] == sum(r["frames"] for r in after)
+
+    # 6. idempotent: a rerun encodes nothing and writes no shard
+    shards_before = visible_shards(out)
+    again = subprocess.run(tokenize_cmd(corpus_dir, out, ray_address), env=cli_env(), capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "tokenize: 0 encoded" in again.stdout and f"{len(after)} already done" in again.stdout, again.stdout
+    assert visible_shards(out) == shards_before
+
+    # 7. reading back: items as arrays, one decoded to audio
+    dataset = TokenDataset(out)
+    items = list(dataset)
+    assert len(dataset) == len(items) == len(after)
+    short = next(item for item in items if item.path == "short.wav")
+    audio = dataset.decode(short)
+    assert audio.shape == (short.samples,) and np.isfinite(audio).all() and np.abs(audio).max() > 0
