@@ -69,7 +69,11 @@ class TokenizeReport:
 def tokenize(corpus: str | Path, out: str | Path, options: TokenizeOptions) -> TokenizeReport:
     """Encode every audio file of `corpus` not yet in `out` (see the module docstring)."""
     start = time.monotonic()
-    out = _prepare_out(Path(out))
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ApucodecError(f"{out}: exists and is not a folder")
+    if not out.parent.is_dir():
+        raise ApucodecError(f"{out}: parent folder {out.parent} does not exist")
     model = resolve_model(options.model)
     n_codebooks = options.codebooks or model.n_codebooks
     if not 1 <= n_codebooks <= model.n_codebooks:
@@ -77,7 +81,10 @@ def tokenize(corpus: str | Path, out: str | Path, options: TokenizeOptions) -> T
     if options.workers < 1 or options.threads < 1 or options.shard_size < 1:
         raise ApucodecError("--workers, --threads and --shard-size must be at least 1")
     items = list_corpus(corpus, exclude=out)
-    done = shards.completed(out, model.model_id, n_codebooks)
+    done = shards.completed(out, model.model_id, n_codebooks)  # before anything is written: a wrong OUT is refused
+    out.mkdir(exist_ok=True)
+    out = out.resolve()
+    shards.remove_partial_shards(out)
     report = TokenizeReport(listed=len(items))
     with ray_session(options.ray_address):
         probed = _probe(items)
@@ -94,16 +101,6 @@ def tokenize(corpus: str | Path, out: str | Path, options: TokenizeOptions) -> T
     shards.write_dataset_json(out, shards.summarize(out, model.summary, n_codebooks, report.failures, duplicates,
                                                     run))
     return report
-
-
-def _prepare_out(out: Path) -> Path:
-    if out.exists() and not out.is_dir():
-        raise ApucodecError(f"{out}: exists and is not a folder")
-    if not out.parent.is_dir():
-        raise ApucodecError(f"{out}: parent folder {out.parent} does not exist")
-    out.mkdir(exist_ok=True)
-    shards.remove_partial_shards(out)
-    return out.resolve()
 
 
 @contextlib.contextmanager
