@@ -4,6 +4,7 @@ order), atomic shards, reading back and decoding, one-line errors, and the runti
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -180,14 +181,21 @@ def test_cli_errors_are_one_line_and_write_nothing(folder, tmp_path):
     cases = [([str(folder), str(as_file)], "exists and is not a folder"),
              ([str(tmp_path / "nope"), str(tmp_path / "o1")], "no such folder or manifest"),
              ([str(folder), str(tmp_path / "missing" / "o2")], "does not exist"),
-             ([str(folder), str(tmp_path / "o3"), "--codebooks", "9"], "--codebooks must be in 1..8")]
+             ([str(folder), str(tmp_path / "o3"), "--codebooks", "9"], "--codebooks must be in 1..8"),
+             ([str(folder), str(tmp_path / "o4"), "--ray", f"127.0.0.1:{_closed_port()}"], "cannot reach the Ray")]
     for args, fragment in cases:
         result = runner.invoke(cli, ["tokenize", *args, "--model", str(BUNDLED_DIR)])
         assert result.exit_code == 1, result.output
         errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in result.output, result.output
     assert as_file.read_text() == "keep"
-    assert not any((tmp_path / name).exists() for name in ("o1", "o3"))
+    assert not any((tmp_path / name).exists() for name in ("o1", "o3", "o4"))
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:  # bound, never listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def test_missing_extra_names_it(monkeypatch):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import shutil
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -82,15 +84,22 @@ def tokenize(corpus: str | Path, out: str | Path, options: TokenizeOptions) -> T
         raise ApucodecError("--workers, --threads and --shard-size must be at least 1")
     items = list_corpus(corpus, exclude=out)
     done = shards.completed(out, model.model_id, n_codebooks)  # before anything is written: a wrong OUT is refused
+    check_reachable(options.ray_address)
+    created = not out.exists()
     out.mkdir(exist_ok=True)
     out = out.resolve()
     shards.remove_partial_shards(out)
     report = TokenizeReport(listed=len(items))
-    with ray_session(options.ray_address):
-        probed = _probe(items)
-        todo, report.failures, duplicates, report.already_done = plan(probed, done)
-        report.duplicates = len(duplicates)
-        _encode(todo, out, model, n_codebooks, options, report)
+    try:
+        with ray_session(options.ray_address):
+            probed = _probe(items)
+            todo, report.failures, duplicates, report.already_done = plan(probed, done)
+            report.duplicates = len(duplicates)
+            _encode(todo, out, model, n_codebooks, options, report)
+    except ApucodecError:
+        if created and not shards.shard_paths(out):  # leave nothing behind when nothing was done
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     report.failed = len(report.failures)
     report.wall_seconds = time.monotonic() - start
     shards.write_failures(out, report.failures)
@@ -101,6 +110,22 @@ def tokenize(corpus: str | Path, out: str | Path, options: TokenizeOptions) -> T
     shards.write_dataset_json(out, shards.summarize(out, model.summary, n_codebooks, report.failures, duplicates,
                                                     run))
     return report
+
+
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail in seconds, with one line, when a HOST:PORT address does not answer (ray.init would retry for minutes).
+
+    Other address forms (auto, ray://...) are left to Ray.
+    """
+    if not address or "://" in address or address == "auto":
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ApucodecError(f"--ray {address}: expected HOST:PORT (e.g. 10.0.0.5:6379), auto or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ApucodecError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
 
 
 @contextlib.contextmanager
