@@ -212,3 +212,17 @@ def test_runtime_and_cli_import_no_ray_or_pyarrow():
             "print(sorted(m for m in ('ray', 'pyarrow', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_errors_inside_ray_become_one_line():
+    ray = pytest.importorskip("ray")
+    from apucodec.dataset.pipeline import ray_errors
+
+    remote = ray.exceptions.RayTaskError("EncodeActor.__init__", "Traceback (most recent call last):\n  ...",
+                                         ApucodecError("/models/m/encoder.onnx: missing from the model directory"))
+    with pytest.raises(ApucodecError) as info, ray_errors():
+        raise remote
+    assert str(info.value) == "the Ray job failed: /models/m/encoder.onnx: missing from the model directory"
+    with pytest.raises(ApucodecError) as info, ray_errors():  # no cause: the text's last line, class name dropped
+        raise ray.exceptions.RayError("Traceback ...\napucodec.errors.ApucodecError: /m: no such model directory")
+    assert str(info.value) == "the Ray job failed: /m: no such model directory"

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import re
 import shutil
 import socket
 import time
@@ -91,7 +93,7 @@ def tokenize(corpus: str | Path, out: str | Path, options: TokenizeOptions) -> T
     shards.remove_partial_shards(out)
     report = TokenizeReport(listed=len(items))
     try:
-        with ray_session(options.ray_address):
+        with ray_session(options.ray_address, options.workers * options.threads), ray_errors():
             probed = _probe(items)
             todo, report.failures, duplicates, report.already_done = plan(probed, done)
             report.duplicates = len(duplicates)
@@ -129,8 +131,12 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None) -> Iterator[Any]:
-    """Connect to `address`, or start a local Ray for this call; a session the caller already opened is reused."""
+def ray_session(address: str | None, actor_cpus: int = 1) -> Iterator[Any]:
+    """Connect to `address`, or start a local Ray for this call; a session the caller already opened is reused.
+
+    A local Ray gets at least `actor_cpus` logical CPUs (workers x threads), so asking for more actors than this
+    machine has cores oversubscribes it, as asked, instead of leaving actors waiting for CPUs forever.
+    """
     ray = deps.ray()
     if ray.is_initialized():
         yield ray
@@ -141,7 +147,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
         if address:
             ray.init(address=address, **quiet)
         else:
-            ray.init(include_dashboard=False, **quiet)
+            ray.init(include_dashboard=False, num_cpus=max(os.cpu_count() or 1, actor_cpus), **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise ApucodecError(f"cannot start or reach {where} ({str(exc).splitlines()[0]})") from None
@@ -153,6 +159,22 @@ def ray_session(address: str | None) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def ray_errors() -> Iterator[None]:
+    """A failure inside Ray (an actor that cannot open the model, a worker that cannot see the corpus, a lost node)
+    as one line: the original error's own message, not Ray's wrapped remote traceback."""
+    import ray
+
+    try:
+        yield
+    except ray.exceptions.RayError as exc:
+        cause = getattr(exc, "cause", None)
+        text = str(cause) if cause is not None else str(exc)
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        last = re.sub(r"^[\w.]*(Error|Exception): ", "", lines[-1]) if lines else type(exc).__name__
+        raise ApucodecError(f"the Ray job failed: {last}") from None
 
 
 def _probe(items: list[CorpusItem]) -> list[dict[str, Any]]:
