@@ -248,9 +248,13 @@ def _encode(todo: list[dict[str, Any]], out: Path, model: ModelInfo, n_codebooks
                                                            "threads": options.threads},
                        batch_size=1, num_cpus=options.threads,
                        compute=ray.data.ActorPoolStrategy(size=options.workers)))
+    written: set[str] = set()  # a batch Ray re-runs after losing a worker must not become a second row
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for row in _rows(batch):
+                if row["sha256"] in written:
+                    continue
+                written.add(row["sha256"])
                 if row["error"]:
                     report.failures.append(failure(row, row["stage"]))
                     progress.update(row["duration"], failed=True)
