@@ -67,7 +67,7 @@ def main() -> None:
     try:
         files, seconds = make_corpus(args.source, args.copies, work / "corpus")
         print(f"corpus: {len(files)} files, {seconds / 60:.1f} min of audio ({args.copies} copies of {args.source}); "
-              f"model {model}; {os.cpu_count()} CPUs")
+              f"model {model}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
         rows = []
         for threads in sorted({args.threads, 0}):
             wall = loop_encode(model, files, work / f"loop{threads}", threads)
@@ -81,6 +81,7 @@ def main() -> None:
                 if report.encoded != len(files) or report.failed:
                     sys.exit(f"tokenize encoded {report.encoded} of {len(files)} files, {report.failed} failed")
                 rows.append((f"tokenize --workers {workers} --threads {args.threads}", report.wall_seconds))
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
         base = rows[0][1]
         print(f"{'run':<52} {'wall s':>8} {'audio-h/h':>10} {'vs loop':>8}")
         for name, wall in rows:

@@ -7,6 +7,7 @@ stderr; bad files never stop the job and are listed in OUT/failures.parquet, but
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -36,7 +37,12 @@ def tokenize(corpus: Path, out: Path, n_codebooks: int | None, workers: int, thr
 
     options = TokenizeOptions(model=model_path, codebooks=n_codebooks, workers=workers, threads=threads,
                               shard_size=shard_size, ray_address=ray_address)
-    report = run_tokenize(corpus, out, options)
+    try:
+        report = run_tokenize(corpus, out, options)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: the complete shards in {out} are kept; run the same command again to resume",
+                   err=True)
+        sys.exit(130)
     for failure in report.failures[:20]:
         click.echo(f"skipped: {failure['path']}: {failure['reason']}", err=True)
     if report.failed > 20:
