@@ -2,7 +2,8 @@
 and never stop the job, and a job killed with SIGKILL midway and resumed loses and duplicates nothing.
 
 One head serves the whole module (Ray start-up is the slow part); CI provides one via APUCODEC_TEST_RAY_ADDRESS.
-The bundled model is used: no torch export needed, and it is slow enough per file that the kill lands midway.
+The tiny test model (tests/conftest.py, shared with the other runtime tests) keeps encoding cheap; the kill lands
+midway whatever the speed because the driver is frozen (SIGSTOP) the moment its first shard is visible, then killed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from apucodec.cli.main import cli  # noqa: E402
 from apucodec.dataset import TokenDataset  # noqa: E402
 from apucodec.dataset.encoder import CodecAdapter  # noqa: E402
 from apucodec.dataset.shards import codes_from_bytes  # noqa: E402
-from apucodec.model_dir import BUNDLED_DIR  # noqa: E402
 from apucodec.runtime.bitstream import read_apc  # noqa: E402
 from tests.tokenize_helpers import BAD, cli_env, make_corpus, ray_head  # noqa: E402
 
@@ -47,9 +47,9 @@ def corpus(tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
     return folder, make_corpus(folder)
 
 
-def tokenize_cmd(corpus_dir: Path, out: Path, address: str, *extra: str) -> list[str]:
+def tokenize_cmd(corpus_dir: Path, out: Path, address: str, model: Path) -> list[str]:
     return [sys.executable, "-m", "apucodec", "tokenize", str(corpus_dir), str(out), "--ray", address,
-            "--workers", "2", "--threads", "1", "--shard-size", str(SHARD_SIZE), "--model", str(BUNDLED_DIR), *extra]
+            "--workers", "2", "--threads", "1", "--shard-size", str(SHARD_SIZE), "--model", str(model)]
 
 
 def visible_shards(out: Path) -> list[Path]:
@@ -61,29 +61,31 @@ def rows(out: Path) -> list[dict]:
     return [row for path in visible_shards(out) for row in pq.read_table(path).to_pylist()]
 
 
-def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tmp_path):
+def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tiny_model_dir, tmp_path):
     corpus_dir, kinds = corpus
     out = tmp_path / "codes"
     total_shards = -(-len(kinds["good"]) // SHARD_SIZE)
 
-    # 1. start the job and SIGKILL it once a few shards are visible (the driver dies mid-stream)
+    # 1. start the job; freeze the driver as soon as a shard is visible, then SIGKILL it (it dies mid-stream)
     log = (tmp_path / "killed.log").open("w")
-    job = subprocess.Popen(tokenize_cmd(corpus_dir, out, ray_address), env=cli_env(), stdout=log, stderr=log)
-    deadline = time.monotonic() + 120
-    while len(visible_shards(out)) < 3 and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    job = subprocess.Popen(tokenize_cmd(corpus_dir, out, ray_address, tiny_model_dir), env=cli_env(), stdout=log,
+                           stderr=log)
+    deadline = time.monotonic() + 180
+    while not visible_shards(out) and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    job.send_signal(signal.SIGSTOP)
     job.send_signal(signal.SIGKILL)
     job.wait()
     assert job.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()
     before = rows(out)
-    assert 3 * SHARD_SIZE <= len(before) < len(kinds["good"]), "the kill did not land midway"
+    assert SHARD_SIZE <= len(before) < len(kinds["good"]), "the kill did not land midway"
     assert not (out / "dataset.json").exists()  # written only by a finished run
     stale = out / "shards" / ".00077.parquet.x1y2.tmp"  # as a kill during a shard write would leave it
     stale.write_bytes(b"PAR1 half a shard")
 
     # 2. resume: only the rest is encoded, the leftover temp file is gone and was never read
-    resumed = subprocess.run(tokenize_cmd(corpus_dir, out, ray_address), env=cli_env(), capture_output=True,
-                             text=True, timeout=300)
+    command = tokenize_cmd(corpus_dir, out, ray_address, tiny_model_dir)
+    resumed = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     summary = resumed.stdout.strip().splitlines()[-1]
     encoded = len(kinds["good"]) - len(before)
@@ -100,7 +102,7 @@ def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tmp_path):
     assert len(visible_shards(out)) <= total_shards + 1  # the killed run's last shard may be partial-sized
 
     # 4. every file's codes equal what the runtime encodes from the same file
-    adapter = CodecAdapter(BUNDLED_DIR, threads=1)
+    adapter = CodecAdapter(tiny_model_dir, threads=1)
     by_path = {r["path"]: r for r in after}
     for rel in kinds["good"]:
         row = by_path[rel]
@@ -113,7 +115,7 @@ def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tmp_path):
     # ... and what `apucodec encode` writes into an .apc, for a resampled stereo file, a FLAC and the 0.1 s clip
     for rel in ("short.wav", next(p for p in paths if p.endswith(".flac")), next(p for p in paths if "deep" in p)):
         apc = tmp_path / (Path(rel).stem + ".apc")
-        result = CliRunner().invoke(cli, ["encode", str(corpus_dir / rel), str(apc), "--model", str(BUNDLED_DIR),
+        result = CliRunner().invoke(cli, ["encode", str(corpus_dir / rel), str(apc), "--model", str(tiny_model_dir),
                                           "--encoder-ep", "cpu", "--threads", "1"])
         assert result.exit_code == 0, result.output
         _, apc_codes = read_apc(apc)
@@ -134,8 +136,7 @@ def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tmp_path):
 
     # 6. idempotent: a rerun encodes nothing and writes no shard
     shards_before = visible_shards(out)
-    again = subprocess.run(tokenize_cmd(corpus_dir, out, ray_address), env=cli_env(), capture_output=True, text=True,
-                           timeout=300)
+    again = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "tokenize: 0 encoded" in again.stdout and f"{len(after)} already done" in again.stdout, again.stdout
     assert visible_shards(out) == shards_before

@@ -24,7 +24,6 @@ from apucodec.dataset.corpus import list_corpus, probe_item  # noqa: E402
 from apucodec.dataset.encoder import CodecAdapter, resolve_model  # noqa: E402
 from apucodec.dataset.pipeline import plan  # noqa: E402
 from apucodec.errors import ApucodecError  # noqa: E402
-from apucodec.model_dir import BUNDLED_DIR  # noqa: E402
 from tests.audio_factory import mixture, tone  # noqa: E402
 from tests.tokenize_helpers import REPO  # noqa: E402
 
@@ -140,28 +139,28 @@ def _raise_after_partial_write(table, where, **kwargs):
     raise KeyboardInterrupt
 
 
-def test_reader_codes_and_decode_match_the_runtime(tmp_path):
+def test_reader_codes_and_decode_match_the_runtime(tiny_model_dir, tmp_path):
     """Rows written from the adapter's codes read back as the same arrays, and decoding one equals the runtime's
     own encode -> decode of the same samples (`pyarrow` and Hugging Face `datasets` read the shards as they are)."""
-    model = resolve_model(BUNDLED_DIR)
-    encoder = CodecAdapter(BUNDLED_DIR, threads=1)
+    model = resolve_model(tiny_model_dir)
+    encoder = CodecAdapter(tiny_model_dir, threads=1)
     clips = {"a.wav": mixture(0.6, seed=3), "b.wav": tone(0.1, 550.0)}
     writer = shards.ShardWriter(tmp_path, shard_size=10)
     expected = {}
     for name, audio in clips.items():
-        codes = encoder.encode(audio, 4)
+        codes = encoder.encode(audio, 3)
         expected[name] = codes
         writer.add({"path": name, "sha256": name, "duration": audio.size / 44100, "sample_rate": 44100,
-                    "samples": audio.size, "frames": codes.shape[1], "codebooks": 4,
+                    "samples": audio.size, "frames": codes.shape[1], "codebooks": 3,
                     "codes": shards.codes_to_bytes(codes), "model_id": model.model_id})
     writer.flush()
-    shards.write_dataset_json(tmp_path, shards.summarize(tmp_path, model.summary, 4, [], [], {}))
+    shards.write_dataset_json(tmp_path, shards.summarize(tmp_path, model.summary, 3, [], [], {}))
     dataset = TokenDataset(tmp_path)
     items = {item.path: item for item in dataset}
     for name, codes in expected.items():
         np.testing.assert_array_equal(items[name].codes, codes)
     decoded = dataset.decode(items["a.wav"])
-    decoder = CodecAdapter(BUNDLED_DIR, threads=1, stages=("decoder",))
+    decoder = CodecAdapter(tiny_model_dir, threads=1, stages=("decoder",))
     np.testing.assert_array_equal(decoded, decoder.decode(expected["a.wav"], clips["a.wav"].size))
     assert decoded.shape == clips["a.wav"].shape
     table = pq.read_table(tmp_path / "shards")
@@ -174,17 +173,17 @@ def test_reader_codes_and_decode_match_the_runtime(tmp_path):
         np.frombuffer(row["codes"], "<u2").reshape(row["codebooks"], row["frames"]), expected["b.wav"])
 
 
-def test_cli_errors_are_one_line_and_write_nothing(folder, tmp_path):
+def test_cli_errors_are_one_line_and_write_nothing(folder, tiny_model_dir, tmp_path):
     runner = CliRunner()
     as_file = tmp_path / "out.txt"
     as_file.write_text("keep")
     cases = [([str(folder), str(as_file)], "exists and is not a folder"),
              ([str(tmp_path / "nope"), str(tmp_path / "o1")], "no such folder or manifest"),
              ([str(folder), str(tmp_path / "missing" / "o2")], "does not exist"),
-             ([str(folder), str(tmp_path / "o3"), "--codebooks", "9"], "--codebooks must be in 1..8"),
+             ([str(folder), str(tmp_path / "o3"), "--codebooks", "9"], "--codebooks must be in 1..4"),
              ([str(folder), str(tmp_path / "o4"), "--ray", f"127.0.0.1:{_closed_port()}"], "cannot reach the Ray")]
     for args, fragment in cases:
-        result = runner.invoke(cli, ["tokenize", *args, "--model", str(BUNDLED_DIR)])
+        result = runner.invoke(cli, ["tokenize", *args, "--model", str(tiny_model_dir)])
         assert result.exit_code == 1, result.output
         errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in result.output, result.output

@@ -34,34 +34,33 @@ def resolve_model(option: str | Path | None) -> ModelInfo:
     model = load_model_dir(default_model_path(option))
     cfg = model.config
     summary = {"model_id": model.model_id, "path": str(model.path.resolve()), "bundled": model.is_bundled,
-               "codec": model.manifest.get("codec"), "window": {k: v for k, v in model.manifest["window"].items()
-                                                                  if k != "receptive_field"},
+               "codec": model.manifest.get("codec"), "streaming": model.manifest.get("streaming"),
                "producers": model.manifest.get("producers"),
                "quantization": (model.manifest.get("quantization") or {}).get("preset")}
-    return ModelInfo(str(model.path.resolve()), model.model_id, cfg.sample_rate, model.geometry.hop,
-                     cfg.n_codebooks, cfg.codebook_size, summary)
+    return ModelInfo(str(model.path.resolve()), model.model_id, cfg.sample_rate, model.hop, cfg.n_codebooks,
+                     cfg.codebook_size, summary)
 
 
 class CodecAdapter:
-    """One opened runtime codec (sessions placed like `apucodec run`: NPU/GPU where present, else CPU)."""
+    """One opened codec (sessions placed like `apucodec run`: NPU/GPU where present, else CPU), only the stages
+    asked for: an encoder actor never opens a decoder session."""
 
     def __init__(self, model_path: str | Path, threads: int = 0, stages: tuple[str, ...] = ("encoder",)) -> None:
-        from apucodec.runtime.pipeline import Codec
+        from apucodec.api import Codec
+        from apucodec.model_dir import load_model_dir
         from apucodec.runtime.providers import SessionSettings
 
-        self._codec = Codec.open(model_path, SessionSettings(threads=threads), warn=None, stages=stages)
+        self._codec = Codec(load_model_dir(model_path), SessionSettings(threads=threads), warn=None, stages=stages)
         self.model_id: str = self._codec.model.model_id
         self.sample_rate: int = self._codec.sample_rate
 
     def encode(self, samples: np.ndarray, n_codebooks: int | None = None) -> np.ndarray:
         """Codec-rate float32 mono samples -> codes [n_codebooks, frames] (raises ApucodecError on bad input)."""
-        codes, _ = self._codec.encode_array(samples, n_codebooks)
-        return codes
+        return self._codec.encode(samples, sample_rate=self.sample_rate, n_codebooks=n_codebooks).array
 
     def decode(self, codes: np.ndarray, length: int) -> np.ndarray:
         """Codes [n, frames] -> `length` codec-rate samples (needs stages=("decoder",))."""
-        audio, _ = self._codec.decode_codes(codes, length)
-        return audio
+        return self._codec.decode(codes, length=length)
 
     def placement(self) -> str:
         return self._codec.placement.summary()
