@@ -9,6 +9,7 @@ midway whatever the speed because the driver is frozen (SIGSTOP) the moment its 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -148,3 +149,29 @@ def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tiny_model_d
     short = next(item for item in items if item.path == "short.wav")
     audio = dataset.decode(short)
     assert audio.shape == (short.samples,) and np.isfinite(audio).all() and np.abs(audio).max() > 0
+
+
+@pytest.mark.slow
+def test_tokenize_manifest_with_fewer_codebooks(ray_address, corpus, tiny_model_dir, tmp_path):
+    """A JSONL manifest (relative and absolute paths, one missing file) with --codebooks 2 and one worker."""
+    corpus_dir, kinds = corpus
+    chosen = kinds["good"][:6]
+    manifest = tmp_path / "subset.jsonl"  # relative paths are relative to the manifest's folder
+    relative = [os.path.relpath(corpus_dir / rel, tmp_path) for rel in chosen[:3]]
+    lines = [{"path": p} for p in relative] + [{"path": str(corpus_dir / rel)} for rel in chosen[3:]]
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in [*lines, {"path": "gone.wav"}]))
+    out = tmp_path / "codes2"
+    command = [sys.executable, "-m", "apucodec", "tokenize", str(manifest), str(out), "--ray", ray_address,
+               "--workers", "1", "--codebooks", "2", "--model", str(tiny_model_dir)]
+    result = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "tokenize: 6 encoded" in result.stdout and "1 failed" in result.stdout, result.stdout
+    assert "skipped: gone.wav: cannot read" in result.stderr
+    adapter = CodecAdapter(tiny_model_dir, threads=1)
+    found = {r["path"]: r for r in rows(out)}
+    assert len(found) == 6
+    for rel, as_listed in zip(chosen, [*relative, *(str(corpus_dir / rel) for rel in chosen[3:])], strict=True):
+        row = found[as_listed]  # the path column holds the path as the manifest gives it
+        samples, _ = read_audio(corpus_dir / rel, adapter.sample_rate)
+        assert row["codebooks"] == 2
+        np.testing.assert_array_equal(codes_from_bytes(row["codes"], 2, row["frames"]), adapter.encode(samples, 2))
