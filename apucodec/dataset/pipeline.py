@@ -147,7 +147,9 @@ def ray_session(address: str | None, actor_cpus: int = 1) -> Iterator[Any]:
         if address:
             ray.init(address=address, **quiet)
         else:
-            ray.init(include_dashboard=False, num_cpus=max(os.cpu_count() or 1, actor_cpus), **quiet)
+            # "local": always a new instance, never one a `ray start` on this machine left running
+            ray.init(address="local", include_dashboard=False, num_cpus=max(os.cpu_count() or 1, actor_cpus),
+                     **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise ApucodecError(f"cannot start or reach {where} ({str(exc).splitlines()[0]})") from None
