@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from click.testing import CliRunner
 
 pa = pytest.importorskip("pyarrow")
@@ -31,6 +32,7 @@ from apucodec.dataset import TokenDataset  # noqa: E402
 from apucodec.dataset.encoder import CodecAdapter  # noqa: E402
 from apucodec.dataset.shards import codes_from_bytes  # noqa: E402
 from apucodec.runtime.bitstream import read_apc  # noqa: E402
+from tests.audio_factory import mixture  # noqa: E402
 from tests.tokenize_helpers import BAD, cli_env, make_corpus, ray_head  # noqa: E402
 
 SHARD_SIZE = 2
@@ -175,3 +177,21 @@ def test_tokenize_manifest_with_fewer_codebooks(ray_address, corpus, tiny_model_
         samples, _ = read_audio(corpus_dir / rel, adapter.sample_rate)
         assert row["codebooks"] == 2
         np.testing.assert_array_equal(codes_from_bytes(row["codes"], 2, row["frames"]), adapter.encode(samples, 2))
+
+
+@pytest.mark.slow
+def test_tokenize_default_local_ray(tiny_model_dir, tmp_path):
+    """Without --ray the command starts a Ray of its own, uses it, and stops it."""
+    corpus_dir = tmp_path / "few"
+    corpus_dir.mkdir()
+    for i in range(3):
+        sf.write(corpus_dir / f"c{i}.wav", mixture(0.3 + 0.2 * i, seed=i), 44100)
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef" * 4)  # token auth with a token of its own: ~/.ray is left alone
+    env = {**cli_env(), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    command = [sys.executable, "-m", "apucodec", "tokenize", str(corpus_dir), str(tmp_path / "out"),
+               "--model", str(tiny_model_dir)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "tokenize: 3 encoded" in result.stdout, result.stdout
+    assert len(rows(tmp_path / "out")) == 3
