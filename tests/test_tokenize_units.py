@@ -225,3 +225,20 @@ def test_errors_inside_ray_become_one_line():
     with pytest.raises(ApucodecError) as info, ray_errors():  # no cause: the text's last line, class name dropped
         raise ray.exceptions.RayError("Traceback ...\napucodec.errors.ApucodecError: /m: no such model directory")
     assert str(info.value) == "the Ray job failed: /m: no such model directory"
+
+
+
+def test_one_run_per_output_folder(tmp_path):
+    from apucodec.dataset.pipeline import exclusive
+
+    code = ("import sys; from pathlib import Path; from apucodec.dataset.pipeline import exclusive\n"
+            "try:\n    with exclusive(Path(sys.argv[1])): print('got it')\n"
+            "except Exception as exc: print(exc)")
+
+    def other_run() -> str:
+        return subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=REPO,
+                              check=True).stdout.strip()
+
+    with exclusive(tmp_path):
+        assert other_run() == f"{tmp_path}: another apucodec tokenize run is writing here"
+    assert other_run() == "got it"

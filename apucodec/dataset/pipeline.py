@@ -35,6 +35,7 @@ from apucodec.errors import ApucodecError
 
 ITEMS_PER_READ_TASK = 4
 PROBE_CHUNK = 64  # files per probe task
+LOCK_NAME = ".tokenize.lock"
 
 
 @dataclass
@@ -85,25 +86,32 @@ def tokenize(corpus: str | Path, out: str | Path, options: TokenizeOptions) -> T
     if options.workers < 1 or options.threads < 1 or options.shard_size < 1:
         raise ApucodecError("--workers, --threads and --shard-size must be at least 1")
     items = list_corpus(corpus, exclude=out)
-    done = shards.completed(out, model.model_id, n_codebooks)  # before anything is written: a wrong OUT is refused
     check_reachable(options.ray_address)
     created = not out.exists()
     out.mkdir(exist_ok=True)
     out = out.resolve()
-    shards.remove_partial_shards(out)
     report = TokenizeReport(listed=len(items))
     try:
-        with ray_session(options.ray_address, options.workers * options.threads), ray_errors():
-            probed = _probe(items)
-            todo, report.failures, duplicates, report.already_done = plan(probed, done)
-            report.duplicates = len(duplicates)
-            _encode(todo, out, model, n_codebooks, options, report)
+        with exclusive(out):
+            done = shards.completed(out, model.model_id, n_codebooks)  # refuses an OUT of another model
+            with ray_session(options.ray_address, options.workers * options.threads), ray_errors():
+                probed = _probe(items)
+                todo, report.failures, duplicates, report.already_done = plan(probed, done)
+                report.duplicates = len(duplicates)
+                _encode(todo, out, model, n_codebooks, options, report)
+            report.failed = len(report.failures)
+            report.wall_seconds = time.monotonic() - start
+            _finish(out, corpus, model, n_codebooks, options, report, duplicates)
     except ApucodecError:
         if created and not shards.shard_paths(out):  # leave nothing behind when nothing was done
             shutil.rmtree(out, ignore_errors=True)
         raise
-    report.failed = len(report.failures)
-    report.wall_seconds = time.monotonic() - start
+    return report
+
+
+def _finish(out: Path, corpus: str | Path, model: ModelInfo, n_codebooks: int, options: TokenizeOptions,
+            report: TokenizeReport, duplicates: list[dict[str, str]]) -> None:
+    """failures.parquet and dataset.json (counts and totals recomputed from all visible shards)."""
     shards.write_failures(out, report.failures)
     run = {"corpus": str(Path(corpus).resolve()), "listed": report.listed, "encoded": report.encoded,
            "already_done": report.already_done, "failed": report.failed, "wall_seconds": round(report.wall_seconds, 3),
@@ -111,7 +119,21 @@ def tokenize(corpus: str | Path, out: str | Path, options: TokenizeOptions) -> T
            "threads": options.threads, "ray": options.ray_address or "local"}
     shards.write_dataset_json(out, shards.summarize(out, model.summary, n_codebooks, report.failures, duplicates,
                                                     run))
-    return report
+
+
+@contextlib.contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """One tokenize run per OUT at a time: two would number their shards alike and replace each other's. The lock
+    dies with the process, so a killed run never blocks the next; stale temp shards are removed under it."""
+    import fcntl
+
+    with open(out / LOCK_NAME, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ApucodecError(f"{out}: another apucodec tokenize run is writing here") from None
+        shards.remove_partial_shards(out)
+        yield
 
 
 def check_reachable(address: str | None, timeout: float = 5.0) -> None:
