@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from apucodec.dataset.pipeline import TokenizeOptions, ray_session, tokenize
+from apucodec.dataset.cluster import ray_session
+from apucodec.dataset.pipeline import TokenizeOptions, tokenize
 from apucodec.model_dir import default_model_path
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.providers import SessionSettings

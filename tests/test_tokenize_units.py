@@ -215,7 +215,7 @@ def test_runtime_and_cli_import_no_ray_or_pyarrow():
 
 def test_errors_inside_ray_become_one_line():
     ray = pytest.importorskip("ray")
-    from apucodec.dataset.pipeline import ray_errors
+    from apucodec.dataset.cluster import ray_errors
 
     remote = ray.exceptions.RayTaskError("EncodeActor.__init__", "Traceback (most recent call last):\n  ...",
                                          ApucodecError("/models/m/encoder.onnx: missing from the model directory"))
