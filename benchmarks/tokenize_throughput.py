@@ -70,20 +70,23 @@ def main() -> None:
         print(f"corpus: {len(files)} files, {seconds / 60:.1f} min of audio ({args.copies} copies of {args.source}); "
               f"model {model}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
         rows = []
-        for threads in sorted({args.threads, 0}):
-            wall = loop_encode(model, files, work / f"loop{threads}", threads)
-            rows.append((f"loop of Codec.encode_file, threads={threads or 'ORT default'}", wall))
         start = time.perf_counter()
         with ray_session(None):
             print(f"local Ray start-up: {time.perf_counter() - start:.1f} s (not counted below)")
-            for workers in args.workers:
+            # loops and tokenize runs alternate, so a load that drifts on a shared machine favours neither side
+            loops = [args.threads, 0]
+            for i, workers in enumerate(args.workers):
+                if i < len(loops):
+                    threads = loops[i]
+                    wall = loop_encode(model, files, work / f"loop{i}", threads)
+                    rows.append((f"loop of Codec.encode_file, threads={threads or 'ORT default'}", wall))
                 options = TokenizeOptions(model=model, workers=workers, threads=args.threads, shard_size=16)
                 report = tokenize(work / "corpus", work / f"out{workers}", options)
                 if report.encoded != len(files) or report.failed:
                     sys.exit(f"tokenize encoded {report.encoded} of {len(files)} files, {report.failed} failed")
                 rows.append((f"tokenize --workers {workers} --threads {args.threads}", report.wall_seconds))
         print(f"load average {os.getloadavg()[0]:.1f} at the end")
-        base = rows[0][1]
+        base = rows[0][1]  # the loop with as many threads as one actor
         print(f"{'run':<52} {'wall s':>8} {'audio-h/h':>10} {'vs loop':>8}")
         for name, wall in rows:
             print(f"{name:<52} {wall:>8.1f} {seconds / wall:>10.1f} {base / wall:>7.2f}x")
