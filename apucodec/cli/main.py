@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "stream": "apucodec.cli.stream:stream",
     "train": "apucodec.cli.train:train",
     "export": "apucodec.cli.export:export",
+    "tokenize": "apucodec.cli.tokenize:tokenize",
 }
 
 
