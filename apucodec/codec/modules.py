@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from apucodec.codec.config import CodecConfig
+from apucodec.codec.init import init_upsampler
 
 
 def make_activation(name: str) -> nn.Module:
@@ -40,6 +41,7 @@ def conv1d(cfg: CodecConfig, c_in: int, c_out: int, kernel: int, *, stride: int 
 def conv_transpose1d(cfg: CodecConfig, c_in: int, c_out: int, stride: int) -> nn.Module:
     """Upsampling by exactly `stride`: kernel 2*stride, padding stride//2 gives out_len = in_len * stride."""
     conv = nn.ConvTranspose1d(c_in, c_out, 2 * stride, stride=stride, padding=stride // 2)
+    init_upsampler(conv, cfg.upsample_init)
     return _normed(conv, cfg.norm)
 
 
