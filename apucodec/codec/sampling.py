@@ -66,10 +66,12 @@ def make_loader(source: SegmentSource, batch_size: int, *, seed: int, start: int
                 world_size: int = 1, workers: int = 0, pin_memory: bool = False) -> DataLoader:
     """Batches [B, 1, segment] for steps [start, end), prepared by `workers` processes (0: in the training loop).
 
-    Items are deterministic per key, so the batches are identical with any number of workers.
+    Items are deterministic per key, so the batches are identical with any number of workers. The loader gets its
+    own generator: by default a DataLoader iterator draws its worker base seed from torch's global generator, which
+    would shift the quantizer's random stream between a resumed run and an uninterrupted one.
     """
     sampler = StepBatches(source.slots, batch_size, rank=rank, world_size=world_size, seed=seed,
                           start=start, end=end)
     return DataLoader(SegmentDataset(source, seed), batch_sampler=sampler, num_workers=workers,
                       pin_memory=pin_memory, persistent_workers=False,
-                      prefetch_factor=4 if workers else None)
+                      prefetch_factor=4 if workers else None, generator=torch.Generator().manual_seed(seed))
