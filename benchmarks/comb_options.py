@@ -60,25 +60,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="a fixed step count instead of the time budget")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--segment-seconds", type=float, default=0.5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 wastes least on a loaded machine)")
+    parser.add_argument("--eval-seconds", type=float, default=10.0, help="seconds of each dev file to score")
     parser.add_argument("--options", nargs="+", default=["baseline", "icnr", "stft2"], choices=sorted(OPTIONS))
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     base = preset(args.preset)
-    print(f"preset {args.preset}; {args.steps or 'time-budgeted'} steps, {args.minutes} min each; "
-          f"batch {args.batch_size} x {args.segment_seconds} s; dev {args.dev}")
+    budget = f"{args.minutes} min each" if args.steps is None else f"{args.steps} steps each"
+    print(f"preset {args.preset}; {budget}; batch {args.batch_size} x {args.segment_seconds} s; dev {args.dev}")
     print(f"{'option':12s} {'steps':>6s} {'si_sdr':>8s} {'mel':>7s} {'comb_db':>8s} {'fs8_db':>7s} {'fs4_db':>7s} "
           f"{'input comb':>10s}", flush=True)
     for name in args.options:
         changes, weights = OPTIONS[name]
         config = dataclasses.replace(base, **changes)
-        settings = TrainSettings(steps=args.steps or 1_000_000, batch_size=args.batch_size,
+        settings = TrainSettings(steps=1_000_000 if args.steps is None else args.steps, batch_size=args.batch_size,
                                  segment_seconds=args.segment_seconds, lr=1e-3, warmup_steps=50, val_every=10**9,
                                  checkpoint_every=10**9, log_every=10**9,
-                                 max_minutes=None if args.steps else args.minutes, loss_weights=weights)
+                                 max_minutes=args.minutes if args.steps is None else None, loss_weights=weights)
         started = time.monotonic()
         with tempfile.TemporaryDirectory() as tmp:
             result = train(args.data, Path(tmp) / "c.pt", config, settings, log=lambda m: None)
-        m = score(result.model, args.dev)
+        m = score(result.model, args.dev, args.eval_seconds)
         print(f"{name:12s} {result.steps_done:6d} {m['si_sdr']:8.2f} {m['mel']:7.3f} {m['comb_db']:8.2f} "
               f"{m['fs8_db']:7.2f} {m['fs4_db']:7.2f} {m['input_comb_db']:10.2f}  ({time.monotonic() - started:.0f} s)",
               flush=True)
