@@ -42,7 +42,8 @@ def score(model: torch.nn.Module, dev: Path, seconds: float = 10.0) -> dict[str,
     model.eval()
     rows = []
     for path in list_audio_files(dev):
-        audio, rate = read_audio(path)
+        audio, _info = read_audio(path, model.config.sample_rate)
+        rate = model.config.sample_rate
         audio = audio[: int(seconds * rate)]
         decoded = model(torch.from_numpy(audio.astype(np.float32)).view(1, 1, -1)).audio.view(-1).numpy()
         comb = frame_rate_comb(decoded, rate, model.config.hop_length)
