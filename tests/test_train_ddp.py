@@ -53,7 +53,6 @@ def test_two_gloo_ranks_end_identical(data_dir, tmp_path):
     assert run.stderr.count("step 1/6") == 1, "a rank other than 0 logged"
 
 
-@pytest.mark.slow
 def test_torchrun_cli(data_dir, tmp_path):
     out = tmp_path / "c.pt"
     run = torchrun(["-m", "apucodec", "train", str(data_dir), "--preset", "tiny", "--steps", "3", "--batch-size", "2",
