@@ -25,6 +25,7 @@ class Group:
     world_size: int = 1
     local_rank: int = 0
     backend: str | None = None  # None: a single process, no group
+    owned: bool = False         # setup() created the group, so teardown() destroys it
 
     @property
     def is_main(self) -> bool:
@@ -49,13 +50,14 @@ def setup(device_name: str) -> tuple[Group, str]:
         device_name = f"cuda:{local_rank}"
     elif device_name == "auto":
         device_name = "cpu"
-    if not dist.is_initialized():
+    owned = not dist.is_initialized()
+    if owned:
         dist.init_process_group(backend=backend, rank=rank, world_size=world)
-    return Group(rank, world, local_rank, backend), device_name
+    return Group(rank, world, local_rank, backend, owned), device_name
 
 
 def teardown(group: Group) -> None:
-    if group.backend is not None and dist.is_initialized():
+    if group.owned and dist.is_initialized():
         dist.destroy_process_group()
 
 
