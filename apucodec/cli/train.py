@@ -1,8 +1,14 @@
-"""`apucodec train`: train a codec on a folder of audio."""
+"""`apucodec train`: train a codec on a folder of audio.
+
+On several devices or machines, launch it with torchrun (data-parallel; only rank 0 logs and writes --out):
+    torchrun --nproc_per_node 4 -m apucodec train DATA --out ckpt.pt
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29400 -m apucodec train DATA
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +21,7 @@ from apucodec.extras import require
 @contextlib.contextmanager
 def _progress_bar(steps: int) -> Iterator[Callable[[int, str | None], None] | None]:
     """A progress bar on a terminal (loss and codebook usage as its status); plain log lines elsewhere."""
-    if not sys.stderr.isatty():
+    if not steps or not sys.stderr.isatty():
         yield None
         return
     status = {"text": ""}
@@ -52,11 +58,22 @@ def _progress_bar(steps: int) -> Iterator[Callable[[int, str | None], None] | No
 @click.option("--stft-weight", default=1.0, show_default=True, help="Weight of the multi-resolution STFT loss.")
 @click.option("--mel-weight", default=1.0, show_default=True, help="Weight of the multi-scale log-mel loss.")
 @click.option("--commitment-weight", default=0.25, show_default=True, help="Weight of the RVQ commitment loss.")
-@click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue from this checkpoint.")
+@click.option("--resume", type=click.Path(path_type=Path), default=None,
+              help="Continue from this checkpoint (exactly, when the settings and the number of ranks match).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True,
+              help="bf16 autocast for the convolutions; auto: bf16 where the GPU/CPU computes it natively.")
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the encoder and decoder.")
+@click.option("--workers", type=int, default=None,
+              help="DataLoader processes per rank preparing batches ahead (default: 2 on CUDA, 0 on CPU).")
+@click.option("--lr-scaling", type=click.Choice(["none", "linear", "sqrt"]), default="none", show_default=True,
+              help="Scale --lr with the number of data-parallel ranks.")
+@click.option("--upsample-init", type=click.Choice(["default", "icnr"]), default=None,
+              help="Override the preset's decoder upsampler initialisation (icnr: no frame-rate comb at init).")
 def train(data_dir: Path, out: Path, preset_name: str, activation: str | None, steps: int, batch_size: int,
           segment_seconds: float, lr: float, warmup_steps: int, val_every: int, checkpoint_every: int,
           log_every: int, max_minutes: float | None, device: str, seed: int, l1_weight: float, stft_weight: float,
-          mel_weight: float, commitment_weight: float, resume: Path | None) -> None:
+          mel_weight: float, commitment_weight: float, resume: Path | None, precision: str, compile_model: bool,
+          workers: int | None, lr_scaling: str, upsample_init: str | None) -> None:
     """Train APU-Codec on every audio file under DATA_DIR (any format libsndfile reads)."""
     require("torch", "train")
     import dataclasses
@@ -73,13 +90,21 @@ def train(data_dir: Path, out: Path, preset_name: str, activation: str | None, s
         raise ApucodecError(f"--preset: {exc}") from None
     if activation:
         config = dataclasses.replace(config, activation=activation)
+    if upsample_init:
+        config = dataclasses.replace(config, upsample_init=upsample_init)
+    if workers is not None and workers < 0:
+        raise ApucodecError(f"--workers {workers}: must be 0 or more")
     settings = TrainSettings(steps=steps, batch_size=batch_size, segment_seconds=segment_seconds, lr=lr,
                              warmup_steps=warmup_steps, val_every=val_every, checkpoint_every=checkpoint_every,
                              log_every=log_every, max_minutes=max_minutes, device=device, seed=seed,
-                             loss_weights=LossWeights(l1_weight, stft_weight, mel_weight, commitment_weight))
-    with _progress_bar(steps) as progress:
+                             loss_weights=LossWeights(l1_weight, stft_weight, mel_weight, commitment_weight),
+                             precision=precision, compile=compile_model, workers=workers, lr_scaling=lr_scaling)
+    main_rank = os.environ.get("RANK", "0") == "0"
+    with _progress_bar(steps if main_rank else 0) as progress:
         result = run_training(data_dir, out, config, settings, resume=resume, progress=progress,
                               log=lambda m: click.echo(m, err=True))
+    if result.rank != 0:
+        return
     last = result.validation[-1] if result.validation else {}
     click.echo(f"wrote {out}: {result.steps_done} steps in {result.seconds:.0f} s"
                + (f", validation SI-SDR {last['si_sdr']:.2f} dB, mel {last['mel']:.3f}" if last else ""))

@@ -2,6 +2,8 @@
 
 The whole folder is decoded once into memory (30 minutes of 44.1 kHz float32 is ~320 MB), because random access
 into compressed files per step would make data loading, not the model, the bottleneck on a 2-core laptop.
+Training items are addressed by (epoch, index) and generated deterministically from the seed (see
+`SegmentSource.item`), which is what lets ranks shard an epoch and a resumed run draw the very same batches.
 The last `val_fraction` of every file is held out, so validation measures audio the model never trained on while
 still covering every kind of material in the folder.
 """
@@ -46,29 +48,43 @@ class SegmentSource:
                 f"{folder}: every audio file is shorter than one training segment "
                 f"({segment_samples / sample_rate:.2f} s plus the held-out tail); use a shorter --segment-seconds"
             )
-        lengths = np.array([c.train_end for c in self.clips], dtype=np.float64)
-        self._weights = lengths / lengths.sum()  # sample files by their length: every second equally likely
+        # (clip, first sample) of every whole segment in the training parts: one epoch visits each once, so every
+        # second of audio is equally likely, whatever the file lengths.
+        self._slots = [(i, k * segment_samples) for i, clip in enumerate(self.clips)
+                       for k in range(clip.train_end // segment_samples)]
 
     @property
     def seconds(self) -> float:
         return sum(len(c.audio) for c in self.clips) / CODEC_RATE
 
-    def batch(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-        """[B, 1, segment] float32, augmented with random gain and polarity; near-silent draws are retried."""
-        out = np.empty((batch_size, 1, self.segment), dtype=np.float32)
-        for b in range(batch_size):
-            for _attempt in range(8):
-                clip = self.clips[rng.choice(len(self.clips), p=self._weights)]
-                start = int(rng.integers(0, clip.train_end - self.segment + 1))  # any offset: random time shift
-                seg = clip.audio[start:start + self.segment]
-                if np.sqrt(np.mean(seg**2)) > SILENCE_RMS:
-                    break
-            gain = 10 ** (rng.uniform(-12.0, 3.0) / 20)
-            peak = float(np.max(np.abs(seg))) or 1.0
-            gain = min(gain, 0.99 / peak)
-            sign = -1.0 if rng.random() < 0.5 else 1.0
-            out[b, 0] = seg * (gain * sign)
-        return out
+    @property
+    def slots(self) -> int:
+        """Segments in one epoch: every training second once (each clip's train part cut into whole segments)."""
+        return len(self._slots)
+
+    def item(self, seed: int, epoch: int, index: int) -> np.ndarray:
+        """Segment `index` of `epoch` [1, segment] float32, augmented with random time shift, gain and polarity.
+
+        Everything random comes from a generator seeded by (seed, epoch, index), so an item is the same whichever
+        rank, DataLoader worker or resumed process draws it: exact resume needs only the step counter. A near-silent
+        draw is retried at a random offset in the same clip.
+        """
+        rng = np.random.default_rng((seed, epoch, index))
+        clip_index, base = self._slots[index % len(self._slots)]
+        clip = self.clips[clip_index]
+        last_start = clip.train_end - self.segment
+        start = min(base + int(rng.integers(0, self.segment)), last_start)
+        seg = clip.audio[start:start + self.segment]
+        for _attempt in range(7):
+            if np.sqrt(np.mean(seg**2)) > SILENCE_RMS:
+                break
+            start = int(rng.integers(0, last_start + 1))
+            seg = clip.audio[start:start + self.segment]
+        gain = 10 ** (rng.uniform(-12.0, 3.0) / 20)
+        peak = float(np.max(np.abs(seg))) or 1.0
+        gain = min(gain, 0.99 / peak)
+        sign = -1.0 if rng.random() < 0.5 else 1.0
+        return (seg * (gain * sign)).astype(np.float32)[None, :]
 
     def validation_segments(self, max_segments: int = 32) -> np.ndarray:
         """Fixed held-out segments (the same every call), [N, 1, segment]."""

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from apucodec.codec.config import CodecConfig
+from apucodec.codec.init import init_upsampler
 
 
 def make_activation(name: str) -> nn.Module:
@@ -84,6 +85,7 @@ def conv_transpose1d(cfg: CodecConfig, c_in: int, c_out: int, stride: int) -> nn
     if cfg.causal:
         return _normed(CausalConvTranspose1d(c_in, c_out, 2 * stride, stride=stride, trim=stride), cfg.norm)
     conv = nn.ConvTranspose1d(c_in, c_out, 2 * stride, stride=stride, padding=stride // 2)
+    init_upsampler(conv, cfg.upsample_init)
     return _normed(conv, cfg.norm)
 
 

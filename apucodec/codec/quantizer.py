@@ -8,6 +8,10 @@ the commitment term was computed on detached tensors. Here each codebook is a k-
   * codes whose running usage falls below a threshold are restarted on live residuals, so all 2048 stay useful;
   * the encoder is pulled towards its codes by a commitment loss;
   * quantizer dropout trains each item with a random number of codebooks, so 1..N codebooks all decode.
+Under data-parallel training the EMA statistics are summed over ranks and rank 0 chooses the initial and the
+restarted codewords (broadcast to the others), so every rank holds bit-identical codebooks without DDP having to
+broadcast buffers. The quantizer always computes in float32, even inside a bf16 autocast region: nearest-code search
+and running means in bf16 would pick wrong codes and lose small updates.
 Codebooks are one buffer [n_codebooks, codebook_size, dim], exactly what export writes to codebooks.npy.
 """
 
@@ -19,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from apucodec.codec import distributed
 from apucodec.codec.config import CodecConfig
 
 
@@ -57,6 +62,10 @@ class ResidualVectorQuantizer(nn.Module):
 
     def forward(self, z: torch.Tensor, n_codebooks: int | None = None) -> QuantizerOutput:
         """Quantize z [B, D, T]. In training, updates the codebooks and applies quantizer dropout."""
+        with torch.autocast(z.device.type, enabled=False):
+            return self._quantize(z.float(), n_codebooks)
+
+    def _quantize(self, z: torch.Tensor, n_codebooks: int | None) -> QuantizerOutput:
         batch, dim, frames = z.shape
         n_total = self.n_codebooks
         n_used = self._codebooks_per_item(batch, n_codebooks, z.device)
@@ -68,16 +77,21 @@ class ResidualVectorQuantizer(nn.Module):
         quantized = torch.zeros_like(residual)
         codes = []
         perplexity = []
+        assignments = []  # (residual, codes) per level, for the EMA step after the loop
         for i in range(n_total):
             idx = nearest_codes(residual, self.codebooks[i])
             chosen = self.codebooks[i][idx]
             if self.training:
-                self._ema_update(i, residual, idx)
+                assignments.append((residual, idx))
             active = (i < n_used[item_of_row]).unsqueeze(1).to(residual.dtype)
             quantized = quantized + chosen * active
             residual = residual - chosen
             codes.append(idx.view(batch, frames))
             perplexity.append(_perplexity(idx, self.cfg.codebook_size))
+        if assignments:
+            # Level i's update cannot change what levels > i saw (they used the codewords picked above), so all
+            # levels update after the loop, with one all-reduce for all of them under data parallelism.
+            self._ema_update(assignments)
 
         quantized = quantized.view(batch, frames, dim).transpose(1, 2)
         # The encoder is pulled towards the codes it was assigned (for the codebooks each item used).
@@ -105,35 +119,48 @@ class ResidualVectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _init_from_data(self, z: torch.Tensor) -> None:
-        """Start every codebook from residual vectors of real data (greedy: each level sees the previous levels)."""
-        residual = z.transpose(1, 2).reshape(-1, z.shape[1])
-        for i in range(self.n_codebooks):
-            self.codebooks[i] = _sample_rows(residual, self.cfg.codebook_size)
-            self.ema_sum[i] = self.codebooks[i]
-            self.ema_count[i] = 1.0
-            residual = residual - self.codebooks[i][nearest_codes(residual, self.codebooks[i])]
+        """Start every codebook from residual vectors of real data (greedy: each level sees the previous levels).
+        Under data parallelism rank 0's batch seeds them and the other ranks receive its codebooks."""
+        if distributed.is_main():
+            residual = z.transpose(1, 2).reshape(-1, z.shape[1])
+            for i in range(self.n_codebooks):
+                self.codebooks[i] = _sample_rows(residual, self.cfg.codebook_size)
+                residual = residual - self.codebooks[i][nearest_codes(residual, self.codebooks[i])]
+        distributed.broadcast_(self.codebooks)
+        self.ema_sum.copy_(self.codebooks)
+        self.ema_count.fill_(1.0)
         self.initialized.fill_(True)
 
     @torch.no_grad()
-    def _ema_update(self, i: int, residual: torch.Tensor, idx: torch.Tensor) -> None:
+    def _ema_update(self, assignments: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         decay = self.cfg.ema_decay
         k = self.cfg.codebook_size
-        counts = torch.bincount(idx, minlength=k).to(residual.dtype)
-        sums = torch.zeros_like(self.ema_sum[i]).index_add_(0, idx, residual)
-        self.ema_count[i].mul_(decay).add_(counts, alpha=1 - decay)
-        self.ema_sum[i].mul_(decay).add_(sums, alpha=1 - decay)
-        # Laplace smoothing keeps rarely used codes from dividing by ~0.
-        total = self.ema_count[i].sum()
-        smoothed = (self.ema_count[i] + 1e-5) / (total + k * 1e-5) * total
-        self.codebooks[i] = self.ema_sum[i] / smoothed.unsqueeze(1)
+        dim = self.ema_sum.shape[-1]
+        # Counts and sums of this step's assignments for every level, packed to one [n, k, dim + 1] tensor so the
+        # data-parallel sum over ranks is a single all-reduce.
+        stats = self.ema_sum.new_zeros(len(assignments), k, dim + 1)
+        for i, (residual, idx) in enumerate(assignments):
+            stats[i, :, :dim].index_add_(0, idx, residual)
+            stats[i, :, dim] = torch.bincount(idx, minlength=k).to(residual.dtype)
+        distributed.all_reduce_sum_(stats)
+        for i, (residual, _idx) in enumerate(assignments):
+            self.ema_count[i].mul_(decay).add_(stats[i, :, dim], alpha=1 - decay)
+            self.ema_sum[i].mul_(decay).add_(stats[i, :, :dim], alpha=1 - decay)
+            # Laplace smoothing keeps rarely used codes from dividing by ~0.
+            total = self.ema_count[i].sum()
+            smoothed = (self.ema_count[i] + 1e-5) / (total + k * 1e-5) * total
+            self.codebooks[i] = self.ema_sum[i] / smoothed.unsqueeze(1)
 
-        dead = self.ema_count[i] < self.cfg.dead_code_threshold
-        n_dead = int(dead.sum())
-        if n_dead:
-            fresh = _sample_rows(residual, n_dead)
-            self.codebooks[i][dead] = fresh
-            self.ema_sum[i][dead] = fresh
-            self.ema_count[i][dead] = 1.0
+            # ema_count is identical on every rank, so is the set of dead codes; rank 0 picks their replacements.
+            dead = self.ema_count[i] < self.cfg.dead_code_threshold
+            n_dead = int(dead.sum())
+            if n_dead:
+                main = distributed.is_main()
+                fresh = _sample_rows(residual, n_dead) if main else residual.new_empty(n_dead, dim)
+                distributed.broadcast_(fresh)
+                self.codebooks[i][dead] = fresh
+                self.ema_sum[i][dead] = fresh
+                self.ema_count[i][dead] = 1.0
 
     def quantize_codes(self, z: torch.Tensor, n_codebooks: int | None = None) -> torch.Tensor:
         """Codes [B, n, T] for latents [B, D, T], without touching the codebooks."""

@@ -2,25 +2,37 @@
 
 The loop reports what tells a codec's health at a glance: the loss terms, and how many codes each codebook
 actually uses (perplexity; ~codebook_size is ideal, ~1 means the codebook collapsed).
+
+Under torchrun it trains data-parallel (codec.distributed): DDP averages the gradients, the quantizer sums its EMA
+statistics over ranks, each rank reads its own shard of every epoch, and only rank 0 validates, logs and writes
+checkpoints. A checkpoint holds the model, the optimizer, the step, the elapsed time and every rank's random
+generators, so a resumed run continues the interrupted one exactly (same world size and device).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from apucodec.codec import distributed
 from apucodec.codec.checkpoint import load_checkpoint, save_checkpoint
 from apucodec.codec.config import CodecConfig
 from apucodec.codec.data import SegmentSource
 from apucodec.codec.losses import LossWeights, reconstruction_losses, total_loss
 from apucodec.codec.model import APUCodec
+from apucodec.codec.sampling import make_loader
+from apucodec.codec.step import apply_gradients, forward_losses, resolve_precision
+from apucodec.codec.train_state import capture_rng, restore_rng
 from apucodec.errors import ApucodecError
 from apucodec.metrics import mel_distance, si_sdr
 
@@ -42,6 +54,10 @@ class TrainSettings:
     seed: int = 0
     max_minutes: float | None = None  # stop (and save) after this wall time, e.g. for a fixed compute budget
     loss_weights: LossWeights = field(default_factory=LossWeights)
+    precision: str = "fp32"         # fp32 | bf16 | auto (bf16 where the device computes it natively)
+    compile: bool = False           # torch.compile the encoder and decoder
+    workers: int | None = None      # DataLoader worker processes per rank; None: 2 on CUDA, 0 on CPU
+    lr_scaling: str = "none"        # none | linear | sqrt: scale lr with the number of data-parallel ranks
 
 
 @dataclass
@@ -49,7 +65,10 @@ class TrainResult:
     steps_done: int
     seconds: float
     history: list[dict[str, float]]       # one entry per logged step
-    validation: list[dict[str, float]]    # one entry per validation pass
+    validation: list[dict[str, float]]    # one entry per validation pass (rank 0 only)
+    model: APUCodec | None = None         # the trained model (this rank's copy)
+    rank: int = 0
+    world_size: int = 1
 
 
 def pick_device(name: str) -> torch.device:
@@ -107,16 +126,44 @@ def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = No
     """Train (or resume) a codec on the audio under `data_dir`, writing checkpoints to `out`.
 
     `log` receives the periodic loss/validation lines; `progress(step, status)` is called after every step (status:
-    a short "loss, codebook usage" text at logging steps, else None) so a CLI can drive a progress bar.
+    a short "loss, codebook usage" text at logging steps, else None) so a CLI can drive a progress bar. Launched by
+    torchrun, every rank calls this; only rank 0 logs, reports progress and writes `out`.
     """
     settings = settings or TrainSettings()
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    out = Path(out)
+    group, device_name = distributed.setup(settings.device)
+    try:
+        if not group.is_main:
+            log, progress = (lambda msg: None), None
+        return _train(Path(data_dir), Path(out), config, settings, resume, group, device_name,
+                      log or (lambda msg: print(msg, file=sys.stderr, flush=True)), progress)
+    finally:
+        distributed.teardown(group)
+
+
+def _peak_lr(settings: TrainSettings, world_size: int) -> float:
+    scale = {"none": 1.0, "linear": float(world_size), "sqrt": math.sqrt(world_size)}
+    if settings.lr_scaling not in scale:
+        raise ApucodecError(f"lr scaling must be one of {sorted(scale)}, not {settings.lr_scaling!r}")
+    return settings.lr * scale[settings.lr_scaling]
+
+
+def _workers(settings: TrainSettings, device: torch.device, group: distributed.Group) -> int:
+    if settings.workers is not None:
+        return settings.workers
+    if device.type != "cuda":
+        return 0  # on a CPU the model's threads need the cores more than the (cheap) segment slicing does
+    per_rank = (os.cpu_count() or 2) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, min(2, per_rank - 1))
+
+
+def _train(data_dir: Path, out: Path, config: CodecConfig | None, settings: TrainSettings,
+           resume: str | Path | None, group: distributed.Group, device_name: str,
+           log: Callable[[str], None], progress: Callable[[int, str | None], None] | None) -> TrainResult:
     if out.is_dir():
         raise ApucodecError(f"{out}: is a directory, expected a checkpoint file path")
-    device = pick_device(settings.device)
+    device = pick_device(device_name)
+    precision = resolve_precision(settings.precision, device)
     torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
 
     start_step, extra = 0, {}
     if resume is not None:
@@ -132,69 +179,117 @@ def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = No
         raise ApucodecError(f"--segment-seconds {settings.segment_seconds}: shorter than one codec frame")
     source = SegmentSource(data_dir, segment, sample_rate=config.sample_rate, log=log)
     val_segments = source.validation_segments()
+    peak_lr = _peak_lr(settings, group.world_size)
     log(f"training {model.param_count:,} parameters on {len(source.clips)} files ({source.seconds:.1f} s of audio), "
-        f"device {device}, segments {segment} samples, batch {settings.batch_size}")
+        f"device {device}, {precision}, segments {segment} samples, batch {settings.batch_size}")
+    if group.world_size > 1:
+        log(f"data parallel: {group.world_size} ranks ({group.backend}), effective batch "
+            f"{settings.batch_size * group.world_size} ({group.world_size} x {settings.batch_size}), "
+            f"peak lr {peak_lr:g} (lr scaling {settings.lr_scaling})")
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=(0.8, 0.99),
+    optimizer = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.8, 0.99),
                                   weight_decay=settings.weight_decay)
     if "optimizer" in extra:
         optimizer.load_state_dict(extra["optimizer"])
+    _restore_rng_of_rank(extra.get("rng"), group, device, settings.seed, start_step, log)
+    if settings.compile:
+        model.encoder.compile()
+        model.decoder.compile()
+    net: torch.nn.Module = model
+    if group.world_size > 1:
+        # Buffers (the codebooks) are kept identical by the quantizer itself; DDP must not overwrite them with rank
+        # 0's copy every step, which would hide a desynchronisation instead of preventing it.
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      broadcast_buffers=False)
+
+    elapsed_before = float(extra.get("elapsed_seconds", 0.0))
+    started = time.monotonic()
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - started
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(out, model, step, optimizer=optimizer.state_dict(),
-                        settings={k: v for k, v in asdict(settings).items() if k != "loss_weights"})
+        rng_states = distributed.gather_objects(capture_rng(device))  # a collective: every rank takes part
+        if group.is_main:
+            save_checkpoint(out, model, step, optimizer=optimizer.state_dict(), rng=rng_states,
+                            world_size=group.world_size, elapsed_seconds=elapsed(),
+                            schedule={"kind": "warmup_cosine", "peak_lr": peak_lr},
+                            settings={k: v for k, v in asdict(settings).items() if k != "loss_weights"})
 
+    loader = make_loader(source, settings.batch_size, seed=settings.seed, start=start_step, end=settings.steps,
+                         rank=group.rank, world_size=group.world_size, workers=_workers(settings, device, group),
+                         pin_memory=device.type == "cuda")
     history: list[dict[str, float]] = []
     validation: list[dict[str, float]] = []
-    started = time.monotonic()
     step = start_step
-    for step in range(start_step, settings.steps):
-        lr = settings.lr * lr_factor(step, settings, time.monotonic() - started)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = torch.from_numpy(source.batch(settings.batch_size, rng)).to(device)
-        result = model(batch)
-        parts = reconstruction_losses(batch, result.audio, config.sample_rate)
-        parts["commitment"] = result.commitment_loss
-        loss = total_loss(parts, settings.loss_weights)
-        if not torch.isfinite(loss):
+    for step, cpu_batch in zip(range(start_step, settings.steps), loader, strict=False):
+        run_time = _agreed(elapsed()) if settings.max_minutes else 0.0
+        lr = peak_lr * lr_factor(step, settings, run_time)
+        for group_params in optimizer.param_groups:
+            group_params["lr"] = lr
+        batch = cpu_batch.to(device, non_blocking=True)
+        result = forward_losses(net, batch, config.sample_rate, settings.loss_weights, precision)
+        loss, parts = result.loss, result.parts
+        if not _finite_everywhere(loss):
             raise ApucodecError(f"training diverged at step {step} (loss {float(loss)}); lower --lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        optimizer.step()
+        apply_gradients(net, optimizer, loss, settings.grad_clip)
 
         done = step + 1
+        perplexity = result.output.perplexity
         if done % settings.log_every == 0 or done == settings.steps or done == start_step + 1:
             entry = {"step": done, "loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()},
-                     "perplexity_min": float(result.perplexity.min()),
-                     "perplexity_mean": float(result.perplexity.mean()),
-                     "lr": lr, "seconds": time.monotonic() - started}
+                     "perplexity_min": float(perplexity.min()), "perplexity_mean": float(perplexity.mean()),
+                     "lr": lr, "seconds": elapsed()}
             history.append(entry)
-            ppl = " ".join(f"{p:.0f}" for p in result.perplexity.tolist())
-            line = (f"step {done}/{settings.steps} loss {entry['loss']:.3f} (l1 {entry['l1']:.4f} "
-                    f"stft {entry['stft']:.3f} mel {entry['mel']:.3f} commit {entry['commitment']:.4f}) "
-                    f"perplexity [{ppl}] {entry['seconds']:.0f}s")
-            log(line)
+            ppl = " ".join(f"{p:.0f}" for p in perplexity.tolist())
+            log(f"step {done}/{settings.steps} loss {entry['loss']:.3f} (l1 {entry['l1']:.4f} "
+                f"stft {entry['stft']:.3f} mel {entry['mel']:.3f} commit {entry['commitment']:.4f}) "
+                f"perplexity [{ppl}] {entry['seconds']:.0f}s")
             if progress is not None:
                 progress(done, f"loss {entry['loss']:.3f} usage {entry['perplexity_min']:.0f}-"
-                               f"{result.perplexity.max():.0f}/{config.codebook_size}")
+                               f"{perplexity.max():.0f}/{config.codebook_size}")
         elif progress is not None:
             progress(done, None)
-        if done % settings.val_every == 0 or done == settings.steps:
+        if group.is_main and (done % settings.val_every == 0 or done == settings.steps):
             metrics = {"step": done, **validate(model, val_segments, device, config.sample_rate,
-                                                                settings.loss_weights)}
+                                                settings.loss_weights)}
             validation.append(metrics)
             log(f"validation @ {done}: loss {metrics['loss']:.3f}, SI-SDR {metrics['si_sdr']:.2f} dB, "
                 f"mel {metrics['mel']:.3f}, quantization error {metrics['quant_error']:.3f}")
         if done % settings.checkpoint_every == 0:
             checkpoint(done)
-        if settings.max_minutes is not None and time.monotonic() - started > settings.max_minutes * 60:
+        if settings.max_minutes is not None and run_time > settings.max_minutes * 60:
             log(f"time budget of {settings.max_minutes} min reached at step {done}")
             break
     final = step + 1 if settings.steps > start_step else start_step
-    if not validation or validation[-1]["step"] != final:
+    if group.is_main and (not validation or validation[-1]["step"] != final):
         validation.append({"step": final, **validate(model, val_segments, device, config.sample_rate,
-                                                                settings.loss_weights)})
+                                                     settings.loss_weights)})
     checkpoint(final)
-    return TrainResult(final - start_step, time.monotonic() - started, history, validation)
+    return TrainResult(final - start_step, elapsed() - elapsed_before, history, validation, model,
+                       group.rank, group.world_size)
+
+
+def _agreed(seconds: float) -> float:
+    """Rank 0's clock, so a wall-time budget changes the learning rate and stops training on all ranks alike."""
+    return float(distributed.broadcast_object(seconds))
+
+
+def _finite_everywhere(loss: torch.Tensor) -> bool:
+    """Whether the loss is finite on every rank (all ranks must stop together, or the others wait forever)."""
+    bad = (~torch.isfinite(loss.detach())).float().reshape(1)
+    return float(distributed.all_reduce_sum_(bad)) == 0.0
+
+
+def _restore_rng_of_rank(states: Any, group: distributed.Group, device: torch.device, seed: int, step: int,
+                         log: Callable[[str], None]) -> None:
+    """This rank's generators from a checkpoint; else a seed that differs per rank (quantizer dropout must not draw
+    the same pattern on every rank) but keeps a single process exactly as seeded."""
+    if isinstance(states, list) and len(states) == group.world_size:
+        restore_rng(states[group.rank], device)
+        return
+    if states is not None:
+        log(f"resuming on {group.world_size} ranks from a checkpoint of {len(states)}: random streams reseeded "
+            "(the run continues, but not bit for bit)")
+    if states is not None or group.world_size > 1:
+        torch.manual_seed(seed + 1_000_003 * step + group.rank)

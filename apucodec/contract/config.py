@@ -13,6 +13,7 @@ from typing import Any
 
 ACTIVATIONS = ("gelu", "leaky_relu")
 NORMS = ("weight", "group", "none")
+UPSAMPLE_INITS = ("default", "icnr")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class CodecConfig:
     # Probability that a training item uses a random number of codebooks (1..n_codebooks), so inference can drop
     # codebooks for lower bitrates.
     quantizer_dropout: float = 0.5
+    # Initialisation of the decoder's transposed convs. "default": torch's. "icnr": every output phase starts with
+    # the same taps (nearest-neighbour upsampling followed by a 2-tap conv), so an untrained decoder adds no
+    # frame-rate comb; the trained architecture and the exported graphs are identical either way.
+    upsample_init: str = "default"
 
     def __post_init__(self) -> None:
         if len(self.channels) != len(self.strides) + 1:
@@ -48,6 +53,8 @@ class CodecConfig:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, not {self.activation!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, not {self.norm!r}")
+        if self.upsample_init not in UPSAMPLE_INITS:
+            raise ValueError(f"upsample_init must be one of {UPSAMPLE_INITS}, not {self.upsample_init!r}")
         if any(s % 2 for s in self.strides):
             raise ValueError("strides must be even (kernel 2*stride, padding stride//2 keeps lengths exact)")
 
