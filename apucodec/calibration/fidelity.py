@@ -25,7 +25,7 @@ import onnxruntime as ort
 
 from apucodec.calibration.custom_ops import register_custom_ops
 from apucodec.errors import ApucodecError
-from apucodec.metrics import snr_db
+from apucodec.metrics import si_sdr, snr_db
 from apucodec.model_dir import WindowGeometry
 from apucodec.runtime.rvq import NumpyRVQ
 
@@ -63,6 +63,9 @@ class FidelityReport:
     e2e_snr_fp32_db: float
     e2e_snr_int8_db: float
     output_snr_db: float                  # INT8-path output vs FP32-path output
+    e2e_si_sdr_fp32_db: float | None = None   # mean over windows of SI-SDR(input, output)
+    e2e_si_sdr_int8_db: float | None = None
+    decoder: str = "fp32"                 # which decoder the INT8 path used: "fp32", or "int8" (CPU INT8 graphs)
 
     @property
     def e2e_snr_delta_db(self) -> float:
@@ -75,15 +78,25 @@ class FidelityReport:
                 "e2e_snr_db": {"fp32": round(self.e2e_snr_fp32_db, 2), "int8": round(self.e2e_snr_int8_db, 2),
                                "delta": round(self.e2e_snr_delta_db, 2)},
                 "int8_vs_fp32_output_snr_db": round(self.output_snr_db, 2),
+                **({"e2e_si_sdr_db": {"fp32": round(self.e2e_si_sdr_fp32_db, 2),
+                                      "int8": round(self.e2e_si_sdr_int8_db, 2),
+                                      "delta": round(self.e2e_si_sdr_int8_db - self.e2e_si_sdr_fp32_db, 2)}}
+                   if self.e2e_si_sdr_fp32_db is not None and self.e2e_si_sdr_int8_db is not None else {}),
+                "int8_path_decoder": self.decoder,
                 "session": {"provider": "CPUExecutionProvider", "graph_optimization": GRAPH_OPTIMIZATION.name}}
 
     def lines(self) -> list[str]:
         agreement = " ".join(f"{a:.1%}" for a in self.code_agreement)
-        return [f"fidelity on {self.windows} held-out windows (CPU EP, {GRAPH_OPTIMIZATION.name}):",
-                f"  latent SNR {self.latent_snr_db:.2f} dB (worst window {self.latent_snr_db_worst:.2f} dB)",
-                f"  code agreement per codebook: {agreement}",
-                f"  end-to-end SNR: FP32 {self.e2e_snr_fp32_db:.2f} dB, INT8 {self.e2e_snr_int8_db:.2f} dB "
-                f"(delta {self.e2e_snr_delta_db:+.2f} dB); INT8 vs FP32 output {self.output_snr_db:.2f} dB"]
+        lines = [f"fidelity on {self.windows} held-out windows (CPU EP, {GRAPH_OPTIMIZATION.name}):",
+                 f"  latent SNR {self.latent_snr_db:.2f} dB (worst window {self.latent_snr_db_worst:.2f} dB)",
+                 f"  code agreement per codebook: {agreement}",
+                 f"  end-to-end SNR: FP32 {self.e2e_snr_fp32_db:.2f} dB, INT8 {self.e2e_snr_int8_db:.2f} dB "
+                 f"(delta {self.e2e_snr_delta_db:+.2f} dB); INT8 vs FP32 output {self.output_snr_db:.2f} dB"]
+        if self.e2e_si_sdr_fp32_db is not None and self.e2e_si_sdr_int8_db is not None:
+            lines.append(f"  end-to-end SI-SDR (mean over windows): FP32 {self.e2e_si_sdr_fp32_db:.2f} dB, INT8 "
+                         f"{self.e2e_si_sdr_int8_db:.2f} dB (delta "
+                         f"{self.e2e_si_sdr_int8_db - self.e2e_si_sdr_fp32_db:+.2f} dB, {self.decoder} decoder)")
+        return lines
 
 
 def _run(session: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
@@ -92,8 +105,12 @@ def _run(session: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
 
 def measure_fidelity(fp32_encoder: ort.InferenceSession, int8_encoder: ort.InferenceSession,
                      decoder: ort.InferenceSession, codebooks: np.ndarray, geometry: WindowGeometry,
-                     windows: Sequence[np.ndarray]) -> FidelityReport:
-    """Score the INT8 encoder against the FP32 one on `windows` ([1, 1, window_samples] each)."""
+                     windows: Sequence[np.ndarray],
+                     int8_decoder: ort.InferenceSession | None = None) -> FidelityReport:
+    """Score the INT8 encoder against the FP32 one on `windows` ([1, 1, window_samples] each).
+
+    With `int8_decoder`, the INT8 path decodes with it (CPU INT8: both graphs quantized) instead of `decoder`.
+    """
     if not windows:
         raise ApucodecError("no held-out windows to measure fidelity on")
     rvq = NumpyRVQ(codebooks)
@@ -104,12 +121,12 @@ def measure_fidelity(fp32_encoder: ort.InferenceSession, int8_encoder: ort.Infer
         latents = []
         codes = []
         outputs = []
-        for encoder in (fp32_encoder, int8_encoder):
+        for encoder, decoder_used in ((fp32_encoder, decoder), (int8_encoder, int8_decoder or decoder)):
             latent = _run(encoder, window)                         # [1, D, F]
             rows = latent[0].T                                     # [F, D]
             window_codes = rvq.quantize(rows)                      # [n, F]
             quantized = rvq.dequantize(window_codes).T[None]       # [1, D, F]
-            outputs.append(_run(decoder, np.ascontiguousarray(quantized, dtype=np.float32))[0, 0, samples])
+            outputs.append(_run(decoder_used, np.ascontiguousarray(quantized, dtype=np.float32))[0, 0, samples])
             latents.append(latent[0, :, frames])
             codes.append(window_codes[:, frames])
         lat_fp.append(latents[0])
@@ -120,8 +137,11 @@ def measure_fidelity(fp32_encoder: ort.InferenceSession, int8_encoder: ort.Infer
         out_fp.append(outputs[0])
         out_q.append(outputs[1])
     matches = np.concatenate(agree, axis=1)                        # [n, total chunk frames]
+    si_fp = float(np.mean([si_sdr(a, o) for a, o in zip(audio_in, out_fp, strict=True)]))
+    si_q = float(np.mean([si_sdr(a, o) for a, o in zip(audio_in, out_q, strict=True)]))
     return FidelityReport(
         windows=len(windows), latent_snr_db=_pooled_snr(lat_fp, lat_q), latent_snr_db_worst=float(worst),
         code_agreement=[float(m) for m in matches.mean(axis=1)],
         e2e_snr_fp32_db=_pooled_snr(audio_in, out_fp), e2e_snr_int8_db=_pooled_snr(audio_in, out_q),
-        output_snr_db=_pooled_snr(out_fp, out_q))
+        output_snr_db=_pooled_snr(out_fp, out_q), e2e_si_sdr_fp32_db=si_fp, e2e_si_sdr_int8_db=si_q,
+        decoder="int8" if int8_decoder is not None else "fp32")
