@@ -147,6 +147,11 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
     The output is written to a temporary file beside `out_path` and renamed into place, so a failure or Ctrl-C
     leaves no partial graph behind. With `polyphase`, 1-D ConvTranspose nodes are first rewritten as equivalent
     Convs (an excluded ConvTranspose keeps its exclusion on the nodes that replace it).
+
+    Exclusion keeps a node out of the quantizer; ORT's graph optimizer can still fuse it into an integer kernel
+    when *all* its inputs come from DequantizeLinear and its output only feeds QuantizeLinear (a node between two
+    quantized ones). Nodes fed by float-only bookkeeping (a mask computed from `bounds`, a state reshape read by a
+    float node) stay float, which is what step graphs need.
     """
     if method not in METHODS:
         raise ApucodecError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
