@@ -6,8 +6,11 @@ PyTorch: `model.encode` then `model.decode` on the whole clip at once (eval, no_
 with N = the CPU's cores unless --threads), after a 1 s warm-up. ONNX Runtime: `Codec.run_array` (windows,
 pipelined lanes, the runtime's own thread policy unless --threads), both graph stages on the CPU EP, with the FP32
 encoder and, if the model directory has one, the INT8 encoder — which is made for the NPU; on a CPU it shows what
-the fallback costs. Each variant is timed once after a one-window warm-up. The outputs are compared too (SNR of
-the pipeline's output against PyTorch's), so a fast but wrong graph cannot pass for a speed-up.
+the fallback costs. If the directory has CPU INT8 graphs (`apucodec quantize --target cpu`), two more rows run the
+windows one after another through FP32 and through CPU INT8 graphs (benchmarks/graph_runner.py; the runtime does
+not pick CPU INT8 graphs yet), so their ratio is the precision alone. Each variant is timed once after a
+one-window warm-up. The outputs are compared too (SNR of the pipeline's output against PyTorch's), so a fast but
+wrong graph cannot pass for a speed-up.
 
 Then the roofline, measured in the same run: the FP32 GEMM speed of this CPU (ONNX Runtime's MatMul, the MLAS
 kernels its Conv runs on, with the runtime's threads; NumPy's BLAS beside it), the convolutions' FLOPs per audio
@@ -67,6 +70,27 @@ def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str,
     codec.run_array(audio[: codec.geometry.chunk_samples])  # warm-up: one window through every stage
     out, result = codec.run_array(audio)
     return result.wall_seconds, out, f"{result.placement.summary()}, {result.windows} windows", result.windows
+
+
+def graph_runner_seconds(model: ModelDir, audio: np.ndarray, encoder: str, decoder: str,
+                         threads: int) -> tuple[float, np.ndarray]:
+    """Wall seconds of encode -> RVQ -> decode through the given graph roles, windows run one after another (no
+    lanes), and the output. Used for the CPU INT8 graphs, which the runtime does not pick yet; the FP32 graphs run
+    the same way beside them so the two rows differ only by precision."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from graph_runner import codec_run, cpu_session
+
+    from apucodec.runtime.rvq import NumpyRVQ
+
+    enc, dec = cpu_session(model.path_of(encoder), threads), cpu_session(model.path_of(decoder), threads)
+    rvq = NumpyRVQ(model.codebooks())
+    codec_run(enc, dec, rvq, model.geometry, audio[: model.geometry.chunk_samples])  # warm-up
+    start = time.perf_counter()
+    out = codec_run(enc, dec, rvq, model.geometry, audio)
+    return time.perf_counter() - start, out
 
 
 def gemm_gflops(threads: int, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
@@ -152,6 +176,11 @@ def main() -> None:
     for graph in graphs:
         seconds, out, where, windows = pipeline_seconds(args.model, audio, graph, args.threads)
         rows.append((f"ORT pipeline, {graph.upper()} encoder", seconds, snr_db(torch_out, out), where))
+    if model.has("encoder_cpu_int8") and model.has("decoder_cpu_int8"):
+        for label, enc, dec in (("FP32", "encoder", "decoder"), ("CPU INT8", "encoder_cpu_int8", "decoder_cpu_int8")):
+            seconds, out = graph_runner_seconds(model, audio, enc, dec, args.threads)
+            rows.append((f"ORT windows in turn, {label}", seconds, snr_db(torch_out, out),
+                         "encoder + decoder on the CPU EP, no lanes (benchmarks/graph_runner.py)"))
     print(f"{'variant':32s} {'wall s':>8s} {'RTF':>7s} {'vs torch':>9s} {'SNR vs torch dB':>16s}  notes")
     for name, seconds, snr, notes in rows:
         ratio = torch_s / seconds
@@ -159,6 +188,8 @@ def main() -> None:
         print(f"{name:32s} {seconds:8.2f} {seconds / args.seconds:7.3f} {ratio:8.2f}x {snr_text:>16s}  {notes}")
     if "int8" not in graphs:
         print(f"(no encoder.int8.onnx in {model.path}: run 'apucodec quantize-encoder' to add the INT8 row)")
+    if not model.has("encoder_cpu_int8"):
+        print(f"(no CPU INT8 graphs in {model.path}: run 'apucodec quantize --target cpu' to add those rows)")
     print("\n".join(roofline_lines(model, args.seconds, windows, args.threads, rows)))
 
 

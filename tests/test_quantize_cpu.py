@@ -303,3 +303,23 @@ def test_windows_feed_the_decoder_what_it_decodes(tiny_model_dir: Path, calib_fo
     expected = rvq.dequantize(rvq.quantize(latent)).T[None]
     np.testing.assert_array_equal(feed["latent"], expected)
     assert snr_db(latent.T[None], feed["latent"]) < 60.0      # and they differ from the raw latent
+
+
+def test_level_cycle_keeps_the_count() -> None:
+    from apucodec.calibration.feeds import level_cycle
+
+    windows = [np.ones((1, 1, 2), np.float32) for _ in range(5)]
+    out = level_cycle(windows, [0, -20, -40])
+    assert [float(w[0, 0, 0]) for w in out] == pytest.approx([1, 0.1, 0.01, 1, 0.1])
+
+
+def test_quark_config_uses_the_cores_and_the_chosen_minmse_mode() -> None:
+    from apucodec.calibration.presets import build_qconfig, import_quark, preset
+
+    quark_onnx = import_quark()
+    config = build_qconfig(quark_onnx, preset("xint8"), "/tmp/unused", workers=3, minmse_mode="MostCommon")
+    assert config.extra_options["CalibWorkerNum"] == 3
+    assert config.extra_options["MinMSEModePof2Scale"] == "MostCommon"
+    assert build_qconfig(quark_onnx, preset("a8w8"), "/tmp/unused").extra_options["CalibWorkerNum"] >= 1
+    with pytest.raises(ApucodecError, match="unknown MinMSE mode"):
+        build_qconfig(quark_onnx, preset("xint8"), "/tmp/unused", minmse_mode="Fast")

@@ -40,6 +40,12 @@ def level_augmented(windows: Sequence[np.ndarray], gains_db: Sequence[float]) ->
     return out
 
 
+def level_cycle(windows: Sequence[np.ndarray], gains_db: Sequence[float]) -> list[np.ndarray]:
+    """Window i attenuated by gains_db[i % len(gains_db)]: quiet material in the set without more windows."""
+    return [(w * np.float32(10 ** (gains_db[i % len(gains_db)] / 20))).astype(np.float32)
+            for i, w in enumerate(windows)]
+
+
 def decoder_feeds(encoder: Any, codebooks: np.ndarray, windows: Iterable[np.ndarray], encoder_input: str,
                   decoder_input: str) -> Iterator[Feed]:
     """{decoder_input: dequantized codes} of each window, through the FP32 `encoder` session and the NumPy RVQ."""

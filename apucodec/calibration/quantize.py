@@ -20,12 +20,13 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from apucodec.calibration.custom_ops import custom_domains, find_library
+from apucodec.calibration.feeds import level_cycle
 from apucodec.calibration.fidelity import FidelityReport, cpu_session, measure_fidelity
 from apucodec.calibration.npu_ops import NpuOpReport, check_npu_ops
 from apucodec.calibration.presets import (
@@ -161,8 +162,9 @@ def _interrupt_guard() -> Iterator[list[bool]]:
 
 
 def _run_quark(quark_onnx: Any, chosen_name: str, float_path: Path, out_path: Path, input_name: str,
-               windows: list[Any], on_window: WindowCallback | None, work: Path, quiet: bool) -> None:
-    config = build_qconfig(quark_onnx, preset(chosen_name), str(work))
+               windows: list[Any], on_window: WindowCallback | None, work: Path, quiet: bool, workers: int = 0,
+               minmse_mode: str | None = None) -> None:
+    config = build_qconfig(quark_onnx, preset(chosen_name), str(work), workers, minmse_mode)
     with _inside(work, quiet) as captured, _calibration_progress(on_window) as hooked, \
             _interrupt_guard() as interrupted:
         reader = WindowDataReader(input_name, windows, None if hooked else on_window)
@@ -217,8 +219,13 @@ def _install(model: ModelDir, staged: Path, entry_fields: dict[str, Any], quanti
 def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_name: str = DEFAULT_PRESET,
                      windows: int = DEFAULT_WINDOWS, seed: int = 0, conv2d: bool = False,
                      on_window: WindowCallback | None = None, on_status: StatusCallback | None = None,
-                     quiet: bool = True, threads: int = 0) -> QuantizeResult:
-    """Quantize the model directory's FP32 encoder with Quark and record the result in its manifest."""
+                     quiet: bool = True, threads: int = 0, level_gains_db: Sequence[float] = (),
+                     minmse_mode: str | None = None) -> QuantizeResult:
+    """Quantize the model directory's FP32 encoder with Quark and record the result in its manifest.
+
+    `level_gains_db` attenuates the calibration windows cyclically (window i by gains[i % len]) so quiet
+    material is represented without adding windows; `threads` also sets Quark's range-search workers.
+    """
     started = time.perf_counter()
     status = on_status or (lambda _message: None)
     chosen = preset(preset_name)
@@ -230,6 +237,8 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
     calibration = collect_windows(calib_folder, geometry.window_samples, count=windows, seed=seed)
     if len(calibration.calibration) < windows:
         status(f"only {len(calibration.calibration)} calibration windows available (asked for {windows})")
+    if level_gains_db:
+        calibration.calibration = level_cycle(calibration.calibration, level_gains_db)
 
     if find_library() is None:
         status("loading amd-quark: the first run on a machine compiles its custom-op library (about a minute)")
@@ -264,7 +273,7 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
         staged = work / INT8_FILENAME
         q_started = time.perf_counter()
         _run_quark(quark_onnx, chosen.name, source, staged, input_name, calibration.calibration, on_window, work,
-                   quiet)
+                   quiet, threads, minmse_mode)
         quantize_seconds = time.perf_counter() - q_started
 
         quantized = onnx.load(str(staged))
@@ -304,6 +313,7 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
             "quark_version_tested": QUARK_VERSION_TESTED,
             "calibration": {"folder": str(calib_folder), "seed": seed, "windows_requested": windows,
                             "window_samples": geometry.window_samples, **calibration.summary(),
+                            "level_gains_db": list(level_gains_db), "minmse_mode": minmse_mode or "All",
                             "skipped_files": dict(list(calibration.files_skipped.items())[:20])},
             "fidelity": fidelity.to_dict(),
             "npu_ops": npu.to_dict(),

@@ -115,20 +115,31 @@ def quantize(ctx: click.Context, target: str, model_option: Path | None, calib: 
 @click.option("--conv2d", is_flag=True, help="Express the Conv1d layers as Conv2d with height 1 before quantizing "
               "(for NPU compilers that only map 2-D convolutions); inputs and outputs keep their shapes.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="ONNX Runtime threads for the fidelity check (0: auto).")
+              help="Threads for Quark's range search and ONNX Runtime's fidelity check (0: one per CPU).")
+@click.option("--level-gains", "level_gains", default="", show_default=True,
+              help="Attenuate calibration windows cyclically by these gains in dB (e.g. 0,-20,-40) so quiet audio "
+                   "is represented; measured per preset in benchmarks/near_silent.py.")
+@click.option("--minmse-mode", type=click.Choice(["All", "MostCommon"]), default=None,
+              help="xint8: Quark's MinMSE search over all windows at once (All, default) or per window (MostCommon: "
+                   "faster, no disk cache).")
 @click.option("--verbose", is_flag=True, help="Show Quark's own progress output.")
 def quantize_encoder(model_option: Path | None, calib: Path, preset_name: str, windows: int, seed: int, conv2d: bool,
-                     threads: int, verbose: bool) -> None:
+                     threads: int, verbose: bool, level_gains: str = "", minmse_mode: str | None = None) -> None:
     """Quantize the model directory's encoder with AMD Quark and write encoder.int8.onnx next to it."""
     from apucodec.calibration.quantize import quantize_encoder as run_quantize
     from apucodec.model_dir import default_model_path
 
     model_path = default_model_path(model_option, allow_bundled=False)
+    try:
+        gains = [float(g) for g in level_gains.split(",") if g.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{level_gains!r} is not a comma-separated list of dB values",
+                                 param_hint="--level-gains") from None
     progress = _WindowProgress()
     try:
         result = run_quantize(model_path, calib, preset_name=preset_name.lower(), windows=windows, seed=seed,
                               conv2d=conv2d, on_window=progress.update, on_status=lambda m: click.echo(m, err=True),
-                              quiet=not verbose, threads=threads)
+                              quiet=not verbose, threads=threads, level_gains_db=gains, minmse_mode=minmse_mode)
     finally:
         progress.close()
     for line in result.lines():
