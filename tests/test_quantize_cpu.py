@@ -323,3 +323,29 @@ def test_quark_config_uses_the_cores_and_the_chosen_minmse_mode() -> None:
     assert build_qconfig(quark_onnx, preset("a8w8"), "/tmp/unused").extra_options["CalibWorkerNum"] >= 1
     with pytest.raises(ApucodecError, match="unknown MinMSE mode"):
         build_qconfig(quark_onnx, preset("xint8"), "/tmp/unused", minmse_mode="Fast")
+
+
+def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
+    """A runtime stepper driving RecordingStep yields the same feeds as threading the state by hand."""
+    from apucodec.calibration.feeds import RecordingStep
+
+    step = 16
+    path = tmp_path / "step.onnx"
+    onnx.save(_step_graph(step=step), path)
+    session = _session(path)
+    signal = mixture(0.05, seed=2)[: 5 * step].astype(np.float32)
+    recorder = RecordingStep(session)
+    state = np.zeros((1, 4), np.float32)
+    bounds = np.array([0, step], np.float32)
+    outs = []
+    for i in range(5):
+        out, state = recorder(signal[None, None, i * step:(i + 1) * step], state, bounds)
+        outs.append(out)
+    steps = [{"audio": signal[i * step:(i + 1) * step].reshape(1, 1, -1), "bounds": bounds} for i in range(5)]
+    by_hand = list(stepped_feeds(session, steps, {"state": "next_state"}))
+    assert len(recorder.feeds) == 5
+    for ours, theirs in zip(recorder.feeds, by_hand, strict=True):
+        assert ours.keys() == theirs.keys()
+        for name in ours:
+            np.testing.assert_array_equal(ours[name], theirs[name])
+    np.testing.assert_array_equal(outs[-1], session.run(None, by_hand[-1])[0])
