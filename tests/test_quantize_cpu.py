@@ -349,3 +349,25 @@ def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
         for name in ours:
             np.testing.assert_array_equal(ours[name], theirs[name])
     np.testing.assert_array_equal(outs[-1], session.run(None, by_hand[-1])[0])
+
+
+def test_quantize_target_npu_is_quantize_encoder(tiny_model_dir: Path, calib_folder: Path, tmp_path: Path) -> None:
+    model_path = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_path)
+    result = CliRunner().invoke(cli, ["quantize", "--target", "npu", "--model", str(model_path), "--calib",
+                                      str(calib_folder), "--windows", "4", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "calibration windows" in result.output          # plain progress lines when stderr is not a terminal
+    manifest = json.loads((model_path / "manifest.json").read_text())
+    assert manifest["quantization"]["preset"] == "xint8"
+    assert (model_path / "encoder.int8.onnx").is_file()
+
+
+def test_quantize_encoder_rejects_bad_level_gains(tiny_model_dir: Path, calib_folder: Path, tmp_path: Path) -> None:
+    model_path = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_path)
+    before = _dir_state(model_path)
+    result = CliRunner().invoke(cli, ["quantize-encoder", "--model", str(model_path), "--calib", str(calib_folder),
+                                      "--level-gains", "0,loud"])
+    assert result.exit_code == 2 and "--level-gains" in result.output
+    assert _dir_state(model_path) == before
