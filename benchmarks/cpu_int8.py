@@ -13,7 +13,8 @@ a temporary copy of the directory).
 
 Quality (--quality FOLDER): every file through encode -> RVQ -> decode with FP32 graphs and with CPU INT8 graphs
 (runtime windowing, benchmarks/graph_runner.py): SI-SDR, log-mel distance and, if installed, ViSQOL; per file
-and mean, and the worst per-file SI-SDR change (a collapsing clip shows there, not in the mean).
+and mean, and the worst per-file SI-SDR change (a collapsing clip shows there, not in the mean). With
+--quiet-fallback DBFS a third variant runs INT8 but sends windows quieter than DBFS through the FP32 graphs.
 """
 
 from __future__ import annotations
@@ -99,12 +100,16 @@ def speed_table(model: ModelDir, calib: Path | None, repeats: int, threads: int,
                   f"{', '.join(f'{k} {v}' for k, v in sorted(conv.items()))}; Transpose {ops.get('Transpose', 0)}")
 
 
-def quality_table(model: ModelDir, folder: Path, threads: int) -> None:
+def quality_table(model: ModelDir, folder: Path, threads: int, quiet_dbfs: float | None, use_visqol: bool) -> None:
     rvq = NumpyRVQ(model.codebooks())
     pairs = {"FP32": (model.path_of("encoder"), model.path_of("decoder")),
              "CPU INT8": (model.path_of("encoder_cpu_int8"), model.path_of("decoder_cpu_int8"))}
     sessions = {name: (cpu_session(e, threads), cpu_session(d, threads)) for name, (e, d) in pairs.items()}
-    visqol = visqol_scorer()
+    fallback = None
+    if quiet_dbfs is not None:   # INT8, but windows quieter than quiet_dbfs run the FP32 graphs
+        fallback = (*sessions["FP32"], quiet_dbfs)
+        sessions[f"INT8, FP32<{quiet_dbfs:g}dB"] = sessions["CPU INT8"]
+    visqol = visqol_scorer() if use_visqol else None
     metrics = ["si_sdr", "mel"] + (["visqol"] if visqol else [])
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in pairs}
     names = []
@@ -112,7 +117,7 @@ def quality_table(model: ModelDir, folder: Path, threads: int) -> None:
         reference, _ = read_audio(path)
         names.append(path.name)
         for name, (enc, dec) in sessions.items():
-            out = codec_run(enc, dec, rvq, model.geometry, reference)
+            out = codec_run(enc, dec, rvq, model.geometry, reference, fallback if "FP32<" in name else None)
             row = {"si_sdr": si_sdr(reference, out), "mel": mel_distance(reference, out)}
             if visqol:
                 row["visqol"] = visqol(reference, out)
@@ -123,11 +128,12 @@ def quality_table(model: ModelDir, folder: Path, threads: int) -> None:
         print(f"{file[:40]:40}" + "".join(f" {rows[p][i][m]:17.3f}" for p in rows for m in metrics))
     means = {p: {m: float(np.mean([r[m] for r in rs])) for m in metrics} for p, rs in rows.items()}
     print(f"{'MEAN':40}" + "".join(f" {means[p][m]:17.3f}" for p in rows for m in metrics))
-    print("CPU INT8 - FP32 (mean): " + ", ".join(f"{m} {means['CPU INT8'][m] - means['FP32'][m]:+.3f}"
-                                                  for m in metrics))
-    deltas = [(rows["CPU INT8"][i]["si_sdr"] - rows["FP32"][i]["si_sdr"], names[i]) for i in range(len(names))]
-    worst = min(deltas)
-    print(f"worst per-file SI-SDR change: {worst[0]:+.3f} dB ({worst[1]})")
+    for variant in [v for v in rows if v != "FP32"]:
+        print(f"{variant} - FP32 (mean): " + ", ".join(f"{m} {means[variant][m] - means['FP32'][m]:+.3f}"
+                                                      for m in metrics))
+        deltas = [(rows[variant][i]["si_sdr"] - rows["FP32"][i]["si_sdr"], names[i]) for i in range(len(names))]
+        worst = min(deltas)
+        print(f"  worst per-file SI-SDR change: {worst[0]:+.3f} dB ({worst[1]})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="minmax")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--quiet-fallback", type=float, default=None, metavar="DBFS",
+                        help="add a quality variant: INT8, with windows quieter than DBFS on the FP32 graphs")
+    parser.add_argument("--no-visqol", action="store_true")
+    parser.add_argument("--no-speed", action="store_true", help="skip the per-graph speed table")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="apucodec-cpu-int8-"))
     try:
@@ -150,9 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             result = quantize_cpu(work / "model", args.calib, windows=args.windows, method=args.method)
             print("\n".join(result.lines()))
             model = result.model
-        speed_table(model, args.calib, args.repeats, args.threads, work)
+        if not args.no_speed:
+            speed_table(model, args.calib, args.repeats, args.threads, work)
         if args.quality:
-            quality_table(model, args.quality, args.threads)
+            quality_table(model, args.quality, args.threads, args.quiet_fallback, not args.no_visqol)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
