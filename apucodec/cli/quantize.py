@@ -73,8 +73,8 @@ class _WindowProgress:
 @click.option("--calib", "calib", type=click.Path(path_type=Path), required=True,
               help="Folder of recordings to calibrate on (searched recursively, any format libsndfile reads).")
 @click.option("--windows", type=click.IntRange(min=1), default=None,
-              help="Calibration windows (default: 32 for cpu, 64 for npu); held-out windows come on top.")
-@click.option("--method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax",
+              help="Calibration windows (default: 16 for cpu, 64 for npu); held-out windows come on top.")
+@click.option("--method", type=click.Choice(["minmax", "percentile", "entropy"]), default="percentile",
               show_default=True, help="cpu: how activation ranges are set from the calibration activations.")
 @click.option("--preset", "preset_name", type=click.Choice(["xint8", "a8w8", "a16w8", "bf16"], case_sensitive=False),
               default="xint8", show_default=True, help="npu: the Quark preset (see quantize-encoder --help).")
