@@ -111,7 +111,7 @@ def quality_table(model: ModelDir, folder: Path, threads: int, quiet_dbfs: float
         sessions[f"INT8, FP32<{quiet_dbfs:g}dB"] = sessions["CPU INT8"]
     visqol = visqol_scorer() if use_visqol else None
     metrics = ["si_sdr", "mel"] + (["visqol"] if visqol else [])
-    rows: dict[str, list[dict[str, float]]] = {name: [] for name in pairs}
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in sessions}
     names = []
     for path in list_audio_files(folder):
         reference, _ = read_audio(path)
