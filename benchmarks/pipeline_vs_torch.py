@@ -74,6 +74,27 @@ def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads:
             f"of {step_frames} frames", steps)
 
 
+def graph_runner_seconds(model: ModelDir, audio: np.ndarray, encoder: str, decoder: str,
+                         threads: int) -> tuple[float, np.ndarray]:
+    """Wall seconds of encode -> RVQ -> decode through the given graph roles, windows run one after another (no
+    lanes), and the output. Used for the CPU INT8 graphs, which the runtime does not pick yet; the FP32 graphs run
+    the same way beside them so the two rows differ only by precision."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from graph_runner import codec_run, cpu_session
+
+    from apucodec.runtime.rvq import NumpyRVQ
+
+    enc, dec = cpu_session(model.path_of(encoder), threads), cpu_session(model.path_of(decoder), threads)
+    rvq = NumpyRVQ(model.codebooks())
+    codec_run(enc, dec, rvq, model.geometry, audio[: model.geometry.chunk_samples])  # warm-up
+    start = time.perf_counter()
+    out = codec_run(enc, dec, rvq, model.geometry, audio)
+    return time.perf_counter() - start, out
+
+
 def gemm_gflops(threads: int, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
     """Best-of-`repeats` FP32 GEMM speed (size^3): ONNX Runtime's MatMul and NumPy's matmul, in GFLOP/s."""
     import onnxruntime as ort
@@ -165,6 +186,11 @@ def main() -> None:
     for graph in graphs:
         seconds, out, where, steps = pipeline_seconds(args.model, audio, graph, args.threads, step)
         rows.append((f"ORT pipeline, {graph.upper()} encoder", seconds, snr_db(torch_out, out), where))
+    if model.has("encoder_cpu_int8") and model.has("decoder_cpu_int8"):
+        for label, enc, dec in (("FP32", "encoder", "decoder"), ("CPU INT8", "encoder_cpu_int8", "decoder_cpu_int8")):
+            seconds, out = graph_runner_seconds(model, audio, enc, dec, args.threads)
+            rows.append((f"ORT windows in turn, {label}", seconds, snr_db(torch_out, out),
+                         "encoder + decoder on the CPU EP, no lanes (benchmarks/graph_runner.py)"))
     print(f"{'variant':32s} {'wall s':>8s} {'RTF':>7s} {'vs torch':>9s} {'SNR vs torch dB':>16s}  notes")
     for name, seconds, snr, notes in rows:
         ratio = torch_s / seconds

@@ -94,14 +94,29 @@ def quark_version() -> str:
     return str(getattr(quark, "__version__", "unknown"))
 
 
-def build_qconfig(quark_onnx: ModuleType, chosen: Preset, work_dir: str, exclude: Sequence[str] = ()) -> Any:
+MINMSE_MODES = ("All", "MostCommon")
+
+
+def build_qconfig(quark_onnx: ModuleType, chosen: Preset, work_dir: str, exclude: Sequence[str] = (),
+                  workers: int = 0, minmse_mode: str | None = None) -> Any:
     """A private, deep-copied QConfig for `chosen`, with Quark's temp files and reports kept under `work_dir`;
-    the nodes named in `exclude` stay in float."""
+    the nodes named in `exclude` stay in float.
+
+    `workers`: threads for Quark's per-tensor range search (CalibWorkerNum; 0: one per CPU, at most 8) — Quark's
+    default is 1, which left one core busy for the whole MinMSE search. `minmse_mode` (power-of-two presets):
+    "All" (Quark's default) caches every calibration activation on disk and searches over all of them at the end;
+    "MostCommon" searches per window and keeps the most common scale, with no cache (faster, less disk).
+    """
     config = copy.deepcopy(getattr(quark_onnx, chosen.quark_name))
     config.exclude = [*(config.exclude or []), *exclude]
     nested = config.extra_options.pop("extra_options", None)
     options = dict(nested or {})
     options.update(config.extra_options)
-    options.update({"TmpDir": work_dir, "PrintSummary": False})
+    options.update({"TmpDir": work_dir, "PrintSummary": False,
+                    "CalibWorkerNum": workers or max(1, min(os.cpu_count() or 1, 8))})
+    if minmse_mode is not None:
+        if minmse_mode not in MINMSE_MODES:
+            raise ApucodecError(f"unknown MinMSE mode {minmse_mode!r}; choose from {', '.join(MINMSE_MODES)}")
+        options["MinMSEModePof2Scale"] = minmse_mode
     config.extra_options = options
     return config

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "bench": "apucodec.cli.bench:bench",
     "decode": "apucodec.cli.codec:decode",
     "doctor": "apucodec.cli.doctor:doctor",
+    "quantize": "apucodec.cli.quantize:quantize",
     "quantize-encoder": "apucodec.cli.quantize:quantize_encoder",
     "encode": "apucodec.cli.codec:encode",
     "run": "apucodec.cli.codec:run",

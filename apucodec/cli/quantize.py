@@ -1,24 +1,52 @@
-"""`apucodec quantize-encoder`: an INT8 encoder for the NPU, calibrated with AMD Quark on real audio."""
+"""`apucodec quantize`: INT8 graphs calibrated on real audio — for the CPU EP (`--target cpu`: encoder and decoder,
+onnxruntime.quantization) or for the NPU (`--target npu`: the encoder, AMD Quark; `quantize-encoder` is its alias).
+
+Progress goes to stderr as a bar on a terminal and as plain timestamped lines otherwise (a log file, CI), and to
+the `apucodec.quantize` logger either way.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from pathlib import Path
 
 import click
 
+LOG = logging.getLogger("apucodec.quantize")
+
 
 class _WindowProgress:
-    """A stderr progress bar over calibration windows, opened when the quantizer asks for the first one."""
+    """Progress over calibration windows, opened when the quantizer asks for the first one: a stderr bar on a
+    terminal, plain lines every ~10 % (elapsed, estimate left) otherwise, and log records in both cases."""
 
     def __init__(self) -> None:
         self._bar = None
         self._done = 0
         self._finished = False
         self._stream = sys.stderr   # captured now: while Quark runs, its own output is redirected
+        self._tty = self._stream.isatty()
+        self._started = 0.0
+
+    def _line(self, done: int, total: int) -> None:
+        elapsed = time.perf_counter() - self._started
+        left = f", ~{elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
+        message = f"calibration windows {done}/{total}, {elapsed:.1f} s{left}"
+        LOG.info(message)
+        if not self._tty:
+            print(f"{time.strftime('%H:%M:%S')} {message}", file=self._stream, flush=True)
 
     def update(self, done: int, total: int) -> None:
         if self._finished:
+            return
+        if not self._started:
+            self._started = time.perf_counter()
+        if done > self._done and (done == total or done % max(1, total // 10) == 0):
+            self._line(done, total)
+        if not self._tty:
+            self._done = max(self._done, done)
+            self._finished = done >= total
             return
         if self._bar is None:
             self._bar = click.progressbar(length=total, label="calibration steps", file=self._stream)
@@ -34,6 +62,42 @@ class _WindowProgress:
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None
+
+
+@click.command("quantize")
+@click.option("--target", type=click.Choice(["cpu", "npu"], case_sensitive=False), default="cpu", show_default=True,
+              help="cpu: INT8 encoder and decoder for ONNX Runtime's CPU EP (uint8 activations, integer kernels); "
+                   "npu: the encoder for the Vitis AI EP with AMD Quark (same as quantize-encoder).")
+@click.option("--model", "model_option", type=click.Path(path_type=Path), default=None,
+              help="Model directory (default: $APUCODEC_MODEL, else ./apucodec-model).")
+@click.option("--calib", "calib", type=click.Path(path_type=Path), required=True,
+              help="Folder of recordings to calibrate on (searched recursively, any format libsndfile reads).")
+@click.option("--windows", type=click.IntRange(min=1), default=None,
+              help="Calibration windows (default: 16 for cpu, 64 for npu); held-out windows come on top.")
+@click.option("--method", type=click.Choice(["minmax", "percentile", "entropy"]), default="percentile",
+              show_default=True, help="cpu: how activation ranges are set from the calibration activations.")
+@click.option("--preset", "preset_name", type=click.Choice(["xint8", "a8w8", "a16w8", "bf16"], case_sensitive=False),
+              default="xint8", show_default=True, help="npu: the Quark preset (see quantize-encoder --help).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the window selection.")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="ONNX Runtime threads for the fidelity check (0: auto).")
+@click.option("--verbose", is_flag=True, help="npu: show Quark's own progress output.")
+@click.pass_context
+def quantize(ctx: click.Context, target: str, model_option: Path | None, calib: Path, windows: int | None,
+             method: str, preset_name: str, seed: int, threads: int, verbose: bool) -> None:
+    """Quantize the model directory's graphs to INT8 for the CPU EP or the NPU, calibrated on real recordings."""
+    if target.lower() == "npu":
+        ctx.invoke(quantize_encoder, model_option=model_option, calib=calib, preset_name=preset_name,
+                   windows=windows or 64, seed=seed, conv2d=False, threads=threads, verbose=verbose)
+        return
+    from apucodec.calibration.cpu_quantize import DEFAULT_CPU_WINDOWS, quantize_cpu
+    from apucodec.model_dir import default_model_path
+
+    model_path = default_model_path(model_option, allow_bundled=False)
+    result = quantize_cpu(model_path, calib, windows=windows or DEFAULT_CPU_WINDOWS, method=method, seed=seed,
+                          threads=threads, on_status=lambda m: click.echo(m, err=True))
+    for line in result.lines():
+        click.echo(line)
 
 
 @click.command("quantize-encoder")
@@ -52,7 +116,7 @@ class _WindowProgress:
 @click.option("--conv2d", is_flag=True, help="Express the Conv1d layers as Conv2d with height 1 before quantizing "
               "(for NPU compilers that only map 2-D convolutions); inputs and outputs keep their shapes.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="ONNX Runtime threads for the fidelity check (0: auto).")
+              help="Threads for Quark's range search and ONNX Runtime's fidelity check (0: one per CPU).")
 @click.option("--verbose", is_flag=True, help="Show Quark's own progress output.")
 def quantize_encoder(model_option: Path | None, calib: Path, preset_name: str, steps: int, seed: int, conv2d: bool,
                      threads: int, verbose: bool) -> None:

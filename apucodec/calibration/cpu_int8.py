@@ -1,0 +1,256 @@
+"""CPU INT8 graphs with onnxruntime.quantization: uint8 activations, int8 per-channel weights, QDQ.
+
+Why these choices: on x86, ONNX Runtime's CPU EP fuses DequantizeLinear -> Conv -> QuantizeLinear into an integer
+kernel (QLinearConv, MLAS's u8s8 GEMM, which uses VNNI/AMX where the CPU has them) only when the activations are
+*uint8*; int8 activations (the NPU's XINT8 format) stay DQ -> float Conv -> Q and run slower than FP32. Weights are
+int8 symmetric per output channel, which costs nothing at run time and keeps thin channels accurate.
+
+The function is generic over the graph: any number of named inputs, fed by a caller-supplied iterable of feed dicts.
+A stateful step graph must be calibrated on the states it will really see, so the caller runs the FP32 steps in
+order and yields each step's `{audio, state, bounds}`; a windowed graph just yields `{audio: window}`. Nodes that
+must stay float (mask/bounds arithmetic, state bookkeeping) are excluded by name or op type.
+
+Node names are kept as given: no ORT pre-processing runs first (it would rename/fuse nodes and break exclusion by
+name). ORT's calibrator runs its session on all cores; each feed handed over is reported through `on_feed`, which
+is where calibration's time goes (one float inference per feed), so the progress follows the real work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apucodec.errors import ApucodecError
+from apucodec.extras import require
+
+# Ops whose QDQ form ORT's CPU EP turns into integer kernels (QLinearConv, QLinearAdd, QLinearLeakyRelu, ...), and
+# the data-movement ops the polyphase ConvTranspose rewrite adds (they then move uint8 instead of float).
+# ConvTranspose has no integer kernel on x86: it is rewritten first (calibration/conv_transpose.py).
+DEFAULT_OP_TYPES: tuple[str, ...] = ("Conv", "ConvTranspose", "LeakyRelu", "Add", "Mul", "MatMul", "Gemm", "Concat",
+                                     "Reshape", "Transpose", "Slice")
+METHODS = ("minmax", "percentile", "entropy")
+DEFAULT_METHOD = "percentile"   # measured against minmax: see DEFAULT_CPU_WINDOWS in cpu_quantize.py
+PERCENTILE = 99.999
+CHUNK_FEEDS = 4
+
+FeedCallback = Callable[[int], None]
+Feed = dict[str, np.ndarray]
+
+
+@dataclass
+class CpuInt8Result:
+    path: Path
+    feeds: int
+    method: str
+    seconds: float
+    ops: dict[str, int]                 # op counts of the written QDQ graph
+    excluded_nodes: list[str]
+    polyphase: list[str]                # ConvTranspose nodes rewritten as polyphase Convs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "QDQ", "activations": "uint8 (asymmetric, per tensor)",
+                "weights": "int8 (symmetric, per channel)", "calibration_method": self.method,
+                "calibration_feeds": self.feeds, "seconds": round(self.seconds, 2),
+                "excluded_nodes": self.excluded_nodes[:50], "conv_transpose_as_polyphase_conv": len(self.polyphase),
+                "graph_ops": self.ops}
+
+
+def _ort_quantization() -> Any:
+    require("onnx", "quantize")
+    import onnxruntime.quantization as q
+
+    return q
+
+
+class FeedReader:
+    """Adapts an iterable of feed dicts to ORT's CalibrationDataReader protocol (get_next() -> dict | None).
+
+    Checks each feed against the graph's inputs, so a caller's typo fails with the names instead of deep inside ORT.
+    """
+
+    def __init__(self, feeds: Iterable[Feed], input_names: Sequence[str], source: Path,
+                 on_feed: FeedCallback | None = None) -> None:
+        self._feeds: Iterator[Feed] = iter(feeds)
+        self._names = set(input_names)
+        self._source = source
+        self._on_feed = on_feed
+        self.count = 0
+
+    def get_next(self) -> Feed | None:
+        feed = next(self._feeds, None)
+        if feed is None:
+            return None
+        if set(feed) != self._names:
+            raise ApucodecError(f"{self._source}: calibration feed has inputs {sorted(feed)}, the graph takes "
+                                f"{sorted(self._names)}")
+        self.count += 1
+        if self._on_feed is not None:
+            self._on_feed(self.count)
+        return {name: np.ascontiguousarray(value) for name, value in feed.items()}
+
+    def rewind(self) -> None:  # ORT calls it only for multi-pass algorithms we do not enable
+        raise ApucodecError("calibration feeds are a one-pass stream; this quantizer option needs a second pass")
+
+
+def excluded_node_names(model: Any, exclude_nodes: Iterable[str] = (),
+                        exclude_op_types: Iterable[str] = ()) -> list[str]:
+    """Names of the graph's nodes to keep float: those named, plus every node of the listed op types."""
+    names = set(exclude_nodes)
+    unknown = names - {n.name for n in model.graph.node}
+    if unknown:
+        raise ApucodecError(f"nodes to exclude not in the graph: {', '.join(sorted(unknown)[:5])}")
+    types = set(exclude_op_types)
+    return sorted(names | {n.name for n in model.graph.node if n.op_type in types})
+
+
+@contextlib.contextmanager
+def _quiet_ort_logs() -> Iterator[None]:
+    """ORT's quantizer logs a pre-processing hint through the root logger on every call; we skip pre-processing on
+    purpose (node names must survive), so that one warning is noise."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _name_unnamed_nodes(model: Any) -> bool:
+    """ORT's quantizer needs unique node names; torch exports sometimes leave some empty."""
+    seen: set[str] = set()
+    changed = False
+    for index, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{index}"
+            changed = True
+        seen.add(node.name)
+    return changed
+
+
+def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: Iterable[Feed], *,
+                            method: str = DEFAULT_METHOD, op_types: Sequence[str] = DEFAULT_OP_TYPES,
+                            exclude_nodes: Iterable[str] = (), exclude_op_types: Iterable[str] = (),
+                            polyphase: bool = True, on_feed: FeedCallback | None = None) -> CpuInt8Result:
+    """Write a QDQ INT8 copy of `fp32_path` to `out_path`, calibrated on `feeds` (dicts keyed by the graph's inputs).
+
+    The output is written to a temporary file beside `out_path` and renamed into place, so a failure or Ctrl-C
+    leaves no partial graph behind. With `polyphase`, 1-D ConvTranspose nodes are first rewritten as equivalent
+    Convs (an excluded ConvTranspose keeps its exclusion on the nodes that replace it).
+
+    Exclusion keeps a node out of the quantizer; ORT's graph optimizer can still fuse it into an integer kernel
+    when *all* its inputs come from DequantizeLinear and its output only feeds QuantizeLinear (a node between two
+    quantized ones). Nodes fed by float-only bookkeeping (a mask computed from `bounds`, a state reshape read by a
+    float node) stay float, which is what step graphs need.
+    """
+    if method not in METHODS:
+        raise ApucodecError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
+    q = _ort_quantization()
+    import onnx
+
+    started = time.perf_counter()
+    fp32_path, out_path = Path(fp32_path).absolute(), Path(out_path).absolute()
+    model = onnx.load(str(fp32_path))
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i.name for i in model.graph.input if i.name not in initializers]
+    renamed = _name_unnamed_nodes(model)
+    excluded = excluded_node_names(model, exclude_nodes, exclude_op_types)
+    rewritten: dict[str, list[str]] = {}
+    if polyphase:
+        from apucodec.calibration.conv_transpose import conv_transpose_to_conv
+
+        model, rewritten = conv_transpose_to_conv(model)
+        excluded = sorted({new for name in excluded for new in rewritten.get(name, [name])})
+    reader = FeedReader(feeds, inputs, fp32_path, on_feed)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    os.close(fd)
+    with tempfile.TemporaryDirectory(prefix="apucodec-int8-") as work:
+        source = Path(work) / "fp32.onnx"
+        if renamed or rewritten:
+            onnx.save(model, str(source))
+        else:
+            source = fp32_path
+        del model
+        try:
+            with _quiet_ort_logs():
+                ranges = calibrate_ranges(q, source, Path(work), reader, method, op_types)
+                cache = Path(work) / "ranges.json"
+                q.calibrate.save_tensors_data(ranges, cache)
+                q.quantize_static(str(source), tmp, None, quant_format=q.QuantFormat.QDQ,
+                                  op_types_to_quantize=list(op_types), per_channel=True, reduce_range=False,
+                                  activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+                                  nodes_to_exclude=excluded, calibrate_method=_METHODS(q)[method],
+                                  extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                                  calibration_cache_path=cache)
+            quantized = onnx.load(tmp)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, out_path)
+        except ApucodecError:
+            raise
+        except Exception as exc:  # onnx / onnxruntime raise assorted types
+            raise ApucodecError(f"{fp32_path}: onnxruntime.quantization could not quantize it "
+                                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    ops = Counter(n.op_type for n in quantized.graph.node)
+    return CpuInt8Result(out_path, reader.count, method, time.perf_counter() - started, dict(sorted(ops.items())),
+                         excluded, sorted(rewritten))
+
+
+def _METHODS(q: Any) -> dict[str, Any]:  # noqa: N802 - a table, named like one
+    return {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
+            "entropy": q.CalibrationMethod.Entropy}
+
+
+class _Chunk:
+    """At most `size` feeds of `reader`, then None: one `collect_data` call's worth.
+
+    ORT's calibrators keep every intermediate tensor of a `collect_data` call in memory until it returns (the
+    histogram methods keep whole activations), so feeding them in chunks bounds memory by the chunk, not the
+    calibration set. (ORT 1.32's own CalibMaxIntermediateOutputs drops the collected data instead of merging it.)
+    """
+
+    def __init__(self, first: Feed, reader: FeedReader, size: int) -> None:
+        self._first: Feed | None = first
+        self._reader = reader
+        self._left = size
+
+    def get_next(self) -> Feed | None:
+        if self._left <= 0:
+            return None
+        self._left -= 1
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return self._reader.get_next()
+
+
+def calibrate_ranges(q: Any, source: Path, work: Path, reader: FeedReader, method: str, op_types: Sequence[str],
+                     chunk: int = CHUNK_FEEDS) -> Any:
+    """Per-tensor activation ranges (ORT's TensorsData) over every feed of `reader`, collected chunk by chunk."""
+    options: dict[str, Any] = {"symmetric": False}
+    if method == "percentile":
+        options["percentile"] = PERCENTILE
+    calibrator = q.create_calibrator(source, list(op_types), augmented_model_path=str(work / "augmented.onnx"),
+                                     calibrate_method=_METHODS(q)[method], extra_options=options)
+    # ORT's histogram calibrators print their progress on stdout; keep it out of the CLI's output
+    with contextlib.redirect_stdout(io.StringIO()):
+        while (first := reader.get_next()) is not None:
+            calibrator.collect_data(_Chunk(first, reader, chunk))
+        if reader.count == 0:
+            raise ApucodecError(f"{source}: no calibration feeds were given")
+        ranges = calibrator.compute_data()
+    del calibrator
+    return ranges

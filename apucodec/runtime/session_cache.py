@@ -1,0 +1,197 @@
+"""A per-user cache of ONNX Runtime's optimized graphs, so a second `apucodec run` skips graph optimization.
+
+Creating a session optimizes the graph first (constant folding, fusions, QDQ -> integer kernels, layout changes);
+for the default 32.4M model that is a large part of start-up. ORT can save the optimized graph
+(`SessionOptions.optimized_model_filepath`) and load it later with optimization off, which is what this module
+arranges: the first session for a graph writes it into the cache, later ones load it.
+
+An optimized graph is only valid for what produced it, so the cache key covers the source graph's sha256, the
+onnxruntime version, the EP, the session options that change the optimized graph (optimization level, config
+entries) and the CPU (ORT's layout pass picks kernels by instruction set: AVX2 vs AVX-512 vs NEON graphs differ).
+Only the CPU EP is cached: other EPs compile nodes into EP-specific blobs that ORT refuses to serialize.
+
+Safety: entries are written to a unique temporary name and renamed into place (atomic on one filesystem), so
+concurrent writers never expose a half-written file; each entry has a metadata file recording its key and the
+optimized file's sha256, checked on every load. A mismatch (another version's file, a truncated copy, a hand edit)
+is a miss, never a load. The cache lives in $APUCODEC_CACHE_DIR, else $XDG_CACHE_HOME/apucodec, else
+~/.cache/apucodec (the folder quantize uses for Quark's build), under `ort-optimized/`. Torch-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CACHE_ENV = "APUCODEC_CACHE_DIR"
+SUBDIR = "ort-optimized"
+CACHED_EPS = frozenset({"CPUExecutionProvider"})
+KEY_VERSION = 1
+
+
+def cache_root() -> Path:
+    """$APUCODEC_CACHE_DIR, else $XDG_CACHE_HOME/apucodec, else ~/.cache/apucodec."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "apucodec"
+
+
+def cpu_fingerprint() -> str:
+    """Architecture plus the CPU's instruction-set flags (what ORT's kernel and layout choices depend on)."""
+    flags = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = " ".join(sorted(line.split(":", 1)[1].split()))
+                break
+    return hashlib.sha256(f"{platform.machine()}|{platform.processor()}|{flags}".encode()).hexdigest()[:16]
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(graph_sha: str, ep: str, options: Mapping[str, str]) -> dict[str, Any]:
+    """Everything an optimized graph depends on, as recorded in its metadata file."""
+    return {"key_version": KEY_VERSION, "graph_sha256": graph_sha, "onnxruntime": _ort_version(), "ep": ep,
+            "options": {str(k): str(v) for k, v in sorted(options.items())}, "cpu": cpu_fingerprint()}
+
+
+def _entry_name(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass
+class CachedGraph:
+    """What to load and how: `path` (the cached optimized graph on a hit, else the source graph) and `options`,
+    SessionOptions attributes to set (`apply` does it). On a miss, call `commit()` once the session exists (it
+    publishes the optimized graph ORT wrote while creating it), or `discard()` if creating it failed."""
+
+    path: Path
+    options: dict[str, Any] = field(default_factory=dict)
+    hit: bool = False
+    reason: str = ""
+    _pending: Path | None = None
+    _final: Path | None = None
+    _meta: dict[str, Any] | None = None
+
+    def apply(self, sess_options: Any) -> Any:
+        import onnxruntime as ort
+
+        for name, value in self.options.items():
+            if name == "graph_optimization_level":
+                value = getattr(ort.GraphOptimizationLevel, value)
+            setattr(sess_options, name, value)
+        return sess_options
+
+    def commit(self) -> bool:
+        """Move ORT's freshly written optimized graph into the cache; False if there was nothing usable."""
+        pending, final, meta = self._pending, self._final, self._meta
+        self._pending = None
+        if pending is None or final is None or meta is None:
+            return False
+        try:
+            if not pending.is_file() or pending.stat().st_size == 0:
+                return False
+            meta = {**meta, "optimized_sha256": _sha256(pending), "bytes": pending.stat().st_size}
+            os.replace(pending, final)
+            _write_atomic(final.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+            return True
+        except OSError:
+            return False               # a read-only or full cache never breaks the session
+        finally:
+            pending.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        if self._pending is not None:
+            self._pending.unlink(missing_ok=True)
+            self._pending = None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _valid(final: Path, key: dict[str, Any]) -> str | None:
+    """None if the cached entry at `final` is trustworthy for `key`, else why not."""
+    meta_path = final.with_suffix(".json")
+    if not final.is_file() or not meta_path.is_file():
+        return "not cached yet"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return "unreadable metadata"
+    if not isinstance(meta, dict) or {k: meta.get(k) for k in key} != key:
+        return "metadata records another key"
+    if meta.get("optimized_sha256") != _sha256(final):
+        return "cached file does not match its recorded sha256"
+    return None
+
+
+def cached_session_path(graph_path: str | Path, graph_sha: str, ep: str,
+                        options: Mapping[str, str] | None = None, optimization_level: str = "ORT_ENABLE_ALL",
+                        root: Path | None = None) -> CachedGraph:
+    """Where to load `graph_path` from for a session on `ep`, and the SessionOptions changes that go with it.
+
+    `graph_sha` is the manifest's sha256 of the source graph (already verified by load_model_dir); `options` are
+    the session config entries that change the optimized graph (not threads or spinning). Never raises for cache
+    trouble: an unusable cache means loading the source graph as before.
+    """
+    source = Path(graph_path)
+    if ep not in CACHED_EPS:
+        return CachedGraph(source, reason=f"{ep}: not cached (EP-compiled graphs cannot be serialized)")
+    key = cache_key(graph_sha, ep, {**(options or {}), "graph_optimization_level": optimization_level})
+    folder = (root or cache_root()) / SUBDIR
+    final = folder / f"{_entry_name(key)}.onnx"
+    why = _valid(final, key)
+    if why is None:
+        return CachedGraph(final, {"graph_optimization_level": "ORT_DISABLE_ALL"}, hit=True, reason="cached")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, pending = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".tmp.onnx", dir=folder)
+        os.close(fd)
+    except OSError as exc:
+        return CachedGraph(source, reason=f"cache not writable ({exc.strerror or exc})")
+    return CachedGraph(source, {"graph_optimization_level": optimization_level,
+                                "optimized_model_filepath": pending}, hit=False, reason=why,
+                       _pending=Path(pending), _final=final, _meta=key)
+
+
+@contextlib.contextmanager
+def cached_graph(graph_path: str | Path, graph_sha: str, ep: str, options: Mapping[str, str] | None = None,
+                 optimization_level: str = "ORT_ENABLE_ALL", root: Path | None = None) -> Iterator[CachedGraph]:
+    """`cached_session_path` as a context: the session created inside is committed to the cache on success and
+    the pending file discarded on failure."""
+    entry = cached_session_path(graph_path, graph_sha, ep, options, optimization_level, root)
+    try:
+        yield entry
+    except BaseException:
+        entry.discard()
+        raise
+    entry.commit()

@@ -1,0 +1,373 @@
+"""CPU INT8 graphs: the polyphase ConvTranspose rewrite, the generic quantizer over feed dicts (multi-input, stateful
+step graphs, exclusions), and `apucodec quantize --target cpu` on the tiny model (files, manifest, bad input).
+
+Everything runs on small generated graphs, the session's tiny exported model and generated audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import soundfile as sf
+from apucodec.calibration.windows import collect_windows
+from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+
+from apucodec.calibration.conv_transpose import conv_transpose_to_conv
+from apucodec.calibration.cpu_int8 import quantize_graph_cpu_int8
+from apucodec.calibration.feeds import decoder_feeds, level_augmented, stepped_feeds, window_feeds
+from apucodec.cli.main import cli
+from apucodec.errors import ApucodecError
+from apucodec.metrics import snr_db
+from apucodec.model_dir import load_model_dir
+from tests.audio_factory import mixture, speech_like, tone
+
+RATE = 44100
+
+
+def _session(path: Path | str, optimized: Path | None = None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    if optimized is not None:
+        options.optimized_model_filepath = str(optimized)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _ops(path: Path) -> Counter[str]:
+    return Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+
+
+def _conv_transpose_graph(c_in: int, c_out: int, k: int, s: int, pads: list[int], out_pad: int, length: int,
+                          seed: int = 0, group: int = 1) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((c_in, c_out // group, k)).astype(np.float32)
+    b = rng.standard_normal(c_out).astype(np.float32)
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], name="up", strides=[s], kernel_shape=[k],
+                            pads=pads, output_padding=[out_pad], group=group)
+    out_len = (length - 1) * s + k - sum(pads) + out_pad
+    graph = helper.make_graph([node], "ct", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, length])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c_out, out_len])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(("k", "s", "pads", "out_pad"), [(16, 8, [4, 4], 0), (4, 2, [1, 1], 0), (7, 3, [0, 0], 0),
+                                                         (5, 2, [2, 1], 1), (3, 3, [0, 0], 0), (8, 4, [2, 2], 0)])
+def test_polyphase_rewrite_is_exact(k: int, s: int, pads: list[int], out_pad: int, tmp_path: Path) -> None:
+    model = _conv_transpose_graph(5, 6, k, s, pads, out_pad, length=11)
+    rewritten, replaced = conv_transpose_to_conv(model)
+    assert list(replaced) == ["up"]
+    ops = Counter(n.op_type for n in rewritten.graph.node)
+    assert ops["ConvTranspose"] == 0 and ops["Conv"] == 1
+    onnx.checker.check_model(rewritten)
+    onnx.save(model, tmp_path / "a.onnx")
+    onnx.save(rewritten, tmp_path / "b.onnx")
+    x = np.random.default_rng(1).standard_normal((1, 5, 11)).astype(np.float32)
+    ya = _session(tmp_path / "a.onnx").run(None, {"x": x})[0]
+    yb = _session(tmp_path / "b.onnx").run(None, {"x": x})[0]
+    assert ya.shape == yb.shape
+    np.testing.assert_allclose(yb, ya, atol=1e-5, rtol=1e-5)
+
+
+def test_polyphase_rewrite_leaves_grouped_conv_transpose_alone() -> None:
+    model = _conv_transpose_graph(4, 4, 4, 2, [1, 1], 0, length=8, group=2)
+    rewritten, replaced = conv_transpose_to_conv(model)
+    assert replaced == {}
+    assert [n.op_type for n in rewritten.graph.node] == ["ConvTranspose"]
+
+
+@pytest.fixture(scope="module")
+def audio_windows(tiny_model_dir: Path) -> list[np.ndarray]:
+    samples = load_model_dir(tiny_model_dir).geometry.window_samples
+    signals = [mixture(2.0, seed=1), speech_like(2.0, seed=2), tone(2.0, 440.0), mixture(2.0, seed=5)]
+    return [np.asarray(sig[:samples], np.float32).reshape(1, 1, -1) for sig in signals]
+
+
+def test_tiny_decoder_runs_as_integer_kernels_only_with_polyphase(tiny_model_dir: Path, audio_windows: list,
+                                                                 tmp_path: Path) -> None:
+    """ORT's optimized graph: every convolution of the polyphase INT8 decoder is a QLinearConv; without the rewrite
+    the ConvTranspose nodes stay float (the reason the decoder gained less than the encoder)."""
+    model = load_model_dir(tiny_model_dir)
+    encoder = _session(model.path_of("encoder"))
+    feeds = list(decoder_feeds(encoder, model.codebooks(), audio_windows, "audio", "latent"))
+    n_transposed = _ops(model.path_of("decoder"))["ConvTranspose"]
+    assert n_transposed > 0
+    results = {}
+    for polyphase in (True, False):
+        out = tmp_path / f"dec.{polyphase}.onnx"
+        result = quantize_graph_cpu_int8(model.path_of("decoder"), out, iter(feeds[:3]), polyphase=polyphase)
+        assert result.feeds == 3 and len(result.polyphase) == (n_transposed if polyphase else 0)
+        optimized = tmp_path / f"opt.{polyphase}.onnx"
+        session = _session(out, optimized)
+        results[polyphase] = _ops(optimized)
+        reference = _session(model.path_of("decoder")).run(None, feeds[3])[0]
+        assert snr_db(reference, session.run(None, feeds[3])[0]) > 15.0
+    assert results[True]["ConvTranspose"] == 0 and results[True]["Conv"] == 0 and results[True]["FusedConv"] == 0
+    assert results[True]["QLinearConv"] == _ops(model.path_of("decoder"))["Conv"] + n_transposed
+    assert results[False]["ConvTranspose"] == n_transposed
+
+
+def test_encoder_quantized_with_exclusions(tiny_model_dir: Path, audio_windows: list, tmp_path: Path) -> None:
+    model = load_model_dir(tiny_model_dir)
+    graph = onnx.load(str(model.path_of("encoder")))
+    convs = [n.name for n in graph.graph.node if n.op_type == "Conv"]
+    out = tmp_path / "enc.onnx"
+    progress: list[int] = []
+    result = quantize_graph_cpu_int8(model.path_of("encoder"), out, window_feeds(audio_windows, "audio"),
+                                     exclude_nodes=[convs[0]], on_feed=progress.append)
+    assert progress == [1, 2, 3, 4]
+    assert convs[0] in result.excluded_nodes
+    # Excluded nodes stay float in the graph ORT runs; the rest become integer kernels.
+    optimized = tmp_path / "opt.onnx"
+    _session(out, optimized)
+    ops = _ops(optimized)
+    assert ops["QLinearConv"] == len(convs) - 1 and ops["Conv"] + ops["FusedConv"] == 1
+    reference = _session(model.path_of("encoder")).run(None, {"audio": audio_windows[0]})[0]
+    assert snr_db(reference, _session(out).run(None, {"audio": audio_windows[0]})[0]) > 15.0
+
+
+def test_bad_feeds_are_one_clear_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model = load_model_dir(tiny_model_dir)
+    out = tmp_path / "enc.onnx"
+    with pytest.raises(ApucodecError, match=r"calibration feed has inputs \['wrong'\], the graph takes \['audio'\]"):
+        quantize_graph_cpu_int8(model.path_of("encoder"), out, iter([{"wrong": np.zeros((1, 1, 4), np.float32)}]))
+    with pytest.raises(ApucodecError, match="no calibration feeds"):
+        quantize_graph_cpu_int8(model.path_of("encoder"), out, iter([]))
+    with pytest.raises(ApucodecError, match="nodes to exclude not in the graph: nope"):
+        quantize_graph_cpu_int8(model.path_of("encoder"), out, iter([]), exclude_nodes=["nope"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def _step_graph(channels: int = 4, step: int = 16, kernel: int = 5) -> onnx.ModelProto:
+    """A miniature stateful step graph shaped like the lead's: audio [1, 1, S], state [1, N], bounds [2] ->
+    out [1, C, S], next_state [1, N]. A causal Conv reads the state (the previous input's tail) ++ audio; the
+    output is multiplied by a mask built from `bounds` (the float bookkeeping a caller keeps out of INT8)."""
+    rng = np.random.default_rng(3)
+    tail = kernel - 1
+    inits = [numpy_helper.from_array(rng.standard_normal((channels, 1, kernel)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "b"),
+             numpy_helper.from_array(np.array([1, 1, tail], np.int64), "state_shape"),
+             numpy_helper.from_array(np.array([1, tail], np.int64), "flat_shape"),
+             numpy_helper.from_array(np.array([-tail], np.int64), "tail_start"),
+             numpy_helper.from_array(np.array([step + tail], np.int64), "tail_end"),
+             numpy_helper.from_array(np.array([2], np.int64), "axis2"),
+             numpy_helper.from_array(np.arange(step, dtype=np.float32), "positions"),
+             numpy_helper.from_array(np.array([0], np.int64), "zero"),
+             numpy_helper.from_array(np.array([1], np.int64), "one")]
+    nodes = [
+        helper.make_node("Reshape", ["state", "state_shape"], ["past"], name="past"),
+        helper.make_node("Concat", ["past", "audio"], ["joined"], name="join", axis=2),
+        helper.make_node("Conv", ["joined", "w", "b"], ["conv"], name="conv", kernel_shape=[kernel]),
+        helper.make_node("Slice", ["bounds", "zero", "one"], ["lo"], name="lo"),
+        helper.make_node("Slice", ["bounds", "one", "axis2"], ["hi"], name="hi"),
+        helper.make_node("GreaterOrEqual", ["positions", "lo"], ["after"], name="after"),
+        helper.make_node("Less", ["positions", "hi"], ["before"], name="before"),
+        helper.make_node("And", ["after", "before"], ["inside"], name="inside"),
+        helper.make_node("Cast", ["inside"], ["mask"], name="mask", to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["conv", "mask"], ["latent"], name="masked"),
+        helper.make_node("Slice", ["joined", "tail_start", "tail_end", "axis2"], ["tail"], name="tail"),
+        helper.make_node("Reshape", ["tail", "flat_shape"], ["next_state"], name="next"),
+    ]
+    graph = helper.make_graph(
+        nodes, "step",
+        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, 1, step]),
+         helper.make_tensor_value_info("state", TensorProto.FLOAT, [1, tail]),
+         helper.make_tensor_value_info("bounds", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("latent", TensorProto.FLOAT, [1, channels, step]),
+         helper.make_tensor_value_info("next_state", TensorProto.FLOAT, [1, tail])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_stepped_feeds_carry_state_and_step_graph_quantizes(tmp_path: Path) -> None:
+    step = 16
+    path = tmp_path / "step.onnx"
+    onnx.save(_step_graph(step=step), path)
+    session = _session(path)
+    signal = mixture(0.05, seed=9)[: 8 * step].astype(np.float32)
+    steps = [{"audio": signal[i * step:(i + 1) * step].reshape(1, 1, -1), "bounds": np.array([0, step], np.float32)}
+             for i in range(8)]
+    feeds = list(stepped_feeds(session, steps, {"state": "next_state"}))
+    assert np.all(feeds[0]["state"] == 0)
+    for i in range(1, 8):   # each step's state is the previous step's last 4 input samples
+        np.testing.assert_array_equal(feeds[i]["state"][0], signal[i * step - 4:i * step])
+
+    out = tmp_path / "step.int8.onnx"
+    result = quantize_graph_cpu_int8(path, out, iter(feeds), exclude_nodes=["masked"],
+                                     exclude_op_types=["Cast", "Less", "GreaterOrEqual", "And"])
+    assert result.feeds == 8 and "masked" in result.excluded_nodes
+    quantized = _session(out)
+    assert {i.name for i in quantized.get_inputs()} == {"audio", "state", "bounds"}
+    half = dict(feeds[5], bounds=np.array([0, step // 2], np.float32))
+    ours = quantized.run(None, half)
+    reference = session.run(None, half)
+    assert np.all(ours[0][..., step // 2:] == 0)       # the float mask still zeroes exactly
+    assert snr_db(reference[0], ours[0]) > 25.0
+    assert snr_db(reference[1], ours[1]) > 30.0
+
+
+def test_level_augmented_windows() -> None:
+    windows = [np.ones((1, 1, 4), np.float32)]
+    out = level_augmented(windows, [0, -20])
+    assert len(out) == 2 and np.allclose(out[0], 1) and np.allclose(out[1], 0.1)
+
+
+# --- the model-directory pass --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def calib_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("calib_cpu")
+    sf.write(folder / "music.wav", mixture(5.0, seed=3), RATE)
+    sf.write(folder / "speech.flac", speech_like(5.0, seed=4), RATE)
+    sf.write(folder / "tone.wav", tone(5.0, 330.0), RATE)
+    return folder
+
+
+def _dir_state(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_cli_quantize_cpu_writes_graphs_and_manifest(tiny_model_dir: Path, calib_folder: Path,
+                                                      tmp_path: Path) -> None:
+    model_path = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_path)
+    result = CliRunner().invoke(cli, ["quantize", "--target", "cpu", "--model", str(model_path), "--calib",
+                                      str(calib_folder), "--windows", "6", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"encoder: calibration (\d+)/\1 windows", result.output)
+    assert "end-to-end SI-SDR" in result.output
+    model = load_model_dir(model_path)          # verifies every sha256, the new files included
+    manifest = json.loads((model_path / "manifest.json").read_text())
+    for role, name in (("encoder_cpu_int8", "encoder.cpu-int8.onnx"), ("decoder_cpu_int8", "decoder.cpu-int8.onnx")):
+        assert model.files[role]["name"] == name and model.files[role]["target"] == "cpu"
+        assert model.files[role]["inputs"] == model.files[role.split("_")[0]]["inputs"]
+    report = manifest["cpu_int8"]
+    assert report["graphs"]["decoder"]["conv_transpose_as_polyphase_conv"] > 0
+    assert 2 <= report["calibration"]["calibration_windows"] <= 6
+    fidelity = report["fidelity"]
+    assert fidelity["int8_path_decoder"] == "int8" and len(fidelity["code_agreement"]) == model.config.n_codebooks
+    assert fidelity["latent_snr_db"] > 10.0
+    assert model.model_id == load_model_dir(tiny_model_dir).model_id
+    assert not [p for p in model_path.iterdir() if p.name.startswith(".")]
+
+
+def test_cli_quantize_cpu_bad_calibration_leaves_model_untouched(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model_path = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_path)
+    before = _dir_state(model_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(cli, ["quantize", "--target", "cpu", "--model", str(model_path), "--calib",
+                                      str(empty)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith(f"error: {empty}: no files")
+    assert _dir_state(model_path) == before
+
+
+def test_failure_after_quantization_restores_the_directory(tiny_model_dir: Path, calib_folder: Path,
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from apucodec.calibration import cpu_quantize
+
+    model_path = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_path)
+    before = _dir_state(model_path)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cpu_quantize.ModelDir, "save_manifest", fail)
+    with pytest.raises(ApucodecError, match="cannot write the model directory"):
+        cpu_quantize.quantize_cpu(model_path, calib_folder, windows=3, threads=1)
+    assert _dir_state(model_path) == before
+
+
+def test_windows_feed_the_decoder_what_it_decodes(tiny_model_dir: Path, calib_folder: Path) -> None:
+    """Decoder calibration inputs are codebook sums (dequantized codes), not raw encoder latents."""
+    model = load_model_dir(tiny_model_dir)
+    windows = collect_windows(calib_folder, model.geometry.window_samples, count=2).calibration
+    codebooks = model.codebooks()
+    encoder = _session(model.path_of("encoder"))
+    feed = next(decoder_feeds(encoder, codebooks, windows, "audio", "latent"))
+    from apucodec.runtime.rvq import NumpyRVQ
+
+    rvq = NumpyRVQ(codebooks)
+    latent = encoder.run(None, {"audio": windows[0]})[0][0].T
+    expected = rvq.dequantize(rvq.quantize(latent)).T[None]
+    np.testing.assert_array_equal(feed["latent"], expected)
+    assert snr_db(latent.T[None], feed["latent"]) < 60.0      # and they differ from the raw latent
+
+
+def test_level_cycle_keeps_the_count() -> None:
+    from apucodec.calibration.feeds import level_cycle
+
+    windows = [np.ones((1, 1, 2), np.float32) for _ in range(5)]
+    out = level_cycle(windows, [0, -20, -40])
+    assert [float(w[0, 0, 0]) for w in out] == pytest.approx([1, 0.1, 0.01, 1, 0.1])
+
+
+def test_quark_config_uses_the_cores_and_the_chosen_minmse_mode() -> None:
+    from apucodec.calibration.presets import build_qconfig, import_quark, preset
+
+    quark_onnx = import_quark()
+    config = build_qconfig(quark_onnx, preset("xint8"), "/tmp/unused", workers=3, minmse_mode="MostCommon")
+    assert config.extra_options["CalibWorkerNum"] == 3
+    assert config.extra_options["MinMSEModePof2Scale"] == "MostCommon"
+    assert build_qconfig(quark_onnx, preset("a8w8"), "/tmp/unused").extra_options["CalibWorkerNum"] >= 1
+    with pytest.raises(ApucodecError, match="unknown MinMSE mode"):
+        build_qconfig(quark_onnx, preset("xint8"), "/tmp/unused", minmse_mode="Fast")
+
+
+def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
+    """A runtime stepper driving RecordingStep yields the same feeds as threading the state by hand."""
+    from apucodec.calibration.feeds import RecordingStep
+
+    step = 16
+    path = tmp_path / "step.onnx"
+    onnx.save(_step_graph(step=step), path)
+    session = _session(path)
+    signal = mixture(0.05, seed=2)[: 5 * step].astype(np.float32)
+    recorder = RecordingStep(session)
+    state = np.zeros((1, 4), np.float32)
+    bounds = np.array([0, step], np.float32)
+    outs = []
+    for i in range(5):
+        out, state = recorder(signal[None, None, i * step:(i + 1) * step], state, bounds)
+        outs.append(out)
+    steps = [{"audio": signal[i * step:(i + 1) * step].reshape(1, 1, -1), "bounds": bounds} for i in range(5)]
+    by_hand = list(stepped_feeds(session, steps, {"state": "next_state"}))
+    assert len(recorder.feeds) == 5
+    for ours, theirs in zip(recorder.feeds, by_hand, strict=True):
+        assert ours.keys() == theirs.keys()
+        for name in ours:
+            np.testing.assert_array_equal(ours[name], theirs[name])
+    np.testing.assert_array_equal(outs[-1], session.run(None, by_hand[-1])[0])
+
+
+def test_quantize_target_npu_is_quantize_encoder(tiny_model_dir: Path, calib_folder: Path, tmp_path: Path) -> None:
+    model_path = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_path)
+    result = CliRunner().invoke(cli, ["quantize", "--target", "npu", "--model", str(model_path), "--calib",
+                                      str(calib_folder), "--windows", "4", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "calibration windows" in result.output          # plain progress lines when stderr is not a terminal
+    manifest = json.loads((model_path / "manifest.json").read_text())
+    assert manifest["quantization"]["preset"] == "xint8"
+    assert (model_path / "encoder.int8.onnx").is_file()
+
+
+def test_quantize_encoder_rejects_bad_level_gains(tiny_model_dir: Path, calib_folder: Path, tmp_path: Path) -> None:
+    model_path = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_path)
+    before = _dir_state(model_path)
+    result = CliRunner().invoke(cli, ["quantize-encoder", "--model", str(model_path), "--calib", str(calib_folder),
+                                      "--level-gains", "0,loud"])
+    assert result.exit_code == 2 and "--level-gains" in result.output
+    assert _dir_state(model_path) == before
