@@ -50,7 +50,8 @@ def visqol_scorer():
 
 def evaluate(model_dir: Path, folder: Path, n_codebooks: int | None) -> dict[str, list[dict[str, float]]]:
     model = load_model_dir(model_dir)
-    graphs = ["fp32", "int8"] if model.has("encoder_int8") else ["fp32"]
+    int8 = any(g.precision == "npu-int8" for g in model.step_graphs("encoder"))
+    graphs = ["fp32", "int8"] if int8 else ["fp32"]
     files = list_audio_files(folder)
     if not files:
         raise ApucodecError(f"{folder}: no audio files")

@@ -29,10 +29,38 @@ def test_bundled_model_is_the_fallback_and_passes_validation(no_model_configured
     cfg = model.config
     assert (cfg.sample_rate, cfg.hop_length, cfg.latent_dim, cfg.n_codebooks, cfg.codebook_size) == (
         44100, 512, 128, 8, 2048)
-    assert model.has("encoder_int8")
+    # Step graphs at the live and the offline step, for both stages, sharing one state layout per stage.
+    for stage in ("encoder", "decoder"):
+        assert model.step_sizes(stage) == [4, 128]
+        assert {g.state_size for g in model.step_graphs(stage)} == {model.streaming(stage).state_size}
+    # The NPU encoder: the offline step graph quantized (XINT8), sharing the FP32 graphs' state layout.
+    int8 = model.step_graph("encoder", 128, "npu-int8")
+    assert int8 is not None and int8.state_size == model.streaming("encoder").state_size
+    # Small enough for the wheel. Issue 8 set ~15 MB for the format-1 files (14.6 MB); format 2 stores the FP32
+    # weights once per step graph (4.6 MB each, four graphs) plus per-step index constants; with the INT8 encoder
+    # 29.4 MB in all.
     total = sum(f.stat().st_size for f in BUNDLED_DIR.iterdir() if f.is_file())
-    assert total < 16_000_000
+    assert total < 30_000_000
     assert (BUNDLED_DIR / "MODEL.md").is_file()
+
+
+def test_bundled_weights_are_the_recovered_original_ones(no_model_configured):
+    """The step graphs carry the weights recovered from the format-1 model ea4c4503deae223b (scripts/
+    recover_bundled_model.py), verified against its graphs, and the manifest says so."""
+    model = load_model_dir(BUNDLED_DIR)
+    source = model.manifest["export"]["source"]
+    recovered = source["recovered_from"]
+    assert source["format"] == "recovered" and recovered["model_id"] == "ea4c4503deae223b"
+    assert source["original"]["step"] == 1782
+    for window in recovered["verification"]["windows"].values():
+        assert min(stage["snr_db"] for stage in window.values()) > 100
+    # The codebooks were float16 on disk before and after: the file is the same bytes.
+    assert model.files["codebooks"]["sha256"] == recovered["files"]["codebooks.npy"]
+    for role in ("encoder.s4", "encoder.s128", "decoder.s4", "decoder.s128"):
+        assert model.manifest["export"]["parity"][role]["snr_db"] >= 80
+    latency = model.manifest["streaming"]["algorithmic_latency"]["4"]
+    assert latency["samples"] == (model.streaming("encoder").delay_samples + model.streaming("decoder").delay_samples
+                                  + 4 * model.hop)
 
 
 def test_quantize_encoder_never_targets_the_bundled_copy(no_model_configured):
