@@ -5,8 +5,10 @@
 PyTorch: `model.encode` then `model.decode` on the whole clip at once (eval, no_grad, torch.set_num_threads(N)
 with N = the CPU's cores unless --threads), after a 1 s warm-up. ONNX Runtime: `Codec.run_array` (step graphs of
 --step-frames frames, default the model's largest; pipelined lanes, the runtime's own thread policy unless
---threads), both graph stages on the CPU EP, with the FP32 encoder and, if the model directory has one at that
-step, the INT8 encoder — which is made for the NPU; on a CPU it shows what the fallback costs. Each variant is
+--threads), both graph stages on the CPU EP: FP32 graphs forced (--precision fp32); if the model directory has
+the NPU INT8 encoder at that step, that encoder with the FP32 decoder (made for the NPU: on a CPU it shows what
+the fallback costs); and if it has CPU INT8 graphs (`apucodec quantize --target cpu`), the runtime's own choice
+(default precision), which picks them on the CPU EP — the row's placement says which graphs ran. Each variant is
 timed once after a one-step warm-up. The outputs are compared too (SNR of the pipeline's output against PyTorch's),
 so a fast but wrong graph cannot pass for a speed-up.
 
@@ -57,42 +59,22 @@ def torch_codec_seconds(checkpoint: str, audio: np.ndarray, threads: int) -> tup
     return seconds, out[0, 0, : audio.size].numpy()
 
 
-def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads: int,
-                     step_frames: int) -> tuple[float, np.ndarray, str, dict[str, int]]:
-    """Wall seconds of the ORT pipeline (pipelined lanes, CPU EP), its output, the placement summary, and the
-    step-graph calls each graph stage made."""
+def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads: int, step_frames: int,
+                     decoder_graph: str = "fp32") -> tuple[float, np.ndarray, str, dict[str, int]]:
+    """Wall seconds of the ORT pipeline (pipelined lanes, CPU EP), its output, the placement summary (graphs
+    included), and the step-graph calls each graph stage made."""
     from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.providers import SessionSettings
 
     settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), encoder_graph=encoder_graph,
-                               threads=threads)
+                               decoder_graph=decoder_graph, threads=threads)
     codec = Codec.open(model, settings, warn=None, step_frames=step_frames)
     codec.run_array(audio[: step_frames * codec.hop])  # warm-up: one step through every stage
     out, result = codec.run_array(audio)
     steps = {stage: result.steps_of(stage) for stage in ("encoder", "decoder")}
-    return (result.wall_seconds, out, f"{result.placement.summary()}, {steps['encoder']} + {steps['decoder']} steps "
-            f"of {step_frames} frames", steps)
-
-
-def graph_runner_seconds(model: ModelDir, audio: np.ndarray, encoder: str, decoder: str,
-                         threads: int) -> tuple[float, np.ndarray]:
-    """Wall seconds of encode -> RVQ -> decode through the given graph roles, windows run one after another (no
-    lanes), and the output. Used for the CPU INT8 graphs, which the runtime does not pick yet; the FP32 graphs run
-    the same way beside them so the two rows differ only by precision."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from graph_runner import codec_run, cpu_session
-
-    from apucodec.runtime.rvq import NumpyRVQ
-
-    enc, dec = cpu_session(model.path_of(encoder), threads), cpu_session(model.path_of(decoder), threads)
-    rvq = NumpyRVQ(model.codebooks())
-    codec_run(enc, dec, rvq, model.geometry, audio[: model.geometry.chunk_samples])  # warm-up
-    start = time.perf_counter()
-    out = codec_run(enc, dec, rvq, model.geometry, audio)
-    return time.perf_counter() - start, out
+    graphs = "/".join(codec.placement.stage(stage).graph.removesuffix(".onnx") for stage in ("encoder", "decoder"))
+    return (result.wall_seconds, out, f"{result.placement.summary()}, {graphs}, {steps['encoder']} + "
+            f"{steps['decoder']} steps of {step_frames} frames", steps)
 
 
 def gemm_gflops(threads: int, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
@@ -183,14 +165,16 @@ def main() -> None:
     rows = [("PyTorch eager (whole clip)", torch_s, None, "encode + decode, no_grad")]
     int8 = step_role("encoder", step, "npu-int8")
     graphs = ["fp32"] + (["int8"] if model.has(int8) else [])
+    steps: dict[str, int] = {}
     for graph in graphs:
-        seconds, out, where, steps = pipeline_seconds(args.model, audio, graph, args.threads, step)
-        rows.append((f"ORT pipeline, {graph.upper()} encoder", seconds, snr_db(torch_out, out), where))
-    if model.has("encoder_cpu_int8") and model.has("decoder_cpu_int8"):
-        for label, enc, dec in (("FP32", "encoder", "decoder"), ("CPU INT8", "encoder_cpu_int8", "decoder_cpu_int8")):
-            seconds, out = graph_runner_seconds(model, audio, enc, dec, args.threads)
-            rows.append((f"ORT windows in turn, {label}", seconds, snr_db(torch_out, out),
-                         "encoder + decoder on the CPU EP, no lanes (benchmarks/graph_runner.py)"))
+        seconds, out, where, graph_steps = pipeline_seconds(args.model, audio, graph, args.threads, step)
+        steps = steps or graph_steps               # the roofline counts the FP32 row's step calls
+        label = "FP32 (forced)" if graph == "fp32" else "NPU INT8 encoder"
+        rows.append((f"ORT pipeline, {label}", seconds, snr_db(torch_out, out), where))
+    cpu_int8 = [step_role(stage, step, "cpu-int8") for stage in ("encoder", "decoder")]
+    if any(model.has(role) for role in cpu_int8):
+        seconds, out, where, _ = pipeline_seconds(args.model, audio, "auto", args.threads, step, decoder_graph="auto")
+        rows.append(("ORT pipeline, runtime's choice", seconds, snr_db(torch_out, out), where))
     print(f"{'variant':32s} {'wall s':>8s} {'RTF':>7s} {'vs torch':>9s} {'SNR vs torch dB':>16s}  notes")
     for name, seconds, snr, notes in rows:
         ratio = torch_s / seconds
@@ -198,6 +182,9 @@ def main() -> None:
         print(f"{name:32s} {seconds:8.2f} {seconds / args.seconds:7.3f} {ratio:8.2f}x {snr_text:>16s}  {notes}")
     if "int8" not in graphs:
         print(f"(no {int8}.onnx in {model.path}: run 'apucodec quantize-encoder' to add the INT8 row)")
+    if not any(model.has(role) for role in cpu_int8):
+        print(f"(no CPU INT8 graphs in {model.path}: run 'apucodec quantize --target cpu' to add the runtime's "
+              "CPU INT8 row)")
     print("\n".join(roofline_lines(model, args.seconds, step, steps, args.threads, rows)))
 
 

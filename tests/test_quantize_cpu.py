@@ -18,18 +18,19 @@ import onnx
 import onnxruntime as ort
 import pytest
 import soundfile as sf
-from apucodec.calibration.windows import collect_windows
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from apucodec.calibration.conv_transpose import conv_transpose_to_conv
 from apucodec.calibration.cpu_int8 import quantize_graph_cpu_int8
-from apucodec.calibration.feeds import decoder_feeds, level_augmented, stepped_feeds, window_feeds
+from apucodec.calibration.feeds import level_augmented, stepped_feeds
 from apucodec.cli.main import cli
+from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.metrics import snr_db
 from apucodec.model_dir import load_model_dir
 from tests.audio_factory import mixture, speech_like, tone
+from tests.runtime_models import export_tiny
 
 RATE = 44100
 
@@ -85,64 +86,90 @@ def test_polyphase_rewrite_leaves_grouped_conv_transpose_alone() -> None:
 
 
 @pytest.fixture(scope="module")
-def audio_windows(tiny_model_dir: Path) -> list[np.ndarray]:
-    samples = load_model_dir(tiny_model_dir).geometry.window_samples
-    signals = [mixture(2.0, seed=1), speech_like(2.0, seed=2), tone(2.0, 440.0), mixture(2.0, seed=5)]
-    return [np.asarray(sig[:samples], np.float32).reshape(1, 1, -1) for sig in signals]
+def step_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny codec exported with 4- and 16-frame step graphs (a 16-frame offline step keeps calibration quick)."""
+    return export_tiny(tmp_path_factory.mktemp("cpu_int8_model") / "model", step_frames=(4, 16)).path
 
 
-def test_tiny_decoder_runs_as_integer_kernels_only_with_polyphase(tiny_model_dir: Path, audio_windows: list,
+@pytest.fixture(scope="module")
+def step_feeds(step_model: Path) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Per stage, the recorded feeds of the s16 step graphs over two short clips streamed through the codec."""
+    from apucodec.calibration.cpu_quantize import record_steps
+
+    model = load_model_dir(step_model)
+    roles = {"encoder": "encoder.s16", "decoder": "decoder.s16"}
+    sessions = {stage: _session(model.path_of(role)) for stage, role in roles.items()}
+    clips = [mixture(0.5, seed=1), speech_like(0.5, seed=2)]
+    return record_steps(model, roles, sessions, clips)
+
+
+def test_tiny_decoder_runs_as_integer_kernels_only_with_polyphase(step_model: Path, step_feeds: dict,
                                                                  tmp_path: Path) -> None:
-    """ORT's optimized graph: every convolution of the polyphase INT8 decoder is a QLinearConv; without the rewrite
-    the ConvTranspose nodes stay float (the reason the decoder gained less than the encoder)."""
-    model = load_model_dir(tiny_model_dir)
-    encoder = _session(model.path_of("encoder"))
-    feeds = list(decoder_feeds(encoder, model.codebooks(), audio_windows, "audio", "latent"))
-    n_transposed = _ops(model.path_of("decoder"))["ConvTranspose"]
+    """ORT's optimized graph: every convolution of the polyphase INT8 decoder step graph is a QLinearConv; without
+    the rewrite the ConvTranspose nodes stay float (the reason the decoder gained less than the encoder)."""
+    from apucodec.calibration.step_nodes import bounds_nodes
+
+    source = load_model_dir(step_model).path_of("decoder.s16")
+    feeds = step_feeds["decoder"]
+    float_nodes = bounds_nodes(onnx.load(str(source)))
+    n_transposed = _ops(source)["ConvTranspose"]
     assert n_transposed > 0
     results = {}
     for polyphase in (True, False):
         out = tmp_path / f"dec.{polyphase}.onnx"
-        result = quantize_graph_cpu_int8(model.path_of("decoder"), out, iter(feeds[:3]), polyphase=polyphase)
-        assert result.feeds == 3 and len(result.polyphase) == (n_transposed if polyphase else 0)
+        result = quantize_graph_cpu_int8(source, out, iter(feeds[:-1]), polyphase=polyphase,
+                                         exclude_nodes=float_nodes)
+        assert result.feeds == len(feeds) - 1 and len(result.polyphase) == (n_transposed if polyphase else 0)
         optimized = tmp_path / f"opt.{polyphase}.onnx"
         session = _session(out, optimized)
         results[polyphase] = _ops(optimized)
-        reference = _session(model.path_of("decoder")).run(None, feeds[3])[0]
-        assert snr_db(reference, session.run(None, feeds[3])[0]) > 15.0
+        reference = _session(source).run(None, feeds[-1])[0]
+        assert snr_db(reference, session.run(None, feeds[-1])[0]) > 15.0
     assert results[True]["ConvTranspose"] == 0 and results[True]["Conv"] == 0 and results[True]["FusedConv"] == 0
-    assert results[True]["QLinearConv"] == _ops(model.path_of("decoder"))["Conv"] + n_transposed
+    assert results[True]["QLinearConv"] == _ops(source)["Conv"] + n_transposed
     assert results[False]["ConvTranspose"] == n_transposed
 
 
-def test_encoder_quantized_with_exclusions(tiny_model_dir: Path, audio_windows: list, tmp_path: Path) -> None:
-    model = load_model_dir(tiny_model_dir)
-    graph = onnx.load(str(model.path_of("encoder")))
+def test_encoder_quantized_with_exclusions(step_model: Path, step_feeds: dict, tmp_path: Path) -> None:
+    from apucodec.calibration.step_nodes import bounds_nodes
+
+    source = load_model_dir(step_model).path_of("encoder.s16")
+    graph = onnx.load(str(source))
     convs = [n.name for n in graph.graph.node if n.op_type == "Conv"]
+    feeds = step_feeds["encoder"]
     out = tmp_path / "enc.onnx"
     progress: list[int] = []
-    result = quantize_graph_cpu_int8(model.path_of("encoder"), out, window_feeds(audio_windows, "audio"),
-                                     exclude_nodes=[convs[0]], on_feed=progress.append)
-    assert progress == [1, 2, 3, 4]
+    result = quantize_graph_cpu_int8(source, out, iter(feeds[:-1]), on_feed=progress.append,
+                                     exclude_nodes=[convs[0], *bounds_nodes(graph)])
+    assert progress == list(range(1, len(feeds)))
     assert convs[0] in result.excluded_nodes
-    # Excluded nodes stay float in the graph ORT runs; the rest become integer kernels.
+    # The excluded Conv keeps its float weight (no DequantizeLinear in front of it); every other Conv reads int8
+    # weights. (ORT may still fuse the excluded one into an integer kernel at run time: its neighbours are
+    # quantized, see quantize_graph_cpu_int8.)
+    quantized = onnx.load(str(out))
+    initializers = {i.name for i in quantized.graph.initializer}
+    produced_by = {o: n.op_type for n in quantized.graph.node for o in n.output}
+    weight_source = {n.name: ("float" if n.input[1] in initializers else produced_by.get(n.input[1]))
+                     for n in quantized.graph.node if n.op_type == "Conv"}
+    assert weight_source[convs[0]] == "float"
+    assert sum(v == "DequantizeLinear" for v in weight_source.values()) == len(convs) - 1
     optimized = tmp_path / "opt.onnx"
     _session(out, optimized)
-    ops = _ops(optimized)
-    assert ops["QLinearConv"] == len(convs) - 1 and ops["Conv"] + ops["FusedConv"] == 1
-    reference = _session(model.path_of("encoder")).run(None, {"audio": audio_windows[0]})[0]
-    assert snr_db(reference, _session(out).run(None, {"audio": audio_windows[0]})[0]) > 15.0
+    assert _ops(optimized)["QLinearConv"] >= len(convs) - 1
+    reference = _session(source).run(None, feeds[-1])[0]
+    assert snr_db(reference, _session(out).run(None, feeds[-1])[0]) > 15.0
 
 
-def test_bad_feeds_are_one_clear_error(tiny_model_dir: Path, tmp_path: Path) -> None:
-    model = load_model_dir(tiny_model_dir)
+def test_bad_feeds_are_one_clear_error(step_model: Path, tmp_path: Path) -> None:
+    source = load_model_dir(step_model).path_of("encoder.s16")
     out = tmp_path / "enc.onnx"
-    with pytest.raises(ApucodecError, match=r"calibration feed has inputs \['wrong'\], the graph takes \['audio'\]"):
-        quantize_graph_cpu_int8(model.path_of("encoder"), out, iter([{"wrong": np.zeros((1, 1, 4), np.float32)}]))
+    with pytest.raises(ApucodecError, match=r"calibration feed has inputs \['wrong'\], the graph takes "
+                                            r"\['audio', 'bounds', 'state'\]"):
+        quantize_graph_cpu_int8(source, out, iter([{"wrong": np.zeros((1, 1, 4), np.float32)}]))
     with pytest.raises(ApucodecError, match="no calibration feeds"):
-        quantize_graph_cpu_int8(model.path_of("encoder"), out, iter([]))
+        quantize_graph_cpu_int8(source, out, iter([]))
     with pytest.raises(ApucodecError, match="nodes to exclude not in the graph: nope"):
-        quantize_graph_cpu_int8(model.path_of("encoder"), out, iter([]), exclude_nodes=["nope"])
+        quantize_graph_cpu_int8(source, out, iter([]), exclude_nodes=["nope"])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -235,33 +262,43 @@ def _dir_state(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_cli_quantize_cpu_writes_graphs_and_manifest(tiny_model_dir: Path, calib_folder: Path,
-                                                      tmp_path: Path) -> None:
+def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
     model_path = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, model_path)
+    shutil.copytree(step_model, model_path)
     result = CliRunner().invoke(cli, ["quantize", "--target", "cpu", "--model", str(model_path), "--calib",
                                       str(calib_folder), "--windows", "6", "--threads", "1"])
     assert result.exit_code == 0, result.output
-    assert re.search(r"encoder: calibration (\d+)/\1 windows", result.output)
+    assert re.search(r"encoder: calibration (\d+)/\1 steps", result.output)
+    assert re.search(r"decoder: calibration (\d+)/\1 steps", result.output)
     assert "end-to-end SI-SDR" in result.output
     model = load_model_dir(model_path)          # verifies every sha256, the new files included
     manifest = json.loads((model_path / "manifest.json").read_text())
-    for role, name in (("encoder_cpu_int8", "encoder.cpu-int8.onnx"), ("decoder_cpu_int8", "decoder.cpu-int8.onnx")):
-        assert model.files[role]["name"] == name and model.files[role]["target"] == "cpu"
-        assert model.files[role]["inputs"] == model.files[role.split("_")[0]]["inputs"]
+    for stage in ("encoder", "decoder"):
+        role, fp32 = step_role(stage, 16, "cpu-int8"), step_role(stage, 16)
+        entry = model.files[role]
+        assert entry["name"] == f"{role}.onnx" and entry["precision"] == "cpu-int8" and entry["target"] == "cpu"
+        for key in ("stage", "step_frames", "state_size", "horizon_frames", "inputs", "outputs"):
+            assert entry[key] == model.files[fp32][key]
+        assert entry["graph"]["ops"]["QuantizeLinear"] > 0
+        assert model.step_graph(stage, 16, "cpu-int8") is not None
+    assert model.step_sizes("encoder") == [4, 16]             # the INT8 graphs add no step size
     report = manifest["cpu_int8"]
     assert report["graphs"]["decoder"]["conv_transpose_as_polyphase_conv"] > 0
-    assert 2 <= report["calibration"]["calibration_windows"] <= 6
+    assert report["graphs"]["encoder"]["float_bounds_nodes"] > 0
+    assert 2 <= report["calibration"]["calibration_clips"] <= 6
+    # each clip is streamed: a start step, steady steps and the flush, so more steps than clips
+    assert report["graphs"]["encoder"]["calibration_feeds"] > report["calibration"]["calibration_clips"]
     fidelity = report["fidelity"]
-    assert fidelity["int8_path_decoder"] == "int8" and len(fidelity["code_agreement"]) == model.config.n_codebooks
-    assert fidelity["latent_snr_db"] > 10.0
-    assert model.model_id == load_model_dir(tiny_model_dir).model_id
+    assert fidelity["int8_path"] == "INT8 encoder + INT8 decoder"
+    assert len(fidelity["code_agreement"]) == model.config.n_codebooks
+    assert fidelity["latent_snr_db"] > 20.0 and fidelity["int8_vs_fp32_output_snr_db"] > 20.0
+    assert model.model_id == load_model_dir(step_model).model_id
     assert not [p for p in model_path.iterdir() if p.name.startswith(".")]
 
 
-def test_cli_quantize_cpu_bad_calibration_leaves_model_untouched(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_cli_quantize_cpu_bad_calibration_leaves_model_untouched(step_model: Path, tmp_path: Path) -> None:
     model_path = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, model_path)
+    shutil.copytree(step_model, model_path)
     before = _dir_state(model_path)
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -272,12 +309,12 @@ def test_cli_quantize_cpu_bad_calibration_leaves_model_untouched(tiny_model_dir:
     assert _dir_state(model_path) == before
 
 
-def test_failure_after_quantization_restores_the_directory(tiny_model_dir: Path, calib_folder: Path,
+def test_failure_after_quantization_restores_the_directory(step_model: Path, calib_folder: Path,
                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from apucodec.calibration import cpu_quantize
 
     model_path = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, model_path)
+    shutil.copytree(step_model, model_path)
     before = _dir_state(model_path)
 
     def fail(*args: object, **kwargs: object) -> None:
@@ -289,20 +326,23 @@ def test_failure_after_quantization_restores_the_directory(tiny_model_dir: Path,
     assert _dir_state(model_path) == before
 
 
-def test_windows_feed_the_decoder_what_it_decodes(tiny_model_dir: Path, calib_folder: Path) -> None:
-    """Decoder calibration inputs are codebook sums (dequantized codes), not raw encoder latents."""
-    model = load_model_dir(tiny_model_dir)
-    windows = collect_windows(calib_folder, model.geometry.window_samples, count=2).calibration
-    codebooks = model.codebooks()
-    encoder = _session(model.path_of("encoder"))
-    feed = next(decoder_feeds(encoder, codebooks, windows, "audio", "latent"))
+def test_decoder_is_calibrated_on_the_dequantized_codes(step_model: Path, step_feeds: dict) -> None:
+    """Decoder calibration inputs are the codebook sums of the streamed encoder's codes, in order, not latents."""
+    from apucodec.calibration.streams import graph_stepper, session_step, stream
     from apucodec.runtime.rvq import NumpyRVQ
+    from apucodec.runtime.steps import frames_for_length
 
-    rvq = NumpyRVQ(codebooks)
-    latent = encoder.run(None, {"audio": windows[0]})[0][0].T
-    expected = rvq.dequantize(rvq.quantize(latent)).T[None]
-    np.testing.assert_array_equal(feed["latent"], expected)
-    assert snr_db(latent.T[None], feed["latent"]) < 60.0      # and they differ from the raw latent
+    model = load_model_dir(step_model)
+    rvq = NumpyRVQ(model.codebooks())
+    clip = mixture(0.5, seed=1)                                # the first clip of `step_feeds`
+    frames = frames_for_length(clip.size, model.hop)
+    encoder = graph_stepper(model, "encoder.s16", session_step(_session(model.path_of("encoder.s16"))))
+    latent = stream(encoder, clip[None], frames)               # [D, F]
+    expected = rvq.dequantize(rvq.quantize(np.ascontiguousarray(latent.T))).T
+    steps = -(-frames // 16)
+    fed = np.concatenate([f["latent"][0] for f in step_feeds["decoder"][:steps]], axis=1)[:, :frames]
+    np.testing.assert_allclose(fed, expected, atol=1e-6)
+    assert snr_db(latent, fed) < 60.0                          # and they differ from the raw latent
 
 
 def test_level_cycle_keeps_the_count() -> None:
@@ -351,21 +391,21 @@ def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
     np.testing.assert_array_equal(outs[-1], session.run(None, by_hand[-1])[0])
 
 
-def test_quantize_target_npu_is_quantize_encoder(tiny_model_dir: Path, calib_folder: Path, tmp_path: Path) -> None:
+def test_quantize_target_npu_is_quantize_encoder(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
     model_path = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, model_path)
+    shutil.copytree(step_model, model_path)
     result = CliRunner().invoke(cli, ["quantize", "--target", "npu", "--model", str(model_path), "--calib",
                                       str(calib_folder), "--windows", "4", "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert "calibration windows" in result.output          # plain progress lines when stderr is not a terminal
-    manifest = json.loads((model_path / "manifest.json").read_text())
-    assert manifest["quantization"]["preset"] == "xint8"
-    assert (model_path / "encoder.int8.onnx").is_file()
+    assert "wrote" in result.output and "encoder.s16.npu-int8.onnx" in result.output
+    assert load_model_dir(model_path).files["encoder.s16.npu-int8"]["quantization"]["preset"] == "xint8"
+    assert (model_path / "encoder.s16.npu-int8.onnx").is_file()
 
 
-def test_quantize_encoder_rejects_bad_level_gains(tiny_model_dir: Path, calib_folder: Path, tmp_path: Path) -> None:
+def test_quantize_encoder_rejects_bad_level_gains(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
     model_path = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, model_path)
+    shutil.copytree(step_model, model_path)
     before = _dir_state(model_path)
     result = CliRunner().invoke(cli, ["quantize-encoder", "--model", str(model_path), "--calib", str(calib_folder),
                                       "--level-gains", "0,loud"])

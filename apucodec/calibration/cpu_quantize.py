@@ -1,13 +1,16 @@
-"""`apucodec quantize --target cpu`: CPU INT8 encoder *and* decoder graphs, calibrated on real audio, scored, recorded.
+"""`apucodec quantize --target cpu`: CPU INT8 encoder *and* decoder step graphs, calibrated on real audio, scored.
 
-The two graphs are quantized with onnxruntime.quantization (calibration/cpu_int8.py): no new dependency, and the
-result is what ORT's CPU EP runs as integer kernels on any x86 (VNNI/AMX where present) or ARM CPU. The encoder is
-calibrated on audio windows, the decoder on the dequantized codes of the same windows (what it decodes at run
-time). Fidelity is measured on held-out windows with both INT8 graphs in the path (calibration/fidelity.py).
+The offline step graphs (the largest step S, `encoder.s{S}` / `decoder.s{S}`) are quantized with
+onnxruntime.quantization (calibration/cpu_int8.py): no new dependency, and the result is what ORT's CPU EP runs as
+integer kernels on any x86 (VNNI/AMX where present) or ARM CPU. Calibration items are real steps: each calibration
+clip is streamed in order through the FP32 encoder step graph by the runtime's Stepper and every step's
+{audio, state, bounds} recorded; its latent goes through the NumPy RVQ and the dequantized codes are streamed the
+same way through the FP32 decoder step graph, recording {latent, state, bounds} (what the decoder sees at run
+time). The bounds-mask arithmetic stays in float (calibration/step_nodes.py says why). Fidelity is measured by
+streaming held-out clips through both INT8 graphs (calibration/fidelity.py).
 
 Everything is staged in a hidden folder in the model directory; the graphs move into place and the manifest is
 written only after both graphs loaded and were scored, and a failure restores the previous files and manifest.
-The manifest edit is one function, `record_cpu_int8`, so a change of manifest format touches one place.
 """
 
 from __future__ import annotations
@@ -22,21 +25,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.cpu_int8 import DEFAULT_METHOD, CpuInt8Result, quantize_graph_cpu_int8
-from apucodec.calibration.feeds import decoder_feeds, window_feeds
-from apucodec.calibration.fidelity import FidelityReport, cpu_session, measure_fidelity
-from apucodec.calibration.windows import CalibrationWindows, collect_windows
+from apucodec.calibration.feeds import Feed, RecordingStep
+from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
+from apucodec.calibration.step_nodes import bounds_nodes
+from apucodec.calibration.streams import graph_stepper, stream
+from apucodec.contract.steps import STAGES, step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, file_entry, load_model_dir
+from apucodec.runtime.rvq import NumpyRVQ
+from apucodec.runtime.steps import frames_for_length
 
 LOG = logging.getLogger("apucodec.quantize")
-# Each graph's role and file name in the model directory.
-CPU_INT8_FILES = {"encoder": ("encoder_cpu_int8", "encoder.cpu-int8.onnx"),
-                  "decoder": ("decoder_cpu_int8", "decoder.cpu-int8.onnx")}
-# Each calibration window is one float inference of each graph, so the count is what calibration time scales with.
-# More is not better for static ranges: on the bundled model (train folder, seed 0, 8 held-out windows) the INT8
-# encoder's output SNR vs FP32 was, for 8/16/32/64 windows, 21.9/22.2/20.2/19.3 dB with MinMax and
-# 24.3/24.9/21.2/20.2 dB with the 99.999th percentile (rarer peaks widen the ranges), at 13-76 s on the loaded box.
+PRECISION = "cpu-int8"
+# Fields of the FP32 step graph's manifest entry that the INT8 graph shares (same I/O, state layout, timing).
+SHARED_ENTRY_FIELDS = ("stage", "step_frames", "state_size", "horizon_frames", "inputs", "outputs")
+# Steps per calibration clip: a start step, steady ones and the flush, as a file of a few seconds gives the runtime.
+CLIP_STEPS = 4
+# Calibration clips (each CLIP_STEPS steps + the flush, streamed through both graphs). The windowed pass measured
+# that more is not better for static percentile ranges (rarer peaks widen them): 16 windows beat 32 and 64.
 DEFAULT_CPU_WINDOWS = 16
 
 StatusCallback = Callable[[str], None]
@@ -47,15 +57,16 @@ class CpuQuantizeResult:
     model: ModelDir
     paths: dict[str, Path]
     graphs: dict[str, CpuInt8Result]
-    calibration: CalibrationWindows
+    calibration: CalibrationClips
     fidelity: FidelityReport
     total_seconds: float
 
     def lines(self) -> list[str]:
         cal = self.calibration
-        out = [f"calibrated CPU INT8 ({self.graphs['encoder'].method}) on {len(cal.calibration)} windows from "
-               f"{cal.files_used} files: encoder {self.graphs['encoder'].seconds:.1f} s, decoder "
-               f"{self.graphs['decoder'].seconds:.1f} s"]
+        enc, dec = self.graphs["encoder"], self.graphs["decoder"]
+        out = [f"calibrated CPU INT8 ({enc.method}) on {len(cal.calibration)} clips from {cal.files_used} files "
+               f"streamed step by step: encoder {enc.feeds} steps in {enc.seconds:.1f} s, decoder {dec.feeds} "
+               f"steps in {dec.seconds:.1f} s"]
         polyphase = len(self.graphs["decoder"].polyphase)
         if polyphase:
             out.append(f"decoder: {polyphase} ConvTranspose rewritten as polyphase Conv (integer kernels on the CPU)")
@@ -80,17 +91,14 @@ class FeedProgress:
             return
         elapsed = time.perf_counter() - self.started
         left = elapsed / done * (self.total - done) if done < self.total else 0.0
-        message = (f"{self.label}: calibration {done}/{self.total} windows, {elapsed:.1f} s"
+        message = (f"{self.label}: calibration {done}/{self.total} steps, {elapsed:.1f} s"
                    + (f", ~{left:.0f} s left" if done < self.total else ""))
         LOG.info(message)
         self.status(message)
 
 
 def record_cpu_int8(model: ModelDir, entries: dict[str, dict[str, Any]], report: dict[str, Any]) -> None:
-    """The manifest edit of a CPU INT8 pass: one files[role] entry per graph and a `cpu_int8` section.
-
-    Kept in one function so that a new manifest layout (format version 2, step graphs) changes only this.
-    """
+    """The manifest edit of a CPU INT8 pass: one files[role] entry per graph and a `cpu_int8` section."""
     for role, entry in entries.items():
         model.files[role] = entry
     model.manifest["cpu_int8"] = report
@@ -124,61 +132,103 @@ def _install(model: ModelDir, staged: dict[str, Path], entry_fields: dict[str, d
     return targets
 
 
+def record_steps(model: ModelDir, roles: dict[str, str], sessions: dict[str, Any],
+                 clips: list[np.ndarray]) -> dict[str, list[Feed]]:
+    """Per stage, every step feed the FP32 step graphs get when the clips are streamed through the codec in order:
+    the encoder on the audio, the decoder on the dequantized codes of the encoder's latent (what it decodes at
+    run time), each clip a fresh stream from zero state, flushed at its end."""
+    rvq = NumpyRVQ(model.codebooks())
+    feeds: dict[str, list[Feed]] = {stage: [] for stage in STAGES}
+    for clip in clips:
+        clip = np.asarray(clip, dtype=np.float32).reshape(-1)
+        frames = frames_for_length(clip.size, model.hop)
+        recorders = {stage: RecordingStep(sessions[stage], [i.name for i in sessions[stage].get_inputs()],
+                                          [o.name for o in sessions[stage].get_outputs()]) for stage in STAGES}
+        latent = stream(graph_stepper(model, roles["encoder"], recorders["encoder"]), clip[None], frames)
+        codes = rvq.quantize(np.ascontiguousarray(latent.T))
+        quantized = np.ascontiguousarray(rvq.dequantize(codes).T, dtype=np.float32)
+        stream(graph_stepper(model, roles["decoder"], recorders["decoder"]), quantized, frames)
+        for stage in STAGES:
+            feeds[stage].extend(recorders[stage].feeds)
+    return feeds
+
+
 def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int = DEFAULT_CPU_WINDOWS,
                  method: str = DEFAULT_METHOD, seed: int = 0, threads: int = 0,
                  exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
                  on_status: StatusCallback | None = None) -> CpuQuantizeResult:
-    """Quantize the model directory's FP32 encoder and decoder for the CPU EP and record them in the manifest."""
+    """Quantize the model directory's offline FP32 encoder and decoder step graphs for the CPU EP; record them.
+
+    `windows` is the number of calibration clips (CLIP_STEPS steps each); held-out clips come on top.
+    `exclude_nodes` must name nodes of both graphs' FP32 step graphs (rarely useful); bounds arithmetic is always
+    kept in float.
+    """
     started = time.perf_counter()
     status = on_status or (lambda _message: None)
-    model = load_model_dir(Path(model_path).absolute())
-    geometry = model.geometry
-    status(f"collecting {windows} calibration windows of {geometry.window_samples / model.config.sample_rate:.2f} s "
-           f"from {calib_folder}")
-    calibration = collect_windows(calib_folder, geometry.window_samples, count=windows, seed=seed)
+    model = load_model_dir(Path(model_path).absolute())   # refuses missing step graphs or a sha256 mismatch
+    step = max(model.step_sizes("encoder"))
+    if step not in model.step_sizes("decoder"):
+        raise ApucodecError(f"{model.path}: no decoder step graph of {step} frames to match encoder.s{step}")
+    fp32_roles = {stage: step_role(stage, step) for stage in STAGES}
+    roles = {stage: step_role(stage, step, PRECISION) for stage in STAGES}
+    step_samples = step * model.hop
+    clip_samples = CLIP_STEPS * step_samples
+    status(f"collecting {windows} calibration clips of up to {clip_samples / model.config.sample_rate:.2f} s "
+           f"({CLIP_STEPS} steps of {fp32_roles['encoder']}) from {calib_folder}")
+    calibration = collect_clips(calib_folder, clip_samples, step_samples, count=windows, seed=seed)
+    import onnx
+
     try:
         work = Path(tempfile.mkdtemp(prefix=".quantize-cpu-", dir=model.path))
     except OSError as exc:
         raise ApucodecError(f"{model.path}: cannot write into the model directory ({exc.strerror})") from None
     try:
-        fp32_encoder = cpu_session(model.path_of("encoder"), threads=threads)
-        fp32_decoder = cpu_session(model.path_of("decoder"), threads=threads)
-        enc_in = fp32_encoder.get_inputs()[0].name
-        dec_in = fp32_decoder.get_inputs()[0].name
-        staged = {role: work / name for role, name in CPU_INT8_FILES.values()}
-        n = len(calibration.calibration)
+        fp32 = {stage: cpu_session(model.path_of(fp32_roles[stage]), threads=threads) for stage in STAGES}
+        status(f"streaming {len(calibration.calibration)} clips through {fp32_roles['encoder']} and "
+               f"{fp32_roles['decoder']} to record the steps' inputs")
+        feeds = record_steps(model, fp32_roles, fp32, calibration.calibration)
+        staged = {stage: work / f"{roles[stage]}.onnx" for stage in STAGES}
         graphs: dict[str, CpuInt8Result] = {}
-        status(f"encoder: quantizing ({method} ranges, uint8 activations, int8 per-channel weights)")
-        graphs["encoder"] = quantize_graph_cpu_int8(
-            model.path_of("encoder"), staged["encoder_cpu_int8"], window_feeds(calibration.calibration, enc_in),
-            method=method, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types,
-            on_feed=FeedProgress("encoder", n, status))
-        status("decoder: quantizing on the dequantized codes of the same windows")
-        graphs["decoder"] = quantize_graph_cpu_int8(
-            model.path_of("decoder"), staged["decoder_cpu_int8"],
-            decoder_feeds(fp32_encoder, model.codebooks(), calibration.calibration, enc_in, dec_in),
-            method=method, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types,
-            on_feed=FeedProgress("decoder", n, status))
+        float_nodes: dict[str, int] = {}
+        for stage in STAGES:
+            source = model.path_of(fp32_roles[stage])
+            mask_nodes = bounds_nodes(onnx.load(str(source)))
+            float_nodes[stage] = len(mask_nodes)
+            status(f"{stage}: quantizing ({method} ranges, uint8 activations, int8 per-channel weights; "
+                   f"{len(mask_nodes)} bounds-mask nodes kept float)")
+            graphs[stage] = quantize_graph_cpu_int8(
+                source, staged[stage], iter(feeds[stage]), method=method,
+                exclude_nodes=[*mask_nodes, *exclude_nodes], exclude_op_types=exclude_op_types,
+                on_feed=FeedProgress(stage, len(feeds[stage]), status))
+        del feeds
 
-        status(f"scoring on {len(calibration.evaluation)} held-out windows")
-        fidelity = measure_fidelity(fp32_encoder, cpu_session(staged["encoder_cpu_int8"], threads=threads),
-                                    fp32_decoder, model.codebooks(), geometry, calibration.evaluation,
-                                    int8_decoder=cpu_session(staged["decoder_cpu_int8"], threads=threads))
+        status(f"scoring on {len(calibration.evaluation)} held-out clips, streaming both INT8 graphs")
+        fidelity = measure_fidelity(
+            model, StepGraphSession(fp32_roles["encoder"], fp32["encoder"]),
+            StepGraphSession(roles["encoder"], cpu_session(staged["encoder"], threads=threads)),
+            StepGraphSession(fp32_roles["decoder"], fp32["decoder"]), calibration.evaluation,
+            int8_decoder=StepGraphSession(roles["decoder"], cpu_session(staged["decoder"], threads=threads)))
         entry_fields = {}
-        for stage, (role, _name) in CPU_INT8_FILES.items():
-            source = model.files[stage]
-            entry_fields[role] = {**{k: source[k] for k in ("inputs", "outputs") if k in source},
-                                  "target": "cpu", "format": "QDQ", "graph": {"ops": graphs[stage].ops}}
+        for stage in STAGES:
+            entry_fields[roles[stage]] = {
+                **{k: model.files[fp32_roles[stage]][k] for k in SHARED_ENTRY_FIELDS},
+                "precision": PRECISION, "source": fp32_roles[stage], "target": "cpu", "format": "QDQ",
+                "graph": {"nodes": sum(graphs[stage].ops.values()), "ops": graphs[stage].ops}}
         report = {
             "target": "CPUExecutionProvider",
             "quantizer": "onnxruntime.quantization.quantize_static",
-            "graphs": {stage: graphs[stage].to_dict() for stage in graphs},
-            "calibration": {"folder": str(calib_folder), "seed": seed, "windows_requested": windows,
-                            "window_samples": geometry.window_samples, **calibration.summary()},
+            "step_frames": step,
+            "graphs": {stage: {"role": roles[stage], "source": fp32_roles[stage], **graphs[stage].to_dict(),
+                               "float_bounds_nodes": float_nodes[stage]} for stage in STAGES},
+            "calibration": {"folder": str(calib_folder), "seed": seed, "clips_requested": windows,
+                            "clip_steps": CLIP_STEPS, "step_samples": step_samples,
+                            "method": "clips streamed in order through the FP32 step graphs (Stepper); decoder fed "
+                                      "the dequantized codes",
+                            **calibration.summary()},
             "fidelity": fidelity.to_dict(),
             "seconds": {"total": round(time.perf_counter() - started, 2)},
         }
-        paths = _install(model, staged, entry_fields, report)
+        paths = _install(model, {roles[s]: staged[s] for s in STAGES}, entry_fields, report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return CpuQuantizeResult(model, paths, graphs, calibration, fidelity, time.perf_counter() - started)

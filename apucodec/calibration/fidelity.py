@@ -30,7 +30,7 @@ import onnxruntime as ort
 from apucodec.calibration.custom_ops import register_custom_ops
 from apucodec.calibration.streams import graph_stepper, session_step, stream
 from apucodec.errors import ApucodecError
-from apucodec.metrics import snr_db
+from apucodec.metrics import si_sdr, snr_db
 from apucodec.model_dir import ModelDir
 from apucodec.runtime.rvq import NumpyRVQ
 from apucodec.runtime.steps import frames_for_length
@@ -65,6 +65,11 @@ def cpu_session(path: Path, custom_op_domains: Sequence[str] = (), threads: int 
         raise ApucodecError(f"{path}: ONNX Runtime's CPU EP cannot load it ({str(exc).splitlines()[0]})") from None
 
 
+def _pooled(metric: Any, references: list[np.ndarray], estimates: list[np.ndarray]) -> float:
+    return float(metric(np.concatenate([r.ravel() for r in references]),
+                        np.concatenate([e.ravel() for e in estimates])))
+
+
 def _pooled_snr(references: list[np.ndarray], estimates: list[np.ndarray]) -> float:
     return snr_db(np.concatenate([r.ravel() for r in references]), np.concatenate([e.ravel() for e in estimates]))
 
@@ -81,6 +86,9 @@ class FidelityReport:
     e2e_snr_fp32_db: float
     e2e_snr_int8_db: float
     output_snr_db: float                  # INT8-path output vs FP32-path output
+    int8_decoder: bool = False            # the INT8 path also decodes with an INT8 decoder (CPU INT8 pass)
+    e2e_si_sdr_fp32_db: float = float("nan")   # input vs output, all clips pooled
+    e2e_si_sdr_int8_db: float = float("nan")
 
     @property
     def e2e_snr_delta_db(self) -> float:
@@ -96,6 +104,10 @@ class FidelityReport:
                 "e2e_snr_db": {"fp32": round(self.e2e_snr_fp32_db, 2), "int8": round(self.e2e_snr_int8_db, 2),
                                "delta": round(self.e2e_snr_delta_db, 2)},
                 "int8_vs_fp32_output_snr_db": round(self.output_snr_db, 2),
+                "e2e_si_sdr_db": {"fp32": round(self.e2e_si_sdr_fp32_db, 2),
+                                  "int8": round(self.e2e_si_sdr_int8_db, 2),
+                                  "delta": round(self.e2e_si_sdr_int8_db - self.e2e_si_sdr_fp32_db, 2)},
+                "int8_path": "INT8 encoder + INT8 decoder" if self.int8_decoder else "INT8 encoder + FP32 decoder",
                 "session": {"provider": "CPUExecutionProvider", "graph_optimization": GRAPH_OPTIMIZATION.name}}
 
     def lines(self) -> list[str]:
@@ -106,7 +118,9 @@ class FidelityReport:
                 f"clip edges {self.latent_snr_db_edges:.2f} dB)",
                 f"  code agreement per codebook: {agreement}",
                 f"  end-to-end SNR: FP32 {self.e2e_snr_fp32_db:.2f} dB, INT8 {self.e2e_snr_int8_db:.2f} dB "
-                f"(delta {self.e2e_snr_delta_db:+.2f} dB); INT8 vs FP32 output {self.output_snr_db:.2f} dB"]
+                f"(delta {self.e2e_snr_delta_db:+.2f} dB); INT8 vs FP32 output {self.output_snr_db:.2f} dB",
+                f"  end-to-end SI-SDR: FP32 {self.e2e_si_sdr_fp32_db:.2f} dB, INT8 {self.e2e_si_sdr_int8_db:.2f} dB "
+                f"(delta {self.e2e_si_sdr_int8_db - self.e2e_si_sdr_fp32_db:+.2f} dB)"]
 
 
 def _edges(x: np.ndarray) -> np.ndarray:
@@ -115,8 +129,12 @@ def _edges(x: np.ndarray) -> np.ndarray:
 
 
 def measure_fidelity(model: ModelDir, fp32_encoder: StepGraphSession, int8_encoder: StepGraphSession,
-                     decoder: StepGraphSession, clips: Sequence[np.ndarray]) -> FidelityReport:
-    """Score the INT8 encoder step graph against the FP32 one, streaming both over `clips` (1-D audio each)."""
+                     decoder: StepGraphSession, clips: Sequence[np.ndarray],
+                     int8_decoder: StepGraphSession | None = None) -> FidelityReport:
+    """Score the INT8 encoder step graph against the FP32 one, streaming both over `clips` (1-D audio each).
+
+    With `int8_decoder`, the INT8 path decodes with it (the FP32 path keeps `decoder`), so the end-to-end numbers
+    are those of a run with both INT8 graphs."""
     if not clips:
         raise ApucodecError("no held-out clips to measure fidelity on")
     rvq = NumpyRVQ(model.codebooks())
@@ -126,7 +144,7 @@ def measure_fidelity(model: ModelDir, fp32_encoder: StepGraphSession, int8_encod
         clip = np.asarray(clip, dtype=np.float32).reshape(-1)
         frames = frames_for_length(clip.size, hop)
         latents, codes, outputs = [], [], []
-        for encoder in (fp32_encoder, int8_encoder):
+        for encoder, dec in ((fp32_encoder, decoder), (int8_encoder, int8_decoder or decoder)):
             # the INT8 graph shares the FP32 graph's step facts (and may not be in the manifest yet)
             stepper = graph_stepper(model, fp32_encoder.role, session_step(encoder.session))
             latent = stream(stepper, clip[None], frames)                      # [D, F], whole-file aligned
@@ -134,7 +152,7 @@ def measure_fidelity(model: ModelDir, fp32_encoder: StepGraphSession, int8_encod
                 steps += stepper.steps
             clip_codes = rvq.quantize(np.ascontiguousarray(latent.T))         # [n, F]
             quantized = np.ascontiguousarray(rvq.dequantize(clip_codes).T, dtype=np.float32)
-            audio = stream(graph_stepper(model, decoder.role, session_step(decoder.session)), quantized, frames)
+            audio = stream(graph_stepper(model, decoder.role, session_step(dec.session)), quantized, frames)
             latents.append(latent)
             codes.append(clip_codes)
             outputs.append(audio[0, : clip.size])
@@ -152,4 +170,5 @@ def measure_fidelity(model: ModelDir, fp32_encoder: StepGraphSession, int8_encod
         latent_snr_db_edges=_pooled_snr([_edges(x) for x in lat_fp], [_edges(x) for x in lat_q]),
         code_agreement=[float(m) for m in matches.mean(axis=1)],
         e2e_snr_fp32_db=_pooled_snr(audio_in, out_fp), e2e_snr_int8_db=_pooled_snr(audio_in, out_q),
-        output_snr_db=_pooled_snr(out_fp, out_q))
+        output_snr_db=_pooled_snr(out_fp, out_q), int8_decoder=int8_decoder is not None,
+        e2e_si_sdr_fp32_db=_pooled(si_sdr, audio_in, out_fp), e2e_si_sdr_int8_db=_pooled(si_sdr, audio_in, out_q))

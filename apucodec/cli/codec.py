@@ -56,7 +56,8 @@ def session_options(func: Callable[..., Any] | None = None, *,
                               "cuda, dml."),
             click.option("--encoder", "encoder_graph", type=click.Choice(["auto", "fp32", "int8", "bf16"]),
                          default="auto", show_default=True, hidden=hide_encoder,
-                         help="Encoder graph: auto = INT8 on NPU, FP32 on CPU; bf16 = FP32 graph as BF16 on the NPU."),
+                         help="Encoder graph: auto = INT8 on NPU, CPU INT8 on the CPU when the model has it, else "
+                              "FP32; bf16 = FP32 graph as BF16 on the NPU."),
             click.option("--decoder-ep", default=None, metavar="EP[,EP...]", hidden=hide_decoder,
                          help="Decoder EP order (default: webgpu,migraphx,cuda,dml,cpu)."),
         ]

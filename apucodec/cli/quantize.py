@@ -73,7 +73,8 @@ class _WindowProgress:
 @click.option("--calib", "calib", type=click.Path(path_type=Path), required=True,
               help="Folder of recordings to calibrate on (searched recursively, any format libsndfile reads).")
 @click.option("--windows", type=click.IntRange(min=1), default=None,
-              help="Calibration windows (default: 16 for cpu, 64 for npu); held-out windows come on top.")
+              help="cpu: calibration clips of 4 offline steps each (default 16); npu: calibration steps (default 64). "
+                   "Held-out clips come on top.")
 @click.option("--method", type=click.Choice(["minmax", "percentile", "entropy"]), default="percentile",
               show_default=True, help="cpu: how activation ranges are set from the calibration activations.")
 @click.option("--preset", "preset_name", type=click.Choice(["xint8", "a8w8", "a16w8", "bf16"], case_sensitive=False),
@@ -88,7 +89,7 @@ def quantize(ctx: click.Context, target: str, model_option: Path | None, calib: 
     """Quantize the model directory's graphs to INT8 for the CPU EP or the NPU, calibrated on real recordings."""
     if target.lower() == "npu":
         ctx.invoke(quantize_encoder, model_option=model_option, calib=calib, preset_name=preset_name,
-                   windows=windows or 64, seed=seed, conv2d=False, threads=threads, verbose=verbose)
+                   steps=windows or 64, seed=seed, conv2d=False, threads=threads, verbose=verbose)
         return
     from apucodec.calibration.cpu_quantize import DEFAULT_CPU_WINDOWS, quantize_cpu
     from apucodec.model_dir import default_model_path

@@ -28,8 +28,9 @@ def stage_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      default=DEFAULT_STEP_TIMEOUT_S, show_default=True,
                      help="Seconds a worker may take for one step before the run is stopped."),
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-                     help="Encoder precision on the NPU: int8 graph, or bf16 (the FP32 graph compiled to BF16 by "
-                          "the Vitis AI EP); fp32 elsewhere."),
+                     help="Graph precision. auto: INT8 encoder on the NPU, CPU INT8 graphs on the CPU EP when "
+                          "the model has them (quantize --target cpu), FP32 elsewhere; fp32: FP32 graphs on both "
+                          "stages; int8 / bf16: the encoder's NPU INT8 graph / FP32 compiled to BF16 on the NPU."),
         click.option("--ep-context-out", "ep_context_out", type=click.Path(dir_okay=False), default=None,
                      metavar="FILE", help="Also write what the Vitis AI EP compiles as an EP-context model FILE "
                                           "(weights embedded), to ship as the model directory's <role>_ctx graph."),
@@ -50,4 +51,5 @@ def settings_overrides(model: Any, workers: tuple[str, ...], worker_timeout: flo
     return {"workers": resolve_workers(parse_worker_options(workers), model.manifest),
             "worker_timeout": worker_timeout,
             "encoder_graph": precision if precision != "auto" else encoder_graph,
+            "decoder_graph": "fp32" if precision == "fp32" else "auto",
             "ep_context": ep_context_entries(ep_context_out is not None, ep_context_out, embed=True)}

@@ -3,11 +3,13 @@
 Shared by in-process sessions (apucodec.runtime.sessions) and stage workers (apucodec.runtime.workers), so a stage
 chooses its graph and options the same way whichever process runs it.
 
-The encoder has two graphs: encoder.int8.onnx is made for the NPU, so it runs where the encoder runs on the Vitis
-AI EP; on the CPU the FP32 graph runs (ONNX Runtime fuses Q/DQ into integer kernels on x86 only for uint8
-activations, and the NPU presets use int8 ones, so on a CPU the INT8 graph is float Conv plus Q/DQ: slower and
-less accurate). `encoder_graph="fp32"|"int8"` forces either; "bf16" is the FP32 graph, which the Vitis AI EP
-compiles to BF16 with a vaiml config file (and which runs as FP32 anywhere else).
+Each stage may have, at its step size, an FP32 graph and INT8 ones. encoder.s{S}.npu-int8 is made for the NPU, so
+it runs where the encoder runs on the Vitis AI EP. {stage}.s{S}.cpu-int8 (`apucodec quantize --target cpu`) is made
+for ONNX Runtime's CPU EP: uint8 activations, which x86 runs as integer kernels (u8s8 GEMM, VNNI where present);
+the NPU graph's int8 activations are float Conv plus Q/DQ on a CPU, slower and less accurate, so the CPU never
+runs it unless forced. `encoder_graph="fp32"|"int8"` forces either encoder graph; "bf16" is the FP32 graph, which
+the Vitis AI EP compiles to BF16 with a vaiml config file (and which runs as FP32 anywhere else).
+`decoder_graph="fp32"` keeps the decoder off its CPU INT8 graph (--precision fp32 sets both).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from apucodec.runtime.eps import CPU, STAGE_PREFERENCES, VITISAI, resolve_ep_nam
 from apucodec.runtime.vitisai import DEFAULT_OPTIMIZE_LEVEL, NpuGeneration, detect_npu, vitisai_options
 
 ENCODER_GRAPHS = ("auto", "fp32", "int8", "bf16")
+DECODER_GRAPHS = ("auto", "fp32")
+CPU_INT8_REASON = "CPU INT8 graph (uint8 QDQ, VNNI integer kernels) on the CPU EP"
 DEFAULT_STEP_TIMEOUT_S = 120.0
 
 
@@ -33,6 +37,7 @@ class SessionSettings:
     encoder_eps: Sequence[str] = STAGE_PREFERENCES["encoder"]
     decoder_eps: Sequence[str] = STAGE_PREFERENCES["decoder"]
     encoder_graph: str = "auto"
+    decoder_graph: str = "auto"   # "fp32": never the CPU INT8 decoder graph
     strict: bool = False
     threads: int = 0  # intra-op threads per session; 0 = onnxruntime's default
     # Let idle intra-op threads busy-wait for the next operator. Off by default: the encoder and decoder sessions
@@ -80,7 +85,8 @@ def step_frames_for(model: ModelDir, stage: str, settings: SessionSettings) -> i
 
 
 def choose_encoder_graph(model: ModelDir, ep: str, mode: str, step_frames: int) -> tuple[str, str]:
-    """(role, reason): the INT8 step graph on the NPU, FP32 elsewhere, unless `mode` forces one."""
+    """(role, reason): the NPU INT8 step graph on the NPU, the CPU INT8 one on the CPU (when the model directory has
+    them), FP32 otherwise, unless `mode` forces one."""
     if mode not in ENCODER_GRAPHS:
         raise ApucodecError(f"--encoder must be one of {', '.join(ENCODER_GRAPHS)}, not {mode!r}")
     fp32, int8 = step_role("encoder", step_frames), step_role("encoder", step_frames, "npu-int8")
@@ -98,8 +104,25 @@ def choose_encoder_graph(model: ModelDir, ep: str, mode: str, step_frames: int) 
         if model.has(int8):
             return int8, "INT8 graph for the NPU"
         return fp32, "no INT8 encoder in the model directory (run 'apucodec quantize-encoder')"
-    reason = "FP32 on the CPU: the INT8 graph is for the NPU" if ep == CPU else f"FP32 graph on {short_ep(ep)}"
-    return fp32, reason
+    if ep == CPU:
+        cpu_int8 = step_role("encoder", step_frames, "cpu-int8")
+        if model.has(cpu_int8):
+            return cpu_int8, CPU_INT8_REASON
+        return fp32, ("FP32 on the CPU: the INT8 graph is for the NPU" if model.has(int8) else
+                      "FP32 on the CPU: no CPU INT8 graph (run 'apucodec quantize --target cpu')")
+    return fp32, f"FP32 graph on {short_ep(ep)}"
+
+
+def choose_decoder_graph(model: ModelDir, ep: str, mode: str, step_frames: int) -> tuple[str, str]:
+    """(role, reason): the CPU INT8 step graph on the CPU EP when the model directory has it, else FP32."""
+    if mode not in DECODER_GRAPHS:
+        raise ApucodecError(f"decoder graph must be one of {', '.join(DECODER_GRAPHS)}, not {mode!r}")
+    fp32, cpu_int8 = step_role("decoder", step_frames), step_role("decoder", step_frames, "cpu-int8")
+    if mode == "fp32":
+        return fp32, "forced by --precision fp32"
+    if ep == CPU and model.has(cpu_int8):
+        return cpu_int8, CPU_INT8_REASON
+    return fp32, ""
 
 
 def configured_options(model: ModelDir, ep: str, settings: SessionSettings) -> dict[str, str]:
@@ -149,7 +172,7 @@ def stage_candidates(model: ModelDir, stage: str, settings: SessionSettings) -> 
     step = step_frames_for(model, stage, settings)
     for ep in eps:
         role, reason = choose_encoder_graph(model, ep, settings.encoder_graph, step) if stage == "encoder" else \
-            (step_role(stage, step), "")
+            choose_decoder_graph(model, ep, settings.decoder_graph, step)
         if ep == VITISAI and model.has(f"{role}_ctx"):
             # a precompiled EP-context graph made from this one on an NPU machine: loads without compiling
             role, reason = f"{role}_ctx", f"precompiled EP-context graph of {model.files[role]['name']}"

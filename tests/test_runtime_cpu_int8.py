@@ -1,0 +1,115 @@
+"""The runtime picks the CPU INT8 step graphs (`apucodec quantize --target cpu`) when a stage runs on the CPU EP.
+
+A tiny model (4- and 16-frame steps) is quantized once; the tests open it on the CPU EP and check the placement
+(graph and reason), that the INT8 path's output stays close to the FP32 path's, and that --precision fp32 (or
+--encoder fp32 for the encoder alone) gets the FP32 graphs back.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from apucodec.cli.main import cli
+from apucodec.errors import ApucodecError
+from apucodec.metrics import snr_db
+from apucodec.model_dir import load_model_dir
+from apucodec.runtime.eps import CPU, VITISAI
+from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.stage_plan import CPU_INT8_REASON, SessionSettings, choose_decoder_graph, choose_encoder_graph
+from tests.audio_factory import mixture, speech_like, tone
+from tests.runtime_models import export_tiny
+
+RATE = 44100
+# INT8 path vs FP32 path output SNR on the tiny random-weight model: measured 33.0 dB (held-out clip in the
+# quantize report) and 32.95-33.0 dB over 1.5-3 s mixtures and speech (6 calibration clips); the bound leaves room
+# for other CPUs' kernels and calibration sets.
+MIN_OUTPUT_SNR_DB = 20.0
+
+
+@pytest.fixture(scope="module")
+def cpu_int8_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from apucodec.calibration.cpu_quantize import quantize_cpu
+
+    root = tmp_path_factory.mktemp("runtime_cpu_int8")
+    calib = root / "calib"
+    calib.mkdir()
+    sf.write(calib / "music.wav", mixture(3.0, seed=3), RATE)
+    sf.write(calib / "speech.wav", speech_like(3.0, seed=4), RATE)
+    sf.write(calib / "tone.wav", tone(3.0, 330.0), RATE)
+    path = export_tiny(root / "model", step_frames=(4, 16)).path
+    quantize_cpu(path, calib, windows=4, threads=1)
+    return path
+
+
+def _cpu_settings(**kwargs: str) -> SessionSettings:
+    return SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1, **kwargs)
+
+
+def test_graph_choice_on_each_ep(cpu_int8_model: Path) -> None:
+    model = load_model_dir(cpu_int8_model)
+    assert choose_encoder_graph(model, CPU, "auto", 16) == ("encoder.s16.cpu-int8", CPU_INT8_REASON)
+    assert choose_decoder_graph(model, CPU, "auto", 16) == ("decoder.s16.cpu-int8", CPU_INT8_REASON)
+    assert choose_encoder_graph(model, CPU, "fp32", 16)[0] == "encoder.s16"
+    assert choose_decoder_graph(model, CPU, "fp32", 16) == ("decoder.s16", "forced by --precision fp32")
+    # the live step has no CPU INT8 graph: FP32, and the reason says how to get one
+    role, why = choose_encoder_graph(model, CPU, "auto", 4)
+    assert role == "encoder.s4" and "quantize --target cpu" in why
+    assert choose_decoder_graph(model, CPU, "auto", 4)[0] == "decoder.s4"
+    # not on the CPU EP: never the CPU INT8 graphs
+    assert choose_encoder_graph(model, VITISAI, "auto", 16)[0] == "encoder.s16"
+    assert choose_decoder_graph(model, "WebGpuExecutionProvider", "auto", 16)[0] == "decoder.s16"
+    with pytest.raises(ApucodecError, match="decoder graph must be one of auto, fp32"):
+        choose_decoder_graph(model, CPU, "int8", 16)
+
+
+def test_codec_on_cpu_runs_int8_graphs_close_to_fp32(cpu_int8_model: Path) -> None:
+    audio = mixture(1.5, seed=11).astype(np.float32)
+    int8 = Codec.open(cpu_int8_model, _cpu_settings(), warn=None)
+    fp32 = Codec.open(cpu_int8_model, _cpu_settings(encoder_graph="fp32", decoder_graph="fp32"), warn=None)
+    for stage in ("encoder", "decoder"):
+        placed = int8.placement.stage(stage)
+        assert placed.graph == f"{stage}.s16.cpu-int8.onnx" and placed.graph_reason == CPU_INT8_REASON
+        assert fp32.placement.stage(stage).graph == f"{stage}.s16.onnx"
+    assert "cpu-int8" in int8.placement.format() and "VNNI integer kernels" in int8.placement.format()
+    out_int8, _ = int8.run_array(audio)
+    out_fp32, _ = fp32.run_array(audio)
+    assert out_int8.shape == out_fp32.shape == audio.shape
+    assert not np.array_equal(out_int8, out_fp32)              # really a different graph
+    assert snr_db(out_fp32, out_int8) > MIN_OUTPUT_SNR_DB
+
+
+def test_cli_precision_fp32_forces_fp32_graphs(cpu_int8_model: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.wav"
+    sf.write(source, speech_like(1.0, seed=5), RATE)
+    base = ["run", str(source), str(tmp_path / "out.wav"), "--model", str(cpu_int8_model), "--encoder-ep", "cpu",
+            "--decoder-ep", "cpu", "--threads", "1", "--report"]
+    auto = CliRunner().invoke(cli, base)
+    assert auto.exit_code == 0, auto.output
+    assert "graph encoder.s16.cpu-int8.onnx (CPU INT8 graph" in auto.output
+    assert "graph decoder.s16.cpu-int8.onnx (CPU INT8 graph" in auto.output
+    forced = CliRunner().invoke(cli, [*base, "--precision", "fp32"])
+    assert forced.exit_code == 0, forced.output
+    assert "graph encoder.s16.onnx (forced by --encoder fp32)" in forced.output
+    assert "graph decoder.s16.onnx (forced by --precision fp32)" in forced.output
+    assert "cpu-int8" not in forced.output
+    encoder_only = CliRunner().invoke(cli, [*base, "--encoder", "fp32"])
+    assert encoder_only.exit_code == 0, encoder_only.output
+    assert "graph encoder.s16.onnx" in encoder_only.output and "graph decoder.s16.cpu-int8.onnx" in encoder_only.output
+
+
+def test_a_model_without_cpu_int8_graphs_runs_fp32_on_the_cpu(cpu_int8_model: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    shutil.copytree(cpu_int8_model, plain)
+    model = load_model_dir(plain)
+    for stage in ("encoder", "decoder"):
+        (plain / model.files.pop(f"{stage}.s16.cpu-int8")["name"]).unlink()
+    model.save_manifest()
+    codec = Codec.open(plain, _cpu_settings(), warn=None)
+    assert codec.placement.stage("encoder").graph == "encoder.s16.onnx"
+    assert codec.placement.stage("decoder").graph == "decoder.s16.onnx"
