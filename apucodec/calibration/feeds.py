@@ -10,7 +10,7 @@ A quantizer can only set ranges from the activations it is shown, so each graph 
 
 Quiet audio is a known weak spot of static INT8 ranges (they are set by the loud windows), so `level_augmented`
 adds attenuated copies of the calibration windows; whether that helps a given preset is measured, not assumed
-(see benchmarks/near_silent.py).
+(measured on the windowed format: docs/bench/cpu-int8-h15.txt).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ LOG = logging.getLogger("apucodec.quantize")
 
 
 class _WindowProgress:
-    """Progress over calibration windows, opened when the quantizer asks for the first one: a stderr bar on a
+    """Progress over calibration steps, opened when the quantizer asks for the first one: a stderr bar on a
     terminal, plain lines every ~10 % (elapsed, estimate left) otherwise, and log records in both cases."""
 
     def __init__(self) -> None:
@@ -32,7 +32,7 @@ class _WindowProgress:
     def _line(self, done: int, total: int) -> None:
         elapsed = time.perf_counter() - self._started
         left = f", ~{elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
-        message = f"calibration windows {done}/{total}, {elapsed:.1f} s{left}"
+        message = f"calibration steps {done}/{total}, {elapsed:.1f} s{left}"
         LOG.info(message)
         if not self._tty:
             print(f"{time.strftime('%H:%M:%S')} {message}", file=self._stream, flush=True)
