@@ -293,8 +293,8 @@ def test_hostile_model_directories(scene):
                    ["not a plain file name"]),
         "absolute": (_variant(scene, "absolute", rename("codebooks", "/etc/passwd", sha256_file("/etc/passwd"))),
                      ["'/etc/passwd'", "not a plain file name"]),
-        "subdir": (_variant(scene, "subdir", rename("decoder", "sub/decoder.onnx")), ["not a plain file name"]),
-        "dot": (_variant(scene, "dot", rename("decoder", ".")), ["not a plain file name"]),
+        "subdir": (_variant(scene, "subdir", rename("decoder.s64", "sub/decoder.s64.onnx")), ["not a plain file name"]),
+        "dot": (_variant(scene, "dot", rename("decoder.s64", ".")), ["not a plain file name"]),
         "symlink": (symlinked("symlink"), ["points outside the model directory"]),
         "text_npy": (_variant(scene, "text_npy", files={"codebooks.npy": b"0.1 0.2 0.3\n" * 100}),
                      ["codebooks.npy", "not a NumPy .npy array"]),
@@ -313,7 +313,7 @@ def test_hostile_model_directories(scene):
         "rate_text": (_variant(scene, "rate_text", codec(sample_rate="44100")), ["codec.sample_rate"]),
         "codebooks0": (_variant(scene, "codebooks0", codec(n_codebooks=0)), ["codec.n_codebooks"]),
         "size1": (_variant(scene, "size1", codec(codebook_size=1)), ["codec.codebook_size"]),
-        "hop0": (_variant(scene, "hop0", lambda m: m["window"].update(hop=0)), ["window.hop"]),
+        "hop0": (_variant(scene, "hop0", lambda m: m["streaming"].update(hop=0)), ["streaming.hop"]),
         "files_list": (_variant(scene, "files_list", lambda m: m.update(files=[1, 2])), ["'files' must be"]),
     }
     src = str(root / "in.wav")
@@ -327,15 +327,15 @@ def test_hostile_model_directories(scene):
 def test_onnx_external_data_is_refused(scene):
     onnx = pytest.importorskip("onnx")
     model = _variant(scene, "external")
-    proto = onnx.load(str(model / "decoder.onnx"))
-    onnx.save_model(proto, str(model / "decoder.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+    proto = onnx.load(str(model / "decoder.s64.onnx"))
+    onnx.save_model(proto, str(model / "decoder.s64.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
                     location="weights.bin", size_threshold=0)
     manifest = json.loads((model / "manifest.json").read_text())
-    manifest["files"]["decoder"]["sha256"] = sha256_file(model / "decoder.onnx")
+    manifest["files"]["decoder.s64"]["sha256"] = sha256_file(model / "decoder.s64.onnx")
     (model / "manifest.json").write_text(json.dumps(manifest))
     src = str(scene.root / "in.wav")
-    scene.refused(["run", src, str(scene.out / "o.wav"), *CPU], "decoder.onnx", "external data", model=model)
-    scene.refused(["doctor", "--model", str(model)], "decoder.onnx", "external data", add_model=False)
+    scene.refused(["run", src, str(scene.out / "o.wav"), *CPU], "decoder.s64.onnx", "external data", model=model)
+    scene.refused(["doctor", "--model", str(model)], "decoder.s64.onnx", "external data", add_model=False)
 
 
 def test_checkpoint_with_nan_weights_says_so(scene, tiny_checkpoint):

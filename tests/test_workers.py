@@ -23,6 +23,7 @@ from apucodec.runtime.sessions import open_stage_session
 from apucodec.runtime.workers.plan import parse_worker_options, resolve_workers
 from apucodec.runtime.workers.process import how_it_ended
 from tests.audio_factory import speech_like, tone
+from tests.hardening_helpers import writing_into
 
 CPU_ONLY = {"encoder_eps": ("cpu",), "decoder_eps": ("cpu",), "threads": 1}
 SECOND_VENV = os.environ.get("APUCODEC_TEST_WORKER_PYTHON")
@@ -167,8 +168,8 @@ def test_sigkill_of_a_worker_mid_run_ends_the_run_with_one_line(tiny_model_dir, 
         worker = kids[0] if kids else None
         time.sleep(0.05)
     assert worker is not None, proc.communicate()
-    # mid-run: once the output's temp file exists the lanes are running
-    while time.monotonic() < deadline and not any(tmp_path.glob(".out.wav*")) and proc.poll() is None:
+    # mid-run: once the (unnamed) output file is open the lanes are running
+    while time.monotonic() < deadline and not writing_into(proc.pid, tmp_path) and proc.poll() is None:
         time.sleep(0.02)
     os.kill(worker, signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=120)

@@ -40,7 +40,7 @@ def _progress_bar(steps: int) -> Iterator[Callable[[int, str | None], None] | No
 @click.option("--out", "out", type=click.Path(path_type=Path), default=Path("ckpt.pt"), show_default=True,
               help="Checkpoint file to write (rewritten at every checkpoint).")
 @click.option("--preset", "preset_name", default="default", show_default=True,
-              help="Config preset: default (32.4M, the spec), small, tiny, seed.")
+              help="Config preset: default (32.4M, the spec), small, small-causal, tiny, tiny-causal, seed.")
 @click.option("--activation", type=click.Choice(["gelu", "leaky_relu"]), default=None,
               help="Override the preset's activation.")
 @click.option("--steps", default=20000, show_default=True)

@@ -125,18 +125,29 @@ class StreamConvTranspose(_Cached):
 
 
 class BoundsMask(nn.Module):
-    """Zeroes the samples of this step that lie outside the whole-file signal at this layer."""
+    """Zeroes the samples of this step that lie outside the whole-file signal at this layer.
+
+    Built from Add, Max, Min and Mul only (no Sub, no Clip): ops on both of AMD's NPU lists (INT8 and BF16), so
+    the Vitis AI EP has no reason to leave them to its CPU fallback. The values are small integers, exact in float.
+    """
 
     def __init__(self, track: Track, samples: int) -> None:
         super().__init__()
         self.rate = float(track.rate)
-        # t - delay for each sample of the step: its whole-file index minus the step's start.
-        self.register_buffer("offsets", (torch.arange(samples, dtype=torch.float32) - track.delay).view(1, 1, -1))
+        # t - delay for each sample of the step (its whole-file index minus the step's start), and its negation.
+        offsets = (torch.arange(samples, dtype=torch.float32) - track.delay).view(1, 1, -1)
+        self.register_buffer("offsets", offsets + 1.0)
+        self.register_buffer("negated", -offsets)
+        self.register_buffer("zero", torch.zeros(1))
+        self.register_buffer("one", torch.ones(1))
+
+    def _unit(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(torch.maximum(x, self.zero), self.one)
 
     def forward(self, x: torch.Tensor, step: _Step) -> torch.Tensor:
         before, left = step.bounds[0] * self.rate, step.bounds[1] * self.rate
-        started = torch.clamp(self.offsets + before + 1.0, 0.0, 1.0)   # whole-file index >= 0
-        not_ended = torch.clamp(left - self.offsets, 0.0, 1.0)         # whole-file index < length
+        started = self._unit(self.offsets + before)   # whole-file index >= 0
+        not_ended = self._unit(self.negated + left)    # whole-file index < length
         return x * (started * not_ended)
 
 
