@@ -188,7 +188,7 @@ def test_float_node_sets_of_a_step_graph(step_model_dir: Path) -> None:
     nodes = {n.name: n for n in graph.graph.node}
     mask, state = bounds_nodes(graph), state_nodes(graph)
     assert mask and state and not set(mask) & set(state)
-    assert {nodes[n].op_type for n in mask} <= {"Gather", "Mul", "Add", "Sub", "Clip"}
+    assert {nodes[n].op_type for n in mask} <= {"Gather", "Mul", "Add", "Max", "Min"}
     assert {nodes[n].op_type for n in state} == {"Slice", "Reshape", "Concat"}
     assert [nodes[n].output[0] for n in state if nodes[n].op_type == "Concat"] == ["next_state"]
     assert {n.name for n in graph.graph.node if "state" in n.input} <= set(state)

@@ -397,7 +397,7 @@ def test_quantize_target_npu_is_quantize_encoder(step_model: Path, calib_folder:
     result = CliRunner().invoke(cli, ["quantize", "--target", "npu", "--model", str(model_path), "--calib",
                                       str(calib_folder), "--windows", "4", "--threads", "1"])
     assert result.exit_code == 0, result.output
-    assert "calibration windows" in result.output          # plain progress lines when stderr is not a terminal
+    assert "calibration steps" in result.output          # plain progress lines when stderr is not a terminal
     assert "wrote" in result.output and "encoder.s16.npu-int8.onnx" in result.output
     assert load_model_dir(model_path).files["encoder.s16.npu-int8"]["quantization"]["preset"] == "xint8"
     assert (model_path / "encoder.s16.npu-int8.onnx").is_file()
