@@ -242,6 +242,23 @@ def _phrase(path: Path, exc: OSError) -> ApucodecError:
 
 
 @contextlib.contextmanager
+def _write_errors(path: Path, out: OutputFile) -> Iterator[None]:
+    """Whatever the writer raised, as one line naming the file and the system's cause (libsndfile's "System error"
+    and short-write assertions hide it; the raw file object kept it)."""
+    try:
+        yield
+        out.raw.check()
+    except OSError as exc:
+        raise _phrase(path, out.raw.error or exc) from None
+    except ApucodecError:
+        raise
+    except Exception:
+        if out.raw.error is not None:
+            raise _phrase(path, out.raw.error) from None
+        raise
+
+
+@contextlib.contextmanager
 def open_output(path: str | Path) -> Iterator[OutputFile]:
     """An `OutputFile` for `path`: committed (linked into place) only if the block finishes without an exception."""
     path = Path(path)
@@ -260,17 +277,8 @@ def open_output(path: str | Path) -> Iterator[OutputFile]:
     out = OutputFile(path, fd, streaming=False)
     committed = False
     try:
-        try:
+        with _write_errors(path, out):
             yield out
-            out.raw.check()
-        except OSError as exc:
-            raise _phrase(path, out.raw.error or exc) from None
-        except ApucodecError:
-            raise
-        except Exception:
-            if out.raw.error is not None:  # libsndfile's "System error" / a short-write assertion hides the cause
-                raise _phrase(path, out.raw.error) from None
-            raise
         try:
             _link_into_place(fd, named, target)
         except OSError as exc:
@@ -296,17 +304,8 @@ def _open_stream(path: Path, kind: str) -> Iterator[OutputFile]:
             raise ApucodecError(f"{path}: cannot write here ({exc.strerror})") from None
     out = OutputFile(path, fd, streaming=True)
     try:
-        try:
+        with _write_errors(path, out):
             yield out
-            out.raw.check()
-        except OSError as exc:
-            raise _phrase(path, out.raw.error or exc) from None
-        except ApucodecError:
-            raise
-        except Exception:
-            if out.raw.error is not None:
-                raise _phrase(path, out.raw.error) from None
-            raise
     finally:
         os.close(fd)
 
