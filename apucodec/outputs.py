@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import secrets
 import stat
 import sys
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apucodec.errors import ApucodecError
+from apucodec.unnamed_files import link_into_place, open_unnamed
 
 STDIO = "-"
 
@@ -155,88 +155,6 @@ def check_output_path(path: str | Path) -> None:
         raise ApucodecError(f"{path}: cannot write here (Permission denied)")
 
 
-def _open_unnamed(parent: Path) -> tuple[int, Path | None]:
-    """(fd, None) for an O_TMPFILE in `parent`, else (fd, name) of a named temp file with the umask's mode."""
-    flag = getattr(os, "O_TMPFILE", 0)
-    if flag and os.path.isdir("/proc/self/fd"):
-        try:
-            return os.open(parent, flag | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o666), None
-        except OSError as exc:
-            if exc.errno not in (95, 21, 22):  # EOPNOTSUPP, EISDIR (old kernels), EINVAL: fall back
-                raise
-    for _ in range(100):
-        name = parent / f".apucodec-tmp-{secrets.token_hex(6)}"
-        try:
-            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-        except FileExistsError:
-            continue
-        return fd, name
-    raise FileExistsError(f"no free temp name in {parent}")
-
-
-def _linkat_empty_path(fd: int, name: Path) -> None:
-    """linkat(fd, "", AT_FDCWD, name, AT_EMPTY_PATH): names an O_TMPFILE without going through /proc."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.linkat(fd, b"", -100, os.fsencode(name), 0x1000) != 0:  # AT_FDCWD, AT_EMPTY_PATH
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def _name_unnamed(fd: int, name: Path) -> None:
-    """Give the unnamed file `name`: AT_EMPTY_PATH, else the /proc/self/fd link, else a copy.
-
-    AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH on older kernels; the /proc route fails with EXDEV where /proc belongs
-    to another mount namespace (some sandboxes). The copy keeps correctness there: only while it runs, at the very
-    end, does a named temp file exist.
-    """
-    try:
-        _linkat_empty_path(fd, name)
-        return
-    except (OSError, AttributeError):
-        pass
-    try:
-        os.link(f"/proc/self/fd/{fd}", name, follow_symlinks=True)
-        return
-    except FileExistsError:
-        raise
-    except OSError:
-        pass
-    out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    try:
-        os.fchmod(out, os.fstat(fd).st_mode & 0o7777)
-        size, offset = os.fstat(fd).st_size, 0
-        while offset < size:
-            sent = os.sendfile(out, fd, offset, size - offset)
-            if sent == 0:
-                raise OSError(5, "short copy")
-            offset += sent
-    except BaseException:
-        os.close(out)
-        name.unlink(missing_ok=True)
-        raise
-    os.close(out)
-
-
-def _link_into_place(fd: int, named: Path | None, target: Path) -> None:
-    parent = target.parent if str(target.parent) else Path(".")
-    if named is None:
-        for _ in range(100):
-            named = parent / f".apucodec-tmp-{secrets.token_hex(6)}"
-            try:
-                _name_unnamed(fd, named)
-                break
-            except FileExistsError:
-                continue
-    assert named is not None
-    try:
-        os.replace(named, target)
-    except BaseException:
-        named.unlink(missing_ok=True)
-        raise
-
-
 def _phrase(path: Path, exc: OSError) -> ApucodecError:
     return ApucodecError(f"{describe(path)}: cannot write ({exc.strerror or exc})")
 
@@ -271,7 +189,7 @@ def open_output(path: str | Path) -> Iterator[OutputFile]:
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     parent = target.parent if str(target.parent) else Path(".")
     try:
-        fd, named = _open_unnamed(parent)
+        fd, named = open_unnamed(parent)
     except OSError as exc:
         raise ApucodecError(f"{path}: cannot write here ({exc.strerror or exc})") from None
     out = OutputFile(path, fd, streaming=False)
@@ -280,7 +198,7 @@ def open_output(path: str | Path) -> Iterator[OutputFile]:
         with _write_errors(path, out):
             yield out
         try:
-            _link_into_place(fd, named, target)
+            link_into_place(fd, named, target)
         except OSError as exc:
             raise _phrase(path, exc) from None
         committed = True
@@ -316,7 +234,7 @@ def open_spool(prefix_dir: str | Path | None = None) -> Iterator[int]:
     import tempfile
 
     parent = Path(prefix_dir or tempfile.gettempdir())
-    fd, named = _open_unnamed(parent)
+    fd, named = open_unnamed(parent)
     if named is not None:
         named.unlink()  # POSIX keeps the open file; only a crash between the two calls could leave it
     try:

@@ -16,7 +16,8 @@ from apucodec.audio_input import as_mono_float32
 from apucodec.errors import ApucodecError
 from apucodec.model_checks import _uses_external_data, check_file_name
 from apucodec.outputs import open_binary_output, open_output
-from apucodec.runtime.bitstream import ApcReader, parse_apc, write_apc
+from apucodec.runtime.apc_reader import ApcReader
+from apucodec.runtime.bitstream import parse_apc, write_apc
 from tests.hardening_helpers import listing
 
 # ---- API array inputs ------------------------------------------------------------------------------------------------

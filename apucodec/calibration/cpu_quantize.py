@@ -16,7 +16,6 @@ written only after both graphs loaded and were scored, and a failure restores th
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -31,6 +30,7 @@ from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.cpu_int8 import DEFAULT_METHOD, CpuInt8Result, quantize_graph_cpu_int8
 from apucodec.calibration.feeds import Feed, RecordingStep
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
+from apucodec.calibration.install import install_graphs
 from apucodec.calibration.step_nodes import bounds_nodes
 from apucodec.calibration.streams import graph_stepper, stream
 from apucodec.contract.steps import STAGES, step_role
@@ -106,30 +106,11 @@ def record_cpu_int8(model: ModelDir, entries: dict[str, dict[str, Any]], report:
 
 def _install(model: ModelDir, staged: dict[str, Path], entry_fields: dict[str, dict[str, Any]],
              report: dict[str, Any]) -> dict[str, Path]:
-    targets = {role: model.path / staged_path.name for role, staged_path in staged.items()}
-    backups: dict[str, Path] = {}
-    manifest_before = {k: (dict(v) if isinstance(v, dict) else v) for k, v in model.manifest.items()}
-    try:
-        for role, target in targets.items():
-            if target.exists():
-                backups[role] = staged[role].parent / f"previous.{target.name}"
-                os.replace(target, backups[role])
-            os.replace(staged[role], target)
-        entries = {role: file_entry(target, role, **entry_fields[role]) for role, target in targets.items()}
-        record_cpu_int8(model, entries, report)
-        model.save_manifest()
-    except BaseException as exc:
-        for role, target in targets.items():
-            target.unlink(missing_ok=True)
-            if role in backups:
-                os.replace(backups[role], target)
-        model.manifest.clear()
-        model.manifest.update(manifest_before)
-        if isinstance(exc, OSError):
-            raise ApucodecError(f"{model.path}: cannot write the model directory ({exc.strerror or exc}); "
-                                "it was left as it was") from None
-        raise
-    return targets
+    def record(targets: dict[str, Path]) -> None:
+        record_cpu_int8(model, {role: file_entry(t, role, **entry_fields[role]) for role, t in targets.items()},
+                        report)
+
+    return install_graphs(model, {role: (path, path.name) for role, path in staged.items()}, record)
 
 
 def record_steps(model: ModelDir, roles: dict[str, str], sessions: dict[str, Any],

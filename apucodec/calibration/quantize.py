@@ -20,18 +20,11 @@ directory and caches calibration tensors on disk; both are confined to the stagi
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import os
 import shutil
-import signal
-import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,16 +32,17 @@ from typing import Any
 from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.custom_ops import custom_domains, find_library
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
+from apucodec.calibration.install import install_graphs
 from apucodec.calibration.npu_ops import NpuOpReport, check_npu_ops
 from apucodec.calibration.presets import (
     DEFAULT_PRESET,
     QUARK_VERSION_TESTED,
-    build_qconfig,
     import_quark,
     preset,
     quark_version,
 )
-from apucodec.calibration.reader import StepCallback, StepFeedReader
+from apucodec.calibration.quark_adapter import run_quark
+from apucodec.calibration.reader import StepCallback
 from apucodec.calibration.step_nodes import bounds_nodes, state_nodes
 from apucodec.calibration.streams import first_steps, record_feeds, steps_per_clip
 from apucodec.contract.steps import step_role
@@ -97,139 +91,17 @@ class QuantizeResult:
         return out
 
 
-@contextlib.contextmanager
-def _inside(folder: Path, quiet: bool) -> Iterator[io.StringIO]:
-    """cwd -> `folder` (Quark writes quantized_info.csv into the cwd); Quark's own output captured if quiet.
-
-    Quark logs some notices through the root logger, whose handler holds the real stderr, so quiet mode also
-    raises the root level for the duration.
-    """
-    previous = os.getcwd()
-    captured = io.StringIO()
-    root = logging.getLogger()
-    level = root.level
-    os.chdir(folder)
-    try:
-        if quiet:
-            root.setLevel(logging.ERROR)
-            with contextlib.redirect_stderr(captured), contextlib.redirect_stdout(captured):
-                yield captured
-        else:
-            yield captured
-    finally:
-        root.setLevel(level)
-        os.chdir(previous)
-
-
-def _tail(text: str, lines: int = 3) -> str:
-    useful = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    return " | ".join(useful[-lines:])
-
-
-@contextlib.contextmanager
-def _calibration_progress(on_step: StepCallback | None) -> Iterator[bool]:
-    """Report each step as Quark's calibrator runs the float model on it; yields whether that hook is in place.
-
-    Quark 0.13 drains our reader into its own CachedDataReader up front (instant) and then feeds the cached
-    steps to the calibration inference, which is where the minutes go. Swapping in a subclass of that cache for
-    the duration of the call makes the progress bar follow the real work. If a future Quark moves it, the caller
-    falls back to counting steps as they are handed over.
-    """
-    module = sys.modules.get("quark.onnx.quantization.quantize")
-    cache_class = getattr(module, "CachedDataReader", None)
-    if on_step is None or cache_class is None:
-        yield False
-        return
-
-    class ReportingCache(cache_class):  # type: ignore[misc, valid-type]
-        def reset_iter(self) -> None:
-            super().reset_iter()
-            self._apucodec_fed = 0
-
-        def get_next(self):  # type: ignore[no-untyped-def]
-            item = super().get_next()
-            if item is not None:
-                self._apucodec_fed = getattr(self, "_apucodec_fed", 0) + 1
-                on_step(min(self._apucodec_fed, len(self)), len(self))
-            return item
-
-    module.CachedDataReader = ReportingCache
-    try:
-        yield True
-    finally:
-        module.CachedDataReader = cache_class
-
-
-@contextlib.contextmanager
-def _interrupt_guard() -> Iterator[list[bool]]:
-    """Remember a Ctrl-C that arrives while Quark runs: its calibrator catches BaseException and re-raises it as a
-    RuntimeError ("The calibration failed"), which would turn the user's interrupt into a bogus quantization error."""
-    seen = [False]
-    if threading.current_thread() is not threading.main_thread():
-        yield seen
-        return
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        seen[0] = True
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield seen
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _run_quark(quark_onnx: Any, chosen_name: str, float_path: Path, out_path: Path, feeds: list[dict[str, Any]],
-               exclude: list[str], on_step: StepCallback | None, work: Path, quiet: bool) -> None:
-    config = build_qconfig(quark_onnx, preset(chosen_name), str(work), exclude)
-    with _inside(work, quiet) as captured, _calibration_progress(on_step) as hooked, \
-            _interrupt_guard() as interrupted:
-        reader = StepFeedReader(feeds, None if hooked else on_step)
-        try:
-            quark_onnx.ModelQuantizer(config).quantize_model(str(float_path), str(out_path), reader)
-        except (KeyboardInterrupt, ApucodecError):
-            raise
-        except Exception as exc:  # Quark raises assorted types (ValueError, RuntimeError, onnx errors)
-            if interrupted[0]:
-                raise KeyboardInterrupt from None
-            detail = _tail(captured.getvalue())
-            raise ApucodecError(f"{float_path.name}: Quark could not quantize it with preset {chosen_name} "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-                                + (f"; Quark said: {detail}" if detail else "")) from None
-    if not out_path.is_file():
-        raise ApucodecError(f"{float_path.name}: Quark finished without writing a quantized model")
-
-
 def _opset(model: Any) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def _install(model: ModelDir, staged: Path, role: str, entry_fields: dict[str, Any], quark_ver: str) -> Path:
     """Move the staged file in and write the manifest; restore the previous state if anything fails."""
-    target = model.path / f"{role}.onnx"
-    backup = None
-    if target.exists():
-        backup = staged.parent / f"previous.{target.name}"
-        os.replace(target, backup)
-    manifest_before = {k: (dict(v) if isinstance(v, dict) else v) for k, v in model.manifest.items()}
-    try:
-        os.replace(staged, target)
-        model.files[role] = file_entry(target, role, **entry_fields)
-        producers = model.manifest.setdefault("producers", {})
-        producers["amd-quark"] = quark_ver
-        model.save_manifest()
-    except BaseException as exc:
-        target.unlink(missing_ok=True)
-        if backup is not None:
-            os.replace(backup, target)
-        model.manifest.clear()
-        model.manifest.update(manifest_before)
-        if isinstance(exc, OSError):
-            raise ApucodecError(f"{model.path}: cannot write the model directory ({exc.strerror or exc}); "
-                                "it was left as it was") from None
-        raise
-    return target
+    def record(targets: dict[str, Path]) -> None:
+        model.files[role] = file_entry(targets[role], role, **entry_fields)
+        model.manifest.setdefault("producers", {})["amd-quark"] = quark_ver
+
+    return install_graphs(model, {role: (staged, f"{role}.onnx")}, record)[role]
 
 
 def _offline_role(model: ModelDir) -> str:
@@ -311,7 +183,7 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
         status(f"quantizing with {chosen.name} ({chosen.description})")
         staged = work / f"{role}.onnx"
         q_started = time.perf_counter()
-        _run_quark(quark_onnx, chosen.name, source, staged, feeds, exclude, on_step, work, quiet)
+        run_quark(quark_onnx, chosen.name, source, staged, feeds, exclude, on_step, work, quiet)
         quantize_seconds = time.perf_counter() - q_started
         calibration_steps = len(feeds)
         del feeds

@@ -220,8 +220,8 @@ def encode(input_path: Path, output_path: Path, n_codebooks: int | None, **opts:
 def decode(input_path: Path, output_path: Path, force: bool, match_input: bool, **opts: Any) -> None:
     """Decode an .apc code file into OUTPUT (44.1 kHz mono WAV by default; `-`: standard input / output)."""
     from apucodec.outputs import check_output_path
+    from apucodec.runtime.apc_reader import open_apc
     from apucodec.runtime.audio_stream import output_format
-    from apucodec.runtime.bitstream import open_apc
     from apucodec.runtime.pipeline import check_distinct
 
     with stdin_input(input_path) as (source, label):

@@ -16,11 +16,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import json
 import os
 import sys
 import tempfile
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir
 from apucodec.runtime.eps import CPU, VITISAI, WEBGPU, Warn, probe_ep, warn_stderr
+from apucodec.runtime.graph_io import Shapes, check_io, manifest_inputs, node_counts, static_inputs
 from apucodec.runtime.placement import PlacementReport, StagePlacement, rvq_placement
 from apucodec.runtime.stage_plan import (
     SessionSettings,
@@ -42,8 +41,6 @@ from apucodec.runtime.stage_plan import (
 )
 from apucodec.runtime.vitisai import session_severity, write_bf16_config
 from apucodec.runtime.vitisai_report import check_npu_only, find_counts
-
-Shapes = Mapping[str, Sequence[int]]
 
 
 @dataclass
@@ -175,56 +172,6 @@ def create_session(path: Path, ep: str, availability: Any, options: dict[str, st
     return session
 
 
-def static_inputs(session: Any, path: Path) -> dict[str, tuple[int, ...]]:
-    """Every input's shape from the graph itself; the runtime's graphs are static, so a symbolic dim is refused."""
-    shapes = {}
-    for node in session.get_inputs():
-        dims = list(node.shape)
-        if not all(isinstance(d, int) and d > 0 for d in dims):
-            raise ApucodecError(f"{path}: input {node.name!r} has shape {dims}; the runtime needs static shapes")
-        shapes[node.name] = tuple(dims)
-    return shapes
-
-
-def node_counts(session: Any, shapes: Shapes, profile_dir: str | None) -> Counter:
-    """Graph nodes per EP, from ONNX Runtime's assignment record, or from one profiled run on older versions."""
-    counts: Counter = Counter()
-    if profile_dir is None:
-        for subgraph in session.get_provider_graph_assignment_info():
-            counts[subgraph.ep_name] += len(subgraph.get_nodes())
-        return counts
-    session.run(None, {name: np.zeros(shape, dtype=np.float32) for name, shape in shapes.items()})
-    profile = session.end_profiling()
-    try:
-        events = json.loads(Path(profile).read_text())
-    finally:
-        Path(profile).unlink(missing_ok=True)
-    seen: dict[str, str] = {}
-    for event in events:
-        provider = event.get("args", {}).get("provider")
-        if event.get("cat") == "Node" and provider:
-            seen[event["name"].removesuffix("_kernel_time").removesuffix("_fence_before").removesuffix(
-                "_fence_after")] = provider
-    counts.update(seen.values())
-    return counts
-
-
-def check_io(shapes: dict[str, tuple[int, ...]], path: Path, expected: Shapes | Sequence[int] | None) -> None:
-    """The graph's static input shapes against what the engine will feed (a bare shape: the one input's)."""
-    if expected is None:
-        return
-    if not isinstance(expected, Mapping):
-        if len(shapes) != 1:
-            raise ApucodecError(f"{path}: expected one input, found {len(shapes)} ({', '.join(shapes)})")
-        expected = {next(iter(shapes)): expected}
-    for name, shape in expected.items():
-        if name not in shapes:
-            raise ApucodecError(f"{path}: has no input {name!r} (inputs: {', '.join(shapes)})")
-        if list(shapes[name]) != list(shape):
-            raise ApucodecError(f"{path}: input {name!r} has shape {list(shapes[name])}, the manifest's step graph "
-                                f"says {list(shape)}")
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
@@ -289,11 +236,6 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
     if settings.strict:
         raise ApucodecError(f"{stage}: {requested} cannot run it ({text}); --strict forbids falling back")
     raise ApucodecError(f"{stage}: no execution provider could run it ({text})")
-
-
-def manifest_inputs(model: ModelDir, role: str) -> dict[str, list[int]]:
-    """The inputs, in order, that the manifest says a step graph has (what the engine will feed)."""
-    return {t["name"]: list(t["shape"]) for t in model.files[role]["inputs"]}
 
 
 def open_sessions(model: ModelDir, settings: SessionSettings, warn: Warn | None = warn_stderr,

@@ -96,7 +96,7 @@ def _candidates_for_worker(model: ModelDir, stage: str, settings: SessionSetting
 def _check_expected(label: str, inputs: dict[str, tuple[int, ...]],
                     expected: Mapping[str, Sequence[int]] | Sequence[int] | None, graph: str) -> None:
     """The same check as an in-process session's (apucodec.runtime.sessions.check_io)."""
-    from apucodec.runtime.sessions import check_io
+    from apucodec.runtime.graph_io import check_io
 
     check_io(inputs, graph, expected)
 

@@ -1,0 +1,104 @@
+"""Reading an .apc file as a stream: the header checked against the file's size before anything is allocated, then
+codes chunk by chunk with the CRC32 accumulated and compared after the last one (decode's memory is one chunk,
+whatever the file's length)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from apucodec.errors import ApucodecError, require_file
+from apucodec.runtime.bitstream import CRC_SIZE, HEADER_SIZE, MAGIC, check_header
+
+
+class ApcReader:
+    """Streams an .apc file: the header (validated against the file size first), then codes a chunk at a time.
+
+    The CRC32 is accumulated while reading and compared after the last chunk, so a corrupted file raises its one
+    line at the end of `chunks` — before a decoder's output is committed — and memory stays at one chunk.
+    """
+
+    def __init__(self, fh: BinaryIO, source: str, file_size: int | None) -> None:
+        self._fh, self.source = fh, source
+        def bad(reason: str) -> ApucodecError:
+            return ApucodecError(f"{source}: not a valid .apc file ({reason})")
+        self._bad = bad
+        raw = self._read_exact(HEADER_SIZE)
+        if not raw:
+            raise ApucodecError(f"{source}: is empty, not an .apc file")
+        if raw[:4] != MAGIC[: len(raw[:4])]:
+            raise bad("wrong magic bytes")
+        if len(raw) < HEADER_SIZE or (file_size is not None and file_size < HEADER_SIZE + CRC_SIZE):
+            raise bad(f"truncated: {file_size if file_size is not None else len(raw)} bytes is shorter than the "
+                      "header")
+        self.header = check_header(raw, source, file_size)
+        self._crc = zlib.crc32(raw)
+
+    def _read_exact(self, size: int) -> bytes:
+        parts, remaining = [], size
+        while remaining:
+            block = self._fh.read(remaining)
+            if not block:
+                break
+            parts.append(block)
+            remaining -= len(block)
+        return b"".join(parts)
+
+    def chunks(self, max_frames: int) -> Iterator[np.ndarray]:
+        """Codes [n_codebooks, <= max_frames] int32, in order; the CRC and the file's end are checked last."""
+        h = self.header
+        bits, n = h.bits_per_code, h.n_codebooks
+        carry = np.zeros(0, dtype=np.uint8)
+        weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.int64)
+        remaining_bytes = h.payload_bytes
+        for start in range(0, h.frames, max_frames):
+            count = min(max_frames, h.frames - start) * n
+            need = count * bits - carry.size
+            take = min(remaining_bytes, -(-need // 8))
+            data = self._read_exact(take)
+            if len(data) != take:
+                raise self._bad("truncated: the payload ends early")
+            remaining_bytes -= take
+            self._crc = zlib.crc32(data, self._crc)
+            bit_array = np.concatenate([carry, np.unpackbits(np.frombuffer(data, dtype=np.uint8))])
+            used = bit_array[: count * bits]
+            carry = bit_array[count * bits:]
+            codes = (used.reshape(count, bits).astype(np.int64) @ weights).astype(np.int32)
+            if codes.size and codes.max() >= h.codebook_size:
+                raise self._bad(f"a code exceeds the codebook size {h.codebook_size}")
+            yield np.ascontiguousarray(codes.reshape(-1, n).T)
+        tail = self._read_exact(remaining_bytes + CRC_SIZE + 1)
+        if len(tail) != remaining_bytes + CRC_SIZE:
+            raise self._bad("truncated or trailing bytes: the size does not match the header")
+        self._crc = zlib.crc32(tail[:remaining_bytes], self._crc)
+        (stored,) = struct.unpack_from("<I", tail, remaining_bytes)
+        if stored != self._crc:
+            raise self._bad("CRC32 mismatch: the file is truncated or corrupted")
+
+
+@contextlib.contextmanager
+def open_apc(path: str | Path, display: str | None = None) -> Iterator[ApcReader]:
+    """An `ApcReader` over a file (header checked against the file's size before anything else is read)."""
+    path = require_file(Path(path), "an .apc file")
+    source = display or str(path)
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, after the reader is done
+    except OSError as exc:
+        raise ApucodecError(f"{source}: cannot read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fh.fileno())
+        size = st.st_size if stat.S_ISREG(st.st_mode) else None
+        try:
+            yield ApcReader(fh, source, size)
+        except OSError as exc:
+            raise ApucodecError(f"{source}: cannot read ({exc.strerror})") from None
+    finally:
+        fh.close()
