@@ -32,6 +32,7 @@ from apucodec.contract.config import CodecConfig
 from apucodec.contract.steps import STAGES, StageStreaming, StepGraphEntry
 from apucodec.errors import ApucodecError
 from apucodec.model_checks import check_manifest, check_model_files, load_codebooks
+from apucodec.verified_hashes import matches_sha256, sha256_file  # noqa: F401 (sha256_file re-exported)
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "apucodec-model"
@@ -41,14 +42,6 @@ DEFAULT_DIR_NAME = "apucodec-model"
 ENV_VAR = "APUCODEC_MODEL"
 # A small trained model shipped inside the package, so `apucodec run in.wav out.wav` works out of the box.
 BUNDLED_DIR = Path(__file__).resolve().parent / "models" / "default"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_entry(path: Path, role: str, **fields: Any) -> dict[str, Any]:
@@ -133,14 +126,15 @@ class ModelDir:
         return load_codebooks(self.path_of("codebooks"), (cfg.n_codebooks, cfg.codebook_size, cfg.latent_dim))
 
     def verify(self, roles: tuple[str, ...] | None = None) -> None:
-        """Check each file's sha256 against the manifest; raise naming the first file that differs."""
+        """Check each file's sha256 against the manifest; raise naming the first file that differs. (A file unchanged
+        since it last matched is not hashed again: apucodec/verified_hashes.py.)"""
         for role, entry in self.files.items():
             if roles is not None and role not in roles:
                 continue
             path = self.path / entry["name"]
             if not path.is_file():
                 raise ApucodecError(f"{path}: missing from the model directory (manifest lists it as {role})")
-            if sha256_file(path) != entry["sha256"]:
+            if not matches_sha256(path, entry["sha256"]):
                 raise ApucodecError(f"{path}: sha256 does not match the manifest (file changed or corrupted)")
 
     def save_manifest(self) -> None:

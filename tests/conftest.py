@@ -13,6 +13,16 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_user_cache(tmp_path_factory: pytest.TempPathFactory):
+    """The runtime's per-user caches (optimized graphs, verified hashes) go to this session's folder, not the
+    user's ~/.cache; child processes inherit it."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("APUCODEC_CACHE_DIR", str(tmp_path_factory.mktemp("user_cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch

@@ -128,3 +128,33 @@ def test_cache_root_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert cache_root() == tmp_path / "xdg" / "apucodec"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert cache_root() == Path(os.path.expanduser("~")) / ".cache" / "apucodec"
+
+
+def test_codec_sessions_use_the_cache_second_open_loads_optimized_graphs(tiny_model_dir: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime routes its CPU sessions through the cache: the first Codec fills it, the second loads from it
+    (ORT's optimization off) and gives the same output to the bit."""
+    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.stage_plan import SessionSettings
+    from tests.audio_factory import mixture
+
+    monkeypatch.setenv("APUCODEC_CACHE_DIR", str(tmp_path / "cache"))
+    opened: list[str] = []
+    original = ort.InferenceSession
+
+    class Recording(original):  # type: ignore[misc, valid-type]
+        def __init__(self, path, *args, **kwargs) -> None:
+            opened.append(str(path))
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", Recording)
+    settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
+    audio = mixture(0.5, seed=3).astype(np.float32)
+    cold_out, _ = Codec.open(tiny_model_dir, settings, warn=None).run_array(audio)
+    cache = tmp_path / "cache" / "ort-optimized"
+    assert len(list(cache.glob("*.onnx"))) == 2 and len(list(cache.glob("*.json"))) == 2   # encoder + decoder
+    assert not any(p.startswith(str(cache)) for p in opened)
+    opened.clear()
+    warm_out, _ = Codec.open(tiny_model_dir, settings, warn=None).run_array(audio)
+    assert len(opened) == 2 and all(p.startswith(str(cache)) for p in opened)
+    assert np.array_equal(cold_out, warm_out)

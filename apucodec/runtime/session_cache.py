@@ -13,8 +13,8 @@ Only the CPU EP is cached: other EPs compile nodes into EP-specific blobs that O
 Safety: entries are written to a unique temporary name and renamed into place (atomic on one filesystem), so
 concurrent writers never expose a half-written file; each entry has a metadata file recording its key and the
 optimized file's sha256, checked on every load. A mismatch (another version's file, a truncated copy, a hand edit)
-is a miss, never a load. The cache lives in $APUCODEC_CACHE_DIR, else $XDG_CACHE_HOME/apucodec, else
-~/.cache/apucodec (the folder quantize uses for Quark's build), under `ort-optimized/`. Torch-free.
+is a miss, never a load. The cache lives in the user cache (apucodec/user_cache.py), under `ort-optimized/`.
+runtime/sessions.py routes every in-process CPU EP session through it. Torch-free.
 """
 
 from __future__ import annotations
@@ -30,19 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CACHE_ENV = "APUCODEC_CACHE_DIR"
+from apucodec.user_cache import CACHE_ENV, cache_root  # noqa: F401 (CACHE_ENV re-exported)
+
 SUBDIR = "ort-optimized"
 CACHED_EPS = frozenset({"CPUExecutionProvider"})
 KEY_VERSION = 1
-
-
-def cache_root() -> Path:
-    """$APUCODEC_CACHE_DIR, else $XDG_CACHE_HOME/apucodec, else ~/.cache/apucodec."""
-    explicit = os.environ.get(CACHE_ENV)
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "apucodec"
 
 
 def cpu_fingerprint() -> str:

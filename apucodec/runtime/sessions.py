@@ -32,6 +32,7 @@ from apucodec.model_dir import ModelDir
 from apucodec.runtime.eps import CPU, VITISAI, WEBGPU, Warn, probe_ep, warn_stderr
 from apucodec.runtime.graph_io import Shapes, check_io, manifest_inputs, node_counts, static_inputs
 from apucodec.runtime.placement import PlacementReport, StagePlacement, rvq_placement
+from apucodec.runtime.session_cache import cached_graph
 from apucodec.runtime.stage_plan import (
     SessionSettings,
     failure_text,
@@ -139,8 +140,9 @@ def _stderr_to(buffer: io.StringIO, active: bool) -> Any:
 
 
 def create_session(path: Path, ep: str, availability: Any, options: dict[str, str], settings: SessionSettings,
-                   profile_dir: str | None, log: io.StringIO | None = None) -> Any:
-    """An InferenceSession on `ep` (plus the CPU EP for unsupported nodes unless strict)."""
+                   profile_dir: str | None, log: io.StringIO | None = None, graph_sha: str | None = None) -> Any:
+    """An InferenceSession on `ep` (plus the CPU EP for unsupported nodes unless strict). On the CPU EP, a graph
+    whose manifest sha256 is given goes through the optimized-graph cache."""
     ort = _ort()
     strict_ep = settings.strict and ep != CPU
     vitisai = ep == VITISAI
@@ -161,6 +163,10 @@ def create_session(path: Path, ep: str, availability: Any, options: dict[str, st
             else:
                 so.add_provider_for_devices([availability.device], options)
             session = ort.InferenceSession(str(path), so)
+        elif ep == CPU and graph_sha and not options:
+            # ORT's optimized graph from the user cache when an earlier session saved it (runtime/session_cache.py)
+            with cached_graph(path, graph_sha, CPU) as graph:
+                session = ort.InferenceSession(str(graph.path), graph.apply(so), providers=[CPU])
         else:
             providers: list[Any] = [(ep, options) if options else ep]
             if ep != CPU and not strict_ep:
@@ -182,7 +188,8 @@ def open_cpu_session(model: ModelDir, role: str, settings: SessionSettings) -> S
     """`role`'s graph on the CPU EP in this process, with the stage's session options (INT8 floor fallback)."""
     path = model.path_of(role)
     try:
-        session = create_session(path, CPU, probe_ep(CPU), {}, settings, None)
+        session = create_session(path, CPU, probe_ep(CPU), {}, settings, None,
+                                 graph_sha=model.files[role].get("sha256"))
     except Exception as exc:  # onnxruntime's pybind errors have no common base we can name
         raise ApucodecError(f"{path}: cannot open it on the CPU EP ({_first_line(exc)})") from None
     shapes = static_inputs(session, path)
@@ -213,7 +220,8 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
         with tempfile.TemporaryDirectory(prefix="apucodec-profile-") as tmp:
             profile_dir = tmp if needs_profiler() else None
             try:
-                session = create_session(cand.path, cand.ep, availability, cand.options, settings, profile_dir, log)
+                session = create_session(cand.path, cand.ep, availability, cand.options, settings, profile_dir, log,
+                                         graph_sha=model.files.get(cand.role, {}).get("sha256"))
                 shapes = static_inputs(session, cand.path)
                 check_io(shapes, cand.path, expected_input)
                 counts = node_counts(session, shapes, profile_dir)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apucodec.user_cache import cache_root
+
 AMD_VENDOR = 0x1022
 PCI_DEVICES = Path("/sys/bus/pci/devices")
 # device id -> (architecture, product family, Vitis AI EP target)
@@ -84,8 +86,7 @@ def detect_npu(pci_root: Path = PCI_DEVICES, xrt_output: str | None = None) -> N
 
 def default_cache_dir() -> Path:
     """Per-user, outside the model directory (the bundled model may live in a read-only site-packages)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "apucodec" / "vitisai"
+    return cache_root() / "vitisai"
 
 
 def cache_key(role: str, sha256: str) -> str:
