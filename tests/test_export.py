@@ -20,15 +20,12 @@ from apucodec.export import export_model
 from apucodec.export.folding import fold_weight_norm
 from apucodec.export.signals import signal
 from apucodec.model_dir import load_model_dir
-from tests.export_helpers import leftovers, torch_threads
+from tests.export_helpers import leftovers
 
 PLAIN_OPS = {"Conv", "ConvTranspose", "LeakyRelu", "Add", "Tanh"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 STEP_OPS = PLAIN_OPS | {"Slice", "Concat", "Reshape", "Mul", "Max", "Min", "Gather", "Constant"}

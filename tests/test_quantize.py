@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +31,8 @@ from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, load_model_dir
 from tests.audio_factory import chirp, mixture, speech_like, tone
+from tests.cli_helpers import assert_one_line_error, invoke, modules_loaded
+from tests.tiny_models import torch_threads
 
 RATE = 44100
 CALIB_SECONDS = 6.0
@@ -68,17 +69,11 @@ def calib_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def step_model_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny checkpoint exported at steps (4, STEP); read-only, like step_model_dir."""
-    import torch
-
     from apucodec.export import export_model
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        out = tmp_path_factory.mktemp("step_model") / "model"
+    out = tmp_path_factory.mktemp("step_model") / "model"
+    with torch_threads(1):
         export_model(tiny_checkpoint, out, step_frames=(4, STEP), log=None)
-    finally:
-        torch.set_num_threads(threads)
     return out
 
 
@@ -222,31 +217,21 @@ def test_bad_calibration_folders(case: str, message: str, tmp_path: Path, step_m
 # --- the CLI's bad inputs leave the model directory untouched ------------------------------------------------------
 
 def _invoke(model: Path, calib: Path, *extra: str):
-    return CliRunner().invoke(cli, ["quantize-encoder", "--model", str(model), "--calib", str(calib), "--steps",
-                                    "4", *extra])
-
-
-def _assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 1
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0]
+    return invoke("quantize-encoder", "--model", str(model), "--calib", str(calib), "--steps", "4", *extra)
 
 
 def test_cli_empty_calibration_folder(model_copy: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     before = _dir_state(model_copy)
-    _assert_one_line_error(_invoke(model_copy, empty), str(empty), "no files")
+    assert_one_line_error(_invoke(model_copy, empty), str(empty), "no files")
     assert _dir_state(model_copy) == before
 
 
 def test_cli_model_without_encoder(model_copy: Path, calib_folder: Path) -> None:
     (model_copy / f"{FP32_ROLE}.onnx").unlink()
     before = _dir_state(model_copy)
-    _assert_one_line_error(_invoke(model_copy, calib_folder), f"{FP32_ROLE}.onnx", "missing")
+    assert_one_line_error(_invoke(model_copy, calib_folder), f"{FP32_ROLE}.onnx", "missing")
     assert _dir_state(model_copy) == before
 
 
@@ -254,7 +239,7 @@ def test_cli_encoder_sha256_mismatch(model_copy: Path, calib_folder: Path) -> No
     with open(model_copy / f"{FP32_ROLE}.onnx", "ab") as fh:
         fh.write(b"\0")
     before = _dir_state(model_copy)
-    _assert_one_line_error(_invoke(model_copy, calib_folder), f"{FP32_ROLE}.onnx", "sha256")
+    assert_one_line_error(_invoke(model_copy, calib_folder), f"{FP32_ROLE}.onnx", "sha256")
     assert _dir_state(model_copy) == before
 
 
@@ -262,7 +247,7 @@ def test_cli_without_amd_quark(model_copy: Path, calib_folder: Path, monkeypatch
     monkeypatch.setitem(sys.modules, "quark", None)        # import quark -> ImportError, as when not installed
     monkeypatch.setitem(sys.modules, "quark.onnx", None)
     before = _dir_state(model_copy)
-    _assert_one_line_error(_invoke(model_copy, calib_folder), "quark", "apucodec[quantize]")
+    assert_one_line_error(_invoke(model_copy, calib_folder), "quark", "apucodec[quantize]")
     assert _dir_state(model_copy) == before
 
 
@@ -282,7 +267,7 @@ def test_cli_quark_build_failure_is_one_line(model_copy: Path, calib_folder: Pat
 
     monkeypatch.setattr(presets, "require", broken)
     before = _dir_state(model_copy)
-    _assert_one_line_error(_invoke(model_copy, calib_folder), "amd-quark failed to initialise", "g++")
+    assert_one_line_error(_invoke(model_copy, calib_folder), "amd-quark failed to initialise", "g++")
     assert _dir_state(model_copy) == before
 
 
@@ -441,17 +426,17 @@ def test_bf16_custom_ops_are_recorded_and_registered_without_torch(model_copy: P
     with pytest.raises(Exception, match="com.amd.quark"):
         ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     probe = (
-        "import sys, numpy as np, onnxruntime as ort\n"
+        "import numpy as np, onnxruntime as ort\n"
         "from apucodec.calibration.custom_ops import register_custom_ops\n"
         "so = ort.SessionOptions()\n"
         f"register_custom_ops(so, ['com.amd.quark'])\n"
         f"s = ort.InferenceSession({str(result.path)!r}, so, providers=['CPUExecutionProvider'])\n"
         "s.run(None, {i.name: np.zeros(i.shape, np.float32) for i in s.get_inputs()})\n"
-        "assert 'torch' not in sys.modules and 'quark' not in sys.modules\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    done, loaded = modules_loaded(probe, watch=("torch", "quark"))
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    assert loaded == []
 
 
 # --- Conv1d -> Conv2d(H=1) -------------------------------------------------------------------------------------------
