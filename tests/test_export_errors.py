@@ -13,7 +13,7 @@ from apucodec.codec.config import preset
 from apucodec.codec.model import APUCodec
 from apucodec.errors import ApucodecError
 from apucodec.export import export_model, parity
-from tests.cli_helpers import invoke
+from tests.cli_helpers import assert_one_line_error, invoke
 from tests.export_helpers import leftovers
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -31,7 +31,7 @@ def run_export(checkpoint: Path, out: Path, *extra: str):
 
 
 def assert_export_error(result, *fragments: str) -> None:
-    assert_export_error(result, *fragments, progress="[export] ")
+    assert_one_line_error(result, *fragments, progress="[export] ")
 
 
 def tiny_payload() -> dict:

@@ -12,6 +12,7 @@ import re
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -213,14 +214,19 @@ def _step_graph(channels: int = 4, step: int = 16, kernel: int = 5) -> onnx.Mode
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_stepped_feeds_carry_state_and_step_graph_quantizes(tmp_path: Path) -> None:
-    step = 16
+def _stepped_input(tmp_path: Path, count: int, seed: int, step: int = 16) -> tuple[Path, Any, np.ndarray, list]:
+    """The toy step graph saved and opened, a signal of `count` steps, and its per-step feeds (no state yet)."""
     path = tmp_path / "step.onnx"
     onnx.save(_step_graph(step=step), path)
-    session = _session(path)
-    signal = mixture(0.05, seed=9)[: 8 * step].astype(np.float32)
+    signal = mixture(0.05, seed=seed)[: count * step].astype(np.float32)
     steps = [{"audio": signal[i * step:(i + 1) * step].reshape(1, 1, -1), "bounds": np.array([0, step], np.float32)}
-             for i in range(8)]
+             for i in range(count)]
+    return path, _session(path), signal, steps
+
+
+def test_stepped_feeds_carry_state_and_step_graph_quantizes(tmp_path: Path) -> None:
+    step = 16
+    path, session, signal, steps = _stepped_input(tmp_path, 8, seed=9, step=step)
     feeds = list(stepped_feeds(session, steps, {"state": "next_state"}))
     assert np.all(feeds[0]["state"] == 0)
     for i in range(1, 8):   # each step's state is the previous step's last 4 input samples
@@ -370,10 +376,7 @@ def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
     from apucodec.calibration.feeds import RecordingStep
 
     step = 16
-    path = tmp_path / "step.onnx"
-    onnx.save(_step_graph(step=step), path)
-    session = _session(path)
-    signal = mixture(0.05, seed=2)[: 5 * step].astype(np.float32)
+    _, session, signal, steps = _stepped_input(tmp_path, 5, seed=2, step=step)
     recorder = RecordingStep(session)
     state = np.zeros((1, 4), np.float32)
     bounds = np.array([0, step], np.float32)
@@ -381,7 +384,6 @@ def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
     for i in range(5):
         out, state = recorder(signal[None, None, i * step:(i + 1) * step], state, bounds)
         outs.append(out)
-    steps = [{"audio": signal[i * step:(i + 1) * step].reshape(1, 1, -1), "bounds": bounds} for i in range(5)]
     by_hand = list(stepped_feeds(session, steps, {"state": "next_state"}))
     assert len(recorder.feeds) == 5
     for ours, theirs in zip(recorder.feeds, by_hand, strict=True):
