@@ -163,7 +163,7 @@ def test_group_norm_rewrite_is_exact_and_accurate_in_onnxruntime():
 
     from apucodec.export.folding import MultiLevelGroupNorm
     from apucodec.export.graph import simplify
-    from apucodec.export.parity import snr_db
+    from apucodec.metrics import snr_db
 
     torch.manual_seed(0)
     norm = torch.nn.GroupNorm(1, 4)
