@@ -19,18 +19,17 @@ import onnx
 import onnxruntime as ort
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from apucodec.calibration.conv_transpose import conv_transpose_to_conv
 from apucodec.calibration.cpu_int8 import quantize_graph_cpu_int8
 from apucodec.calibration.feeds import level_augmented, stepped_feeds
-from apucodec.cli.main import cli
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.metrics import snr_db
 from apucodec.model_dir import load_model_dir
 from tests.audio_factory import mixture, speech_like, tone
+from tests.cli_helpers import invoke
 from tests.runtime_models import export_tiny
 
 RATE = 44100
@@ -263,16 +262,22 @@ def calib_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def _model_copy(step_model: Path, tmp_path: Path) -> Path:
+    """A writable copy of the read-only step model, for a test that quantizes it."""
+    model_path = tmp_path / "model"
+    shutil.copytree(step_model, model_path)
+    return model_path
+
+
 def _dir_state(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
-    model_path = tmp_path / "model"
-    shutil.copytree(step_model, model_path)
-    result = CliRunner().invoke(cli, ["quantize", "--target", "cpu", "--model", str(model_path), "--calib",
-                                      str(calib_folder), "--windows", "6", "--threads", "1"])
+    model_path = _model_copy(step_model, tmp_path)
+    result = invoke("quantize", "--target", "cpu", "--model", str(model_path), "--calib", str(calib_folder),
+                    "--windows", "6", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert re.search(r"encoder: calibration (\d+)/\1 steps", result.output)
     assert re.search(r"decoder: calibration (\d+)/\1 steps", result.output)
@@ -303,13 +308,11 @@ def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_fol
 
 
 def test_cli_quantize_cpu_bad_calibration_leaves_model_untouched(step_model: Path, tmp_path: Path) -> None:
-    model_path = tmp_path / "model"
-    shutil.copytree(step_model, model_path)
+    model_path = _model_copy(step_model, tmp_path)
     before = _dir_state(model_path)
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = CliRunner().invoke(cli, ["quantize", "--target", "cpu", "--model", str(model_path), "--calib",
-                                      str(empty)])
+    result = invoke("quantize", "--target", "cpu", "--model", str(model_path), "--calib", str(empty))
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith(f"error: {empty}: no files")
     assert _dir_state(model_path) == before
@@ -319,8 +322,7 @@ def test_failure_after_quantization_restores_the_directory(step_model: Path, cal
                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from apucodec.calibration import cpu_quantize
 
-    model_path = tmp_path / "model"
-    shutil.copytree(step_model, model_path)
+    model_path = _model_copy(step_model, tmp_path)
     before = _dir_state(model_path)
 
     def fail(*args: object, **kwargs: object) -> None:
@@ -394,10 +396,9 @@ def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
 
 
 def test_quantize_target_npu_is_quantize_encoder(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
-    model_path = tmp_path / "model"
-    shutil.copytree(step_model, model_path)
-    result = CliRunner().invoke(cli, ["quantize", "--target", "npu", "--model", str(model_path), "--calib",
-                                      str(calib_folder), "--windows", "4", "--threads", "1"])
+    model_path = _model_copy(step_model, tmp_path)
+    result = invoke("quantize", "--target", "npu", "--model", str(model_path), "--calib", str(calib_folder),
+                    "--windows", "4", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert "calibration steps" in result.output          # plain progress lines when stderr is not a terminal
     assert "wrote" in result.output and "encoder.s16.npu-int8.onnx" in result.output
@@ -406,10 +407,9 @@ def test_quantize_target_npu_is_quantize_encoder(step_model: Path, calib_folder:
 
 
 def test_quantize_encoder_rejects_bad_level_gains(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
-    model_path = tmp_path / "model"
-    shutil.copytree(step_model, model_path)
+    model_path = _model_copy(step_model, tmp_path)
     before = _dir_state(model_path)
-    result = CliRunner().invoke(cli, ["quantize-encoder", "--model", str(model_path), "--calib", str(calib_folder),
-                                      "--level-gains", "0,loud"])
+    result = invoke("quantize-encoder", "--model", str(model_path), "--calib", str(calib_folder),
+                    "--level-gains", "0,loud")
     assert result.exit_code == 2 and "--level-gains" in result.output
     assert _dir_state(model_path) == before

@@ -30,7 +30,7 @@ from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir
 from apucodec.runtime.eps import CPU, VITISAI, WEBGPU, Warn, probe_ep, warn_stderr
-from apucodec.runtime.graph_io import Shapes, check_io, manifest_inputs, node_counts, static_inputs
+from apucodec.runtime.graph_io import Shapes, SingleIO, check_io, manifest_inputs, node_counts, static_inputs
 from apucodec.runtime.placement import PlacementReport, StagePlacement, rvq_placement
 from apucodec.runtime.stage_plan import (
     SessionSettings,
@@ -44,7 +44,7 @@ from apucodec.runtime.vitisai_report import check_npu_only, find_counts
 
 
 @dataclass
-class StageSession:
+class StageSession(SingleIO):
     """One ONNX Runtime session, its static inputs/outputs, and where it was placed."""
 
     session: Any  # onnxruntime.InferenceSession
@@ -52,14 +52,6 @@ class StageSession:
     inputs: dict[str, tuple[int, ...]]
     outputs: list[str]
     _closers: list[Any] = field(default_factory=list, repr=False)
-
-    @property
-    def input_name(self) -> str:
-        return next(iter(self.inputs))
-
-    @property
-    def output_name(self) -> str:
-        return self.outputs[0]
 
     def run_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         missing = [name for name in self.inputs if name not in feeds]
