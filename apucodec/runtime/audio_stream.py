@@ -84,9 +84,9 @@ def output_format(path: Path) -> tuple[str, str]:
 
     A silent fallback to WAV used to turn `out.mp4` into a WAV file named .mp4; now the user hears about it.
     """
-    from apucodec.outputs import describe, is_stdio
+    from apucodec.outputs import describe, extension
 
-    ext = "" if is_stdio(path) else path.suffix.lower()
+    ext = extension(path)
     if ext == ".apc":
         raise ApucodecError(f"{path}: .apc is the code format; use 'apucodec encode' to write one")
     fmt = OUTPUT_EXTENSIONS.get(ext) if ext else "WAV"  # no extension: `-`, /dev/null, a FIFO, or a plain name
