@@ -77,9 +77,14 @@ def _ort():
     return ort
 
 
-def session_options(settings: SessionSettings, strict_ep: bool, profile_dir: str | None,
+def session_options(settings: SessionSettings, strict_ep: bool = False, profile_dir: str | None = None,
                     severity: int | None = None, compiling: bool = True) -> Any:
-    """Session options for one stage; `compiling`: the EP compiles the graph (EP-context entries apply)."""
+    """Session options for one stage; `compiling`: the EP compiles the graph (EP-context entries apply).
+
+    The one place ONNX Runtime session options are made: export parity and quantization fidelity open their CPU
+    sessions with these too (`session_options(SessionSettings(threads=n))`), so what they measure is what
+    `apucodec run` computes, with the same threads, no spinning and ORT's own warnings kept off stderr.
+    """
     ort = _ort()
     so = ort.SessionOptions()
     # placement is reported by us; ORT's own warnings would repeat it on stderr
@@ -103,8 +108,6 @@ def session_options(settings: SessionSettings, strict_ep: bool, profile_dir: str
         so.profile_file_prefix = os.path.join(profile_dir, "placement")
     return so
 
-
-_session_options = session_options  # the name older tests and benchmarks use
 
 
 def needs_profiler() -> bool:
