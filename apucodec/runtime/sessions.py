@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.contract.steps import step_role
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 from apucodec.model_dir import ModelDir
 from apucodec.runtime.eps import CPU, VITISAI, WEBGPU, Warn, probe_ep, warn_stderr
 from apucodec.runtime.graph_io import Shapes, SingleIO, check_io, manifest_inputs, node_counts, static_inputs
@@ -168,9 +168,7 @@ def create_session(path: Path, ep: str, availability: Any, options: dict[str, st
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line.replace("[ONNXRuntimeError] : ", "")
+    return first_line(exc).replace("[ONNXRuntimeError] : ", "")  # the prefix says nothing the line does not
 
 
 def open_cpu_session(model: ModelDir, role: str, settings: SessionSettings) -> StageSession:
