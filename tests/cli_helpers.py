@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from apucodec.cli.main import cli
 
+CPU = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--threads", "1"]  # both graph stages on the CPU EP, 1 thread
 HEAVY = ("torch", "onnx", "quark", "onnxsim", "onnxslim")  # what `run`/`bench`/`doctor` must never import
 _LOADED = "LOADED-MODULES "  # the probe's last stderr line: the watched modules the child process had imported
 

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from apucodec.runtime.stage_plan import SessionSettings
 from tests.audio_factory import speech_like, tone
 from tests.tiny_models import tiny_codec
 
 STEP_FRAMES = (4, 16)  # a 3 s clip crosses ~16 offline-step boundaries
+CPU_ONLY = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)  # both graph stages, 1 thread
 
 
 @dataclass

@@ -14,10 +14,8 @@ from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.providers import SessionSettings
 from tests.audio_factory import speech_like, tone
-from tests.cli_helpers import assert_one_line_error, cli_modules_loaded, invoke
-
-CPU = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--threads", "1"]
-CPU_ONLY = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
+from tests.cli_helpers import CPU, assert_one_line_error, cli_modules_loaded, invoke
+from tests.runtime_models import CPU_ONLY
 
 
 @pytest.fixture(scope="module")

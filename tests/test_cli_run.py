@@ -17,10 +17,8 @@ import pytest
 import soundfile as sf
 
 from tests.audio_factory import speech_like, tone
-from tests.cli_helpers import assert_one_line_error, cli_modules_loaded, invoke, modules_loaded
+from tests.cli_helpers import CPU, assert_one_line_error, cli_modules_loaded, invoke, modules_loaded
 from tests.hardening_helpers import listing, writing_into
-
-CPU = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--threads", "1"]
 
 
 @pytest.fixture()
