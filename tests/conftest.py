@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_models import tiny_codec, torch_threads
+from tests.tiny_models import export_on_one_thread, tiny_codec, torch_threads
 
 
 @pytest.fixture(scope="session")
@@ -28,12 +28,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from apucodec.export import export_model
-
-    out = tmp_path_factory.mktemp("tiny_model") / "model"
-    with torch_threads(1):
-        export_model(tiny_checkpoint, out, log=None)
-    return out
+    return export_on_one_thread(tiny_checkpoint, tmp_path_factory.mktemp("tiny_model"))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ Everything runs on small generated graphs, the session's tiny exported model and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -30,6 +29,7 @@ from apucodec.metrics import snr_db
 from apucodec.model_dir import load_model_dir
 from tests.audio_factory import mixture, speech_like, tone
 from tests.cli_helpers import invoke
+from tests.hardening_helpers import dir_state
 from tests.runtime_models import export_tiny
 
 RATE = 44100
@@ -269,11 +269,6 @@ def _model_copy(step_model: Path, tmp_path: Path) -> Path:
     return model_path
 
 
-def _dir_state(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
     model_path = _model_copy(step_model, tmp_path)
     result = invoke("quantize", "--target", "cpu", "--model", str(model_path), "--calib", str(calib_folder),
@@ -309,13 +304,13 @@ def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_fol
 
 def test_cli_quantize_cpu_bad_calibration_leaves_model_untouched(step_model: Path, tmp_path: Path) -> None:
     model_path = _model_copy(step_model, tmp_path)
-    before = _dir_state(model_path)
+    before = dir_state(model_path)
     empty = tmp_path / "empty"
     empty.mkdir()
     result = invoke("quantize", "--target", "cpu", "--model", str(model_path), "--calib", str(empty))
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith(f"error: {empty}: no files")
-    assert _dir_state(model_path) == before
+    assert dir_state(model_path) == before
 
 
 def test_failure_after_quantization_restores_the_directory(step_model: Path, calib_folder: Path,
@@ -323,7 +318,7 @@ def test_failure_after_quantization_restores_the_directory(step_model: Path, cal
     from apucodec.calibration import cpu_quantize
 
     model_path = _model_copy(step_model, tmp_path)
-    before = _dir_state(model_path)
+    before = dir_state(model_path)
 
     def fail(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
@@ -331,7 +326,7 @@ def test_failure_after_quantization_restores_the_directory(step_model: Path, cal
     monkeypatch.setattr(cpu_quantize.ModelDir, "save_manifest", fail)
     with pytest.raises(ApucodecError, match="cannot write the model directory"):
         cpu_quantize.quantize_cpu(model_path, calib_folder, windows=3, threads=1)
-    assert _dir_state(model_path) == before
+    assert dir_state(model_path) == before
 
 
 def test_decoder_is_calibrated_on_the_dequantized_codes(step_model: Path, step_feeds: dict) -> None:
@@ -408,8 +403,8 @@ def test_quantize_target_npu_is_quantize_encoder(step_model: Path, calib_folder:
 
 def test_quantize_encoder_rejects_bad_level_gains(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
     model_path = _model_copy(step_model, tmp_path)
-    before = _dir_state(model_path)
+    before = dir_state(model_path)
     result = invoke("quantize-encoder", "--model", str(model_path), "--calib", str(calib_folder),
                     "--level-gains", "0,loud")
     assert result.exit_code == 2 and "--level-gains" in result.output
-    assert _dir_state(model_path) == before
+    assert dir_state(model_path) == before

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,3 +47,13 @@ def tiny_codec(seed: int, audio: np.ndarray, preset_name: str = "tiny") -> Any:
             model(batch)  # the first training forward initialises the codebooks from data (and one EMA step)
     model.eval()
     return model
+
+
+def export_on_one_thread(checkpoint: Path, folder: Path, **options: Any) -> Path:
+    """`checkpoint` exported to `folder`/model (export_model's `options`, e.g. step_frames) on one torch thread."""
+    from apucodec.export import export_model
+
+    out = folder / "model"
+    with torch_threads(1):
+        export_model(checkpoint, out, log=None, **options)
+    return out
