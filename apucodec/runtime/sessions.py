@@ -109,7 +109,6 @@ def session_options(settings: SessionSettings, strict_ep: bool = False, profile_
     return so
 
 
-
 def needs_profiler() -> bool:
     return not hasattr(_ort().InferenceSession, "get_provider_graph_assignment_info")
 
