@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from apucodec.errors import ApucodecError, require_file
+from apucodec.errors import ApucodecError, first_line, require_file
 
 CODEC_RATE = 44100
 
@@ -40,7 +40,7 @@ def probe(path: str | Path) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError with libsndfile's text
-        raise ApucodecError(f"{path}: not readable audio ({_first_line(exc)})") from None
+        raise ApucodecError(f"{path}: not readable audio ({first_line(exc)})") from None
     if info.frames <= 0:
         raise ApucodecError(f"{path}: contains no audio samples")
     return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
@@ -72,7 +72,7 @@ def read_audio(path: str | Path, sample_rate: int = CODEC_RATE) -> tuple[np.ndar
     try:
         data, _ = sf.read(str(info.path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise ApucodecError(f"{info.path}: cannot decode audio ({_first_line(exc)})") from None
+        raise ApucodecError(f"{info.path}: cannot decode audio ({first_line(exc)})") from None
     mono = to_mono(data)
     check_finite(mono, info.path)
     return resample(mono, info.sample_rate, sample_rate), info
@@ -131,8 +131,3 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int = CODEC_RA
 
     with open_audio_output(path, sample_rate, len(audio), subtype) as fh:
         fh.write(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -11,6 +11,16 @@ class ApucodecError(Exception):
     """A user-facing failure whose message is complete on its own line."""
 
 
+def first_line(exc: BaseException, with_type: bool = False) -> str:
+    """What an error line quotes of a foreign exception: the first line of its text (libraries put tracebacks,
+    hints and dumps below it), or its type's name when it has no text; `with_type` prefixes the type's name too."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    return f"{type(exc).__name__}: {line}" if with_type else line
+
+
 def require_file(path: Path, expected: str, missing: str = "no such file") -> Path:
     """The one-line errors every reader gives for an input path that is absent or a folder, before it parses.
 

@@ -40,6 +40,14 @@ def is_stdio(path: str | Path) -> bool:
     return str(path) == STDIO
 
 
+def extension(path: str | Path) -> str:
+    """A path's extension as format tables key it (lower case, with the dot); none for `-`, which has no name.
+
+    The one reading of "format from the extension": audio outputs, the .apc check and pictures all start here.
+    """
+    return "" if is_stdio(path) else Path(path).suffix.lower()
+
+
 def describe(path: str | Path) -> str:
     """How messages name a path: `-` is standard output or input."""
     return "<stdout>" if is_stdio(path) else str(path)
@@ -120,7 +128,7 @@ class OutputFile:
         return describe(self.path)
 
 
-def _stream_kind(path: Path) -> str | None:
+def _stream_kind(path: Path, expected: str = "an output file path") -> str | None:
     """'stdout', 'char', 'fifo' for a target written in place; None for a regular (or new) file; else refuse."""
     if is_stdio(path):
         return "stdout"
@@ -133,7 +141,7 @@ def _stream_kind(path: Path) -> str | None:
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
-        raise ApucodecError(f"{path}: is a directory, expected an output file path")
+        raise ApucodecError(f"{path}: is a directory, expected {expected}")
     if stat.S_ISCHR(mode):
         return "char"
     if stat.S_ISFIFO(mode):
@@ -142,10 +150,14 @@ def _stream_kind(path: Path) -> str | None:
     raise ApucodecError(f"{path}: is {kind}; refusing to write audio over it")
 
 
-def check_output_path(path: str | Path) -> None:
-    """Fail fast (before slow work) on an output that can never be written: missing folder, directory, socket."""
+def check_output_path(path: str | Path, expected: str = "an output file path") -> None:
+    """Fail fast (before slow work) on an output that can never be written: missing folder, directory, socket.
+
+    The one check every output runs (audio, .apc, pictures through audio.atomic_output); `expected` names what the
+    path should have been when it is a directory ("a picture file path").
+    """
     path = Path(path)
-    if _stream_kind(path) is not None:
+    if _stream_kind(path, expected) is not None:
         return
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     parent = target.parent if str(target.parent) else Path(".")

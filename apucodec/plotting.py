@@ -14,6 +14,7 @@ from typing import Any
 from apucodec.audio import atomic_output
 from apucodec.errors import ApucodecError
 from apucodec.extras import require
+from apucodec.outputs import check_output_path, extension
 from apucodec.runtime.bench import GRAPH_STAGES, PROCESSOR_OF, STAGES, BenchReport, RunStats
 
 # colour per stage; alternate bars are drawn lighter so neighbours stay distinguishable
@@ -64,17 +65,13 @@ def check_plot_path(path: str | Path) -> str:
     """The image format for `path`, or a one-line error — before a benchmark spends a minute, not after."""
     plt = _pyplot()
     path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
+    fmt = extension(path).lstrip(".") or "png"
     supported = plt.figure().canvas.get_supported_filetypes()
     plt.close("all")
     if fmt not in supported:
         raise ApucodecError(f"{path}: cannot write a .{fmt} picture; use one of "
                             f"{', '.join('.' + f for f in sorted(supported))}")
-    if path.is_dir():
-        raise ApucodecError(f"{path}: is a directory, expected a picture file path")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ApucodecError(f"{path}: output folder {parent} does not exist")
+    check_output_path(path, expected="a picture file path")
     return fmt
 
 

@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Tiny convs run faster on one thread than on two contended ones (the CI box has 2 shared cores)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def leftovers(parent: Path) -> list[str]:

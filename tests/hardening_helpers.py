@@ -22,5 +22,10 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def dir_state(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (hidden ones too) with its sha256: 'unchanged' means exactly this."""
+    return {str(p.relative_to(folder)): digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())

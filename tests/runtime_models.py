@@ -11,9 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from apucodec.runtime.stage_plan import SessionSettings
 from tests.audio_factory import speech_like, tone
+from tests.tiny_models import tiny_codec
 
 STEP_FRAMES = (4, 16)  # a 3 s clip crosses ~16 offline-step boundaries
+CPU_ONLY = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)  # both graph stages, 1 thread
 
 
 @dataclass
@@ -24,21 +27,13 @@ class RuntimeModel:
 
 def export_tiny(out_dir: Path, seed: int = 0, step_frames: tuple[int, ...] = STEP_FRAMES,
                 preset_name: str = "tiny") -> RuntimeModel:
-    """Export a tiny random-weight codec whose codebooks were initialised from its own latents (as training does)."""
+    """Export a tiny codec (tests.tiny_models) whose codebooks were initialised from a tone and speech-like audio."""
     import torch
 
-    from apucodec.codec.config import preset
-    from apucodec.codec.model import APUCodec
     from apucodec.export import export_model
 
-    torch.manual_seed(seed)
     torch.set_num_threads(1)
-    model = APUCodec(preset(preset_name))
-    audio = torch.from_numpy(np.stack([tone(1.0, 330.0), speech_like(1.0)]))[:, None]
-    model.train()
-    with torch.no_grad():
-        model(audio)  # first training forward initialises the codebooks from data
-    model.eval()
+    model = tiny_codec(seed, np.stack([tone(1.0, 330.0), speech_like(1.0)]), preset_name)
     export_model(model, out_dir, step_frames=step_frames, log=None)
     return RuntimeModel(out_dir, model)
 

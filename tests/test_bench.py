@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
-from apucodec.cli.main import cli
 from apucodec.runtime.bench import GRAPH_STAGES, STAGES, format_report, run_bench
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.providers import SessionSettings
 from tests.audio_factory import speech_like, tone
-
-CPU = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--threads", "1"]
-CPU_ONLY = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
+from tests.cli_helpers import CPU, assert_one_line_error, cli_modules_loaded, invoke
+from tests.runtime_models import CPU_ONLY
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +25,6 @@ def codec(tiny_model_dir):
 
 def _clip(seconds: float) -> np.ndarray:
     return (speech_like(seconds) + 0.3 * tone(seconds, 220.0)).astype(np.float32)
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def _overlaps(a, b) -> bool:
@@ -186,27 +176,15 @@ def test_bench_cli_bad_input_is_one_line(tiny_model_dir, tmp_path, monkeypatch, 
         pytest.importorskip("matplotlib")
     monkeypatch.chdir(tmp_path)
     result = invoke("bench", "--model", str(tiny_model_dir), "--seconds", "1", *args, *CPU)
-    assert result.exit_code == 1, result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in result.output, result.stderr
+    assert_one_line_error(result, fragment)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_bench_cli_does_not_import_torch(tiny_model_dir):
-    script = textwrap.dedent("""
-        import sys
-        from apucodec.cli.main import cli
-        try:
-            cli(sys.argv[1:], standalone_mode=False)
-        finally:
-            heavy = sorted(m for m in ("torch", "onnx", "quark", "onnxsim") if m in sys.modules)
-            print("HEAVY", heavy, file=sys.stderr)
-    """)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", script, "bench", "--model", str(tiny_model_dir), "--seconds", "1",
-                           *CPU], capture_output=True, text=True, env=env, timeout=120)
+    proc, loaded = cli_modules_loaded("bench", "--model", str(tiny_model_dir), "--seconds", "1", *CPU, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "HEAVY []" in proc.stderr and "pipelining gain" in proc.stdout
+    assert loaded == [] and "pipelining gain" in proc.stdout
 
 
 def test_graph_stages_on_one_processor_take_turns_in_the_pipelined_run(codec):
@@ -237,9 +215,9 @@ def test_processor_turns_are_shared_only_by_stages_on_the_same_ep():
 
 
 def test_sessions_do_not_spin_unless_asked():
-    from apucodec.runtime.providers import _session_options
+    from apucodec.runtime.sessions import session_options
 
     key = "session.intra_op.allow_spinning"
-    assert _session_options(SessionSettings(), False, None).get_session_config_entry(key) == "0"
+    assert session_options(SessionSettings(), False, None).get_session_config_entry(key) == "0"
     with pytest.raises(RuntimeError, match="does not have configuration"):  # unset: onnxruntime's default (spin)
-        _session_options(SessionSettings(spin=True), False, None).get_session_config_entry(key)
+        session_options(SessionSettings(spin=True), False, None).get_session_config_entry(key)

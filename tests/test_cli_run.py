@@ -9,20 +9,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
-from apucodec.cli.main import cli
 from tests.audio_factory import speech_like, tone
-from tests.hardening_helpers import writing_into
-
-CPU = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--threads", "1"]
+from tests.cli_helpers import CPU, assert_one_line_error, cli_modules_loaded, invoke, modules_loaded
+from tests.hardening_helpers import listing, writing_into
 
 
 @pytest.fixture()
@@ -30,24 +26,6 @@ def clip(tmp_path) -> Path:
     path = tmp_path / "in.wav"
     sf.write(path, speech_like(2.0) + 0.3 * tone(2.0, 220.0), 44100)
     return path
-
-
-def invoke(*args: str, model: Path | None = None):
-    extra = ["--model", str(model)] if model else []
-    return CliRunner().invoke(cli, [*args, *extra], catch_exceptions=False)
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    assert result.exit_code == 1, result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in result.output, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
-
-
-def _listing(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
 
 
 def test_run_encode_decode(tiny_model_dir, clip, tmp_path):
@@ -70,7 +48,7 @@ def test_run_encode_decode(tiny_model_dir, clip, tmp_path):
 
     low = invoke("encode", str(clip), str(tmp_path / "low.apc"), "--codebooks", "1", *CPU, model=tiny_model_dir)
     assert low.exit_code == 0 and (tmp_path / "low.apc").stat().st_size < (tmp_path / "x.apc").stat().st_size
-    assert _listing(tmp_path) == ["dec.wav", "in.wav", "low.apc", "run.wav", "x.apc"]
+    assert listing(tmp_path) == ["dec.wav", "in.wav", "low.apc", "run.wav", "x.apc"]
 
 
 def test_model_from_environment_and_default_folder(tiny_model_dir, clip, tmp_path, monkeypatch):
@@ -134,7 +112,7 @@ def test_bad_inputs(tiny_model_dir, clip, tmp_path):
                           "unknown execution provider")
     assert_one_line_error(invoke("run", str(clip), str(out), "--ep-option", "vitisai-target", *CPU,
                                  model=tiny_model_dir), "EP:KEY=VALUE")
-    assert _listing(tmp_path) == ["empty.wav", "garbage.wav", "in.wav", "nan.wav", "zero.wav"]
+    assert listing(tmp_path) == ["empty.wav", "garbage.wav", "in.wav", "nan.wav", "zero.wav"]
 
 
 def test_bad_model_directories(tiny_model_dir, clip, tmp_path):
@@ -178,30 +156,17 @@ def test_bad_apc_files_and_another_models_file(tiny_model_dir, clip, tmp_path):
     assert forced.exit_code == 0 and out.exists() and "--force" in forced.stderr
 
 
-TORCH_FREE = textwrap.dedent("""
-    import sys
-    from apucodec.cli.main import cli
-    try:
-        cli(sys.argv[1:], standalone_mode=False)
-    finally:
-        heavy = sorted(m for m in ("torch", "onnx", "quark", "onnxsim", "onnxslim") if m in sys.modules)
-        print("HEAVY", heavy, file=sys.stderr)
-""")
-
-
 def test_runtime_commands_do_not_import_torch(tiny_model_dir, clip, tmp_path):
-    probe = subprocess.run([sys.executable, "-c", "import sys, apucodec.runtime, apucodec.runtime.pipeline, "
-                            "apucodec.cli.codec; print(sorted(m for m in ('torch', 'onnx', 'quark') if m in "
-                            "sys.modules))"], capture_output=True, text=True, check=True)
-    assert probe.stdout.strip() == "[]"
+    probe, loaded = modules_loaded("import apucodec.runtime, apucodec.runtime.pipeline, apucodec.cli.codec")
+    assert probe.returncode == 0, probe.stderr
+    assert loaded == []
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     model = ["--model", str(tiny_model_dir), *CPU]
     for args in (["run", str(clip), str(tmp_path / "a.wav")], ["encode", str(clip), str(tmp_path / "a.apc")],
                  ["decode", str(tmp_path / "a.apc"), str(tmp_path / "b.wav")]):
-        proc = subprocess.run([sys.executable, "-c", TORCH_FREE, *args, *model], capture_output=True, text=True,
-                              env=env, timeout=120)
+        proc, loaded = cli_modules_loaded(*args, *model, env=env)
         assert proc.returncode == 0, proc.stderr
-        assert "HEAVY []" in proc.stderr, (args[0], proc.stderr)
+        assert loaded == [], (args[0], proc.stderr)
 
 
 def test_ctrl_c_mid_run_leaves_no_partial_output(tiny_model_dir, tmp_path):
@@ -227,7 +192,7 @@ def test_ctrl_c_mid_run_leaves_no_partial_output(tiny_model_dir, tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "interrupted: no output was written" in stderr and "Traceback" not in stderr
-    assert _listing(tmp_path) == ["long.wav"]
+    assert listing(tmp_path) == ["long.wav"]
 
 
 def test_no_warnings_on_a_machine_without_npu_or_gpu(tiny_model_dir, clip, tmp_path):

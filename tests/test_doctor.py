@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from apucodec.cli.main import cli
 from apucodec.runtime.providers import STAGE_PREFERENCES, WEBGPU
+from tests.cli_helpers import cli_modules_loaded
 
 
 def _doctor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -56,16 +57,9 @@ def test_doctor_json_plan_follows_the_runtime_preferences(doctor_json):
 
 
 def test_doctor_does_not_import_torch():
-    code = ("import sys\n"
-            "from click.testing import CliRunner\n"
-            "from apucodec.cli.main import cli\n"
-            "r = CliRunner().invoke(cli, ['doctor', '--json'])\n"
-            "assert r.exit_code == 0, r.output\n"
-            "heavy = sorted(m for m in ('torch', 'onnx', 'quark') if m in sys.modules)\n"
-            "print('HEAVY', heavy)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done, loaded = cli_modules_loaded("doctor", "--json")
     assert done.returncode == 0, done.stderr
-    assert "HEAVY []" in done.stdout
+    assert loaded == []
 
 
 def test_doctor_missing_model_dir_is_one_line_error(tmp_path):

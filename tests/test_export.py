@@ -20,15 +20,12 @@ from apucodec.export import export_model
 from apucodec.export.folding import fold_weight_norm
 from apucodec.export.signals import signal
 from apucodec.model_dir import load_model_dir
-from tests.export_helpers import leftovers, torch_threads
+from tests.export_helpers import leftovers
 
 PLAIN_OPS = {"Conv", "ConvTranspose", "LeakyRelu", "Add", "Tanh"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 STEP_OPS = PLAIN_OPS | {"Slice", "Concat", "Reshape", "Mul", "Max", "Min", "Gather", "Constant"}
@@ -166,7 +163,7 @@ def test_group_norm_rewrite_is_exact_and_accurate_in_onnxruntime():
 
     from apucodec.export.folding import MultiLevelGroupNorm
     from apucodec.export.graph import simplify
-    from apucodec.export.parity import snr_db
+    from apucodec.metrics import snr_db
 
     torch.manual_seed(0)
     norm = torch.nn.GroupNorm(1, 4)

@@ -8,20 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from apucodec.cli.main import cli
 from apucodec.codec.config import preset
 from apucodec.codec.model import APUCodec
 from apucodec.errors import ApucodecError
 from apucodec.export import export_model, parity
-from tests.export_helpers import leftovers, torch_threads
+from tests.cli_helpers import assert_one_line_error, invoke
+from tests.export_helpers import leftovers
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class NotATensor:
@@ -32,16 +27,11 @@ class NotATensor:
 
 
 def run_export(checkpoint: Path, out: Path, *extra: str):
-    return CliRunner().invoke(cli, ["export", "--checkpoint", str(checkpoint), "--out", str(out), *extra])
+    return invoke("export", "--checkpoint", str(checkpoint), "--out", str(out), *extra)
 
 
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 1, result.output
-    errors = [line for line in result.stderr.splitlines() if not line.startswith("[export] ")]
-    assert len(errors) == 1 and errors[0].startswith("error: "), result.stderr  # progress lines aside
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
+def assert_export_error(result, *fragments: str) -> None:
+    assert_one_line_error(result, *fragments, progress="[export] ")
 
 
 def tiny_payload() -> dict:
@@ -80,7 +70,7 @@ def test_bad_checkpoints_fail_in_one_line(case, tmp_path):
     checkpoint, fragment = _bad_checkpoints(tmp_path)[case]
     out = tmp_path / "out" / "model"
     result = run_export(checkpoint, out)
-    assert_one_line_error(result, str(checkpoint), fragment)
+    assert_export_error(result, str(checkpoint), fragment)
     assert not out.exists()
     assert not (tmp_path / "out").exists() or leftovers(tmp_path / "out") == []
 
@@ -89,21 +79,21 @@ def test_non_empty_output_folder_is_refused_without_force(tiny_checkpoint, tmp_p
     out = tmp_path / "model"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    assert_one_line_error(run_export(tiny_checkpoint, out), str(out), "--force")
+    assert_export_error(run_export(tiny_checkpoint, out), str(out), "--force")
     assert (out / "keep.txt").read_text() == "mine"
 
 
 def test_output_path_that_is_a_file_is_refused(tiny_checkpoint, tmp_path):
     out = tmp_path / "model"
     out.write_text("a file")
-    assert_one_line_error(run_export(tiny_checkpoint, out), str(out), "not a folder")
+    assert_export_error(run_export(tiny_checkpoint, out), str(out), "not a folder")
 
 
 def test_unwritable_output_location(tiny_checkpoint, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder should be")
     out = blocker / "model"
-    assert_one_line_error(run_export(tiny_checkpoint, out), str(out), "cannot write")
+    assert_export_error(run_export(tiny_checkpoint, out), str(out), "cannot write")
 
 
 @pytest.mark.parametrize("args,fragment", [(["--step-frames", "0"], "--step-frames"),
@@ -112,7 +102,7 @@ def test_unwritable_output_location(tiny_checkpoint, tmp_path):
                                            (["--opset", "11"], "--opset 11")])
 def test_bad_options(args, fragment, tiny_checkpoint, tmp_path):
     out = tmp_path / "model"
-    assert_one_line_error(run_export(tiny_checkpoint, out, *args), fragment)
+    assert_export_error(run_export(tiny_checkpoint, out, *args), fragment)
     assert not out.exists() and leftovers(tmp_path) == []
 
 
@@ -124,7 +114,7 @@ def test_disk_full_while_writing_leaves_nothing(tiny_checkpoint, tmp_path, monke
 
     monkeypatch.setattr(np, "save", full)
     out = tmp_path / "model"
-    assert_one_line_error(run_export(tiny_checkpoint, out), str(out), "No space left on device")
+    assert_export_error(run_export(tiny_checkpoint, out), str(out), "No space left on device")
     assert not out.exists() and leftovers(tmp_path) == []
 
 

@@ -27,9 +27,8 @@ from apucodec.cli.main import cli
 from apucodec.model_dir import sha256_file
 from apucodec.runtime.bitstream import HEADER, MAGIC, BitPacker, bits_for
 from tests.audio_factory import speech_like, tone
+from tests.cli_helpers import CPU
 from tests.hardening_helpers import digest, listing
-
-CPU = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--threads", "1"]
 
 
 class Scene:

@@ -27,9 +27,9 @@ import soundfile as sf
 
 from apucodec.runtime.bitstream import HEADER, MAGIC, BitPacker, bits_for, parse_apc
 from tests.audio_factory import tone
+from tests.cli_helpers import CPU
 from tests.hardening_helpers import digest, listing, writing_into
 
-CPU = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--threads", "1"]
 LONG_SECONDS = 240
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 

@@ -14,7 +14,7 @@ import pytest
 
 from apucodec.audio_input import as_mono_float32
 from apucodec.errors import ApucodecError
-from apucodec.model_checks import _uses_external_data, check_file_name
+from apucodec.model_checks import check_file_name, check_no_external_data
 from apucodec.outputs import open_binary_output, open_output
 from apucodec.runtime.apc_reader import ApcReader
 from apucodec.runtime.bitstream import parse_apc, write_apc
@@ -171,19 +171,24 @@ def _field(number: int, payload: bytes) -> bytes:
     return bytes([number << 3 | 2, len(payload)]) + payload
 
 
-def test_external_data_is_found_anywhere_a_tensor_can_be():
+def test_external_data_is_found_anywhere_a_tensor_can_be(tmp_path):
     tensor_external = _field(13, _field(1, b"location") + _field(2, b"w.bin"))
     tensor_location = bytes([14 << 3, 1])  # data_location = EXTERNAL
     plain_tensor = _field(9, b"\0" * 8)  # raw_data only
     initializer = _field(7, _field(5, tensor_external))  # model.graph.initializer
     in_attribute = _field(7, _field(1, _field(5, _field(5, tensor_location))))  # graph.node.attribute.t
     in_subgraph = _field(7, _field(1, _field(5, _field(6, _field(5, tensor_external)))))  # attribute.g.initializer
-    assert _uses_external_data(memoryview(initializer), "model")
-    assert _uses_external_data(memoryview(in_attribute), "model")
-    assert _uses_external_data(memoryview(in_subgraph), "model")
-    assert not _uses_external_data(memoryview(_field(7, _field(5, plain_tensor))), "model")
-    with pytest.raises(ValueError):
-        _uses_external_data(memoryview(b"\x3a\x7f"), "model")  # a field longer than the file
+    for name, data in {"initializer": initializer, "attribute": in_attribute, "subgraph": in_subgraph}.items():
+        with pytest.raises(ApucodecError, match="stores weights in external data files"):
+            check_no_external_data(_written(tmp_path / f"{name}.onnx", data))
+    check_no_external_data(_written(tmp_path / "plain.onnx", _field(7, _field(5, plain_tensor))))  # accepted
+    with pytest.raises(ApucodecError, match="not an ONNX model"):
+        check_no_external_data(_written(tmp_path / "short.onnx", b"\x3a\x7f"))  # a field longer than the file
+
+
+def _written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
 
 
 def test_crc_of_a_written_file_is_what_the_reader_checks():

@@ -8,10 +8,8 @@ machine compiles Quark's custom-op library (about a minute); every test shares a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +30,9 @@ from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, load_model_dir
 from tests.audio_factory import chirp, mixture, speech_like, tone
+from tests.cli_helpers import assert_one_line_error, invoke, modules_loaded
+from tests.hardening_helpers import dir_state
+from tests.tiny_models import export_on_one_thread
 
 RATE = 44100
 CALIB_SECONDS = 6.0
@@ -41,12 +42,6 @@ CALIB_SECONDS = 6.0
 STEP = 16
 INT8_ROLE = f"encoder.s{STEP}.npu-int8"
 FP32_ROLE = f"encoder.s{STEP}"
-
-
-def _dir_state(folder: Path) -> dict[str, str]:
-    """Every file under `folder` (hidden ones too) with its sha256: 'unchanged' means exactly this."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +63,7 @@ def calib_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def step_model_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny checkpoint exported at steps (4, STEP); read-only, like step_model_dir."""
-    import torch
-
-    from apucodec.export import export_model
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        out = tmp_path_factory.mktemp("step_model") / "model"
-        export_model(tiny_checkpoint, out, step_frames=(4, STEP), log=None)
-    finally:
-        torch.set_num_threads(threads)
-    return out
+    return export_on_one_thread(tiny_checkpoint, tmp_path_factory.mktemp("step_model"), step_frames=(4, STEP))
 
 
 @pytest.fixture(scope="module")
@@ -222,48 +206,38 @@ def test_bad_calibration_folders(case: str, message: str, tmp_path: Path, step_m
 # --- the CLI's bad inputs leave the model directory untouched ------------------------------------------------------
 
 def _invoke(model: Path, calib: Path, *extra: str):
-    return CliRunner().invoke(cli, ["quantize-encoder", "--model", str(model), "--calib", str(calib), "--steps",
-                                    "4", *extra])
-
-
-def _assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 1
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0]
+    return invoke("quantize-encoder", "--model", str(model), "--calib", str(calib), "--steps", "4", *extra)
 
 
 def test_cli_empty_calibration_folder(model_copy: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    before = _dir_state(model_copy)
-    _assert_one_line_error(_invoke(model_copy, empty), str(empty), "no files")
-    assert _dir_state(model_copy) == before
+    before = dir_state(model_copy)
+    assert_one_line_error(_invoke(model_copy, empty), str(empty), "no files")
+    assert dir_state(model_copy) == before
 
 
 def test_cli_model_without_encoder(model_copy: Path, calib_folder: Path) -> None:
     (model_copy / f"{FP32_ROLE}.onnx").unlink()
-    before = _dir_state(model_copy)
-    _assert_one_line_error(_invoke(model_copy, calib_folder), f"{FP32_ROLE}.onnx", "missing")
-    assert _dir_state(model_copy) == before
+    before = dir_state(model_copy)
+    assert_one_line_error(_invoke(model_copy, calib_folder), f"{FP32_ROLE}.onnx", "missing")
+    assert dir_state(model_copy) == before
 
 
 def test_cli_encoder_sha256_mismatch(model_copy: Path, calib_folder: Path) -> None:
     with open(model_copy / f"{FP32_ROLE}.onnx", "ab") as fh:
         fh.write(b"\0")
-    before = _dir_state(model_copy)
-    _assert_one_line_error(_invoke(model_copy, calib_folder), f"{FP32_ROLE}.onnx", "sha256")
-    assert _dir_state(model_copy) == before
+    before = dir_state(model_copy)
+    assert_one_line_error(_invoke(model_copy, calib_folder), f"{FP32_ROLE}.onnx", "sha256")
+    assert dir_state(model_copy) == before
 
 
 def test_cli_without_amd_quark(model_copy: Path, calib_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "quark", None)        # import quark -> ImportError, as when not installed
     monkeypatch.setitem(sys.modules, "quark.onnx", None)
-    before = _dir_state(model_copy)
-    _assert_one_line_error(_invoke(model_copy, calib_folder), "quark", "apucodec[quantize]")
-    assert _dir_state(model_copy) == before
+    before = dir_state(model_copy)
+    assert_one_line_error(_invoke(model_copy, calib_folder), "quark", "apucodec[quantize]")
+    assert dir_state(model_copy) == before
 
 
 def test_cli_quark_build_failure_is_one_line(model_copy: Path, calib_folder: Path,
@@ -281,9 +255,9 @@ def test_cli_quark_build_failure_is_one_line(model_copy: Path, calib_folder: Pat
         return real_require(module, extra)
 
     monkeypatch.setattr(presets, "require", broken)
-    before = _dir_state(model_copy)
-    _assert_one_line_error(_invoke(model_copy, calib_folder), "amd-quark failed to initialise", "g++")
-    assert _dir_state(model_copy) == before
+    before = dir_state(model_copy)
+    assert_one_line_error(_invoke(model_copy, calib_folder), "amd-quark failed to initialise", "g++")
+    assert dir_state(model_copy) == before
 
 
 # --- the Quark pass --------------------------------------------------------------------------------------------------
@@ -370,7 +344,7 @@ def test_failed_manifest_write_restores_previous_state(quantized_dir: Path, cali
 
     model = tmp_path / "model"
     shutil.copytree(quantized_dir, model)
-    before = _dir_state(model)
+    before = dir_state(model)
 
     def refuse(self: ModelDir) -> None:
         raise OSError(28, "No space left on device")
@@ -380,7 +354,7 @@ def test_failed_manifest_write_restores_previous_state(quantized_dir: Path, cali
 
     with pytest.raises(ApucodecError, match="No space left on device"):
         quantize_encoder(model, calib_folder, preset_name="a8w8", steps=4, threads=1)
-    assert _dir_state(model) == before                       # the earlier INT8 graph is back in place
+    assert dir_state(model) == before                       # the earlier INT8 graph is back in place
 
 
 def test_ctrl_c_during_calibration_leaves_nothing(model_copy: Path, calib_folder: Path) -> None:
@@ -391,7 +365,7 @@ def test_ctrl_c_during_calibration_leaves_nothing(model_copy: Path, calib_folder
 
     from apucodec.calibration.quantize import quantize_encoder
 
-    before = _dir_state(model_copy)
+    before = dir_state(model_copy)
     seen = []
 
     def interrupt(done: int, total: int) -> None:
@@ -408,7 +382,7 @@ def test_ctrl_c_during_calibration_leaves_nothing(model_copy: Path, calib_folder
     finally:
         signal.signal(signal.SIGINT, previous)
     assert len(seen) == 3 and all(total == 4 for _, total in seen)   # progress counts the calibration steps
-    assert _dir_state(model_copy) == before
+    assert dir_state(model_copy) == before
     assert not [p for p in model_copy.iterdir() if p.is_dir()]   # no staging folder left behind
     assert handler_after is signal.default_int_handler   # quantization restored the handler it found
 
@@ -441,17 +415,17 @@ def test_bf16_custom_ops_are_recorded_and_registered_without_torch(model_copy: P
     with pytest.raises(Exception, match="com.amd.quark"):
         ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     probe = (
-        "import sys, numpy as np, onnxruntime as ort\n"
+        "import numpy as np, onnxruntime as ort\n"
         "from apucodec.calibration.custom_ops import register_custom_ops\n"
         "so = ort.SessionOptions()\n"
         f"register_custom_ops(so, ['com.amd.quark'])\n"
         f"s = ort.InferenceSession({str(result.path)!r}, so, providers=['CPUExecutionProvider'])\n"
         "s.run(None, {i.name: np.zeros(i.shape, np.float32) for i in s.get_inputs()})\n"
-        "assert 'torch' not in sys.modules and 'quark' not in sys.modules\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    done, loaded = modules_loaded(probe, watch=("torch", "quark"))
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    assert loaded == []
 
 
 # --- Conv1d -> Conv2d(H=1) -------------------------------------------------------------------------------------------

@@ -6,30 +6,30 @@ Everything runs on small generated graphs, the session's tiny exported model and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from apucodec.calibration.conv_transpose import conv_transpose_to_conv
 from apucodec.calibration.cpu_int8 import quantize_graph_cpu_int8
 from apucodec.calibration.feeds import level_augmented, stepped_feeds
-from apucodec.cli.main import cli
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.metrics import snr_db
 from apucodec.model_dir import load_model_dir
 from tests.audio_factory import mixture, speech_like, tone
+from tests.cli_helpers import invoke
+from tests.hardening_helpers import dir_state
 from tests.runtime_models import export_tiny
 
 RATE = 44100
@@ -213,14 +213,19 @@ def _step_graph(channels: int = 4, step: int = 16, kernel: int = 5) -> onnx.Mode
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_stepped_feeds_carry_state_and_step_graph_quantizes(tmp_path: Path) -> None:
-    step = 16
+def _stepped_input(tmp_path: Path, count: int, seed: int, step: int = 16) -> tuple[Path, Any, np.ndarray, list]:
+    """The toy step graph saved and opened, a signal of `count` steps, and its per-step feeds (no state yet)."""
     path = tmp_path / "step.onnx"
     onnx.save(_step_graph(step=step), path)
-    session = _session(path)
-    signal = mixture(0.05, seed=9)[: 8 * step].astype(np.float32)
+    signal = mixture(0.05, seed=seed)[: count * step].astype(np.float32)
     steps = [{"audio": signal[i * step:(i + 1) * step].reshape(1, 1, -1), "bounds": np.array([0, step], np.float32)}
-             for i in range(8)]
+             for i in range(count)]
+    return path, _session(path), signal, steps
+
+
+def test_stepped_feeds_carry_state_and_step_graph_quantizes(tmp_path: Path) -> None:
+    step = 16
+    path, session, signal, steps = _stepped_input(tmp_path, 8, seed=9, step=step)
     feeds = list(stepped_feeds(session, steps, {"state": "next_state"}))
     assert np.all(feeds[0]["state"] == 0)
     for i in range(1, 8):   # each step's state is the previous step's last 4 input samples
@@ -257,16 +262,17 @@ def calib_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _dir_state(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+def _model_copy(step_model: Path, tmp_path: Path) -> Path:
+    """A writable copy of the read-only step model, for a test that quantizes it."""
+    model_path = tmp_path / "model"
+    shutil.copytree(step_model, model_path)
+    return model_path
 
 
 def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
-    model_path = tmp_path / "model"
-    shutil.copytree(step_model, model_path)
-    result = CliRunner().invoke(cli, ["quantize", "--target", "cpu", "--model", str(model_path), "--calib",
-                                      str(calib_folder), "--windows", "6", "--threads", "1"])
+    model_path = _model_copy(step_model, tmp_path)
+    result = invoke("quantize", "--target", "cpu", "--model", str(model_path), "--calib", str(calib_folder),
+                    "--windows", "6", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert re.search(r"encoder: calibration (\d+)/\1 steps", result.output)
     assert re.search(r"decoder: calibration (\d+)/\1 steps", result.output)
@@ -297,25 +303,22 @@ def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_fol
 
 
 def test_cli_quantize_cpu_bad_calibration_leaves_model_untouched(step_model: Path, tmp_path: Path) -> None:
-    model_path = tmp_path / "model"
-    shutil.copytree(step_model, model_path)
-    before = _dir_state(model_path)
+    model_path = _model_copy(step_model, tmp_path)
+    before = dir_state(model_path)
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = CliRunner().invoke(cli, ["quantize", "--target", "cpu", "--model", str(model_path), "--calib",
-                                      str(empty)])
+    result = invoke("quantize", "--target", "cpu", "--model", str(model_path), "--calib", str(empty))
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith(f"error: {empty}: no files")
-    assert _dir_state(model_path) == before
+    assert dir_state(model_path) == before
 
 
 def test_failure_after_quantization_restores_the_directory(step_model: Path, calib_folder: Path,
                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from apucodec.calibration import cpu_quantize
 
-    model_path = tmp_path / "model"
-    shutil.copytree(step_model, model_path)
-    before = _dir_state(model_path)
+    model_path = _model_copy(step_model, tmp_path)
+    before = dir_state(model_path)
 
     def fail(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
@@ -323,7 +326,7 @@ def test_failure_after_quantization_restores_the_directory(step_model: Path, cal
     monkeypatch.setattr(cpu_quantize.ModelDir, "save_manifest", fail)
     with pytest.raises(ApucodecError, match="cannot write the model directory"):
         cpu_quantize.quantize_cpu(model_path, calib_folder, windows=3, threads=1)
-    assert _dir_state(model_path) == before
+    assert dir_state(model_path) == before
 
 
 def test_decoder_is_calibrated_on_the_dequantized_codes(step_model: Path, step_feeds: dict) -> None:
@@ -370,10 +373,7 @@ def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
     from apucodec.calibration.feeds import RecordingStep
 
     step = 16
-    path = tmp_path / "step.onnx"
-    onnx.save(_step_graph(step=step), path)
-    session = _session(path)
-    signal = mixture(0.05, seed=2)[: 5 * step].astype(np.float32)
+    _, session, signal, steps = _stepped_input(tmp_path, 5, seed=2, step=step)
     recorder = RecordingStep(session)
     state = np.zeros((1, 4), np.float32)
     bounds = np.array([0, step], np.float32)
@@ -381,7 +381,6 @@ def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
     for i in range(5):
         out, state = recorder(signal[None, None, i * step:(i + 1) * step], state, bounds)
         outs.append(out)
-    steps = [{"audio": signal[i * step:(i + 1) * step].reshape(1, 1, -1), "bounds": bounds} for i in range(5)]
     by_hand = list(stepped_feeds(session, steps, {"state": "next_state"}))
     assert len(recorder.feeds) == 5
     for ours, theirs in zip(recorder.feeds, by_hand, strict=True):
@@ -392,10 +391,9 @@ def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
 
 
 def test_quantize_target_npu_is_quantize_encoder(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
-    model_path = tmp_path / "model"
-    shutil.copytree(step_model, model_path)
-    result = CliRunner().invoke(cli, ["quantize", "--target", "npu", "--model", str(model_path), "--calib",
-                                      str(calib_folder), "--windows", "4", "--threads", "1"])
+    model_path = _model_copy(step_model, tmp_path)
+    result = invoke("quantize", "--target", "npu", "--model", str(model_path), "--calib", str(calib_folder),
+                    "--windows", "4", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert "calibration steps" in result.output          # plain progress lines when stderr is not a terminal
     assert "wrote" in result.output and "encoder.s16.npu-int8.onnx" in result.output
@@ -404,10 +402,9 @@ def test_quantize_target_npu_is_quantize_encoder(step_model: Path, calib_folder:
 
 
 def test_quantize_encoder_rejects_bad_level_gains(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
-    model_path = tmp_path / "model"
-    shutil.copytree(step_model, model_path)
-    before = _dir_state(model_path)
-    result = CliRunner().invoke(cli, ["quantize-encoder", "--model", str(model_path), "--calib", str(calib_folder),
-                                      "--level-gains", "0,loud"])
+    model_path = _model_copy(step_model, tmp_path)
+    before = dir_state(model_path)
+    result = invoke("quantize-encoder", "--model", str(model_path), "--calib", str(calib_folder),
+                    "--level-gains", "0,loud")
     assert result.exit_code == 2 and "--level-gains" in result.output
-    assert _dir_state(model_path) == before
+    assert dir_state(model_path) == before

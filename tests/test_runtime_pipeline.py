@@ -15,13 +15,11 @@ from apucodec.errors import ApucodecError
 from apucodec.runtime.bitstream import HEADER_SIZE, read_apc
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.pipeline import Codec
-from apucodec.runtime.providers import SessionSettings
 from tests.audio_factory import chirp, noise_bursts, speech_like, tone
-from tests.runtime_models import assert_codes_equal_ties_aside, export_tiny, whole_file_reference
+from tests.runtime_models import CPU_ONLY, assert_codes_equal_ties_aside, export_tiny, whole_file_reference
 
 torch = pytest.importorskip("torch")
 
-CPU_ONLY = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
 
 
 @pytest.fixture(scope="module")

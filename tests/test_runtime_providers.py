@@ -26,6 +26,7 @@ from apucodec.runtime.providers import (
     resolve_ep_name,
     stage_ep_options,
 )
+from tests.runtime_models import CPU_ONLY
 
 needs_no_vitisai = pytest.mark.skipif(VITISAI in ort.get_available_providers(),
                                       reason="this onnxruntime has the Vitis AI EP: no fallback to observe")
@@ -85,8 +86,7 @@ def test_fallback_is_reported_and_warned_only_when_asked_for(model):
 
 def test_asking_for_the_cpu_is_not_a_fallback(model):
     warnings: list[str] = []
-    _, report = open_sessions(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1),
-                              warn=warnings.append)
+    _, report = open_sessions(model, CPU_ONLY, warn=warnings.append)
     assert warnings == [] and not any(p.fell_back for p in report.stages)
 
 
@@ -102,10 +102,9 @@ def test_strict_refuses_to_fall_back(model):
 
 def test_profiler_node_counts_equal_the_assignment_record(model, monkeypatch):
     """Older onnxruntime versions lack the assignment record; one profiled run must count the same nodes."""
-    settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
-    _, recorded = open_sessions(model, settings, warn=None)
+    _, recorded = open_sessions(model, CPU_ONLY, warn=None)
     monkeypatch.setattr(sessions, "needs_profiler", lambda: True)
-    _, profiled = open_sessions(model, settings, warn=None)
+    _, profiled = open_sessions(model, CPU_ONLY, warn=None)
     for stage in ("encoder", "decoder"):
         ran, assigned = profiled.stage(stage), recorded.stage(stage)
         assert (ran.node_source, assigned.node_source) == ("profiled", "assigned")

@@ -71,7 +71,7 @@ def test_key_changes_and_tampering_are_misses(graph: Path, tmp_path: Path, monke
     assert not cached_session_path(graph, "0" * 64, CPU, root=root).hit                      # other graph
     assert not cached_session_path(graph, sha, CPU, {"session.x": "1"}, root=root).hit       # other options
     assert not cached_session_path(graph, sha, CPU, optimization_level="ORT_ENABLE_BASIC", root=root).hit
-    monkeypatch.setattr(session_cache, "_ort_version", lambda: "0.0.1")
+    monkeypatch.setattr(ort, "__version__", "0.0.1")  # as if another onnxruntime were installed
     assert not cached_session_path(graph, sha, CPU, root=root).hit                           # other ORT
     monkeypatch.undo()
 

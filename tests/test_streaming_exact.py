@@ -14,13 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apucodec.runtime.pipeline import Codec
-from apucodec.runtime.providers import SessionSettings
-from tests.runtime_models import export_tiny
+from tests.runtime_models import CPU_ONLY, export_tiny
 
 torch = pytest.importorskip("torch")
 
 STEPS = (1, 4, 16, 128)
-CPU_ONLY = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
 HOP = 512
 
 

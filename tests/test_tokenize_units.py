@@ -25,6 +25,7 @@ from apucodec.dataset.encoder import CodecAdapter, resolve_model  # noqa: E402
 from apucodec.dataset.pipeline import plan  # noqa: E402
 from apucodec.errors import ApucodecError  # noqa: E402
 from tests.audio_factory import mixture, tone  # noqa: E402
+from tests.cli_helpers import assert_one_line_error, modules_loaded  # noqa: E402
 from tests.tokenize_helpers import REPO  # noqa: E402
 
 
@@ -184,9 +185,7 @@ def test_cli_errors_are_one_line_and_write_nothing(folder, tiny_model_dir, tmp_p
              ([str(folder), str(tmp_path / "o4"), "--ray", f"127.0.0.1:{_closed_port()}"], "cannot reach the Ray")]
     for args, fragment in cases:
         result = runner.invoke(cli, ["tokenize", *args, "--model", str(tiny_model_dir)])
-        assert result.exit_code == 1, result.output
-        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-        assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in result.output, result.output
+        assert_one_line_error(result, fragment)
     assert as_file.read_text() == "keep"
     assert not any((tmp_path / name).exists() for name in ("o1", "o3", "o4"))
 
@@ -207,10 +206,10 @@ def test_missing_extra_names_it(monkeypatch):
 
 
 def test_runtime_and_cli_import_no_ray_or_pyarrow():
-    code = ("import sys, apucodec, apucodec.runtime.pipeline, apucodec.cli.main, apucodec.dataset; "
-            "print(sorted(m for m in ('ray', 'pyarrow', 'torch') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
-    assert out.stdout.strip() == "[]"
+    code = "import apucodec, apucodec.runtime.pipeline, apucodec.cli.main, apucodec.dataset"
+    out, loaded = modules_loaded(code, watch=("ray", "pyarrow", "torch"), cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert loaded == []
 
 
 def test_errors_inside_ray_become_one_line():

@@ -17,6 +17,7 @@ def data_dir(tmp_path_factory):
     return write_folder(tmp_path_factory.mktemp("train_audio"), seconds=4.0, count=3, kind="tonal")
 
 
+@pytest.mark.slow  # 200 training steps: minutes on a busy 2-core CPU
 def test_tiny_codec_learns_on_generated_audio(data_dir, tmp_path):
     torch.set_num_threads(2)
     ckpt = tmp_path / "tiny.pt"

@@ -19,7 +19,7 @@ import pytest
 
 from apucodec.runtime import webgpu
 from apucodec.runtime.vulkan import VulkanDevice, VulkanReport, probe_vulkan
-from apucodec.runtime.webgpu import ALLOW_SOFTWARE_ENV, _no_device_reason, normalize_options
+from apucodec.runtime.webgpu import ALLOW_SOFTWARE_ENV, normalize_options
 
 LLVMPIPE = VulkanDevice("llvmpipe (LLVM 15.0.6, 256 bits)", "cpu", 0x10005, 0, "1.4.305", "llvmpipe",
                         "Mesa 25.0.7")
@@ -103,25 +103,24 @@ def test_plugin_missing_says_which_extra(monkeypatch):
 
 # --- the reason text, one cause at a time ---------------------------------------------------------------------
 
-def test_reason_no_loader():
+def test_reason_no_loader(fake_machine):
     report = VulkanReport(None, error="no Vulkan loader (libvulkan.so.1) found; install it")
-    assert "libvulkan" in _no_device_reason(report)
+    assert "libvulkan" in fake_machine([], report).reason
 
 
-def test_reason_no_driver():
-    assert "no Vulkan driver" in _no_device_reason(VulkanReport("libvulkan.so.1", devices=()))
+def test_reason_no_driver(fake_machine):
+    assert "no Vulkan driver" in fake_machine([], VulkanReport("libvulkan.so.1", devices=())).reason
 
 
-def test_reason_software_only_names_the_switch(monkeypatch):
-    monkeypatch.delenv(ALLOW_SOFTWARE_ENV, raising=False)
-    reason = _no_device_reason(VulkanReport("libvulkan.so.1", devices=(LLVMPIPE,)))
+def test_reason_software_only_names_the_switch(fake_machine):
+    reason = fake_machine([], VulkanReport("libvulkan.so.1", devices=(LLVMPIPE,))).reason
     assert "software" in reason and f"{ALLOW_SOFTWARE_ENV}=1" in reason and "llvmpipe" in reason
-    monkeypatch.setenv(ALLOW_SOFTWARE_ENV, "1")
-    assert f"{ALLOW_SOFTWARE_ENV}=1" not in _no_device_reason(VulkanReport("libvulkan.so.1", devices=(LLVMPIPE,)))
+    allowed = fake_machine([], VulkanReport("libvulkan.so.1", devices=(LLVMPIPE,)), allow_software=True)
+    assert f"{ALLOW_SOFTWARE_ENV}=1" not in allowed.reason
 
 
-def test_reason_hardware_present_but_no_device():
-    reason = _no_device_reason(VulkanReport("libvulkan.so.1", devices=(RADV, LLVMPIPE)))
+def test_reason_hardware_present_but_no_device(fake_machine):
+    reason = fake_machine([], VulkanReport("libvulkan.so.1", devices=(RADV, LLVMPIPE))).reason
     assert "RADV" in reason and "offered no device" in reason
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 from apucodec.extras import require
 
 # Ops whose QDQ form ORT's CPU EP turns into integer kernels (QLinearConv, QLinearAdd, QLinearLeakyRelu, ...), and
@@ -201,7 +201,7 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
             raise
         except Exception as exc:  # onnx / onnxruntime raise assorted types
             raise ApucodecError(f"{fp32_path}: onnxruntime.quantization could not quantize it "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                                f"({first_line(exc, with_type=True)})") from None
         finally:
             Path(tmp).unlink(missing_ok=True)
     ops = Counter(n.op_type for n in quantized.graph.node)

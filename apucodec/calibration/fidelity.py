@@ -29,10 +29,13 @@ import onnxruntime as ort
 
 from apucodec.calibration.custom_ops import register_custom_ops
 from apucodec.calibration.streams import graph_stepper, session_step, stream
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 from apucodec.metrics import si_sdr, snr_db
 from apucodec.model_dir import ModelDir
+from apucodec.runtime.eps import CPU
 from apucodec.runtime.rvq import NumpyRVQ
+from apucodec.runtime.sessions import session_options as runtime_session_options
+from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.steps import frames_for_length
 
 GRAPH_OPTIMIZATION = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -48,10 +51,9 @@ class StepGraphSession:
 
 
 def session_options(threads: int = 0) -> ort.SessionOptions:
-    options = ort.SessionOptions()
+    """The runtime's session options (apucodec.runtime.sessions), at the optimisation level that ships."""
+    options = runtime_session_options(SessionSettings(threads=threads, spin=True))
     options.graph_optimization_level = GRAPH_OPTIMIZATION
-    if threads:
-        options.intra_op_num_threads = threads
     return options
 
 
@@ -60,9 +62,9 @@ def cpu_session(path: Path, custom_op_domains: Sequence[str] = (), threads: int 
     options = session_options(threads)
     register_custom_ops(options, custom_op_domains)
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), options, providers=[CPU])
     except Exception as exc:  # onnxruntime's Fail / InvalidGraph / NotImplemented
-        raise ApucodecError(f"{path}: ONNX Runtime's CPU EP cannot load it ({str(exc).splitlines()[0]})") from None
+        raise ApucodecError(f"{path}: ONNX Runtime's CPU EP cannot load it ({first_line(exc)})") from None
 
 
 def _pooled(metric: Any, references: list[np.ndarray], estimates: list[np.ndarray]) -> float:

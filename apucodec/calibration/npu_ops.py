@@ -24,7 +24,7 @@ AI 1.8) found that such a Conv aborts Vitis AI EP session creation; torch's expo
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,11 +146,17 @@ class Bf16OpReport:
 
 def check_bf16_ops(model: Any) -> Bf16OpReport:
     """Op types of an FP32 onnx.ModelProto against the Ryzen AI BF16 operator list."""
-    return bf16_check_counts(Counter(op_key(node.domain, node.op_type) for node in model.graph.node))
+    return bf16_check_counts(op_counts(model.graph.node))
 
 
 def op_key(domain: str, op_type: str) -> str:
     return op_type if domain in ("", "ai.onnx") else f"{domain}:{op_type}"
+
+
+def op_counts(nodes: Iterable[Any]) -> Counter:
+    """Nodes per op (op_key's spelling), from anything with `.domain` and `.op_type`: an onnx graph's nodes or
+    ONNX Runtime's node record, so quantization and doctor count ops the same way."""
+    return Counter(op_key(node.domain, node.op_type) for node in nodes)
 
 
 def bf16_check_counts(counts: dict[str, int]) -> Bf16OpReport:

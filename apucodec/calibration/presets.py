@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from apucodec.calibration.custom_ops import quark_cache_dir
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 from apucodec.extras import require
 
 QUARK_VERSION_TESTED = "0.13"
@@ -81,7 +81,7 @@ def import_quark(verbose: bool = False) -> ModuleType:
     except ApucodecError:
         raise
     except Exception as exc:  # the JIT build of Quark's custom-op library failed (no C++ compiler, ninja, ...)
-        raise ApucodecError(f"amd-quark failed to initialise ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+        raise ApucodecError(f"amd-quark failed to initialise ({first_line(exc, with_type=True)}); "
                             f"its first import compiles a custom-op library into {cache} and needs a C++ "
                             "compiler (g++) and ninja") from None
     finally:

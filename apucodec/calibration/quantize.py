@@ -23,7 +23,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.custom_ops import custom_domains, find_library
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
 from apucodec.calibration.install import install_graphs
-from apucodec.calibration.npu_ops import NpuOpReport, check_npu_ops
+from apucodec.calibration.npu_ops import NpuOpReport, check_npu_ops, op_counts
 from apucodec.calibration.presets import (
     DEFAULT_PRESET,
     QUARK_VERSION_TESTED,
@@ -192,8 +191,7 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
         domains = custom_domains(node.domain for node in quantized.graph.node)
         npu = check_npu_ops(quantized, float_nodes=exclude)
         opset = _opset(quantized)
-        graph_ops = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}:{n.op_type}"
-                            for n in quantized.graph.node)
+        graph_ops = op_counts(quantized.graph.node)
         gflop = graph_gflop(quantized)
         del quantized
 

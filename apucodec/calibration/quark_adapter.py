@@ -21,7 +21,7 @@ from apucodec.calibration.presets import (
     preset,
 )
 from apucodec.calibration.reader import StepCallback, StepFeedReader
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 
 PRECISION = "npu-int8"
 OPSET = 17
@@ -133,7 +133,7 @@ def run_quark(quark_onnx: Any, chosen_name: str, float_path: Path, out_path: Pat
                 raise KeyboardInterrupt from None
             detail = _tail(captured.getvalue())
             raise ApucodecError(f"{float_path.name}: Quark could not quantize it with preset {chosen_name} "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                                f"({first_line(exc, with_type=True)})"
                                 + (f"; Quark said: {detail}" if detail else "")) from None
     if not out_path.is_file():
         raise ApucodecError(f"{float_path.name}: Quark finished without writing a quantized model")

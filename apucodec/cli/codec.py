@@ -19,7 +19,7 @@ import click
 from apucodec.cli.stage_options import settings_overrides, stage_options
 from apucodec.cli.stdio import stdin_input
 from apucodec.errors import ApucodecError
-from apucodec.outputs import describe, is_stdio
+from apucodec.outputs import describe, extension, is_stdio
 
 PROGRESS_MIN_SECONDS = 5.0
 
@@ -133,25 +133,33 @@ def _codec_rate_length(info: Any, rate: int) -> int:
 
 def _check_paths(input_path: Path, output_path: Path, audio_output: bool = True) -> Any:
     """Fail fast on bad input/output paths, before the (slow) sessions are opened."""
-    from apucodec.outputs import check_output_path
-    from apucodec.runtime.audio_stream import open_input, output_format
-    from apucodec.runtime.pipeline import check_distinct
+    from apucodec.runtime.audio_stream import open_input
 
     info = open_input(input_path)
+    check_output(output_path, info.path, audio_output)
+    return info
+
+
+def check_output(output_path: Path, source: Path, audio_output: bool = True) -> None:
+    """Every check on OUTPUT that can fail before slow work starts, in one order for every command: the format its
+    extension names (audio) or that it names none (.apc), that it is not the input, and that it can be written."""
+    from apucodec.outputs import check_output_path
+    from apucodec.runtime.audio_stream import output_format
+    from apucodec.runtime.pipeline import check_distinct
+
     if audio_output:
         output_format(output_path)
     else:
         _check_apc_output(output_path)
     if not is_stdio(output_path):
-        check_distinct(info.path, output_path)
+        check_distinct(source, output_path)
     check_output_path(output_path)
-    return info
 
 
 def _check_apc_output(output_path: Path) -> None:
     from apucodec.runtime.audio_stream import OUTPUT_EXTENSIONS
 
-    if output_path.suffix.lower() in OUTPUT_EXTENSIONS:
+    if extension(output_path) in OUTPUT_EXTENSIONS:
         raise ApucodecError(f"{output_path}: encode writes .apc codes, not {output_path.suffix} audio; use "
                             "'apucodec run' for audio, or name the output .apc")
 
@@ -219,18 +227,12 @@ def encode(input_path: Path, output_path: Path, n_codebooks: int | None, **opts:
 @session_options(stages=("decoder",))
 def decode(input_path: Path, output_path: Path, force: bool, match_input: bool, **opts: Any) -> None:
     """Decode an .apc code file into OUTPUT (44.1 kHz mono WAV by default; `-`: standard input / output)."""
-    from apucodec.outputs import check_output_path
     from apucodec.runtime.apc_reader import open_apc
-    from apucodec.runtime.audio_stream import output_format
-    from apucodec.runtime.pipeline import check_distinct
 
     with stdin_input(input_path) as (source, label):
         with open_apc(source, label) as reader:  # the header alone, checked before the sessions are opened
             header = reader.header
-        output_format(output_path)
-        if not is_stdio(output_path):
-            check_distinct(source, output_path)
-        check_output_path(output_path)
+        check_output(output_path, source)
         report = opts.pop("report")
         codec = _open_codec(**opts, stages=("decoder",))
         codec.check_header(header, Path(label), force)

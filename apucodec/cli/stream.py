@@ -56,12 +56,12 @@ def _stream_file(codec: object, s: object, input_path: Path, output_path: Path, 
     import soundfile as sf
 
     from apucodec.audio import atomic_output, read_audio
+    from apucodec.cli.codec import check_output
     from apucodec.runtime.audio_stream import output_format
-    from apucodec.runtime.pipeline import check_distinct
     from apucodec.runtime.realtime import StreamStats, drive
 
     audio, info = read_audio(input_path, codec.sample_rate)
-    check_distinct(info.path, output_path)
+    check_output(output_path, info.path)
     stats = StreamStats(step_frames, step_frames * codec.hop / codec.sample_rate,
                         codec.algorithmic_latency(step_frames), realtime)
     fmt, subtype = output_format(output_path)

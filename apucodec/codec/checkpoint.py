@@ -20,7 +20,7 @@ import torch
 from apucodec import __version__
 from apucodec.codec.config import CodecConfig
 from apucodec.codec.model import APUCodec
-from apucodec.errors import ApucodecError, require_file
+from apucodec.errors import ApucodecError, first_line, require_file
 
 SEED_CODEBOOK_PREFIX = "quantizer.codebooks."
 
@@ -69,8 +69,7 @@ def _read(path: Path) -> Any:
                 f"{path}: refused: the file contains pickled objects other than tensors "
                 "(not loadable with weights_only=True)"
             ) from None
-        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        raise ApucodecError(f"{path}: not a PyTorch checkpoint ({first})") from None
+        raise ApucodecError(f"{path}: not a PyTorch checkpoint ({first_line(exc)})") from None
 
 
 def is_seed_state_dict(state: dict[str, Any]) -> bool:
@@ -138,7 +137,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     except ApucodecError:
         raise
     except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ApucodecError(f"{path}: checkpoint does not match the APU-Codec model ({first[:300]})") from None
+        raise ApucodecError(f"{path}: checkpoint does not match the APU-Codec model ({first_line(exc)[:300]})") \
+            from None
     model.eval()
     return LoadedCheckpoint(model=model, step=step, source_format=fmt, extra=extra)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from apucodec.dataset import deps
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 
 
 def check_reachable(address: str | None, timeout: float = 5.0) -> None:
@@ -57,7 +57,7 @@ def ray_session(address: str | None, actor_cpus: int = 1) -> Iterator[Any]:
                      **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise ApucodecError(f"cannot start or reach {where} ({str(exc).splitlines()[0]})") from None
+        raise ApucodecError(f"cannot start or reach {where} ({first_line(exc)})") from None
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".parquet")
 PATH_COLUMN = "path"
@@ -106,7 +106,7 @@ def _manifest_paths(manifest: Path) -> list[Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
         raise ApucodecError(f"{manifest}: unreadable manifest ({type(exc).__name__}: {exc})") from None
     except Exception as exc:  # pyarrow's ArrowInvalid and friends: not a Parquet file
-        raise ApucodecError(f"{manifest}: unreadable manifest ({str(exc).splitlines()[0]})") from None
+        raise ApucodecError(f"{manifest}: unreadable manifest ({first_line(exc)})") from None
 
 
 def sha256_of(path: str | Path) -> str:
@@ -137,7 +137,7 @@ def probe_item(path: str) -> dict[str, Any]:
     except OSError as exc:
         out["error"] = f"cannot read ({exc.strerror or type(exc).__name__})"
     except Exception as exc:  # noqa: BLE001 - whatever one file does, the job goes on
-        out["error"] = f"cannot probe ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        out["error"] = f"cannot probe ({first_line(exc, with_type=True)})"
     return out
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.dataset.deps import pyarrow, pyarrow_parquet
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 
 SHARDS_DIR = "shards"
 FAILURES_NAME = "failures.parquet"
@@ -76,7 +76,7 @@ def read_columns(out: Path, columns: list[str]) -> Iterator[dict[str, list[Any]]
         try:
             table = pq.read_table(path, columns=columns)
         except Exception as exc:
-            raise ApucodecError(f"{path}: unreadable shard ({str(exc).splitlines()[0]}); move it away and rerun "
+            raise ApucodecError(f"{path}: unreadable shard ({first_line(exc)}); move it away and rerun "
                                 "to encode its items again") from None
         yield table.to_pydict()
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.dataset.corpus import probe_item, strip_path
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 
 Batch = dict[str, Any]
 
@@ -56,8 +56,7 @@ def _one_line(exc: Exception, path: str) -> str:
     """An ApucodecError's own line (path prefix removed), else the exception's type and first line."""
     if isinstance(exc, ApucodecError):
         return strip_path(str(exc), path)
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    return first_line(exc, with_type=True)
 
 
 class EncodeActor:

@@ -17,7 +17,7 @@ import onnx
 import torch
 from torch import nn
 
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 from apucodec.export.specs import GraphSpec
 
 
@@ -76,7 +76,7 @@ def check(model: onnx.ModelProto, spec: GraphSpec, opset: int) -> None:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as exc:
         raise ApucodecError(f"{spec.filename}: onnx.checker rejected the exported graph "
-                            f"({str(exc).splitlines()[0]})") from None
+                            f"({first_line(exc)})") from None
     found = {o.domain or "ai.onnx": o.version for o in model.opset_import}
     if found.get("ai.onnx") != opset:
         raise ApucodecError(f"{spec.filename}: exported at opset {found.get('ai.onnx')}, expected {opset}")

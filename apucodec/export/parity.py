@@ -20,6 +20,10 @@ import torch
 from apucodec.codec.model import APUCodec
 from apucodec.export.signals import SIGNALS, signal
 from apucodec.export.streaming import StepNetwork
+from apucodec.metrics import snr_db
+from apucodec.runtime.eps import CPU
+from apucodec.runtime.sessions import session_options
+from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.steps import Stepper
 
 MIN_SNR_DB = 80.0
@@ -29,17 +33,7 @@ PARITY_SECONDS = 1.5
 def cpu_session(path: Path, threads: int = 2) -> ort.InferenceSession:
     """An ORT CPU session that does not spin: its idle threads would otherwise busy-wait between runs and starve
     the PyTorch reference computed in between (measured: 10x slower torch convs on 2 cores)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
-    noise = float(np.sum((reference.astype(np.float64) - estimate) ** 2))
-    power = float(np.sum(reference.astype(np.float64) ** 2))
-    return math.inf if noise == 0 else 10 * math.log10(power / noise)
+    return ort.InferenceSession(str(path), session_options(SessionSettings(threads=threads)), providers=[CPU])
 
 
 @dataclass

@@ -29,6 +29,7 @@ from torch import nn
 from apucodec.codec.config import CodecConfig
 from apucodec.codec.model import APUCodec
 from apucodec.errors import ApucodecError
+from apucodec.metrics import snr_db
 
 CONV_OPS = ("Conv", "ConvTranspose")
 # The other operators of a folded leaky_relu APU-Codec graph: none carries weights (LeakyRelu's slope is checked).
@@ -179,11 +180,6 @@ def recover_codec(encoder: onnx.ModelProto, decoder: onnx.ModelProto, codebooks:
     return model, facts
 
 
-def _snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
-    noise = float(np.sum((reference.astype(np.float64) - estimate) ** 2))
-    return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(reference.astype(np.float64) ** 2)) / noise)
-
-
 def compare_with_graphs(model: APUCodec, encoder: onnx.ModelProto, decoder: onnx.ModelProto,
                         audio: np.ndarray) -> dict[str, dict[str, float]]:
     """Run one window of `audio` (exactly the graphs' static input length) through the graphs on ORT's CPU EP and
@@ -191,9 +187,12 @@ def compare_with_graphs(model: APUCodec, encoder: onnx.ModelProto, decoder: onnx
     quantized latent (all codebooks), the distribution it sees in use."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    sessions = {stage: ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    from apucodec.runtime.eps import CPU
+    from apucodec.runtime.sessions import session_options
+    from apucodec.runtime.stage_plan import SessionSettings
+
+    options = session_options(SessionSettings(spin=True))
+    sessions = {stage: ort.InferenceSession(proto.SerializeToString(), options, providers=[CPU])
                 for stage, proto in (("encoder", encoder), ("decoder", decoder))}
     x = np.asarray(audio, dtype=np.float32).reshape(1, 1, -1)
     enc = sessions["encoder"]
@@ -214,6 +213,6 @@ def compare_with_graphs(model: APUCodec, encoder: onnx.ModelProto, decoder: onnx
         if graph_out.shape != torch_out.shape:
             raise ApucodecError(f"{stage} graph: output shape {graph_out.shape} != torch {torch_out.shape}")
         result[stage] = {"max_abs_error": float(np.max(np.abs(graph_out.astype(np.float64) - torch_out))),
-                         "snr_db": round(_snr_db(graph_out, torch_out), 2),
+                         "snr_db": round(snr_db(graph_out, torch_out), 2),
                          "peak": float(np.max(np.abs(graph_out)))}
     return result

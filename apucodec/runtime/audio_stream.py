@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from apucodec.audio import AudioInfo, check_finite, probe, to_mono
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 
 BLOCK_FRAMES = 1 << 16
 
@@ -56,7 +56,7 @@ def read_blocks(info: AudioInfo, rate_out: int, block_frames: int = BLOCK_FRAMES
     except ApucodecError:
         raise
     except (RuntimeError, sf.LibsndfileError) as exc:
-        raise ApucodecError(f"{info.path}: cannot decode audio ({str(exc).strip().splitlines()[0]})") from None
+        raise ApucodecError(f"{info.path}: cannot decode audio ({first_line(exc)})") from None
     tail = resampler.flush()
     if tail.size:
         yield tail
@@ -84,9 +84,9 @@ def output_format(path: Path) -> tuple[str, str]:
 
     A silent fallback to WAV used to turn `out.mp4` into a WAV file named .mp4; now the user hears about it.
     """
-    from apucodec.outputs import describe, is_stdio
+    from apucodec.outputs import describe, extension
 
-    ext = "" if is_stdio(path) else path.suffix.lower()
+    ext = extension(path)
     if ext == ".apc":
         raise ApucodecError(f"{path}: .apc is the code format; use 'apucodec encode' to write one")
     fmt = OUTPUT_EXTENSIONS.get(ext) if ext else "WAV"  # no extension: `-`, /dev/null, a FIFO, or a plain name

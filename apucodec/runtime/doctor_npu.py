@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from apucodec.errors import first_line
 from apucodec.model_dir import ModelDir
 
 WORKER_PROBE_TIMEOUT_S = 30
@@ -47,17 +48,17 @@ def graph_op_types(path: Path) -> Counter:
     """Op types of a graph as written (no fusion), from ONNX Runtime's node record: doctor stays onnx-free."""
     import onnxruntime as ort
 
-    from apucodec.calibration.npu_ops import op_key
+    from apucodec.calibration.npu_ops import op_counts
+    from apucodec.runtime.eps import CPU
+    from apucodec.runtime.sessions import session_options
+    from apucodec.runtime.stage_plan import SessionSettings
 
     if not hasattr(ort.InferenceSession, "get_provider_graph_assignment_info"):
         raise RuntimeError(f"onnxruntime {ort.__version__} has no node record (needs >= 1.24)")
-    so = ort.SessionOptions()
+    so = session_options(SessionSettings(spin=True))  # the runtime's options, records node placement
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
-    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return Counter(op_key(node.domain, node.op_type) for sub in session.get_provider_graph_assignment_info()
-                   for node in sub.get_nodes())
+    session = ort.InferenceSession(str(path), so, providers=[CPU])
+    return op_counts(node for sub in session.get_provider_graph_assignment_info() for node in sub.get_nodes())
 
 
 def op_checks(model: ModelDir | None) -> dict[str, Any]:
@@ -73,7 +74,7 @@ def op_checks(model: ModelDir | None) -> dict[str, Any]:
         fp32 = [g for g in model.step_graphs() if g.precision == "fp32"]
         checks["bf16"] = {g.name: bf16_check_counts(graph_op_types(model.path / g.name)).to_dict() for g in fp32}
     except Exception as exc:  # an unreadable graph is reported by the model plan; here it only ends the checks
-        checks["error"] = f"op checks stopped: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        checks["error"] = f"op checks stopped: {first_line(exc)}"
     return checks
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 from apucodec.runtime.stream import Stream
 
 
@@ -23,7 +23,7 @@ def _sounddevice() -> Any:
     except ImportError:
         raise ApucodecError("--live needs PortAudio's Python binding: install apucodec[live] (sounddevice)") from None
     except OSError as exc:  # the wheel is there but libportaudio is not
-        raise ApucodecError(f"--live needs the PortAudio library ({str(exc).splitlines()[0]}); on Debian/Ubuntu: "
+        raise ApucodecError(f"--live needs the PortAudio library ({first_line(exc)}); on Debian/Ubuntu: "
                             "apt-get install libportaudio2") from None
     return sounddevice
 

@@ -31,7 +31,6 @@ from apucodec.runtime.eps import (  # noqa: F401
 from apucodec.runtime.placement import RVQ_LANE, PlacementReport, StagePlacement, rvq_placement  # noqa: F401
 from apucodec.runtime.sessions import (  # noqa: F401
     StageSession,
-    _session_options,
     needs_profiler,
     open_sessions,
     open_stage_session,

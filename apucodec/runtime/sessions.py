@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from apucodec.contract.steps import step_role
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, first_line
 from apucodec.model_dir import ModelDir
 from apucodec.runtime.eps import CPU, VITISAI, WEBGPU, Warn, probe_ep, warn_stderr
-from apucodec.runtime.graph_io import Shapes, check_io, manifest_inputs, node_counts, static_inputs
+from apucodec.runtime.graph_io import Shapes, SingleIO, check_io, manifest_inputs, node_counts, static_inputs
 from apucodec.runtime.placement import PlacementReport, StagePlacement, rvq_placement
 from apucodec.runtime.session_cache import cached_graph
 from apucodec.runtime.stage_plan import (
@@ -45,7 +45,7 @@ from apucodec.runtime.vitisai_report import check_npu_only, find_counts
 
 
 @dataclass
-class StageSession:
+class StageSession(SingleIO):
     """One ONNX Runtime session, its static inputs/outputs, and where it was placed."""
 
     session: Any  # onnxruntime.InferenceSession
@@ -53,14 +53,6 @@ class StageSession:
     inputs: dict[str, tuple[int, ...]]
     outputs: list[str]
     _closers: list[Any] = field(default_factory=list, repr=False)
-
-    @property
-    def input_name(self) -> str:
-        return next(iter(self.inputs))
-
-    @property
-    def output_name(self) -> str:
-        return self.outputs[0]
 
     def run_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         missing = [name for name in self.inputs if name not in feeds]
@@ -86,9 +78,14 @@ def _ort():
     return ort
 
 
-def session_options(settings: SessionSettings, strict_ep: bool, profile_dir: str | None,
+def session_options(settings: SessionSettings, strict_ep: bool = False, profile_dir: str | None = None,
                     severity: int | None = None, compiling: bool = True) -> Any:
-    """Session options for one stage; `compiling`: the EP compiles the graph (EP-context entries apply)."""
+    """Session options for one stage; `compiling`: the EP compiles the graph (EP-context entries apply).
+
+    The one place ONNX Runtime session options are made: export parity and quantization fidelity open their CPU
+    sessions with these too (`session_options(SessionSettings(threads=n))`), so what they measure is what
+    `apucodec run` computes, with the same threads, no spinning and ORT's own warnings kept off stderr.
+    """
     ort = _ort()
     so = ort.SessionOptions()
     # placement is reported by us; ORT's own warnings would repeat it on stderr
@@ -111,9 +108,6 @@ def session_options(settings: SessionSettings, strict_ep: bool, profile_dir: str
         so.enable_profiling = True
         so.profile_file_prefix = os.path.join(profile_dir, "placement")
     return so
-
-
-_session_options = session_options  # the name older tests and benchmarks use
 
 
 def needs_profiler() -> bool:
@@ -179,9 +173,7 @@ def create_session(path: Path, ep: str, availability: Any, options: dict[str, st
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line.replace("[ONNXRuntimeError] : ", "")
+    return first_line(exc).replace("[ONNXRuntimeError] : ", "")  # the prefix says nothing the line does not
 
 
 def open_cpu_session(model: ModelDir, role: str, settings: SessionSettings) -> StageSession:

@@ -30,9 +30,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from apucodec.runtime.eps import WEBGPU
 from apucodec.runtime.vulkan import NO_DRIVER, VulkanDevice, VulkanReport, probe_vulkan
 
-EP_NAME = "WebGpuExecutionProvider"
+EP_NAME = WEBGPU
 PLUGIN_MODULE = "onnxruntime_ep_webgpu"
 PLUGIN_DISTRIBUTION = "onnxruntime-ep-webgpu"
 REGISTRATION_NAME = "webgpu"

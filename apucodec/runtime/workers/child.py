@@ -5,6 +5,7 @@ needs only numpy and onnxruntime (AMD's Ryzen AI venv, say), never apucodec, sou
 object per line:
 
   parent -> worker (stdin):  {"cmd": "open", "candidates": [...], "settings": {...}, "shm": PATH}
+                             a candidate: {"ep", "path", "options", "severity", "compiling", "plugin", ...}
                              {"cmd": "run"}            inputs are already in shared memory
                              {"cmd": "close"} or EOF   exit
   worker -> parent (the original stdout; fd 1 is pointed at stderr so nothing else can write there):
@@ -23,15 +24,17 @@ import tempfile
 
 CPU = "CPUExecutionProvider"
 ALIGN = 64
-# plugin EPs: the module that ships the library, and the name to register it under (as the parent process does)
-PLUGINS = {"WebGpuExecutionProvider": ("onnxruntime_ep_webgpu", "webgpu")}
 
 
-def plugin_device(ort, ep):
-    """(device, None) for a plugin EP with a device in this environment, else (None, why not)."""
-    if ep not in PLUGINS:
+def plugin_device(ort, ep, plugin):
+    """(device, None) for a plugin EP with a device in this environment, else (None, why not).
+
+    `plugin` is [module that ships the library, name to register it under], sent by the parent with the candidate
+    (None for an EP that is not a plugin), so the names are spelled once, on the parent's side.
+    """
+    if not plugin:
         return None, "not in this onnxruntime build"
-    module, name = PLUGINS[ep]
+    module, name = plugin
     if not hasattr(ort, "register_execution_provider_library"):
         return None, f"onnxruntime {ort.__version__} cannot load plugin EPs"
     try:
@@ -118,7 +121,7 @@ def open_session(request, np, ort):
         ep = cand["ep"]
         device = None
         if ep != CPU and ep not in available:
-            device, why = plugin_device(ort, ep)
+            device, why = plugin_device(ort, ep, cand.get("plugin"))
             if device is None:
                 failures.append([ep, why + cand.get("hint", "")])
                 continue

@@ -19,7 +19,8 @@ import numpy as np
 
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir
-from apucodec.runtime.eps import INSTALL_HINTS, VITISAI, Warn, warn_stderr
+from apucodec.runtime.eps import INSTALL_HINTS, VITISAI, WEBGPU, Warn, warn_stderr
+from apucodec.runtime.graph_io import SingleIO
 from apucodec.runtime.placement import StagePlacement
 from apucodec.runtime.stage_plan import SessionSettings, failure_text, fallback_warning, stage_candidates
 from apucodec.runtime.vitisai import session_severity, write_bf16_config
@@ -30,7 +31,7 @@ OPEN_TIMEOUT_FACTOR = 10  # opening compiles the graph (minutes on a cold NPU ca
 
 
 @dataclass
-class WorkerSession:
+class WorkerSession(SingleIO):
     """The engine's view of a stage in a worker: static inputs/outputs, run/run_feeds, placement."""
 
     worker: WorkerProcess
@@ -41,16 +42,8 @@ class WorkerSession:
     _views: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
-    def outputs(self) -> list[str]:
+    def outputs(self) -> list[str]:  # type: ignore[override]  # SingleIO's attribute, derived here
         return list(self.output_shapes)
-
-    @property
-    def input_name(self) -> str:
-        return next(iter(self.inputs))
-
-    @property
-    def output_name(self) -> str:
-        return self.outputs[0]
 
     def run_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         for name, shape in self.inputs.items():
@@ -89,8 +82,17 @@ def _candidates_for_worker(model: ModelDir, stage: str, settings: SessionSetting
         options = {k: v for k, v in cand.options.items() if k != "log_level"}
         wire.append({"ep": cand.ep, "path": str(cand.path), "options": options, "graph_reason": cand.graph_reason,
                      "severity": severity, "hint": INSTALL_HINTS.get(cand.ep, ""),
-                     "compiling": cand.ep == VITISAI})
+                     "compiling": cand.ep == VITISAI, "plugin": _plugin(cand.ep)})
     return requested, wire, candidates
+
+
+def _plugin(ep: str) -> list[str] | None:
+    """[module, registration name] for a plugin EP, as this process registers it (the child spells no EP names)."""
+    if ep != WEBGPU:
+        return None
+    from apucodec.runtime.webgpu import PLUGIN_MODULE, REGISTRATION_NAME
+
+    return [PLUGIN_MODULE, REGISTRATION_NAME]
 
 
 def _check_expected(label: str, inputs: dict[str, tuple[int, ...]],
