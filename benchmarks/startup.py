@@ -1,20 +1,18 @@
-"""Start-up of `apucodec run` on a short clip: plain vs the optimized-graph cache, cold and warm, side by side.
+"""Start-up of `apucodec run` on a short clip: no cache vs the user cache cold and warm, side by side.
 
     python benchmarks/startup.py --model DIR [--seconds 1] [--repeats 3]
 
-Each measurement is a fresh `python -m apucodec run clip.wav out.wav --model DIR` process (imports, model checks,
-session creation, the first window through every stage, writing the output), timed from outside, in three
-variants interleaved round by round so machine load hits them alike:
+Each measurement is a fresh `python -m apucodec run clip.wav out.wav --model DIR` process (imports, the model's
+file checks, session creation, every step of the clip through both stages, writing the output), timed from
+outside, in three variants interleaved round by round so machine load hits them alike:
 
-* plain: the runtime as it is;
-* cache cold: sessions go through apucodec.runtime.session_cache with an empty cache (optimize + save);
-* cache warm: the same with the cache filled by the previous cold run (load the optimized graph, optimization off).
+* no cache: APUCODEC_CACHE_DIR points at a file, so nothing can be cached (every file hashed, every graph
+  optimized), which is how every run started before the cache;
+* cold: an empty cache folder, so the run hashes and optimizes and also writes the records and optimized graphs;
+* warm: the same folder again, now filled: unchanged files are not hashed, graphs load already optimized.
 
-The runtime does not call the cache yet (session creation lives in runtime/providers.py), so the cache variants
-install it in the child process by wrapping onnxruntime.InferenceSession: each graph path is looked up in the
-model's manifest for its sha256 and routed through `cached_graph` exactly as providers.py would call it.
-Inside each child, the time spent creating sessions is measured too, so the share of start-up the cache can
-touch is visible next to the total.
+Inside each child, the time spent checking the model's files and creating sessions is measured too, so the part of
+start-up the caches can touch is shown next to the total.
 """
 
 from __future__ import annotations
@@ -33,33 +31,30 @@ import numpy as np
 import soundfile as sf
 
 CHILD = r"""
-import json, os, sys, time
+import json, sys, time
 from pathlib import Path
 started = time.perf_counter()
 import onnxruntime as ort
-mode, model_dir, report = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-sys.argv = ["apucodec"] + sys.argv[4:]
-manifest = json.loads((model_dir / "manifest.json").read_text())
-shas = {str((model_dir / e["name"]).resolve()): e["sha256"] for e in manifest["files"].values()}
-spent = {"create_s": 0.0, "hits": 0, "misses": 0}
-Original = ort.InferenceSession
+from apucodec import model_dir
+report = sys.argv[1]
+sys.argv = ["apucodec"] + sys.argv[2:]
+spent = {"verify_s": 0.0, "sessions_s": 0.0}
+Original, verify = ort.InferenceSession, model_dir.ModelDir.verify
 
 class Timed(Original):
-    def __init__(self, path, sess_options=None, providers=None, **kw):
+    def __init__(self, *args, **kwargs):
         t = time.perf_counter()
-        key = str(Path(path).resolve()) if isinstance(path, (str, os.PathLike)) else None
-        eps = [p if isinstance(p, str) else p[0] for p in (providers or [])]
-        if mode != "plain" and key in shas and eps[:1] == ["CPUExecutionProvider"]:
-            from apucodec.runtime.session_cache import cached_graph
-            with cached_graph(key, shas[key], "CPUExecutionProvider") as graph:
-                options = graph.apply(sess_options or ort.SessionOptions())
-                super().__init__(str(graph.path), options, providers, **kw)
-            spent["hits" if graph.hit else "misses"] += 1
-        else:
-            super().__init__(path, sess_options, providers, **kw)
-        spent["create_s"] += time.perf_counter() - t
+        super().__init__(*args, **kwargs)
+        spent["sessions_s"] += time.perf_counter() - t
 
-ort.InferenceSession = Timed
+def timed_verify(self, *args, **kwargs):
+    t = time.perf_counter()
+    try:
+        return verify(self, *args, **kwargs)
+    finally:
+        spent["verify_s"] += time.perf_counter() - t
+
+ort.InferenceSession, model_dir.ModelDir.verify = Timed, timed_verify
 from apucodec.cli.main import cli
 try:
     cli(standalone_mode=False)
@@ -69,16 +64,16 @@ finally:
 """
 
 
-def one_run(mode: str, model: str, clip: Path, out: Path, cache: Path) -> dict[str, float]:
+def one_run(model: str, clip: Path, out: Path, cache: Path) -> dict[str, float]:
     env = dict(os.environ, APUCODEC_CACHE_DIR=str(cache))
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         report = Path(fh.name)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, mode, model, str(report), "run", str(clip), str(out),
-                           "--model", model], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(report), "run", str(clip), str(out), "--model", model],
+                          env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"{mode}: apucodec run failed: {proc.stderr.strip().splitlines()[-1:]}")
+        raise SystemExit(f"apucodec run failed: {proc.stderr.strip().splitlines()[-1:]}")
     data = json.loads(report.read_text())
     report.unlink()
     return {"wall_s": wall, **data}
@@ -97,25 +92,27 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     sf.write(clip, (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100) + 0.02 * rng.standard_normal(n))
              .astype(np.float32), 44100)
-    rows: dict[str, list[dict[str, float]]] = {"plain": [], "cache cold": [], "cache warm": []}
+    blocked = work / "no-cache"
+    blocked.write_text("a file, so no cache folder can be made here")
+    rows: dict[str, list[dict[str, float]]] = {"no cache": [], "cold": [], "warm": []}
     for r in range(args.repeats):
         cache = work / f"cache{r}"
-        rows["plain"].append(one_run("plain", args.model, clip, out, cache / "unused"))
-        rows["cache cold"].append(one_run("cache", args.model, clip, out, cache))
-        rows["cache warm"].append(one_run("cache", args.model, clip, out, cache))
+        rows["no cache"].append(one_run(args.model, clip, out, blocked))
+        rows["cold"].append(one_run(args.model, clip, out, cache))
+        rows["warm"].append(one_run(args.model, clip, out, cache))
     print(f"apucodec run on a {args.seconds:g} s clip, model {args.model}; {args.repeats} rounds, variants "
           f"interleaved; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"{'variant':<12} {'wall s (median)':>16} {'min':>7} {'max':>7} {'sessions s':>11} {'cache hits':>11}")
+    print(f"{'variant':<10} {'wall s (median)':>16} {'min':>7} {'max':>7} {'file checks s':>14} {'sessions s':>11}")
+    med = {name: {k: statistics.median(x[k] for x in runs) for k in runs[0]} for name, runs in rows.items()}
     for name, runs in rows.items():
         walls = [x["wall_s"] for x in runs]
-        print(f"{name:<12} {statistics.median(walls):16.2f} {min(walls):7.2f} {max(walls):7.2f} "
-              f"{statistics.median(x['create_s'] for x in runs):11.2f} "
-              f"{int(statistics.median(x.get('hits', 0) for x in runs)):>11}")
-    plain = statistics.median(x["wall_s"] for x in rows["plain"])
-    warm = statistics.median(x["wall_s"] for x in rows["cache warm"])
-    print(f"warm cache vs plain: {plain / warm:.2f}x start-up "
-          f"(session creation {statistics.median(x['create_s'] for x in rows['plain']):.2f} s -> "
-          f"{statistics.median(x['create_s'] for x in rows['cache warm']):.2f} s)")
+        print(f"{name:<10} {med[name]['wall_s']:16.2f} {min(walls):7.2f} {max(walls):7.2f} "
+              f"{med[name]['verify_s']:14.2f} {med[name]['sessions_s']:11.2f}")
+    plain, warm = med["no cache"], med["warm"]
+    print(f"warm vs no cache: start-up {plain['wall_s'] / warm['wall_s']:.2f}x faster "
+          f"({plain['wall_s'] - warm['wall_s']:+.2f} s); "
+          f"file checks {plain['verify_s']:.2f} -> {warm['verify_s']:.2f} s, "
+          f"sessions {plain['sessions_s']:.2f} -> {warm['sessions_s']:.2f} s")
     return 0
 
 
