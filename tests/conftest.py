@@ -20,7 +20,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from apucodec.codec.checkpoint import save_checkpoint
     from apucodec.codec.config import preset
     from apucodec.codec.model import APUCodec
-    from apucodec.export.signals import mixture
+    from apucodec.signals import mixture
 
     with torch.random.fork_rng():
         torch.manual_seed(1234)

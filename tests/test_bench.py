@@ -14,10 +14,12 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from apucodec.cli.main import cli
-from apucodec.runtime.bench import GRAPH_STAGES, STAGES, format_report, run_bench
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.providers import SessionSettings
+from apucodec.tools.bench import run_bench
+from apucodec.tools.bench_report import GRAPH_STAGES, STAGES
+from apucodec.tools.bench_text import format_report
 from tests.audio_factory import speech_like, tone
 
 CPU = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--threads", "1"]

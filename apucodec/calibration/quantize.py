@@ -33,7 +33,7 @@ from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.custom_ops import custom_domains, find_library
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
 from apucodec.calibration.install import install_graphs
-from apucodec.calibration.npu_ops import NpuOpReport, check_npu_ops
+from apucodec.contract.npu_ops import NpuOpReport, check_npu_ops
 from apucodec.calibration.presets import (
     DEFAULT_PRESET,
     QUARK_VERSION_TESTED,

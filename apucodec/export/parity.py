@@ -18,7 +18,7 @@ import onnxruntime as ort
 import torch
 
 from apucodec.codec.model import APUCodec
-from apucodec.export.signals import SIGNALS, signal
+from apucodec.signals import SIGNALS, signal
 from apucodec.export.streaming import StepNetwork
 from apucodec.runtime.steps import Stepper
 

@@ -129,7 +129,7 @@ def collect(model_path: Path | None, model_explicit: bool,
     }
     if model is not None:
         report["model"] = model_plan(model)
-    from apucodec.runtime.doctor_npu import op_checks, vitisai_plan, worker_plan
+    from apucodec.tools.doctor_npu import op_checks, vitisai_plan, worker_plan
 
     report["vitisai"] = vitisai_plan(model, report["npu"]["xrt_smi_examine"])
     report["op_checks"] = op_checks(model)
@@ -192,7 +192,7 @@ def format_text(report: dict[str, Any]) -> str:
         lines.append(f"model {model['path']} ({model['model_id']}):")
         lines.extend(f"  {line}" for line in model["placement_text"].splitlines())
         lines.extend(f"  warning: {w}" for w in model["warnings"])
-    from apucodec.runtime.doctor_npu import format_lines
+    from apucodec.tools.doctor_npu import format_lines
 
     lines.extend(format_lines(report))
     return "\n".join(lines)

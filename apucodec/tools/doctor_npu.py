@@ -47,7 +47,7 @@ def graph_op_types(path: Path) -> Counter:
     """Op types of a graph as written (no fusion), from ONNX Runtime's node record: doctor stays onnx-free."""
     import onnxruntime as ort
 
-    from apucodec.calibration.npu_ops import op_key
+    from apucodec.contract.npu_ops import op_key
 
     if not hasattr(ort.InferenceSession, "get_provider_graph_assignment_info"):
         raise RuntimeError(f"onnxruntime {ort.__version__} has no node record (needs >= 1.24)")
@@ -64,7 +64,7 @@ def op_checks(model: ModelDir | None) -> dict[str, Any]:
     """INT8 check of the INT8 encoder, BF16 check of every FP32 graph (what the NPU would leave to the CPU)."""
     if model is None:
         return {}
-    from apucodec.calibration.npu_ops import bf16_check_counts, int8_check_counts
+    from apucodec.contract.npu_ops import bf16_check_counts, int8_check_counts
 
     checks: dict[str, Any] = {}
     try:

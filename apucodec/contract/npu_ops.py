@@ -139,7 +139,7 @@ class Bf16OpReport:
         ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.op_counts.items()))
         if self.not_listed:
             return [f"ops in the FP32 graph: {ops}", "not in the Ryzen AI BF16 op list (would run on the CPU): "
-                    f"{', '.join(self.not_listed)} (apucodec.calibration.npu_ops.bf16_rewrite replaces "
+                    f"{', '.join(self.not_listed)} (apucodec.calibration.bf16_rewrite replaces "
                     "LeakyRelu/Relu/Gelu)"]
         return [f"ops in the FP32 graph: {ops}", "every op is in the Ryzen AI BF16 op list"]
 
