@@ -1,5 +1,8 @@
 """NPU readiness of a quantized graph: which op types the Vitis AI EP documents as INT8-supported.
 
+Part of the contract because two sides read the same lists: quantization (calibration/) checks the graph it writes,
+and `doctor` (tools/) checks the graphs a model directory holds. Neither onnx nor torch is imported here.
+
 Any op outside the list is placed on the CPU by the Vitis AI EP even on a Ryzen AI APU (the EP partitions the
 graph and runs unsupported nodes on the CPU EP), so the report flags them. Sources, as retrieved for this project
 (neither page is a guarantee for every configuration of an op; AMD's tables say as much):

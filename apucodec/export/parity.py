@@ -18,9 +18,9 @@ import onnxruntime as ort
 import torch
 
 from apucodec.codec.model import APUCodec
-from apucodec.signals import SIGNALS, signal
 from apucodec.export.streaming import StepNetwork
 from apucodec.runtime.steps import Stepper
+from apucodec.signals import SIGNALS, signal
 
 MIN_SNR_DB = 80.0
 PARITY_SECONDS = 1.5

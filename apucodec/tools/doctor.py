@@ -108,6 +108,7 @@ def collect(model_path: Path | None, model_explicit: bool,
             workers: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything doctor reports, as plain data (the --json output)."""
     from apucodec.runtime.webgpu import find_webgpu_devices
+    from apucodec.tools.gpu_report import webgpu_facts
 
     # A bad model directory is the user's input error: report it first, before onnxruntime and the plugin log
     # anything, so it stays the single line the CLI prints. Without --model (or $APUCODEC_MODEL) the default
@@ -122,7 +123,7 @@ def collect(model_path: Path | None, model_explicit: bool,
         "platform": platform.platform(),
         "packages": package_versions(),
         "onnxruntime": ort_info,
-        "webgpu": find_webgpu_devices().to_dict(),
+        "webgpu": webgpu_facts(find_webgpu_devices()),
         "npu": npu_info(ort_info["available_providers"], ort_info["ep_devices"]),
         "stages": stage_plan_without_model(),
         "model": None,
@@ -140,7 +141,7 @@ def collect(model_path: Path | None, model_explicit: bool,
 def format_text(report: dict[str, Any]) -> str:
     """The human-readable report: one fact per line, reasons next to every "no"."""
     from apucodec.runtime.providers import short_ep
-    from apucodec.runtime.webgpu import ALLOW_SOFTWARE_ENV
+    from apucodec.tools.gpu_report import webgpu_lines
 
     lines = [f"apucodec {report['apucodec']} | python {report['python']} | {report['platform']}"]
     ort_info = report["onnxruntime"]
@@ -149,23 +150,7 @@ def format_text(report: dict[str, Any]) -> str:
     for d in ort_info["ep_devices"]:
         lines.append(f"  {d['ep']} ({d['vendor']}) on {d['hardware']} {d['hardware_vendor']} "
                      f"[{d['vendor_id']:#06x}:{d['device_id']:#06x}]")
-    webgpu = report["webgpu"]
-    plugin = f"plugin {webgpu['plugin_version']}" if webgpu["plugin_version"] else "plugin not installed"
-    lines.append(f"WebGPU ({plugin}): {webgpu['description']}")
-    for note in webgpu["notes"]:
-        lines.append(f"  note: {note}")
-    vulkan = webgpu.get("vulkan")
-    if vulkan:
-        if vulkan["error"]:
-            lines.append(f"  Vulkan: {vulkan['error']}")
-        for dev in vulkan["devices"]:
-            lines.append(f"  Vulkan device: {dev['name']} [{dev['device_type']}, {dev['vendor']}, "
-                         f"Vulkan {dev['api_version']}, {dev['driver_info'] or dev['driver_name']}]")
-        for key, value in vulkan["driver_env"].items():
-            lines.append(f"  {key}={value}")
-    allowed = webgpu["software_allowed"]
-    state = "=1: software adapters allowed (tests/CI)" if allowed else " unset: software adapters ignored"
-    lines.append(f"  {ALLOW_SOFTWARE_ENV}{state}")
+    lines.extend(webgpu_lines(report["webgpu"]))
     npu = report["npu"]
     nodes = ", ".join(npu["device_nodes"]) or "none (/dev/accel/accel* absent: no NPU or no amdxdna driver)"
     lines.append(f"NPU: device nodes {nodes}; xrt-smi {npu['xrt_smi'] or 'not installed'}; "
