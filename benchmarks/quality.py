@@ -25,7 +25,8 @@ from comb_measure import frame_rate_comb
 from apucodec.audio import list_audio_files, read_audio, resample
 from apucodec.errors import ApucodecError
 from apucodec.metrics import mel_distance, si_sdr
-from apucodec.model_dir import default_model_path, load_model_dir
+from apucodec.model_dir import load_model_dir
+from apucodec.model_location import locate_model
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.providers import SessionSettings
 
@@ -82,7 +83,7 @@ def main() -> None:
     parser.add_argument("--codebooks", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    model_dir = default_model_path(args.model)
+    model_dir = locate_model(args.model).path
     try:
         results = evaluate(model_dir, args.folder, args.codebooks)
     except ApucodecError as exc:

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import glob
 import importlib.metadata
-import os
 import platform
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from apucodec import __version__
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, load_model_dir
+from apucodec.model_location import ModelLocation
 
 # Distributions worth naming: the runtime's own, the onnxruntime variants that carry other EPs, and the toolchain.
 PACKAGES = ("onnxruntime", "onnxruntime-ep-webgpu", "onnxruntime-vitisai", "onnxruntime-gpu", "onnxruntime-directml",
@@ -104,8 +103,7 @@ def model_plan(model: ModelDir) -> dict[str, Any]:
             "placement_text": report.format(), "warnings": warnings}
 
 
-def collect(model_path: Path | None, model_explicit: bool,
-            workers: dict[str, str] | None = None) -> dict[str, Any]:
+def collect(location: ModelLocation | None, workers: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything doctor reports, as plain data (the --json output)."""
     from apucodec.runtime.webgpu import find_webgpu_devices
     from apucodec.tools.gpu_report import webgpu_facts
@@ -114,8 +112,8 @@ def collect(model_path: Path | None, model_explicit: bool,
     # anything, so it stays the single line the CLI prints. Without --model (or $APUCODEC_MODEL) the default
     # directory is looked at only if it is there.
     model = None
-    if model_path is not None and (model_explicit or model_path.exists()):
-        model = load_model_dir(model_path)
+    if location is not None and (location.explicit or location.path.exists()):
+        model = load_model_dir(location.path)
     ort_info = onnxruntime_info()
     report: dict[str, Any] = {
         "apucodec": __version__,
@@ -181,10 +179,3 @@ def format_text(report: dict[str, Any]) -> str:
 
     lines.extend(format_lines(report))
     return "\n".join(lines)
-
-
-def model_path_from_env(option: str | None) -> tuple[Path, bool]:
-    """(path, explicit): --model, else $APUCODEC_MODEL, else ./apucodec-model (looked at only if present)."""
-    from apucodec.model_dir import ENV_VAR, default_model_path
-
-    return default_model_path(option), bool(option or os.environ.get(ENV_VAR))
