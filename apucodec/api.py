@@ -24,7 +24,8 @@ import numpy as np
 from apucodec.audio_input import to_codec_input
 from apucodec.codes import Codes
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import default_model_path, load_model_dir
+from apucodec.model_dir import load_model_dir
+from apucodec.model_location import locate_model
 from apucodec.runtime import pipeline
 from apucodec.runtime.audio_stream import StreamResampler
 from apucodec.runtime.providers import SessionSettings
@@ -124,4 +125,4 @@ def load(model: str | Path | None = None, *, encoder_ep: str | None = None, deco
         encoder_eps=parse_ep_list(encoder_ep, "encoder") if encoder_ep else STAGE_PREFERENCES["encoder"],
         decoder_eps=parse_ep_list(decoder_ep, "decoder") if decoder_ep else STAGE_PREFERENCES["decoder"],
         strict=strict, threads=threads)
-    return Codec(load_model_dir(default_model_path(model)), settings, warn=log.warning, step_frames=step_frames)
+    return Codec(load_model_dir(locate_model(model).path), settings, warn=log.warning, step_frames=step_frames)

@@ -197,20 +197,3 @@ def load_model_dir(path: str | Path, verify: bool = True) -> ModelDir:
         cfg = model.config  # h16: graphs without external data, codebooks loadable (apucodec.model_checks)
         check_model_files(path, model.files, (cfg.n_codebooks, cfg.codebook_size, cfg.latent_dim))
     return model
-
-
-def default_model_path(option: str | Path | None, allow_bundled: bool = True) -> Path:
-    """--model, else $APUCODEC_MODEL, else ./apucodec-model, else (when allowed) the bundled default model.
-
-    Commands that write into the model directory (quantize-encoder) pass allow_bundled=False: the bundled copy lives
-    in site-packages and must never be modified in place.
-    """
-    if option:
-        return Path(option)
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env)
-    local = Path(DEFAULT_DIR_NAME)
-    if allow_bundled and not local.exists() and (BUNDLED_DIR / MANIFEST_NAME).is_file():
-        return BUNDLED_DIR
-    return local

@@ -27,8 +27,9 @@ import onnxruntime as ort
 from apucodec.calibration.custom_ops import register_custom_ops
 from apucodec.calibration.streams import graph_stepper, session_step, stream
 from apucodec.contract.steps import step_role
-from apucodec.export.signals import mixture
-from apucodec.model_dir import ModelDir, default_model_path, load_model_dir
+from apucodec.model_dir import ModelDir, load_model_dir
+from apucodec.model_location import locate_model
+from apucodec.signals import mixture
 
 LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
           "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="graph optimisation level (the runtime uses 'all')")
     args = parser.parse_args(argv)
 
-    model = load_model_dir(default_model_path(args.model))
+    model = load_model_dir(locate_model(args.model).path)
     fp32_role, int8_role = offline_roles(model)
     if not model.has(int8_role):
         print(f"{model.path}: no {int8_role}.onnx; run 'apucodec quantize-encoder' first", file=sys.stderr)

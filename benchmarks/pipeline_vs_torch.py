@@ -152,7 +152,7 @@ def main() -> None:
 
     from apucodec.contract.steps import step_role
     from apucodec.model_dir import load_model_dir
-    from apucodec.runtime.bench import generated_audio
+    from apucodec.tools.bench import generated_audio
 
     model = load_model_dir(args.model)
     step = args.step_frames or max(model.step_sizes("encoder"))

@@ -27,7 +27,8 @@ from comb_measure import frame_rate_comb
 from apucodec.audio import list_audio_files, read_audio, resample
 from apucodec.errors import ApucodecError
 from apucodec.metrics import mel_distance, si_sdr
-from apucodec.model_dir import default_model_path, load_model_dir
+from apucodec.model_dir import load_model_dir
+from apucodec.model_location import locate_model
 from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.providers import SessionSettings
@@ -103,7 +104,7 @@ def main() -> None:
                         help="run FP32 and the variants whose names start with this (repeatable)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    model_dir = default_model_path(args.model)
+    model_dir = locate_model(args.model).path
     try:
         results = evaluate(model_dir, args.folder, args.codebooks, args.only)
     except ApucodecError as exc:

@@ -63,9 +63,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads per session (0: runtime policy)")
     args = parser.parse_args()
 
-    from apucodec.runtime.bench import generated_audio
     from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.providers import SessionSettings
+    from apucodec.tools.bench import generated_audio
     codec = Codec.open(args.model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=args.threads),
                        warn=None, step_frames=args.step_frames or None)
     step = codec.step_frames("encoder")

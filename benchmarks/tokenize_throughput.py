@@ -26,7 +26,7 @@ import soundfile as sf
 
 from apucodec.dataset.cluster import ray_session
 from apucodec.dataset.pipeline import TokenizeOptions, tokenize
-from apucodec.model_dir import default_model_path
+from apucodec.model_location import locate_model
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.providers import SessionSettings
 
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per actor")
     args = parser.parse_args()
-    model = default_model_path(args.model)
+    model = locate_model(args.model).path
     work = Path(tempfile.mkdtemp(prefix="tokbench"))
     try:
         files, seconds = make_corpus(args.source, args.copies, work / "corpus")

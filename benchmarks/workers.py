@@ -47,10 +47,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
-    from apucodec.model_dir import default_model_path, load_model_dir
+    from apucodec.model_dir import load_model_dir
+    from apucodec.model_location import locate_model
     from apucodec.runtime import Codec, SessionSettings
 
-    model = load_model_dir(default_model_path(args.model))
+    model = load_model_dir(locate_model(args.model).path)
     python = sys.executable if args.python == "self" else args.python
     print(f"model {model.path}; worker python {python}")
     rows = []

@@ -1,7 +1,8 @@
-"""Generated test audio (no files needed): tones, chirps, noise bursts and a speech-like buzz.
+"""Generated test audio in seconds (no files needed): apucodec.signals' material, plus folders of WAV files.
 
-Shared by every test module that needs real-looking input; nothing here is ever all zeros, because a codec that
-outputs silence would pass a parity test on silence.
+The signals themselves live in apucodec.signals (export parity and `bench` use the same ones); this module only
+adapts them to the tests' habit of asking for seconds at 44.1 kHz as float32, and adds the tests' own `tonal`
+material and `write_folder`.
 """
 
 from __future__ import annotations
@@ -11,47 +12,33 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from apucodec import signals
+
 RATE = 44100
 
 
+def _n(seconds: float, rate: int) -> int:
+    return int(seconds * rate)
+
+
 def tone(seconds: float, freq: float = 440.0, rate: int = RATE, amp: float = 0.3) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return signals.sine(_n(seconds, rate), rate, freq, amp).astype(np.float32)
 
 
 def chirp(seconds: float, f0: float = 100.0, f1: float = 8000.0, rate: int = RATE, amp: float = 0.3) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    k = (f1 - f0) / seconds
-    return (amp * np.sin(2 * np.pi * (f0 * t + 0.5 * k * t**2))).astype(np.float32)
+    return signals.chirp(_n(seconds, rate), rate, f0, f1, amp).astype(np.float32)
 
 
 def noise_bursts(seconds: float, rate: int = RATE, seed: int = 0, amp: float = 0.2) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(int(seconds * rate)).astype(np.float32) * amp
-    gate = (np.sin(2 * np.pi * 3.0 * np.arange(x.size) / rate) > 0.3).astype(np.float32)
-    return x * gate
+    return signals.noise_bursts(_n(seconds, rate), rate, seed, amp).astype(np.float32)
 
 
 def speech_like(seconds: float, rate: int = RATE, seed: int = 1) -> np.ndarray:
-    """A glottal-pulse buzz through moving formant resonances, with syllable-like amplitude envelopes."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * rate)
-    t = np.arange(n) / rate
-    f0 = 120 + 30 * np.sin(2 * np.pi * 0.5 * t)
-    phase = np.cumsum(f0) / rate
-    buzz = ((phase % 1.0) < 0.1).astype(np.float32) - 0.1
-    out = np.zeros(n, dtype=np.float32)
-    for formant, width in ((700, 80), (1200, 120), (2600, 200)):
-        center = formant * (1 + 0.2 * np.sin(2 * np.pi * rng.uniform(1, 3) * t))
-        out += np.sin(2 * np.pi * np.cumsum(center) / rate).astype(np.float32) * buzz * (width / 200)
-    envelope = np.clip(np.sin(2 * np.pi * 4.0 * t), 0, None) ** 0.5
-    out = out * envelope
-    return (0.3 * out / (np.max(np.abs(out)) + 1e-9)).astype(np.float32)
+    return signals.speech_like(_n(seconds, rate), rate, seed).astype(np.float32)
 
 
 def mixture(seconds: float, seed: int = 0) -> np.ndarray:
-    x = tone(seconds, 220) + chirp(seconds) + noise_bursts(seconds, seed=seed) + speech_like(seconds, seed=seed)
-    return (0.9 * x / np.max(np.abs(x))).astype(np.float32)
+    return signals.mixture(_n(seconds, RATE), RATE, seed).astype(np.float32)
 
 
 def tonal(seconds: float, index: int = 0, rate: int = RATE) -> np.ndarray:

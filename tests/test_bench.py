@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apucodec.runtime.bench import GRAPH_STAGES, STAGES, format_report, run_bench
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.providers import SessionSettings
+from apucodec.tools.bench import run_bench
+from apucodec.tools.bench_report import GRAPH_STAGES, STAGES
+from apucodec.tools.bench_text import format_report
 from tests.audio_factory import speech_like, tone
 from tests.cli_helpers import CPU, assert_one_line_error, cli_modules_loaded, invoke
 from tests.runtime_models import CPU_ONLY

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from apucodec.audio import read_audio
 from apucodec.cli.main import cli
 from apucodec.metrics import mel_distance
-from apucodec.model_dir import BUNDLED_DIR, ENV_VAR, default_model_path, load_model_dir
+from apucodec.model_dir import BUNDLED_DIR, ENV_VAR, load_model_dir
+from apucodec.model_location import locate_model
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello.wav"
 
@@ -22,7 +23,7 @@ def no_model_configured(tmp_path, monkeypatch):
 
 
 def test_bundled_model_is_the_fallback_and_passes_validation(no_model_configured):
-    path = default_model_path(None)
+    path = locate_model(None).path
     assert path == BUNDLED_DIR
     model = load_model_dir(path)  # checks every file's sha256
     assert model.is_bundled and "bundled default model" in model.label
@@ -64,7 +65,7 @@ def test_bundled_weights_are_the_recovered_original_ones(no_model_configured):
 
 
 def test_quantize_encoder_never_targets_the_bundled_copy(no_model_configured):
-    assert default_model_path(None, allow_bundled=False) == Path("apucodec-model")
+    assert locate_model(None, writing=True).path == Path("apucodec-model")
 
 
 def test_run_with_no_model_option_uses_the_bundled_model(no_model_configured):

@@ -18,8 +18,8 @@ from apucodec.codec.config import preset
 from apucodec.codec.model import APUCodec
 from apucodec.export import export_model
 from apucodec.export.folding import fold_weight_norm
-from apucodec.export.signals import signal
 from apucodec.model_dir import load_model_dir
+from apucodec.signals import signal
 from tests.export_helpers import leftovers
 
 PLAIN_OPS = {"Conv", "ConvTranspose", "LeakyRelu", "Add", "Tanh"}

@@ -12,10 +12,10 @@ from apucodec.model_dir import (
     ENV_VAR,
     FORMAT_VERSION,
     MANIFEST_NAME,
-    default_model_path,
     load_model_dir,
     model_id,
 )
+from apucodec.model_location import locate_model
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_model_id_ignores_optional_files(model_copy):
 def test_default_path(monkeypatch, tmp_path):
     monkeypatch.delenv(ENV_VAR, raising=False)
     monkeypatch.chdir(tmp_path)
-    assert str(default_model_path(None, allow_bundled=False)) == "apucodec-model"
+    assert str(locate_model(None, writing=True).path) == "apucodec-model"
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
-    assert default_model_path(None) == tmp_path
-    assert str(default_model_path("given")) == "given"
+    assert locate_model(None).path == tmp_path
+    assert str(locate_model("given").path) == "given"

@@ -22,10 +22,10 @@ from click.testing import CliRunner
 
 from apucodec.calibration.clips import SILENCE_RMS, collect_clips, read_span
 from apucodec.calibration.conv2d import conv1d_to_conv2d
-from apucodec.calibration.npu_ops import check_npu_ops
 from apucodec.calibration.step_nodes import bounds_nodes, state_nodes
 from apucodec.calibration.streams import graph_stepper, record_feeds, session_step, stream
 from apucodec.cli.main import cli
+from apucodec.contract.npu_ops import check_npu_ops
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, load_model_dir

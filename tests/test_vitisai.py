@@ -135,7 +135,7 @@ def test_bf16_op_check_and_rewrite_of_a_step_graph(tiny_model_dir):
     Add/Max/Min/Mul, listed); after the rewrite every op is listed and the output is bit-identical."""
     onnx = pytest.importorskip("onnx")
     from apucodec.calibration.bf16_rewrite import bf16_rewrite
-    from apucodec.calibration.npu_ops import check_bf16_ops, check_npu_ops
+    from apucodec.contract.npu_ops import check_bf16_ops, check_npu_ops
 
     model = onnx.load(tiny_model_dir / "encoder.s4.onnx")
     before = check_bf16_ops(model)
@@ -160,7 +160,7 @@ def test_gelu_and_relu_rewrites_are_numerically_equal():
     from onnx import TensorProto, helper
 
     from apucodec.calibration.bf16_rewrite import bf16_rewrite
-    from apucodec.calibration.npu_ops import check_bf16_ops
+    from apucodec.contract.npu_ops import check_bf16_ops
 
     graph = helper.make_graph([helper.make_node("Gelu", ["x"], ["g"]), helper.make_node("Relu", ["g"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 256])],

@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 PROBE_CODE = """
 import json
 from apucodec.runtime.webgpu import find_webgpu_devices
-print("RESULT " + json.dumps(find_webgpu_devices().to_dict()))
+from apucodec.tools.gpu_report import webgpu_facts
+print("RESULT " + json.dumps(webgpu_facts(find_webgpu_devices())))
 """
 
 # The decoder on WebGPU with ONNX Runtime's CPU fallback disabled, against the CPU EP, on the latent the tiny

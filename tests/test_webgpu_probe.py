@@ -20,6 +20,7 @@ import pytest
 from apucodec.runtime import webgpu
 from apucodec.runtime.vulkan import VulkanDevice, VulkanReport, probe_vulkan
 from apucodec.runtime.webgpu import ALLOW_SOFTWARE_ENV, normalize_options
+from apucodec.tools.gpu_report import webgpu_facts
 
 LLVMPIPE = VulkanDevice("llvmpipe (LLVM 15.0.6, 256 bits)", "cpu", 0x10005, 0, "1.4.305", "llvmpipe",
                         "Mesa 25.0.7")
@@ -59,7 +60,7 @@ def test_real_gpu_with_radv_is_used(fake_machine):
     assert probe.available and probe.reason is None
     assert probe.adapter == RADV and not probe.software_adapter and probe.notes == ()
     assert probe.describe().startswith("WebGPU via Vulkan: AMD Radeon 780M")
-    assert probe.to_dict()["ep_device"]["hardware"]["vendor_id"] == 0x1002
+    assert webgpu_facts(probe)["ep_device"]["hardware"]["vendor_id"] == 0x1002
 
 
 def test_gpu_without_vulkan_driver_is_refused(fake_machine):
@@ -135,7 +136,8 @@ def test_probe_says_no_driver_when_vulkan_has_none():
     an adapter that every session would then fail on ("Failed to get a WebGPU adapter")."""
     pytest.importorskip("onnxruntime_ep_webgpu")
     code = ("import json; from apucodec.runtime.webgpu import find_webgpu_devices\n"
-            "print(json.dumps(find_webgpu_devices().to_dict()))\n")
+            "from apucodec.tools.gpu_report import webgpu_facts\n"
+            "print(json.dumps(webgpu_facts(find_webgpu_devices())))\n")
     env = {**os.environ, "VK_DRIVER_FILES": "/nonexistent/icd.json", ALLOW_SOFTWARE_ENV: "1"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr

@@ -1,6 +1,6 @@
 """Rewrite an FP32 graph's activations into ops the Ryzen AI BF16 list covers, without changing its function.
 
-The BF16 column of AMD's operator table (see apucodec.calibration.npu_ops.RYZEN_AI_BF16_OPS) lists Max, Mul, Add,
+The BF16 column of AMD's operator table (see apucodec.contract.npu_ops.RYZEN_AI_BF16_OPS) lists Max, Mul, Add,
 Div and Erf but not LeakyRelu, Relu or Gelu, so an FP32 graph that uses them leaves those nodes on the CPU when the
 Vitis AI EP compiles it to BF16 (every one of the encoder's 29 LeakyRelu nodes would split the graph). The
 identities used, exact in real arithmetic and in IEEE float for the ranges involved:

@@ -32,7 +32,6 @@ from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.custom_ops import custom_domains, find_library
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
 from apucodec.calibration.install import install_graphs
-from apucodec.calibration.npu_ops import NpuOpReport, check_npu_ops, op_counts
 from apucodec.calibration.presets import (
     DEFAULT_PRESET,
     QUARK_VERSION_TESTED,
@@ -44,6 +43,7 @@ from apucodec.calibration.quark_adapter import run_quark
 from apucodec.calibration.reader import StepCallback
 from apucodec.calibration.step_nodes import bounds_nodes, state_nodes
 from apucodec.calibration.streams import first_steps, record_feeds, steps_per_clip
+from apucodec.contract.npu_ops import NpuOpReport, check_npu_ops, op_counts
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.extras import require

@@ -34,10 +34,11 @@ def bench(seconds: float | None, input_path: Path | None, step_frames: int | Non
           plot_path: Path | None, **opts: Any) -> None:
     """Time the codec per stage and step, sequentially and pipelined, and show where each stage ran."""
     from apucodec.audio import CODEC_RATE, resample
-    from apucodec.runtime.bench import format_report, generated_audio, run_bench
+    from apucodec.tools.bench import generated_audio, run_bench
+    from apucodec.tools.bench_text import format_report
 
     if plot_path is not None:
-        from apucodec.plotting import check_plot_path
+        from apucodec.tools.plotting import check_plot_path
 
         check_plot_path(plot_path)  # a missing matplotlib or a bad path fails now, not after the benchmark
     audio, source, notes = _input_audio(input_path, seconds)  # read before the (slow) sessions are opened
@@ -49,7 +50,7 @@ def bench(seconds: float | None, input_path: Path | None, step_frames: int | Non
         audio = resample(audio, CODEC_RATE, codec.sample_rate)
     report = run_bench(codec, audio, source=source, model_label=codec.model.label, notes=notes)
     if plot_path is not None:
-        from apucodec.plotting import plot_timeline
+        from apucodec.tools.plotting import plot_timeline
 
         plot_timeline(report, plot_path)
         report.notes.append(f"timeline written to {plot_path}")

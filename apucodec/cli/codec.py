@@ -82,12 +82,13 @@ def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bo
                 worker_timeout: float = 120.0, precision: str = "auto", ep_context_out: str | None = None,
                 step_frames: int | None = None, int8_floor: float | None = None) -> Any:
     from apucodec.api import Codec  # the engine plus the public API's streams
-    from apucodec.model_dir import default_model_path, load_model_dir
+    from apucodec.model_dir import load_model_dir
+    from apucodec.model_location import locate_model
     from apucodec.runtime.providers import SessionSettings, parse_ep_list
 
     encoder_eps, decoder_eps = parse_ep_list(encoder_ep, "encoder"), parse_ep_list(decoder_ep, "decoder")
     parsed_options = _parse_ep_options(ep_options)
-    model = load_model_dir(default_model_path(model_path))
+    model = load_model_dir(locate_model(model_path).path)
     settings = SessionSettings(encoder_eps=encoder_eps, decoder_eps=decoder_eps, strict=strict, threads=threads,
                                ep_options=parsed_options,
                                **settings_overrides(model, workers, worker_timeout, precision, encoder_graph,

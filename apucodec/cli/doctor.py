@@ -15,9 +15,9 @@ import click
               help="Plan a stage worker under PYTHON (as run's --worker; also read from the config file/manifest).")
 def doctor(model_option: str | None, as_json: bool, workers: tuple[str, ...]) -> None:
     """Show onnxruntime's EPs, the WebGPU/Vulkan adapter, the NPU, package versions and the per-stage plan."""
-    from apucodec.runtime.doctor import collect, format_text, model_path_from_env
+    from apucodec.model_location import locate_model
     from apucodec.runtime.workers.plan import parse_worker_options
+    from apucodec.tools.doctor import collect, format_text
 
-    model_path, explicit = model_path_from_env(model_option)
-    report = collect(model_path, explicit, parse_worker_options(workers))
+    report = collect(locate_model(model_option), parse_worker_options(workers))
     click.echo(json.dumps(report, indent=2) if as_json else format_text(report))

@@ -92,9 +92,9 @@ def quantize(ctx: click.Context, target: str, model_option: Path | None, calib: 
                    steps=windows or 64, seed=seed, conv2d=False, threads=threads, verbose=verbose)
         return
     from apucodec.calibration.cpu_quantize import DEFAULT_CPU_WINDOWS, quantize_cpu
-    from apucodec.model_dir import default_model_path
+    from apucodec.model_location import locate_model
 
-    model_path = default_model_path(model_option, allow_bundled=False)
+    model_path = locate_model(model_option, writing=True).path
     result = quantize_cpu(model_path, calib, windows=windows or DEFAULT_CPU_WINDOWS, method=method, seed=seed,
                           threads=threads, on_status=lambda m: click.echo(m, err=True))
     for line in result.lines():
@@ -123,9 +123,9 @@ def quantize_encoder(model_option: Path | None, calib: Path, preset_name: str, s
                      threads: int, verbose: bool) -> None:
     """Quantize the encoder's offline step graph with AMD Quark: encoder.s{S}.npu-int8.onnx next to it."""
     from apucodec.calibration.quantize import quantize_encoder as run_quantize
-    from apucodec.model_dir import default_model_path
+    from apucodec.model_location import locate_model
 
-    model_path = default_model_path(model_option, allow_bundled=False)
+    model_path = locate_model(model_option, writing=True).path
     progress = _WindowProgress()
     try:
         result = run_quantize(model_path, calib, preset_name=preset_name.lower(), steps=steps, seed=seed,

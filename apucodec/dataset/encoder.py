@@ -29,9 +29,10 @@ class ModelInfo:
 
 def resolve_model(option: str | Path | None) -> ModelInfo:
     """--model, $APUCODEC_MODEL, ./apucodec-model or the bundled model, read and checked (no sessions opened)."""
-    from apucodec.model_dir import default_model_path, load_model_dir
+    from apucodec.model_dir import load_model_dir
+    from apucodec.model_location import locate_model
 
-    model = load_model_dir(default_model_path(option))
+    model = load_model_dir(locate_model(option).path)
     cfg = model.config
     summary = {"model_id": model.model_id, "path": str(model.path.resolve()), "bundled": model.is_bundled,
                "codec": model.manifest.get("codec"), "streaming": model.manifest.get("streaming"),

@@ -4,8 +4,9 @@
     codec = Codec.open("apucodec-model")
     result = codec.run_file("in.wav", "out.wav")
 
-Only onnxruntime, numpy and audio I/O are imported here (never torch, onnx or quark); `doctor` and `bench` build on
-the same modules. Names are resolved lazily so `import apucodec.runtime` stays cheap.
+Only onnxruntime, numpy and audio I/O are imported here (never torch, onnx or quark); `doctor` and `bench`
+(apucodec.tools) build on these modules, never the other way round. Names are resolved lazily so
+`import apucodec.runtime` stays cheap.
 """
 
 from __future__ import annotations

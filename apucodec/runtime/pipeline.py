@@ -95,9 +95,9 @@ class Codec:
              warn: Warn | None = warn_stderr, stages: tuple[str, ...] = ("encoder", "decoder"), queue_depth: int = 2,
              step_frames: int | None = None) -> Codec:
         """Open a model directory (default: --model's resolution: $APUCODEC_MODEL, ./apucodec-model, bundled)."""
-        from apucodec.model_dir import default_model_path
+        from apucodec.model_location import locate_model
 
-        return cls(load_model_dir(default_model_path(model_path)), settings, warn, stages, queue_depth, step_frames)
+        return cls(load_model_dir(locate_model(model_path).path), settings, warn, stages, queue_depth, step_frames)
 
     # ---- helpers -------------------------------------------------------------------------------------------------
 

@@ -16,8 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 LOADER_NAMES = ("libvulkan.so.1", "libvulkan.so", "vulkan-1.dll", "libvulkan.1.dylib")
 # Environment variables through which the Vulkan loader is pointed at driver manifests (ICD JSON files).
@@ -118,10 +117,6 @@ class VulkanReport:
     @property
     def software_devices(self) -> tuple[VulkanDevice, ...]:
         return tuple(d for d in self.devices if d.is_software)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"loader": self.loader, "error": self.error, "driver_env": dict(self.driver_env),
-                "devices": [{**asdict(d), "vendor": d.vendor, "software": d.is_software} for d in self.devices]}
 
 
 def _load_loader() -> tuple[ctypes.CDLL | None, str | None]:

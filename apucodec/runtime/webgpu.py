@@ -5,6 +5,7 @@ registered with onnxruntime once per process; its devices then appear in `ort.ge
 uses one through `SessionOptions.add_provider_for_devices`. Dawn picks the physical adapter itself and reports
 nothing about it, so the probe here also asks the Vulkan loader (apucodec.runtime.vulkan) which devices exist:
 that is what lets `doctor` and the placement report say *why* there is no adapter rather than just "none".
+(doctor's rendering of this probe is apucodec.tools.gpu_report; this module decides what sessions can use.)
 
 Public API (used by apucodec.runtime.providers for the decoder, and by `apucodec doctor`):
 
@@ -83,24 +84,6 @@ class WebGpuProbe:
         hw = self.device.device
         return {"type": str(hw.type).rsplit(".", 1)[-1], "vendor": hw.vendor, "vendor_id": int(hw.vendor_id),
                 "device_id": int(hw.device_id), "metadata": dict(hw.metadata)}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "available": self.available,
-            "reason": self.reason,
-            "description": self.describe(),
-            "plugin_version": self.plugin_version,
-            "library_path": self.library_path,
-            "backend": self.backend,
-            "ep_device": ({"ep_name": self.device.ep_name, "ep_vendor": self.device.ep_vendor,
-                           "ep_metadata": dict(self.device.ep_metadata), "hardware": self.hardware}
-                          if self.device is not None else None),
-            "adapter": self.adapter.describe() if self.adapter else None,
-            "software_adapter": self.software_adapter,
-            "software_allowed": software_allowed(),
-            "vulkan": self.vulkan.to_dict() if self.vulkan else None,
-            "notes": list(self.notes),
-        }
 
 
 def software_allowed() -> bool:

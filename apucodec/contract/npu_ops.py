@@ -1,5 +1,8 @@
 """NPU readiness of a quantized graph: which op types the Vitis AI EP documents as INT8-supported.
 
+Part of the contract because two sides read the same lists: quantization (calibration/) checks the graph it writes,
+and `doctor` (tools/) checks the graphs a model directory holds. Neither onnx nor torch is imported here.
+
 Any op outside the list is placed on the CPU by the Vitis AI EP even on a Ryzen AI APU (the EP partitions the
 graph and runs unsupported nodes on the CPU EP), so the report flags them. Sources, as retrieved for this project
 (neither page is a guarantee for every configuration of an op; AMD's tables say as much):
@@ -139,7 +142,7 @@ class Bf16OpReport:
         ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.op_counts.items()))
         if self.not_listed:
             return [f"ops in the FP32 graph: {ops}", "not in the Ryzen AI BF16 op list (would run on the CPU): "
-                    f"{', '.join(self.not_listed)} (apucodec.calibration.npu_ops.bf16_rewrite replaces "
+                    f"{', '.join(self.not_listed)} (apucodec.calibration.bf16_rewrite replaces "
                     "LeakyRelu/Relu/Gelu)"]
         return [f"ops in the FP32 graph: {ops}", "every op is in the Ryzen AI BF16 op list"]
 

@@ -48,7 +48,7 @@ def graph_op_types(path: Path) -> Counter:
     """Op types of a graph as written (no fusion), from ONNX Runtime's node record: doctor stays onnx-free."""
     import onnxruntime as ort
 
-    from apucodec.calibration.npu_ops import op_counts
+    from apucodec.contract.npu_ops import op_counts
     from apucodec.runtime.eps import CPU
     from apucodec.runtime.sessions import session_options
     from apucodec.runtime.stage_plan import SessionSettings
@@ -65,7 +65,7 @@ def op_checks(model: ModelDir | None) -> dict[str, Any]:
     """INT8 check of the INT8 encoder, BF16 check of every FP32 graph (what the NPU would leave to the CPU)."""
     if model is None:
         return {}
-    from apucodec.calibration.npu_ops import bf16_check_counts, int8_check_counts
+    from apucodec.contract.npu_ops import bf16_check_counts, int8_check_counts
 
     checks: dict[str, Any] = {}
     try:

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import glob
 import importlib.metadata
-import os
 import platform
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from apucodec import __version__
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, load_model_dir
+from apucodec.model_location import ModelLocation
 
 # Distributions worth naming: the runtime's own, the onnxruntime variants that carry other EPs, and the toolchain.
 PACKAGES = ("onnxruntime", "onnxruntime-ep-webgpu", "onnxruntime-vitisai", "onnxruntime-gpu", "onnxruntime-directml",
@@ -104,17 +103,17 @@ def model_plan(model: ModelDir) -> dict[str, Any]:
             "placement_text": report.format(), "warnings": warnings}
 
 
-def collect(model_path: Path | None, model_explicit: bool,
-            workers: dict[str, str] | None = None) -> dict[str, Any]:
+def collect(location: ModelLocation | None, workers: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything doctor reports, as plain data (the --json output)."""
     from apucodec.runtime.webgpu import find_webgpu_devices
+    from apucodec.tools.gpu_report import webgpu_facts
 
     # A bad model directory is the user's input error: report it first, before onnxruntime and the plugin log
     # anything, so it stays the single line the CLI prints. Without --model (or $APUCODEC_MODEL) the default
     # directory is looked at only if it is there.
     model = None
-    if model_path is not None and (model_explicit or model_path.exists()):
-        model = load_model_dir(model_path)
+    if location is not None and (location.explicit or location.path.exists()):
+        model = load_model_dir(location.path)
     ort_info = onnxruntime_info()
     report: dict[str, Any] = {
         "apucodec": __version__,
@@ -122,14 +121,14 @@ def collect(model_path: Path | None, model_explicit: bool,
         "platform": platform.platform(),
         "packages": package_versions(),
         "onnxruntime": ort_info,
-        "webgpu": find_webgpu_devices().to_dict(),
+        "webgpu": webgpu_facts(find_webgpu_devices()),
         "npu": npu_info(ort_info["available_providers"], ort_info["ep_devices"]),
         "stages": stage_plan_without_model(),
         "model": None,
     }
     if model is not None:
         report["model"] = model_plan(model)
-    from apucodec.runtime.doctor_npu import op_checks, vitisai_plan, worker_plan
+    from apucodec.tools.doctor_npu import op_checks, vitisai_plan, worker_plan
 
     report["vitisai"] = vitisai_plan(model, report["npu"]["xrt_smi_examine"])
     report["op_checks"] = op_checks(model)
@@ -140,7 +139,7 @@ def collect(model_path: Path | None, model_explicit: bool,
 def format_text(report: dict[str, Any]) -> str:
     """The human-readable report: one fact per line, reasons next to every "no"."""
     from apucodec.runtime.providers import short_ep
-    from apucodec.runtime.webgpu import ALLOW_SOFTWARE_ENV
+    from apucodec.tools.gpu_report import webgpu_lines
 
     lines = [f"apucodec {report['apucodec']} | python {report['python']} | {report['platform']}"]
     ort_info = report["onnxruntime"]
@@ -149,23 +148,7 @@ def format_text(report: dict[str, Any]) -> str:
     for d in ort_info["ep_devices"]:
         lines.append(f"  {d['ep']} ({d['vendor']}) on {d['hardware']} {d['hardware_vendor']} "
                      f"[{d['vendor_id']:#06x}:{d['device_id']:#06x}]")
-    webgpu = report["webgpu"]
-    plugin = f"plugin {webgpu['plugin_version']}" if webgpu["plugin_version"] else "plugin not installed"
-    lines.append(f"WebGPU ({plugin}): {webgpu['description']}")
-    for note in webgpu["notes"]:
-        lines.append(f"  note: {note}")
-    vulkan = webgpu.get("vulkan")
-    if vulkan:
-        if vulkan["error"]:
-            lines.append(f"  Vulkan: {vulkan['error']}")
-        for dev in vulkan["devices"]:
-            lines.append(f"  Vulkan device: {dev['name']} [{dev['device_type']}, {dev['vendor']}, "
-                         f"Vulkan {dev['api_version']}, {dev['driver_info'] or dev['driver_name']}]")
-        for key, value in vulkan["driver_env"].items():
-            lines.append(f"  {key}={value}")
-    allowed = webgpu["software_allowed"]
-    state = "=1: software adapters allowed (tests/CI)" if allowed else " unset: software adapters ignored"
-    lines.append(f"  {ALLOW_SOFTWARE_ENV}{state}")
+    lines.extend(webgpu_lines(report["webgpu"]))
     npu = report["npu"]
     nodes = ", ".join(npu["device_nodes"]) or "none (/dev/accel/accel* absent: no NPU or no amdxdna driver)"
     lines.append(f"NPU: device nodes {nodes}; xrt-smi {npu['xrt_smi'] or 'not installed'}; "
@@ -192,14 +175,7 @@ def format_text(report: dict[str, Any]) -> str:
         lines.append(f"model {model['path']} ({model['model_id']}):")
         lines.extend(f"  {line}" for line in model["placement_text"].splitlines())
         lines.extend(f"  warning: {w}" for w in model["warnings"])
-    from apucodec.runtime.doctor_npu import format_lines
+    from apucodec.tools.doctor_npu import format_lines
 
     lines.extend(format_lines(report))
     return "\n".join(lines)
-
-
-def model_path_from_env(option: str | None) -> tuple[Path, bool]:
-    """(path, explicit): --model, else $APUCODEC_MODEL, else ./apucodec-model (looked at only if present)."""
-    from apucodec.model_dir import ENV_VAR, default_model_path
-
-    return default_model_path(option), bool(option or os.environ.get(ENV_VAR))

@@ -15,7 +15,7 @@ from apucodec.audio import atomic_output
 from apucodec.errors import ApucodecError
 from apucodec.extras import require
 from apucodec.outputs import check_output_path, extension
-from apucodec.runtime.bench import GRAPH_STAGES, PROCESSOR_OF, STAGES, BenchReport, RunStats
+from apucodec.tools.bench_report import GRAPH_STAGES, PROCESSOR_OF, STAGES, BenchReport, RunStats
 
 # colour per stage; alternate bars are drawn lighter so neighbours stay distinguishable
 STAGE_COLOURS = {"encoder": ("#1f6fb4", "#7fb0dc"), "rvq": ("#d9822b", "#f0bd8a"), "decoder": ("#2e9a4a", "#8fd19f")}
