@@ -200,7 +200,7 @@ def test_graph_stages_on_one_processor_take_turns_in_the_pipelined_run(codec):
 
 
 def test_processor_turns_are_shared_only_by_stages_on_the_same_ep():
-    from apucodec.runtime.pipeline import processor_turns
+    from apucodec.runtime.placement import processor_turns
     from apucodec.runtime.providers import CPU, VITISAI, WEBGPU, PlacementReport, StagePlacement
 
     def report(encoder_ep: str, decoder_ep: str) -> PlacementReport:

@@ -17,8 +17,6 @@ Every file output goes through a temp file renamed at the end, so a failure or C
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,32 +33,14 @@ from apucodec.runtime.apc_reader import ApcReader, open_apc
 from apucodec.runtime.audio_stream import AudioWriter, open_audio_output, open_input, read_blocks
 from apucodec.runtime.bitstream import ApcHeader, ApcWriter
 from apucodec.runtime.lanes import Lanes
-from apucodec.runtime.providers import PlacementReport, SessionSettings, StageSession, Warn, open_sessions, warn_stderr
+from apucodec.runtime.placement import processor_turns
+from apucodec.runtime.providers import SessionSettings, StageSession, Warn, open_sessions, warn_stderr
 from apucodec.runtime.run_result import RunResult, check_distinct, input_notes  # noqa: F401 (re-exported)
 from apucodec.runtime.rvq import NumpyRVQ
 from apucodec.runtime.stage_steps import StageSteps
 from apucodec.runtime.steps import StepObserver, Stepper, frames_for_length
 
 Progress = Callable[[int], None]  # called with the number of codec-rate samples just finished
-
-
-def processor_turns(placement: PlacementReport) -> dict[str, Any]:
-    """Per graph stage, a lock shared with every other stage placed on the same execution provider.
-
-    The lanes overlap so that the NPU, CPU and GPU work on different steps at once. Two graph sessions on the
-    same processor gain nothing from that: on the CPU EP each session's thread pool already uses every core, and
-    running both at once oversubscribes them (apucodec bench, default model, 2 cores: pipelined RTF 0.82-0.89
-    overlapping vs 0.72-0.76 one after the other). So such stages take turns, while the RVQ lane and file I/O
-    still overlap with them; stages on different processors never wait for each other.
-    """
-    locks: dict[str, threading.Lock] = {}
-    turns: dict[str, Any] = {}
-    for stage in placement.stages:
-        if stage.stage in ("encoder", "decoder"):
-            turns[stage.stage] = locks.setdefault(stage.ran_on, threading.Lock())
-    for stage in ("encoder", "decoder"):
-        turns.setdefault(stage, contextlib.nullcontext())
-    return turns
 
 
 class Codec:
