@@ -291,6 +291,14 @@ def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_fol
     report = manifest["cpu_int8"]
     assert report["graphs"]["decoder"]["conv_transpose_as_polyphase_conv"] > 0
     assert report["graphs"]["encoder"]["float_bounds_nodes"] > 0
+    # the audio is never 8-bit: the encoder's input and the decoder's output are float, with no Q/DQ on them
+    for stage in ("encoder", "decoder"):
+        assert report["graphs"][stage]["float_audio_edge_nodes"]
+    encoder = onnx.load(str(model.path_of(step_role("encoder", 16, "cpu-int8"))))
+    decoder = onnx.load(str(model.path_of(step_role("decoder", 16, "cpu-int8"))))
+    audio_in, audio_out = encoder.graph.input[0].name, decoder.graph.output[0].name
+    assert not [n for n in encoder.graph.node if audio_in in n.input and n.op_type == "QuantizeLinear"]
+    assert [n.op_type for n in decoder.graph.node if audio_out in n.output] != ["DequantizeLinear"]
     assert 2 <= report["calibration"]["calibration_clips"] <= 6
     # each clip is streamed: a start step, steady steps and the flush, so more steps than clips
     assert report["graphs"]["encoder"]["calibration_feeds"] > report["calibration"]["calibration_clips"]
@@ -408,3 +416,20 @@ def test_quantize_encoder_rejects_bad_level_gains(step_model: Path, calib_folder
                     "--level-gains", "0,loud")
     assert result.exit_code == 2 and "--level-gains" in result.output
     assert dir_state(model_path) == before
+
+
+def test_audio_edge_nodes_end_at_the_nearest_convolution(step_model: Path) -> None:
+    from apucodec.calibration.audio_edges import audio_edge_nodes
+
+    model = load_model_dir(step_model)
+    for stage in ("encoder", "decoder"):
+        graph = onnx.load(str(model.path_of(step_role(stage, 16))))
+        ops = {n.name: n.op_type for n in graph.graph.node}
+        names = audio_edge_nodes(graph, stage)
+        convs = [n for n in names if ops[n] == "Conv"]
+        assert len(convs) == 1
+        order = [n.name for n in graph.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+        assert convs[0] == (order[0] if stage == "encoder" else order[-1])   # graphs are topologically sorted
+    with pytest.raises(ValueError, match="unknown stage"):
+        audio_edge_nodes(graph, "rvq")
+

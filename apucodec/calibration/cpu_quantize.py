@@ -6,7 +6,8 @@ integer kernels on any x86 (VNNI/AMX where present) or ARM CPU. Calibration item
 clip is streamed in order through the FP32 encoder step graph by the runtime's Stepper and every step's
 {audio, state, bounds} recorded; its latent goes through the NumPy RVQ and the dequantized codes are streamed the
 same way through the FP32 decoder step graph, recording {latent, state, bounds} (what the decoder sees at run
-time). The bounds-mask arithmetic stays in float (calibration/step_nodes.py says why). Fidelity is measured by
+time). The bounds-mask arithmetic stays in float (calibration/step_nodes.py says why), and so does the audio end of
+each graph, so audio is never 8-bit (calibration/audio_edges.py). Fidelity is measured by
 streaming held-out clips through both INT8 graphs (calibration/fidelity.py).
 
 Everything is staged in a hidden folder in the model directory; the graphs move into place and the manifest is
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from apucodec.calibration.audio_edges import audio_edge_nodes
 from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.cpu_int8 import DEFAULT_METHOD, CpuInt8Result, quantize_graph_cpu_int8
 from apucodec.calibration.feeds import Feed, RecordingStep
@@ -171,15 +173,20 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
         staged = {stage: work / f"{roles[stage]}.onnx" for stage in STAGES}
         graphs: dict[str, CpuInt8Result] = {}
         float_nodes: dict[str, int] = {}
+        edge_nodes: dict[str, list[str]] = {}
         for stage in STAGES:
             source = model.path_of(fp32_roles[stage])
-            mask_nodes = bounds_nodes(onnx.load(str(source)))
+            graph = onnx.load(str(source))
+            mask_nodes = bounds_nodes(graph)
+            edge_nodes[stage] = [n for n in audio_edge_nodes(graph, stage) if n not in mask_nodes]
             float_nodes[stage] = len(mask_nodes)
+            del graph
             status(f"{stage}: quantizing ({method} ranges, uint8 activations, int8 per-channel weights; "
-                   f"{len(mask_nodes)} bounds-mask nodes kept float)")
+                   f"{len(mask_nodes)} bounds-mask nodes and {len(edge_nodes[stage])} at the audio end kept float)")
             graphs[stage] = quantize_graph_cpu_int8(
                 source, staged[stage], iter(feeds[stage]), method=method,
-                exclude_nodes=[*mask_nodes, *exclude_nodes], exclude_op_types=exclude_op_types,
+                exclude_nodes=sorted({*mask_nodes, *edge_nodes[stage], *exclude_nodes}),
+                exclude_op_types=exclude_op_types,
                 on_feed=FeedProgress(stage, len(feeds[stage]), status))
         del feeds
 
@@ -200,7 +207,8 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
             "quantizer": "onnxruntime.quantization.quantize_static",
             "step_frames": step,
             "graphs": {stage: {"role": roles[stage], "source": fp32_roles[stage], **graphs[stage].to_dict(),
-                               "float_bounds_nodes": float_nodes[stage]} for stage in STAGES},
+                               "float_bounds_nodes": float_nodes[stage],
+                               "float_audio_edge_nodes": edge_nodes[stage]} for stage in STAGES},
             "calibration": {"folder": str(calib_folder), "seed": seed, "clips_requested": windows,
                             "clip_steps": CLIP_STEPS, "step_samples": step_samples,
                             "method": "clips streamed in order through the FP32 step graphs (Stepper); decoder fed "
