@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from apucodec.runtime.int8_floor import FloorCounts, guarded_step, rms_dbfs
+from apucodec.runtime.int8_floor import FloorCounts, guarded_step, rms_dbfs, stage_floor
 
 STEP_FRAMES, HOP = 4, 8
 
@@ -89,6 +89,29 @@ def test_decoder_reruns_a_quiet_int8_step_in_fp32_from_the_same_state() -> None:
     step, opened = _guard("decoder", loud_int8, fp32, counts)
     out, _ = step(np.ones((1, 2, STEP_FRAMES), np.float32), state, np.array([0, 100], np.float32))
     assert np.all(out == np.float32(0.3)) and opened == []
+
+
+def test_decoder_stays_on_fp32_through_a_quiet_stretch_and_returns_when_loud() -> None:
+    int8, fp32, counts = Graph("int8", 1e-4), Graph("fp32", 1e-4), FloorCounts()
+    step, _ = _guard("decoder", int8, fp32, counts)
+    latent, state = np.ones((1, 2, STEP_FRAMES), np.float32), np.zeros((1, 3), np.float32)
+    step(latent, state, np.array([0, 100], np.float32))     # INT8 quiet -> FP32 again
+    step(latent, state, np.array([4, 100], np.float32))     # straight to FP32, still quiet
+    assert (int8.calls, fp32.calls) == (1, 2)
+    fp32.level = int8.level = 0.3                            # the music comes back (judged on FP32's output)
+    step(latent, state, np.array([8, 100], np.float32))
+    step(latent, state, np.array([12, 100], np.float32))    # back on INT8
+    assert (int8.calls, fp32.calls) == (2, 3)
+    assert (counts.int8, counts.fp32) == (1, 3)
+
+
+def test_decoder_floor_is_above_the_encoder_floor() -> None:
+    """-35 dBFS output: above the encoder's -45 dBFS floor but under the decoder's (floor + 15 dB): FP32."""
+    int8, fp32, counts = Graph("int8", 10 ** (-35 / 20)), Graph("fp32", 0.0), FloorCounts()
+    step, _ = _guard("decoder", int8, fp32, counts)
+    step(np.ones((1, 2, STEP_FRAMES), np.float32), np.zeros((1, 3), np.float32), np.array([0, 100], np.float32))
+    assert fp32.calls == 1
+    assert stage_floor("decoder", -45.0) == -30.0 and stage_floor("encoder", -45.0) == -45.0
 
 
 def test_unknown_stage_is_refused() -> None:

@@ -372,6 +372,11 @@ def test_quark_config_uses_the_cores_and_the_chosen_minmse_mode() -> None:
     assert config.extra_options["CalibWorkerNum"] == 3
     assert config.extra_options["MinMSEModePof2Scale"] == "MostCommon"
     assert build_qconfig(quark_onnx, preset("a8w8"), "/tmp/unused").extra_options["CalibWorkerNum"] >= 1
+    # ours by default (bounded memory), Quark's own choice on request
+    assert build_qconfig(quark_onnx, preset("xint8"), "/tmp/unused").extra_options["MinMSEModePof2Scale"] == \
+        "MostCommon"
+    unset = build_qconfig(quark_onnx, preset("xint8"), "/tmp/unused", minmse_mode=None).extra_options
+    assert unset.get("MinMSEModePof2Scale") != "MostCommon"
     with pytest.raises(ApucodecError, match="unknown MinMSE mode"):
         build_qconfig(quark_onnx, preset("xint8"), "/tmp/unused", minmse_mode="Fast")
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from apucodec.contract.steps import step_role
 from apucodec.model_dir import ModelDir
-from apucodec.runtime.int8_floor import FloorCounts, StepCall, guarded_step
+from apucodec.runtime.int8_floor import FloorCounts, StepCall, guarded_step, stage_floor
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.steps import StepObserver, Stepper
 
@@ -98,5 +98,5 @@ class StageSteps:
         for stepper in steppers:
             stage, counts = self._floor_counts[stepper]
             if counts.fp32:
-                out.append(f"{stage}: {counts.describe(self.settings.int8_floor_dbfs)}")
+                out.append(f"{stage}: {counts.describe(stage_floor(stage, self.settings.int8_floor_dbfs))}")
         return out
