@@ -30,12 +30,12 @@ from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.cpu_int8 import DEFAULT_METHOD, CpuInt8Result, quantize_graph_cpu_int8
 from apucodec.calibration.feeds import Feed, RecordingStep
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
-from apucodec.calibration.install import install_graphs
 from apucodec.calibration.step_nodes import bounds_nodes
 from apucodec.calibration.streams import graph_stepper, stream
 from apucodec.contract.steps import STAGES, step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, file_entry, load_model_dir
+from apucodec.passes import install_files as install_graphs
 from apucodec.runtime.rvq import NumpyRVQ
 from apucodec.runtime.steps import frames_for_length
 

@@ -97,13 +97,8 @@ class Quantization(Record):
     calibration: dict[str, Any] | None = None
     fidelity: Fidelity | None = None
     npu_ops: dict[str, Any] | None = None
-    custom_ops: dict[str, Any] | None = None   # None: written as null (no custom ops); see to_dict
+    custom_ops: dict[str, Any] | None = None   # a JSON null (no custom ops) stays in `extra`
     seconds: dict[str, float] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out.setdefault("custom_ops", None)  # the pass has always written this key, null when Quark needed none
-        return out
 
 
 @dataclass
@@ -189,6 +184,8 @@ class StageStreaming(Record):
 class Streaming(Record):
     """The manifest's `streaming` section: per stage delay and state size, and the latency per step size."""
 
+    ORDER = ("hop", "step_frames", *STAGES, "algorithmic_latency")
+
     hop: int
     encoder: StageStreaming
     decoder: StageStreaming
@@ -214,11 +211,6 @@ class Streaming(Record):
             samples = algorithmic_latency(facts["encoder"].delay_samples, facts["decoder"].delay_samples, s, hop)
             latency[str(s)] = {"samples": samples, "ms": round(1000 * samples / sample_rate, 2)}
         return cls(hop=hop, step_frames=sorted(step_frames), algorithmic_latency=latency, **facts)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()  # JSON order as written since version 2: hop, step_frames, stages, latency
-        order = ["hop", "step_frames", *STAGES, "algorithmic_latency"]
-        return {**{k: out[k] for k in order if k in out}, **out}
 
     def stage(self, stage: str) -> StageStreaming:
         return self.encoder if stage == "encoder" else self.decoder
@@ -257,6 +249,8 @@ class CpuInt8Record(Record):
 class Manifest(Record):
     """manifest.json of a model directory. `files` maps a role (encoder.s4, codebooks, ...) to its FileEntry."""
 
+    ORDER = ("format", "format_version", "model_id", "codec", "streaming", "files", "export", "producers")
+
     PARSERS = {"streaming": Streaming.parse, "export": ExportRecord.parse, "cpu_int8": CpuInt8Record.parse,
                "files": lambda files: {str(role): file_record(str(role), e) for role, e in dict(files).items()}}
 
@@ -279,10 +273,9 @@ class Manifest(Record):
         self.config = CodecConfig.from_dict(self.codec)  # a bad config fails when the manifest is read
 
     def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out["files"] = {role: file_record(role, e).to_dict() for role, e in self.files.items()}
-        order = ["format", "format_version", "model_id", "codec", "streaming", "files", "export", "producers"]
-        return {**{k: out[k] for k in order if k in out}, **out}
+        for role, entry in self.files.items():  # entries older code assigned as plain dicts
+            self.files[role] = file_record(role, entry)
+        return super().to_dict()
 
     # The raw-dict reading of records, plus the two writes older code makes: `manifest["files"][role] = entry`
     # (files is the live dict) and `manifest[section] = value` (parsed into the typed field).

@@ -38,8 +38,11 @@ class Record(Mapping[str, Any]):
     PARSERS: ClassVar[dict[str, Callable[[Any], Any]]] = {}
     # fields that are not JSON keys of this object (e.g. a file entry's stage name from its parent's key)
     NOT_JSON: ClassVar[tuple[str, ...]] = ()
+    # JSON key order of a record made in code (one read from JSON keeps the order it was read in)
+    ORDER: ClassVar[tuple[str, ...]] = ()
 
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True, repr=False)
+    key_order: tuple[str, ...] = field(default=(), kw_only=True, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls: type[R], data: Mapping[str, Any], **context: Any) -> R:
@@ -47,7 +50,7 @@ class Record(Mapping[str, Any]):
             return data
         if not isinstance(data, Mapping):
             raise TypeError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)} - {"extra", *cls.NOT_JSON}
+        known = {f.name for f in fields(cls)} - {"extra", "key_order", *cls.NOT_JSON}
         values: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in data.items():
@@ -56,7 +59,7 @@ class Record(Mapping[str, Any]):
                 values[key] = parse(value) if parse else value
             else:
                 extra[key] = value
-        return cls(**values, **context, extra=extra)
+        return cls(**values, **context, extra=extra, key_order=tuple(data))
 
     @classmethod
     def parse(cls: type[R], value: Any) -> R:
@@ -65,9 +68,10 @@ class Record(Mapping[str, Any]):
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: to_json(getattr(self, f.name)) for f in fields(self)
-               if f.name != "extra" and f.name not in self.NOT_JSON and getattr(self, f.name) is not None}
+               if f.name not in ("extra", "key_order", *self.NOT_JSON) and getattr(self, f.name) is not None}
         out.update(self.extra)
-        return out
+        order = self.key_order or self.ORDER
+        return {**{k: out[k] for k in order if k in out}, **out}
 
     # ---- read like the JSON dict (for call sites not yet moved to attributes) --------------------------------------
 

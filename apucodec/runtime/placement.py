@@ -95,4 +95,4 @@ class PlacementReport:
 
 
 def rvq_placement(model: ModelDir) -> StagePlacement:
-    return StagePlacement("rvq", RVQ_LANE, RVQ_LANE, graph=model.files["codebooks"]["name"])
+    return StagePlacement("rvq", RVQ_LANE, RVQ_LANE, graph=model.files["codebooks"].name)
