@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,6 @@ from apucodec.contract.manifest import (
     FileEntry,
     Manifest,
     StageStreaming,
-    file_record,
     read_manifest,
     write_json_atomic,
     write_manifest,
@@ -68,16 +68,16 @@ def file_entry(path: Path, role: str, **fields: Any) -> FileEntry:
                                 "bytes": path.stat().st_size, **fields})
 
 
-def model_id(files: dict[str, Any]) -> str:
+def model_id(files: Mapping[str, Mapping[str, Any]]) -> str:
     """Identity of the model's weights: a hash over the FP32 step graphs' and the codebooks' hashes.
 
-    Quantizing a graph does not change it, so .apc files stay decodable after quantization.
+    Quantizing a graph does not change it, so .apc files stay decodable after quantization. `files` holds
+    FileEntry records or their JSON (both read as mappings here).
     """
-    entries = {role: file_record(role, e) for role, e in files.items()}
     digest = hashlib.sha256()
-    roles = sorted(r for r, e in entries.items() if e.is_step_graph and e.graph_precision == "fp32")
+    roles = sorted(r for r, e in files.items() if "stage" in e and e.get("precision", "fp32") == "fp32")
     for role in [*roles, "codebooks"]:
-        digest.update(entries[role].sha256.encode())
+        digest.update(files[role]["sha256"].encode())
     return digest.hexdigest()[:16]
 
 
