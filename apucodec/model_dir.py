@@ -38,7 +38,6 @@ from apucodec.contract.manifest import (
     Manifest,
     StageStreaming,
     read_manifest,
-    write_json_atomic,
     write_manifest,
 )
 from apucodec.contract.steps import STAGES
@@ -46,7 +45,7 @@ from apucodec.errors import ApucodecError
 from apucodec.model_checks import check_model_files, load_codebooks
 
 __all__ = ["BUNDLED_DIR", "DEFAULT_DIR_NAME", "ENV_VAR", "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "ModelDir",
-           "default_model_path", "file_entry", "load_model_dir", "model_id", "sha256_file", "write_json_atomic"]
+           "default_model_path", "file_entry", "load_model_dir", "model_id", "sha256_file"]
 
 DEFAULT_DIR_NAME = "apucodec-model"
 ENV_VAR = "APUCODEC_MODEL"

@@ -6,6 +6,7 @@
                         horizon_frames, inputs/outputs (TensorEntry), graph (GraphFacts); a quantized graph's
                         source, preset, format, quantization (Quantization), custom_op_domains; codebooks' shape/dtype
     Streaming           hop, step_frames, per stage StageStreaming (delay, state size), algorithmic_latency
+    (the records below live in manifest_records.py and are re-exported here)
     ExportRecord        how the export made the graphs: exporter, opset, simplifier, parity, caveats, seconds
     Quantization        an NPU INT8 graph's preset, bit widths, calibration, fidelity (Fidelity), NPU op counts
     CpuInt8Record       the CPU INT8 pass: quantizer, graphs, calibration, fidelity (Fidelity)
@@ -26,79 +27,26 @@ from typing import Any
 
 from apucodec.contract.config import CodecConfig
 from apucodec.contract.manifest_checks import check_manifest
+from apucodec.contract.manifest_records import (
+    CpuInt8Record,
+    ExportRecord,
+    Fidelity,
+    GraphFacts,
+    Quantization,
+    TensorEntry,
+)
 from apucodec.contract.records import Record, parse_list, to_json
 from apucodec.contract.steps import STAGES, algorithmic_latency
 from apucodec.errors import ApucodecError
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "CpuInt8Record", "ExportRecord", "Fidelity", "FileEntry",
+           "GraphFacts", "Manifest", "Quantization", "StageStreaming", "Streaming", "TensorEntry", "file_record",
+           "read_manifest", "write_manifest"]
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "apucodec-model"
 # 2: stateful step graphs (encoder.sN / decoder.sN) and a `streaming` section replace version 1's static windows.
 FORMAT_VERSION = 2
-
-
-@dataclass
-class TensorEntry(Record):
-    """A step graph input or output: name, static shape, dtype."""
-
-    name: str
-    shape: list[int]
-    dtype: str = "float32"
-
-
-@dataclass
-class GraphFacts(Record):
-    """Node and op counts of a graph file, and its cost per step (bench reads gflop)."""
-
-    nodes_exported: int | None = None   # before simplification (export only)
-    nodes: int | None = None
-    ops: dict[str, int] | None = None
-    opset: int | None = None
-    gflop: float | None = None
-
-
-@dataclass
-class Fidelity(Record):
-    """How far an INT8 path drifts from FP32 on held-out clips (calibration/fidelity.py writes it)."""
-
-    evaluation_clips: int | None = None
-    evaluation_seconds: float | None = None
-    evaluation_steps: int | None = None
-    method: str | None = None
-    latent_snr_db: float | None = None
-    latent_snr_db_worst_clip: float | None = None
-    latent_snr_db_edges: float | None = None
-    edge_frames: int | None = None
-    code_agreement: list[float] | None = None
-    e2e_snr_db: dict[str, float] | None = None           # fp32, int8, delta
-    int8_vs_fp32_output_snr_db: float | None = None
-    e2e_si_sdr_db: dict[str, float] | None = None
-    int8_path: str | None = None
-    session: dict[str, str] | None = None
-
-
-@dataclass
-class Quantization(Record):
-    """files[role].quantization of an NPU INT8 graph (calibration/quantize.py writes it)."""
-
-    PARSERS = {"fidelity": Fidelity.parse}
-
-    source: str | None = None
-    preset: str | None = None
-    description: str | None = None
-    activation_bits: int | None = None
-    weight_bits: int | None = None
-    power_of_two_scales: bool | None = None
-    format: str | None = None
-    opset: int | None = None
-    conv2d: bool | None = None
-    float_nodes: dict[str, Any] | None = None
-    quark_version: str | None = None
-    quark_version_tested: str | None = None
-    calibration: dict[str, Any] | None = None
-    fidelity: Fidelity | None = None
-    npu_ops: dict[str, Any] | None = None
-    custom_ops: dict[str, Any] | None = None   # a JSON null (no custom ops) stays in `extra`
-    seconds: dict[str, float] | None = None
 
 
 @dataclass
@@ -217,35 +165,6 @@ class Streaming(Record):
 
 
 @dataclass
-class ExportRecord(Record):
-    """The manifest's `export` section: where the graphs came from and how closely they match PyTorch."""
-
-    source: dict[str, Any] | None = None
-    exporter: str | None = None
-    opset: int | None = None
-    weight_norm_folded: int | None = None
-    simplifier: str | None = None
-    parity: dict[str, dict[str, Any]] | None = None   # role -> snr_db, max_abs_error, ...
-    caveats: list[str] | None = None
-    seconds: dict[str, float] | None = None
-
-
-@dataclass
-class CpuInt8Record(Record):
-    """The manifest's `cpu_int8` section, written by `apucodec quantize --target cpu`."""
-
-    PARSERS = {"fidelity": Fidelity.parse}
-
-    target: str | None = None
-    quantizer: str | None = None
-    step_frames: int | None = None
-    graphs: dict[str, dict[str, Any]] | None = None
-    calibration: dict[str, Any] | None = None
-    fidelity: Fidelity | None = None
-    seconds: dict[str, float] | None = None
-
-
-@dataclass
 class Manifest(Record):
     """manifest.json of a model directory. `files` maps a role (encoder.s4, codebooks, ...) to its FileEntry."""
 
@@ -289,7 +208,7 @@ class Manifest(Record):
     @property
     def step_graphs(self) -> list[FileEntry]:
         """Every step graph entry, by stage, step size and precision."""
-        found = [e for e in self.files.values() if isinstance(e, FileEntry) and e.is_step_graph]
+        found = [e for e in (file_record(r, e) for r, e in self.files.items()) if e.is_step_graph]
         return sorted(found, key=lambda g: (g.stage, g.step_frames, g.graph_precision))
 
 
@@ -315,10 +234,10 @@ def read_manifest(path: Path) -> Manifest:
 
 def write_manifest(path: Path, manifest: Manifest) -> None:
     """The one writer: the manifest's JSON, atomically (a reader never sees half a manifest)."""
-    write_json_atomic(path, manifest.to_dict())
+    _write_json_atomic(path, manifest.to_dict())
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:

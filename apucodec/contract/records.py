@@ -50,7 +50,7 @@ class Record(Mapping[str, Any]):
             return data
         if not isinstance(data, Mapping):
             raise TypeError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)} - {"extra", "key_order", *cls.NOT_JSON}
+        known = set(cls.json_fields())
         values: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in data.items():
@@ -67,8 +67,7 @@ class Record(Mapping[str, Any]):
         return cls.from_dict(value)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: to_json(getattr(self, f.name)) for f in fields(self)
-               if f.name not in ("extra", "key_order", *self.NOT_JSON) and getattr(self, f.name) is not None}
+        out = {name: to_json(getattr(self, name)) for name in self.json_fields() if getattr(self, name) is not None}
         out.update(self.extra)
         order = self.key_order or self.ORDER
         return {**{k: out[k] for k in order if k in out}, **out}
@@ -76,7 +75,16 @@ class Record(Mapping[str, Any]):
     # ---- read like the JSON dict (for call sites not yet moved to attributes) --------------------------------------
 
     def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
+        if key in self.extra:
+            return self.extra[key]
+        value = getattr(self, key, None) if key in self.json_fields() else None
+        if value is None:
+            raise KeyError(key)
+        return to_json(value)
+
+    @classmethod
+    def json_fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.name not in ("extra", "key_order", *cls.NOT_JSON))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.to_dict())
