@@ -7,6 +7,7 @@ A tiny model (4- and 16-frame steps) is quantized once; the tests open it on the
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -113,3 +114,54 @@ def test_a_model_without_cpu_int8_graphs_runs_fp32_on_the_cpu(cpu_int8_model: Pa
     codec = Codec.open(plain, _cpu_settings(), warn=None)
     assert codec.placement.stage("encoder").graph == "encoder.s16.onnx"
     assert codec.placement.stage("decoder").graph == "decoder.s16.onnx"
+
+
+def _quiet(audio: np.ndarray, dbfs: float) -> np.ndarray:
+    rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
+    return (audio * (10 ** (dbfs / 20) / rms)).astype(np.float32)
+
+
+def test_quiet_steps_run_on_the_fp32_graphs(cpu_int8_model: Path) -> None:
+    """A -70 dBFS clip: under the default floor every encoder step runs in FP32, so the codes are the FP32 path's
+    exactly; with the floor off (-inf) the INT8 encoder runs it and the codes differ. (The decoder judges its own
+    INT8 output, which this random-weight model does not keep quiet: tests/test_int8_floor.py covers that side.)"""
+    audio = _quiet(speech_like(1.5, seed=12), -70.0)
+    guarded = Codec.open(cpu_int8_model, _cpu_settings(), warn=None, stages=("encoder",))
+    unguarded = Codec.open(cpu_int8_model, SessionSettings(encoder_eps=("cpu",), threads=1, int8_floor_dbfs=-np.inf),
+                           warn=None, stages=("encoder",))
+    fp32 = Codec.open(cpu_int8_model, _cpu_settings(encoder_graph="fp32"), warn=None, stages=("encoder",))
+    codes, result = guarded.encode_array(audio)
+    codes_int8, result_int8 = unguarded.encode_array(audio)
+    codes_fp32, _ = fp32.encode_array(audio)
+    assert np.array_equal(codes, codes_fp32)
+    assert not np.array_equal(codes_int8, codes_fp32)
+    steps = result.steps
+    assert f"encoder: {steps} of {steps} steps below -45 dBFS ran on the FP32 graph" in result.notes
+    assert not any("FP32 graph" in note for note in result_int8.notes)
+
+
+def test_loud_steps_stay_on_the_int8_graphs(cpu_int8_model: Path) -> None:
+    audio = _quiet(mixture(1.5, seed=13), -15.0)
+    guarded = Codec.open(cpu_int8_model, _cpu_settings(), warn=None)
+    unguarded = Codec.open(cpu_int8_model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1,
+                                                           int8_floor_dbfs=-np.inf), warn=None)
+    out_guarded, result = guarded.run_array(audio)
+    out_int8, _ = unguarded.run_array(audio)
+    assert np.array_equal(out_guarded, out_int8)
+    assert not any("FP32 graph" in note for note in result.notes)
+
+
+def test_cli_int8_floor_option(cpu_int8_model: Path, tmp_path: Path) -> None:
+    source = tmp_path / "quiet.wav"
+    sf.write(source, _quiet(speech_like(1.0, seed=5), -70.0), RATE)
+    base = ["run", str(source), str(tmp_path / "out.wav"), "--model", str(cpu_int8_model), "--encoder-ep", "cpu",
+            "--decoder-ep", "cpu", "--threads", "1"]
+    guarded = CliRunner().invoke(cli, base)
+    assert guarded.exit_code == 0, guarded.output
+    assert re.search(r"note: encoder: (\d+) of \1 steps below -45 dBFS ran on the FP32 graph", guarded.output)
+    off = CliRunner().invoke(cli, [*base, "--int8-floor", "-inf"])
+    assert off.exit_code == 0, off.output
+    assert "FP32 graph" not in off.output
+    bad = CliRunner().invoke(cli, [*base, "--int8-floor", "nan"])
+    assert bad.exit_code != 0 and bad.output.strip().splitlines() == [
+        "error: --int8-floor must be a level in dBFS (or -inf), not nan"]

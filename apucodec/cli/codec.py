@@ -80,7 +80,7 @@ def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bo
                 stages: tuple[str, ...], encoder_ep: str | None = None, decoder_ep: str | None = None,
                 encoder_graph: str = "auto", n_codebooks: int | None = None, workers: tuple[str, ...] = (),
                 worker_timeout: float = 120.0, precision: str = "auto", ep_context_out: str | None = None,
-                step_frames: int | None = None) -> Any:
+                step_frames: int | None = None, int8_floor: float | None = None) -> Any:
     from apucodec.api import Codec  # the engine plus the public API's streams
     from apucodec.model_dir import default_model_path, load_model_dir
     from apucodec.runtime.providers import SessionSettings, parse_ep_list
@@ -91,7 +91,7 @@ def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bo
     settings = SessionSettings(encoder_eps=encoder_eps, decoder_eps=decoder_eps, strict=strict, threads=threads,
                                ep_options=parsed_options,
                                **settings_overrides(model, workers, worker_timeout, precision, encoder_graph,
-                                                    ep_context_out))
+                                                    ep_context_out, int8_floor))
     check_codebooks(n_codebooks, model)  # before the (slow) sessions open
     return Codec(model, settings, stages=stages, step_frames=step_frames)
 

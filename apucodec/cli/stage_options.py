@@ -6,6 +6,7 @@ and `settings_overrides` turns them into SessionSettings fields.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,9 @@ PRECISIONS = ("auto", "fp32", "int8", "bf16")
 
 
 def stage_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--worker STAGE=PYTHON|self (repeatable), --worker-timeout SECONDS, --precision auto|fp32|int8|bf16."""
+    """--worker STAGE=PYTHON|self (repeatable), --worker-timeout SECONDS, --precision auto|fp32|int8|bf16,
+    --int8-floor DBFS, --ep-context-out FILE."""
+    from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
     from apucodec.runtime.stage_plan import DEFAULT_STEP_TIMEOUT_S
 
     options = [
@@ -31,6 +34,9 @@ def stage_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Graph precision. auto: INT8 encoder on the NPU, CPU INT8 graphs on the CPU EP when "
                           "the model has them (quantize --target cpu), FP32 elsewhere; fp32: FP32 graphs on both "
                           "stages; int8 / bf16: the encoder's NPU INT8 graph / FP32 compiled to BF16 on the NPU."),
+        click.option("--int8-floor", "int8_floor", type=float, default=DEFAULT_FLOOR_DBFS, show_default=True,
+                     metavar="DBFS", help="With an INT8 graph, steps quieter than this run on the stage's FP32 "
+                                          "graph (INT8 ranges come from louder audio); -inf: every step in INT8."),
         click.option("--ep-context-out", "ep_context_out", type=click.Path(dir_okay=False), default=None,
                      metavar="FILE", help="Also write what the Vitis AI EP compiles as an EP-context model FILE "
                                           "(weights embedded), to ship as the model directory's <role>_ctx graph."),
@@ -41,14 +47,20 @@ def stage_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def settings_overrides(model: Any, workers: tuple[str, ...], worker_timeout: float, precision: str,
-                       encoder_graph: str, ep_context_out: str | None = None) -> dict[str, Any]:
+                       encoder_graph: str, ep_context_out: str | None = None,
+                       int8_floor: float | None = None) -> dict[str, Any]:
     """SessionSettings fields from these options (workers also from the config file and the manifest)."""
     from apucodec.runtime.vitisai import ep_context_entries
     from apucodec.runtime.workers.plan import parse_worker_options, resolve_workers
 
     if precision != "auto" and encoder_graph not in ("auto", precision):
         raise ApucodecError(f"--precision {precision} and --encoder {encoder_graph} disagree; give one of them")
-    return {"workers": resolve_workers(parse_worker_options(workers), model.manifest),
+    from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
+
+    if int8_floor is not None and math.isnan(int8_floor):
+        raise ApucodecError("--int8-floor must be a level in dBFS (or -inf), not nan")
+    return {"int8_floor_dbfs": DEFAULT_FLOOR_DBFS if int8_floor is None else int8_floor,
+            "workers": resolve_workers(parse_worker_options(workers), model.manifest),
             "worker_timeout": worker_timeout,
             "encoder_graph": precision if precision != "auto" else encoder_graph,
             "decoder_graph": "fp32" if precision == "fp32" else "auto",

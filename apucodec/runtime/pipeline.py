@@ -38,6 +38,7 @@ from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.providers import PlacementReport, SessionSettings, StageSession, Warn, open_sessions, warn_stderr
 from apucodec.runtime.run_result import RunResult, check_distinct, input_notes  # noqa: F401 (re-exported)
 from apucodec.runtime.rvq import NumpyRVQ
+from apucodec.runtime.stage_steps import StageSteps
 from apucodec.runtime.steps import StepObserver, Stepper, frames_for_length
 
 Progress = Callable[[int], None]  # called with the number of codec-rate samples just finished
@@ -84,6 +85,7 @@ class Codec:
                                 f"{self.config.latent_dim})")
         self.sessions, self.placement = open_sessions(model, self.settings, warn, stages, step_frames)
         self._turn = processor_turns(self.placement)
+        self._steps = StageSteps(model, self.sessions, self.settings)
         for caveat in (model.manifest.get("export") or {}).get("caveats") or []:
             if warn is not None:  # e.g. a GroupNorm model: streamed output cannot equal whole-file output
                 warn(f"{model.path}: {caveat}")
@@ -115,31 +117,14 @@ class Codec:
         return self.sessions[stage]
 
     def step_frames(self, stage: str) -> int:
-        return self.model.files[self._role(stage)]["step_frames"]
-
-    def _role(self, stage: str) -> str:
-        graph = self._session(stage).placement.graph
-        return next(role for role, entry in self.model.files.items() if entry["name"] == graph)
+        self._session(stage)
+        return self.model.files[self._steps.role(stage)]["step_frames"]
 
     def stepper(self, stage: str, *, lead_frames: int = 0, on_step: StepObserver | None = None) -> Stepper:
         """A fresh stream through `stage`'s step graph (zero state: the start of a stream); `on_step` is told the
-        start and end of every step-graph call."""
-        session = self._session(stage)
-        entry = self.model.files[self._role(stage)]
-        facts = self.model.streaming(stage)
-        latent, hop = self.config.latent_dim, self.hop
-        if stage == "encoder":
-            shape = dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent, delay=facts.delay_samples // hop)
-        else:
-            shape = dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1, delay=facts.delay_samples)
-        names, outputs = list(session.inputs), list(session.outputs)
-
-        def step(x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            out = session.run_feeds(dict(zip(names, (x, state, bounds), strict=True)))
-            return out[outputs[0]], out[outputs[1]]
-
-        return Stepper(step, step_frames=int(entry["step_frames"]), state_size=facts.state_size,
-                       horizon=int(entry["horizon_frames"]), lead_frames=lead_frames, on_step=on_step, **shape)
+        start and end of every step-graph call. Quiet steps of an INT8 graph run in FP32 (runtime/int8_floor.py)."""
+        self._session(stage)
+        return self._steps.stepper(stage, lead_frames=lead_frames, on_step=on_step)
 
     def _chain(self, lanes: Lanes, kind: str, n: int,
                steppers: dict[str, Stepper]) -> list[tuple[str, engine.StageFunction]]:
@@ -175,6 +160,7 @@ class Codec:
         if total == 0:
             raise ApucodecError("the input contains no audio samples")
         steps = max(s.steps for s in steppers.values()) if steppers else 0
+        notes = notes + self._steps.notes(list(steppers.values()))
         return self._result(kind, lanes, total, n, time.perf_counter() - start, notes, steps)
 
     @staticmethod

@@ -178,6 +178,19 @@ def _first_line(exc: BaseException) -> str:
     return line.replace("[ONNXRuntimeError] : ", "")
 
 
+def open_cpu_session(model: ModelDir, role: str, settings: SessionSettings) -> StageSession:
+    """`role`'s graph on the CPU EP in this process, with the stage's session options (INT8 floor fallback)."""
+    path = model.path_of(role)
+    try:
+        session = create_session(path, CPU, probe_ep(CPU), {}, settings, None)
+    except Exception as exc:  # onnxruntime's pybind errors have no common base we can name
+        raise ApucodecError(f"{path}: cannot open it on the CPU EP ({_first_line(exc)})") from None
+    shapes = static_inputs(session, path)
+    check_io(shapes, path, manifest_inputs(model, role))
+    placement = StagePlacement(model.files[role].get("stage", role), CPU, CPU, graph=path.name)
+    return StageSession(session, placement, shapes, [o.name for o in session.get_outputs()])
+
+
 def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
                        expected_input: Shapes | Sequence[int] | None = None,
                        warn: Warn | None = warn_stderr) -> Any:

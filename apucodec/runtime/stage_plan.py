@@ -22,6 +22,7 @@ from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir
 from apucodec.runtime.eps import CPU, STAGE_PREFERENCES, VITISAI, resolve_ep_name, same_ep, short_ep
+from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
 from apucodec.runtime.vitisai import DEFAULT_OPTIMIZE_LEVEL, NpuGeneration, detect_npu, vitisai_options
 
 ENCODER_GRAPHS = ("auto", "fp32", "int8", "bf16")
@@ -52,6 +53,8 @@ class SessionSettings:
     ep_context: dict[str, str] = field(default_factory=dict)  # session config entries (ep.context_*)
     # Frames per step of the step graphs to open (None: each stage's largest, its offline step).
     step_frames: int | None = None
+    # Steps of an INT8 graph quieter than this (dBFS) run on the FP32 graph (runtime/int8_floor.py); -inf: never.
+    int8_floor_dbfs: float = DEFAULT_FLOOR_DBFS
 
     def order(self, stage: str) -> list[str]:
         eps = self.encoder_eps if stage == "encoder" else self.decoder_eps

@@ -1,0 +1,102 @@
+"""From an opened stage session to a `Stepper`: the step function, its shape facts, and the INT8 floor.
+
+`Codec.stepper` and the live `Stream` build their Steppers here, so a file run and a live stream step the same
+way. When a stage runs an INT8 graph (CPU INT8 or the NPU's), quiet steps go to the stage's FP32 step graph on the
+CPU EP (apucodec/runtime/int8_floor.py says why). That FP32 session opens on the first quiet step and is then kept
+for the Codec's lifetime; most files never open it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from apucodec.contract.steps import step_role
+from apucodec.model_dir import ModelDir
+from apucodec.runtime.int8_floor import FloorCounts, StepCall, guarded_step
+from apucodec.runtime.stage_plan import SessionSettings
+from apucodec.runtime.steps import StepObserver, Stepper
+
+INT8_PRECISIONS = ("cpu-int8", "npu-int8")
+
+
+def session_step(session: Any) -> StepCall:
+    """A StageSession (in-process or worker) as a step function."""
+    names, outputs = list(session.inputs), list(session.outputs)
+
+    def step(x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = session.run_feeds(dict(zip(names, (x, state, bounds), strict=True)))
+        return out[outputs[0]], out[outputs[1]]
+
+    return step
+
+
+class StageSteps:
+    """Step functions for the stages of one Codec, each with its INT8 floor where it runs an INT8 graph."""
+
+    def __init__(self, model: ModelDir, sessions: dict[str, Any], settings: SessionSettings) -> None:
+        self.model = model
+        self.sessions = sessions
+        self.settings = settings
+        self._floor_counts: weakref.WeakKeyDictionary[Stepper, tuple[str, FloorCounts]] = weakref.WeakKeyDictionary()
+        self._fp32: dict[str, StepCall] = {}
+        self._lock = threading.Lock()
+
+    def role(self, stage: str) -> str:
+        graph = self.sessions[stage].placement.graph
+        return next(role for role, entry in self.model.files.items() if entry["name"] == graph)
+
+    def guarded(self, stage: str) -> bool:
+        """Does this stage run an INT8 graph with a floor (so quiet steps may run in FP32)?"""
+        precision = self.model.files[self.role(stage)].get("precision", "fp32")
+        return precision in INT8_PRECISIONS and math.isfinite(self.settings.int8_floor_dbfs)
+
+    def _fp32_step(self, stage: str) -> Callable[[], StepCall]:
+        def factory() -> StepCall:
+            with self._lock:
+                if stage not in self._fp32:
+                    from apucodec.runtime.sessions import open_cpu_session
+
+                    entry = self.model.files[self.role(stage)]
+                    session = open_cpu_session(self.model, step_role(stage, int(entry["step_frames"])), self.settings)
+                    self._fp32[stage] = session_step(session)
+                return self._fp32[stage]
+        return factory
+
+    def stepper(self, stage: str, *, lead_frames: int = 0, on_step: StepObserver | None = None) -> Stepper:
+        """A fresh stream through `stage`'s step graph (zero state: the start of a stream)."""
+        entry = self.model.files[self.role(stage)]
+        facts = self.model.streaming(stage)
+        latent, hop = self.model.config.latent_dim, self.model.hop
+        if stage == "encoder":
+            shape = dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent, delay=facts.delay_samples // hop)
+        else:
+            shape = dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1, delay=facts.delay_samples)
+        step_frames = int(entry["step_frames"])
+        step = session_step(self.sessions[stage])
+        counts = FloorCounts()
+        if self.guarded(stage):
+            step = guarded_step(stage, step_frames, step, self._fp32_step(stage), self.settings.int8_floor_dbfs,
+                                counts)
+        stepper = Stepper(step, step_frames=step_frames, state_size=facts.state_size,
+                          horizon=int(entry["horizon_frames"]), lead_frames=lead_frames, on_step=on_step, **shape)
+        self._floor_counts[stepper] = (stage, counts)
+        return stepper
+
+    def floor_counts(self, stepper: Stepper) -> FloorCounts:
+        """Steps of `stepper` that ran on the INT8 and on the FP32 graph (all INT8 = 0 when unguarded)."""
+        return self._floor_counts[stepper][1]
+
+    def notes(self, steppers: list[Stepper]) -> list[str]:
+        """One line per stepper that sent steps to the FP32 graph (for the run report)."""
+        out = []
+        for stepper in steppers:
+            stage, counts = self._floor_counts[stepper]
+            if counts.fp32:
+                out.append(f"{stage}: {counts.describe(self.settings.int8_floor_dbfs)}")
+        return out
