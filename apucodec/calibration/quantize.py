@@ -12,7 +12,8 @@ model (16..192) passed 9 GB with 3; a8w8 (percentile histograms) quantized the b
 1.6 GB peak. A smaller offline step (`apucodec export --step-frames 4,32`) shrinks every calibration item.
 
 Everything is staged in a hidden folder inside the model directory and only moved into place once the quantized
-graph has loaded on the plain CPU EP, been scored on held-out clips and its NPU op check is done. The previous INT8
+graph has loaded on the plain CPU EP, been scored on held-out clips and its NPU op check is done (the staging and
+the install transaction are apucodec/passes.py's, shared with the CPU pass and the export). The previous INT8
 graph (if any) is kept aside until the new manifest is written, so any failure — bad audio, a Quark error, Ctrl-C,
 a full disk — leaves the directory exactly as it was. Quark writes a `quantized_info.csv` into the current
 directory and caches calibration tensors on disk; both are confined to the staging folder.
