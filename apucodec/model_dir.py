@@ -13,15 +13,15 @@
 
 Every stage reads the directory through `load_model_dir`, which refuses unknown format versions and any file whose
 bytes do not match the recorded sha256, naming the file — a silently swapped graph would otherwise produce
-plausible-sounding garbage. This module is torch-free: the runtime imports it.
+plausible-sounding garbage. The manifest is read and written by apucodec/contract/manifest.py (typed, read by
+attribute: `model.files[role].name`, `model.manifest.streaming.encoder.delay_samples`). This module is torch-free
+(the runtime imports it) and imports nothing from apucodec.codec, export or calibration.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,30 +29,41 @@ from typing import Any
 import numpy as np
 
 from apucodec.contract.config import CodecConfig
-from apucodec.contract.steps import STAGES, StageStreaming, StepGraphEntry
+from apucodec.contract.manifest import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    FileEntry,
+    Manifest,
+    StageStreaming,
+    read_manifest,
+    write_manifest,
+)
+from apucodec.contract.steps import STAGES
 from apucodec.errors import ApucodecError
-from apucodec.model_checks import check_manifest, check_model_files, load_codebooks
-from apucodec.verified_hashes import matches_sha256, sha256_file  # noqa: F401 (sha256_file re-exported)
+from apucodec.model_checks import check_model_files, load_codebooks
+from apucodec.verified_hashes import matches_sha256, sha256_file
 
-MANIFEST_NAME = "manifest.json"
-FORMAT_NAME = "apucodec-model"
-# 2: stateful step graphs (encoder.sN / decoder.sN) and a `streaming` section replace version 1's static windows.
-FORMAT_VERSION = 2
+__all__ = ["BUNDLED_DIR", "DEFAULT_DIR_NAME", "ENV_VAR", "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "ModelDir",
+           "file_entry", "load_model_dir", "model_id", "sha256_file"]
+
 DEFAULT_DIR_NAME = "apucodec-model"
 ENV_VAR = "APUCODEC_MODEL"
 # A small trained model shipped inside the package, so `apucodec run in.wav out.wav` works out of the box.
 BUNDLED_DIR = Path(__file__).resolve().parent / "models" / "default"
 
 
-def file_entry(path: Path, role: str, **fields: Any) -> dict[str, Any]:
-    """A manifest `files[role]` entry for a file already written into the directory."""
-    return {"name": path.name, "role": role, "sha256": sha256_file(path), "bytes": path.stat().st_size, **fields}
+def file_entry(path: Path, role: str, **fields: Any) -> FileEntry:
+    """A manifest `files[role]` entry for a file already written into the directory (fields typed or JSON)."""
+    return FileEntry.from_dict({"name": path.name, "role": role, "sha256": sha256_file(path),
+                                "bytes": path.stat().st_size, **fields})
 
 
-def model_id(files: dict[str, dict[str, Any]]) -> str:
+def model_id(files: Mapping[str, Mapping[str, Any]]) -> str:
     """Identity of the model's weights: a hash over the FP32 step graphs' and the codebooks' hashes.
 
-    Quantizing a graph does not change it, so .apc files stay decodable after quantization.
+    Quantizing a graph does not change it, so .apc files stay decodable after quantization. `files` holds
+    FileEntry records or their JSON (both read as mappings here).
     """
     digest = hashlib.sha256()
     roles = sorted(r for r, e in files.items() if "stage" in e and e.get("precision", "fp32") == "fp32")
@@ -61,27 +72,16 @@ def model_id(files: dict[str, dict[str, Any]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a manifest is as readable as the model files beside it
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass
 class ModelDir:
+    """An opened model directory: its path and its typed manifest (apucodec/contract/manifest.py)."""
+
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def config(self) -> CodecConfig:
-        return CodecConfig.from_dict(self.manifest["codec"])
+        return self.manifest.config
 
     @property
     def hop(self) -> int:
@@ -89,28 +89,26 @@ class ModelDir:
 
     def streaming(self, stage: str) -> StageStreaming:
         """The stage's delay and state size (shared by all its step graphs)."""
-        return StageStreaming.from_dict(stage, self.manifest["streaming"][stage])
+        return self.manifest.streaming.stage(stage)
 
-    def step_graphs(self, stage: str | None = None) -> list[StepGraphEntry]:
+    def step_graphs(self, stage: str | None = None) -> list[FileEntry]:
         """Every step graph file (of one stage), smallest step first."""
-        found = [StepGraphEntry.from_entry(role, entry) for role, entry in self.files.items() if "stage" in entry]
-        return sorted((g for g in found if stage is None or g.stage == stage),
-                      key=lambda g: (g.stage, g.step_frames, g.precision))
+        return [g for g in self.manifest.step_graphs if stage is None or g.stage == stage]
 
     def step_sizes(self, stage: str) -> list[int]:
-        return sorted({g.step_frames for g in self.step_graphs(stage) if g.precision == "fp32"})
+        return sorted({g.step_frames for g in self.step_graphs(stage) if g.graph_precision == "fp32"})
 
-    def step_graph(self, stage: str, step_frames: int, precision: str = "fp32") -> StepGraphEntry | None:
+    def step_graph(self, stage: str, step_frames: int, precision: str = "fp32") -> FileEntry | None:
         return next((g for g in self.step_graphs(stage)
-                     if g.step_frames == step_frames and g.precision == precision), None)
+                     if g.step_frames == step_frames and g.graph_precision == precision), None)
 
     @property
     def model_id(self) -> str:
-        return self.manifest["model_id"]
+        return self.manifest.model_id
 
     @property
-    def files(self) -> dict[str, dict[str, Any]]:
-        return self.manifest["files"]
+    def files(self) -> dict[str, FileEntry]:
+        return self.manifest.files
 
     def has(self, role: str) -> bool:
         return role in self.files
@@ -118,7 +116,7 @@ class ModelDir:
     def path_of(self, role: str) -> Path:
         if role not in self.files:
             raise ApucodecError(f"{self.path}: the model directory has no {role} file")
-        return self.path / self.files[role]["name"]
+        return self.path / self.files[role].name
 
     def codebooks(self) -> np.ndarray:
         """[n_codebooks, codebook_size, latent] float32 (stored float16 models are widened here)."""
@@ -131,14 +129,14 @@ class ModelDir:
         for role, entry in self.files.items():
             if roles is not None and role not in roles:
                 continue
-            path = self.path / entry["name"]
+            path = self.path / entry.name
             if not path.is_file():
                 raise ApucodecError(f"{path}: missing from the model directory (manifest lists it as {role})")
-            if not matches_sha256(path, entry["sha256"]):
+            if not matches_sha256(path, entry.sha256):
                 raise ApucodecError(f"{path}: sha256 does not match the manifest (file changed or corrupted)")
 
     def save_manifest(self) -> None:
-        write_json_atomic(self.path / MANIFEST_NAME, self.manifest)
+        write_manifest(self.path / MANIFEST_NAME, self.manifest)
 
     @property
     def is_bundled(self) -> bool:
@@ -162,36 +160,17 @@ def load_model_dir(path: str | Path, verify: bool = True) -> ModelDir:
     manifest_path = path / MANIFEST_NAME
     if not manifest_path.is_file():
         raise ApucodecError(f"{manifest_path}: missing; {path} is not an apucodec model directory")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApucodecError(f"{manifest_path}: unreadable manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise ApucodecError(f"{manifest_path}: not an apucodec manifest (format is not {FORMAT_NAME!r})")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ApucodecError(f"{manifest_path}: format version {version!r} is not supported (this apucodec reads "
-                            f"version {FORMAT_VERSION}); re-export the model with this apucodec")
-    check_manifest(manifest, manifest_path)  # h16: plain file names, sane values (apucodec.model_checks)
-    try:
-        files = manifest["files"]
-        model = ModelDir(path, manifest)
-        model.config  # noqa: B018 - parse now so a bad config fails here, with the file named
-        missing = [stage for stage in STAGES if not model.step_sizes(stage)] + \
-            ([] if "codebooks" in files else ["codebooks"])
-        if missing:
-            raise ApucodecError(f"{manifest_path}: lists no {', '.join(missing)} file")
-        for stage in STAGES:
-            facts = model.streaming(stage)
-            for g in model.step_graphs(stage):
-                if g.state_size != facts.state_size or g.step_frames < 1 or g.horizon_frames < g.step_frames:
-                    raise ApucodecError(f"{manifest_path}: step graph {g.role} disagrees with the {stage}'s "
-                                        f"streaming facts (state {g.state_size} vs {facts.state_size})")
-        manifest["model_id"]  # noqa: B018
-    except ApucodecError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ApucodecError(f"{manifest_path}: malformed manifest ({type(exc).__name__}: {exc})") from None
+    model = ModelDir(path, read_manifest(manifest_path))
+    missing = [stage for stage in STAGES if not model.step_sizes(stage)] + \
+        ([] if model.has("codebooks") else ["codebooks"])
+    if missing:
+        raise ApucodecError(f"{manifest_path}: lists no {', '.join(missing)} file")
+    for stage in STAGES:
+        facts = model.streaming(stage)
+        for g in model.step_graphs(stage):
+            if g.state_size != facts.state_size or g.step_frames < 1 or g.horizon_frames < g.step_frames:
+                raise ApucodecError(f"{manifest_path}: step graph {g.role} disagrees with the {stage}'s "
+                                    f"streaming facts (state {g.state_size} vs {facts.state_size})")
     if verify:
         model.verify()
         cfg = model.config  # h16: graphs without external data, codebooks loadable (apucodec.model_checks)

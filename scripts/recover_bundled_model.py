@@ -40,7 +40,7 @@ from apucodec.codec.checkpoint import save_checkpoint  # noqa: E402
 from apucodec.codec.config import CodecConfig  # noqa: E402
 from apucodec.errors import ApucodecError  # noqa: E402
 from apucodec.export.recovery import compare_with_graphs, recover_codec  # noqa: E402
-from apucodec.model_dir import MANIFEST_NAME, load_model_dir, write_json_atomic  # noqa: E402
+from apucodec.model_dir import load_model_dir  # noqa: E402
 
 SOURCE_COMMIT = "148b4b8"  # the last commit with the format-1 bundled model
 BUNDLED = "apucodec/models/default"
@@ -180,11 +180,11 @@ def run(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory(dir=args.out.parent) as tmp:
         exported = export_model(model, Path(tmp) / "model", step_frames=(4, 128), codebooks_dtype="float16")
-        exported.manifest["export"]["source"] = provenance(old, hashes, origin, errors)
-        write_json_atomic(exported.path / MANIFEST_NAME, exported.manifest)
+        exported.manifest.export.source = provenance(old, hashes, origin, errors)
+        exported.save_manifest()
         install(exported.path, args.out)
     result = load_model_dir(args.out)
-    latency = result.manifest["streaming"]["algorithmic_latency"]
+    latency = result.manifest.streaming.algorithmic_latency
     print(f"wrote {args.out}: model {result.model_id}; algorithmic latency "
           + ", ".join(f"{s}-frame step {v['samples']} samples ({v['ms']} ms)" for s, v in latency.items()))
 

@@ -17,10 +17,8 @@ written only after both graphs loaded and were scored, and a failure restores th
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,26 +30,25 @@ from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.cpu_int8 import DEFAULT_METHOD, CpuInt8Result, quantize_graph_cpu_int8
 from apucodec.calibration.feeds import Feed, RecordingStep
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
-from apucodec.calibration.install import install_graphs
 from apucodec.calibration.step_nodes import bounds_nodes
 from apucodec.calibration.streams import graph_stepper, stream
+from apucodec.contract.manifest import CpuInt8Record, FileEntry
 from apucodec.contract.steps import STAGES, step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, file_entry, load_model_dir
+from apucodec.passes import Log, StepLog, install_files, update_model_dir
 from apucodec.runtime.rvq import NumpyRVQ
 from apucodec.runtime.steps import frames_for_length
 
 LOG = logging.getLogger("apucodec.quantize")
 PRECISION = "cpu-int8"
-# Fields of the FP32 step graph's manifest entry that the INT8 graph shares (same I/O, state layout, timing).
-SHARED_ENTRY_FIELDS = ("stage", "step_frames", "state_size", "horizon_frames", "inputs", "outputs")
 # Steps per calibration clip: a start step, steady ones and the flush, as a file of a few seconds gives the runtime.
 CLIP_STEPS = 4
 # Calibration clips (each CLIP_STEPS steps + the flush, streamed through both graphs). The windowed pass measured
 # that more is not better for static percentile ranges (rarer peaks widen them): 16 windows beat 32 and 64.
 DEFAULT_CPU_WINDOWS = 16
 
-StatusCallback = Callable[[str], None]
+StatusCallback = Log
 
 
 @dataclass
@@ -99,11 +96,10 @@ class FeedProgress:
         self.status(message)
 
 
-def record_cpu_int8(model: ModelDir, entries: dict[str, dict[str, Any]], report: dict[str, Any]) -> None:
+def record_cpu_int8(model: ModelDir, entries: dict[str, FileEntry], report: dict[str, Any]) -> None:
     """The manifest edit of a CPU INT8 pass: one files[role] entry per graph and a `cpu_int8` section."""
-    for role, entry in entries.items():
-        model.files[role] = entry
-    model.manifest["cpu_int8"] = report
+    model.files.update(entries)
+    model.manifest.cpu_int8 = CpuInt8Record.from_dict(report)
 
 
 def _install(model: ModelDir, staged: dict[str, Path], entry_fields: dict[str, dict[str, Any]],
@@ -112,7 +108,7 @@ def _install(model: ModelDir, staged: dict[str, Path], entry_fields: dict[str, d
         record_cpu_int8(model, {role: file_entry(t, role, **entry_fields[role]) for role, t in targets.items()},
                         report)
 
-    return install_graphs(model, {role: (path, path.name) for role, path in staged.items()}, record)
+    return install_files(model, {role: (path, path.name) for role, path in staged.items()}, record)
 
 
 def record_steps(model: ModelDir, roles: dict[str, str], sessions: dict[str, Any],
@@ -147,7 +143,7 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
     kept in float.
     """
     started = time.perf_counter()
-    status = on_status or (lambda _message: None)
+    status = StepLog(on_status).info
     model = load_model_dir(Path(model_path).absolute())   # refuses missing step graphs or a sha256 mismatch
     step = max(model.step_sizes("encoder"))
     if step not in model.step_sizes("decoder"):
@@ -161,11 +157,7 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
     calibration = collect_clips(calib_folder, clip_samples, step_samples, count=windows, seed=seed)
     import onnx
 
-    try:
-        work = Path(tempfile.mkdtemp(prefix=".quantize-cpu-", dir=model.path))
-    except OSError as exc:
-        raise ApucodecError(f"{model.path}: cannot write into the model directory ({exc.strerror})") from None
-    try:
+    with update_model_dir(model, ".quantize-cpu-") as work:
         fp32 = {stage: cpu_session(model.path_of(fp32_roles[stage]), threads=threads) for stage in STAGES}
         status(f"streaming {len(calibration.calibration)} clips through {fp32_roles['encoder']} and "
                f"{fp32_roles['decoder']} to record the steps' inputs")
@@ -199,7 +191,7 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
         entry_fields = {}
         for stage in STAGES:
             entry_fields[roles[stage]] = {
-                **{k: model.files[fp32_roles[stage]][k] for k in SHARED_ENTRY_FIELDS},
+                **model.files[fp32_roles[stage]].step_facts(),
                 "precision": PRECISION, "source": fp32_roles[stage], "target": "cpu", "format": "QDQ",
                 "graph": {"nodes": sum(graphs[stage].ops.values()), "ops": graphs[stage].ops}}
         report = {
@@ -218,6 +210,4 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
             "seconds": {"total": round(time.perf_counter() - started, 2)},
         }
         paths = _install(model, {roles[s]: staged[s] for s in STAGES}, entry_fields, report)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return CpuQuantizeResult(model, paths, graphs, calibration, fidelity, time.perf_counter() - started)

@@ -12,7 +12,8 @@ model (16..192) passed 9 GB with 3; a8w8 (percentile histograms) quantized the b
 1.6 GB peak. A smaller offline step (`apucodec export --step-frames 4,32`) shrinks every calibration item.
 
 Everything is staged in a hidden folder inside the model directory and only moved into place once the quantized
-graph has loaded on the plain CPU EP, been scored on held-out clips and its NPU op check is done. The previous INT8
+graph has loaded on the plain CPU EP, been scored on held-out clips and its NPU op check is done (the staging and
+the install transaction are apucodec/passes.py's, shared with the CPU pass and the export). The previous INT8
 graph (if any) is kept aside until the new manifest is written, so any failure — bad audio, a Quark error, Ctrl-C,
 a full disk — leaves the directory exactly as it was. Quark writes a `quantized_info.csv` into the current
 directory and caches calibration tensors on disk; both are confined to the staging folder.
@@ -20,10 +21,7 @@ directory and caches calibration tensors on disk; both are confined to the stagi
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,6 @@ from typing import Any
 from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.custom_ops import custom_domains, find_library
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
-from apucodec.calibration.install import install_graphs
 from apucodec.calibration.presets import (
     DEFAULT_PRESET,
     QUARK_VERSION_TESTED,
@@ -43,11 +40,13 @@ from apucodec.calibration.quark_adapter import run_quark
 from apucodec.calibration.reader import StepCallback
 from apucodec.calibration.step_nodes import bounds_nodes, state_nodes
 from apucodec.calibration.streams import first_steps, record_feeds, steps_per_clip
+from apucodec.contract.manifest import GraphFacts, Quantization
 from apucodec.contract.npu_ops import NpuOpReport, check_npu_ops, op_counts
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.extras import require
 from apucodec.model_dir import ModelDir, file_entry, load_model_dir
+from apucodec.passes import Log, StepLog, install_files, update_model_dir
 
 PRECISION = "npu-int8"
 OPSET = 17
@@ -55,10 +54,8 @@ DEFAULT_STEPS = 64
 # Steps of audio per calibration clip: one start step, CLIP_STEPS - 1 steady ones, and the flush step(s), as a
 # file of a few seconds gives the runtime.
 CLIP_STEPS = 4
-# Fields of the FP32 step graph's manifest entry that the INT8 graph shares (same I/O, state layout, timing).
-SHARED_ENTRY_FIELDS = ("stage", "step_frames", "state_size", "horizon_frames", "inputs", "outputs")
 
-StatusCallback = Callable[[str], None]
+StatusCallback = Log
 
 
 @dataclass
@@ -98,9 +95,9 @@ def _install(model: ModelDir, staged: Path, role: str, entry_fields: dict[str, A
     """Move the staged file in and write the manifest; restore the previous state if anything fails."""
     def record(targets: dict[str, Path]) -> None:
         model.files[role] = file_entry(targets[role], role, **entry_fields)
-        model.manifest.setdefault("producers", {})["amd-quark"] = quark_ver
+        model.manifest.producers = {**(model.manifest.producers or {}), "amd-quark": quark_ver}
 
-    return install_graphs(model, {role: (staged, f"{role}.onnx")}, record)[role]
+    return install_files(model, {role: (staged, f"{role}.onnx")}, record)[role]
 
 
 def _offline_role(model: ModelDir) -> str:
@@ -120,37 +117,32 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
     defaults; turning them off quantizes those nodes too, for measuring what keeping them in float buys).
     """
     started = time.perf_counter()
-    status = on_status or (lambda _message: None)
+    log = StepLog(on_status)
     chosen = preset(preset_name)
     if steps < 1:
         raise ApucodecError(f"--steps must be at least 1, got {steps}")
     model = load_model_dir(Path(model_path).absolute())   # refuses missing step graphs or a sha256 mismatch
     float_role = _offline_role(model)
-    role = step_role("encoder", model.files[float_role]["step_frames"], PRECISION)
+    fp32 = model.files[float_role]
+    role = step_role("encoder", fp32.step_frames, PRECISION)
     float_path = model.path_of(float_role)
-    step_samples = int(model.files[float_role]["step_frames"]) * model.hop
+    step_samples = fp32.step_frames * model.hop
     clip_samples = CLIP_STEPS * step_samples
     # Clips from files shorter than a clip give fewer steps, down to those of a one-step clip: draw enough for
     # that worst case; only as many as `steps` needs are streamed (the others cost one read each).
     clips_wanted = -(-steps // steps_per_clip(model, float_role, step_samples))
     rate = model.config.sample_rate
-    status(f"collecting up to {clips_wanted} calibration clips of up to {clip_samples / rate:.2f} s ({CLIP_STEPS} "
-           f"steps of {float_role}) from {calib_folder}")
+    log.info(f"collecting up to {clips_wanted} calibration clips of up to {clip_samples / rate:.2f} s ({CLIP_STEPS} "
+             f"steps of {float_role}) from {calib_folder}")
     calibration = collect_clips(calib_folder, clip_samples, step_samples, count=clips_wanted, seed=seed)
 
     if find_library() is None:
-        status("loading amd-quark: the first run on a machine compiles its custom-op library (about a minute)")
+        log.info("loading amd-quark: the first run on a machine compiles its custom-op library (about a minute)")
     quark_onnx = import_quark(verbose=not quiet)
     onnx = require("onnx", "quantize")
-    from apucodec.export.cost import graph_gflop
-
     quark_ver = quark_version()
 
-    try:
-        work = Path(tempfile.mkdtemp(prefix=".quantize-", dir=model.path))
-    except OSError as exc:
-        raise ApucodecError(f"{model.path}: cannot write into the model directory ({exc.strerror})") from None
-    try:
+    with update_model_dir(model, ".quantize-") as work:
         float_model = onnx.load(str(float_path))
         first = float_model.graph.input[0]
         dims = [d.dim_value for d in first.type.tensor_type.shape.dim]
@@ -158,7 +150,7 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
             raise ApucodecError(f"{float_path}: input {first.name} has shape {dims}, not the manifest's step "
                                 f"[1, 1, {step_samples}]")
         if _opset(float_model) != OPSET:
-            status(f"note: {float_path.name} is opset {_opset(float_model)}; the NPU flow recommends {OPSET}")
+            log.info(f"note: {float_path.name} is opset {_opset(float_model)}; the NPU flow recommends {OPSET}")
         mask_nodes = bounds_nodes(float_model) if float_bounds else []
         cache_nodes = state_nodes(float_model) if float_state else []
         exclude = mask_nodes + cache_nodes
@@ -170,32 +162,29 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
             onnx.save(conv1d_to_conv2d(float_model), str(source))
         del float_model
 
-        status(f"streaming the calibration clips through {float_path.name} to record the steps' inputs")
+        log.info(f"streaming the calibration clips through {float_path.name} to record the steps' inputs")
         fp32_session = cpu_session(float_path, threads=threads)
         per_clip = record_feeds(fp32_session, model, float_role, calibration.calibration, limit=steps)
         calibration.keep_calibration(len(per_clip))
         feeds = first_steps(per_clip, steps)
         del per_clip
         if len(feeds) < steps:
-            status(f"only {len(feeds)} calibration steps available (asked for {steps})")
+            log.info(f"only {len(feeds)} calibration steps available (asked for {steps})")
 
-        status(f"quantizing with {chosen.name} ({chosen.description})")
+        log.info(f"quantizing with {chosen.name} ({chosen.description})")
         staged = work / f"{role}.onnx"
-        q_started = time.perf_counter()
-        run_quark(quark_onnx, chosen.name, source, staged, feeds, exclude, on_step, work, quiet)
-        quantize_seconds = time.perf_counter() - q_started
+        with log.timed("quantize"):
+            run_quark(quark_onnx, chosen.name, source, staged, feeds, exclude, on_step, work, quiet)
         calibration_steps = len(feeds)
         del feeds
 
         quantized = onnx.load(str(staged))
         domains = custom_domains(node.domain for node in quantized.graph.node)
         npu = check_npu_ops(quantized, float_nodes=exclude)
-        opset = _opset(quantized)
-        graph_ops = op_counts(quantized.graph.node)
-        gflop = graph_gflop(quantized)
+        facts = _graph_facts(quantized)
         del quantized
 
-        status(f"scoring on {len(calibration.evaluation)} held-out clips, streaming both graphs")
+        log.info(f"scoring on {len(calibration.evaluation)} held-out clips, streaming both graphs")
         decoder_role = step_role("decoder", max(model.step_sizes("decoder")))
         fidelity = measure_fidelity(model, StepGraphSession(float_role, fp32_session),
                                     StepGraphSession(role, cpu_session(staged, domains, threads)),
@@ -212,7 +201,7 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
             "weight_bits": chosen.weight_bits,
             "power_of_two_scales": chosen.power_of_two_scales,
             "format": qdq_format,
-            "opset": opset,
+            "opset": facts.opset,
             "conv2d": conv2d,
             "float_nodes": {"bounds_mask_arithmetic": len(mask_nodes), "state_data_movement": len(cache_nodes),
                             "why": "bounds: sample positions, an 8-bit grid would move the file's ends; state: one "
@@ -231,19 +220,22 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
             "custom_ops": ({"domains": domains, "library": "amd-quark compiled custom-op library "
                             "(register_custom_ops_library; needs amd-quark and torch where the encoder runs)"}
                            if domains else None),
-            "seconds": {"quantize": round(quantize_seconds, 2)},
+            "seconds": {"quantize": round(log.seconds["quantize"], 2),
+                        "total": round(time.perf_counter() - started, 2)},
         }
-        total = time.perf_counter() - started
-        quantization["seconds"]["total"] = round(total, 2)
-        entry_fields = {k: model.files[float_role][k] for k in SHARED_ENTRY_FIELDS}
-        entry_fields.update({"precision": PRECISION, "preset": chosen.name, "format": qdq_format,
-                             "graph": {"nodes": sum(graph_ops.values()), "ops": dict(sorted(graph_ops.items())),
-                                       "opset": opset, "gflop": gflop},
-                             "quantization": quantization})
+        entry_fields = {**fp32.step_facts(), "precision": PRECISION, "preset": chosen.name, "format": qdq_format,
+                        "graph": facts, "quantization": Quantization.from_dict(quantization)}
         if domains:
             entry_fields["custom_op_domains"] = domains
         target = _install(model, staged, role, entry_fields, quark_ver)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return QuantizeResult(model, target, chosen.name, role, calibration, calibration_steps, fidelity, npu,
-                          quantize_seconds, time.perf_counter() - started, domains)
+                          log.seconds["quantize"], time.perf_counter() - started, domains)
+
+
+def _graph_facts(quantized: Any) -> GraphFacts:
+    """Node and op counts (custom-domain ops named domain:op), opset and GFLOP per step of the quantized graph."""
+    from apucodec.export.cost import graph_gflop
+
+    ops = op_counts(quantized.graph.node)
+    return GraphFacts(nodes=sum(ops.values()), ops=dict(sorted(ops.items())), opset=_opset(quantized),
+                      gflop=graph_gflop(quantized))

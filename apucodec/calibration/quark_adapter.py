@@ -12,27 +12,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from apucodec.calibration.presets import (
-    build_qconfig,
-    preset,
-)
+from apucodec.calibration.presets import build_qconfig, preset
 from apucodec.calibration.reader import StepCallback, StepFeedReader
 from apucodec.errors import ApucodecError, first_line
-
-PRECISION = "npu-int8"
-OPSET = 17
-DEFAULT_STEPS = 64
-# Steps of audio per calibration clip: one start step, CLIP_STEPS - 1 steady ones, and the flush step(s), as a
-# file of a few seconds gives the runtime.
-CLIP_STEPS = 4
-# Fields of the FP32 step graph's manifest entry that the INT8 graph shares (same I/O, state layout, timing).
-SHARED_ENTRY_FIELDS = ("stage", "step_frames", "state_size", "horizon_frames", "inputs", "outputs")
-
-StatusCallback = Callable[[str], None]
 
 
 @contextlib.contextmanager

@@ -38,15 +38,15 @@ def session_step(session: Any) -> StepFunction:
 def graph_stepper(model: ModelDir, role: str, step: StepFunction) -> Stepper:
     """A fresh stream (zero state) through the step graph `role` of `model`, computing with `step`."""
     entry = model.files[role]
-    stage = entry["stage"]
+    stage = entry.stage
     facts = model.streaming(stage)
     latent, hop = model.config.latent_dim, model.hop
     if stage == "encoder":
         shape = dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent, delay=facts.delay_samples // hop)
     else:
         shape = dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1, delay=facts.delay_samples)
-    return Stepper(step, step_frames=int(entry["step_frames"]), state_size=facts.state_size,
-                   horizon=int(entry["horizon_frames"]), **shape)
+    return Stepper(step, step_frames=entry.step_frames, state_size=facts.state_size,
+                   horizon=entry.horizon_frames, **shape)
 
 
 def stream(stepper: Stepper, x: np.ndarray, total_frames: int | None = None) -> np.ndarray:
@@ -57,9 +57,8 @@ def stream(stepper: Stepper, x: np.ndarray, total_frames: int | None = None) -> 
 
 def steps_per_clip(model: ModelDir, role: str, samples: int) -> int:
     """Step calls the encoder graph `role` makes over a clip of `samples` (the last steps flush its delay)."""
-    entry = model.files[role]
     delay_frames = model.streaming("encoder").delay_samples // model.hop
-    return -(-(frames_for_length(samples, model.hop) + delay_frames) // int(entry["step_frames"]))
+    return -(-(frames_for_length(samples, model.hop) + delay_frames) // model.files[role].step_frames)
 
 
 def _recording(compute: StepFunction, names: Sequence[str], recorded: list[Feeds]) -> StepFunction:

@@ -18,6 +18,7 @@ import click
 
 from apucodec.cli.stage_options import settings_overrides, stage_options
 from apucodec.cli.stdio import stdin_input
+from apucodec.contract.config import codebooks_to_use
 from apucodec.errors import ApucodecError
 from apucodec.outputs import describe, extension, is_stdio
 
@@ -99,9 +100,8 @@ def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bo
 
 def check_codebooks(n_codebooks: int | None, model: Any) -> None:
     """--codebooks against the model's manifest (the option's range depends on the model, so click cannot)."""
-    available = model.config.n_codebooks
-    if n_codebooks is not None and not 1 <= n_codebooks <= available:
-        raise ApucodecError(f"--codebooks must be in 1..{available} for this model ({model.path}), got {n_codebooks}")
+    if n_codebooks is not None:
+        codebooks_to_use(n_codebooks, model.config.n_codebooks, model.path)
 
 
 @contextlib.contextmanager

@@ -48,10 +48,10 @@ def export(checkpoint: Path, out: Path, step_frames: str, opset: int, no_simplif
     log = None if quiet else (lambda message: click.echo(message, err=True))
     model = export_model(checkpoint, out, step_frames=sizes, opset=opset, simplify=not no_simplify, force=force,
                          codebooks_dtype=codebooks_dtype, log=log)
-    streaming = model.manifest["streaming"]
+    streaming = model.manifest.streaming
     worst = min(p["snr_db"] if p["snr_db"] is not None else float("inf")
-                for p in model.manifest["export"]["parity"].values())
-    latency = ", ".join(f"{s} frames {v['ms']} ms" for s, v in streaming["algorithmic_latency"].items())
+                for p in model.manifest.export.parity.values())
+    latency = ", ".join(f"{s} frames {v['ms']} ms" for s, v in streaming.algorithmic_latency.items())
     click.echo(f"wrote {model.label}: step graphs at {', '.join(map(str, sizes))} frames; lookahead encoder "
-               f"{streaming['encoder']['delay_ms']} ms + decoder {streaming['decoder']['delay_ms']} ms; algorithmic "
+               f"{streaming.encoder.delay_ms} ms + decoder {streaming.decoder.delay_ms} ms; algorithmic "
                f"latency {latency}; streamed-vs-whole-file parity >= {worst} dB")

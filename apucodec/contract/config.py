@@ -9,11 +9,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
+
+from apucodec.errors import ApucodecError
 
 ACTIVATIONS = ("gelu", "leaky_relu")
 NORMS = ("weight", "group", "none")
 UPSAMPLE_INITS = ("default", "icnr")
+# Codebooks a model may have: the .apc header's limit, checked in the manifest and in every .apc header.
+MAX_CODEBOOKS = 64
+
+
+def bits_per_code(codebook_size: int) -> int:
+    """Bits one code takes in a .apc file (and in the bitrate): ceil(log2(codebook_size)), at least 1."""
+    return max(1, math.ceil(math.log2(codebook_size)))
+
+
+def codebooks_to_use(requested: int | None, available: int, model: str | Path | None = None) -> int:
+    """`--codebooks` checked against the model's count (None: all of them); the error names the model if given."""
+    n = available if requested is None else int(requested)
+    if not 1 <= n <= available:
+        at = f" ({model})" if model is not None else ""
+        raise ApucodecError(f"--codebooks must be in 1..{available} for this model{at}, got {n}")
+    return n
 
 
 @dataclass(frozen=True)
@@ -69,7 +88,7 @@ class CodecConfig:
 
     @property
     def bits_per_code(self) -> int:
-        return max(1, math.ceil(math.log2(self.codebook_size)))
+        return bits_per_code(self.codebook_size)
 
     def bitrate(self, n_codebooks: int | None = None) -> float:
         """Bits per second of the code stream at `n_codebooks` (default: all)."""

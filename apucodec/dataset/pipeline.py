@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from apucodec.contract.config import codebooks_to_use
 from apucodec.dataset import shards
 from apucodec.dataset.cluster import check_reachable, ray_errors, ray_session
 from apucodec.dataset.corpus import CorpusItem, list_corpus
@@ -77,9 +78,7 @@ def tokenize(corpus: str | Path, out: str | Path, options: TokenizeOptions) -> T
     if not out.parent.is_dir():
         raise ApucodecError(f"{out}: parent folder {out.parent} does not exist")
     model = resolve_model(options.model)
-    n_codebooks = options.codebooks or model.n_codebooks
-    if not 1 <= n_codebooks <= model.n_codebooks:
-        raise ApucodecError(f"--codebooks must be in 1..{model.n_codebooks} for this model, got {n_codebooks}")
+    n_codebooks = codebooks_to_use(options.codebooks or None, model.n_codebooks)
     if options.workers < 1 or options.threads < 1 or options.shard_size < 1:
         raise ApucodecError("--workers, --threads and --shard-size must be at least 1")
     items = list_corpus(corpus, exclude=out)

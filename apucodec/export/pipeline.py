@@ -28,25 +28,23 @@ from apucodec import __version__
 from apucodec.codec.checkpoint import load_checkpoint
 from apucodec.codec.config import CodecConfig
 from apucodec.codec.model import APUCodec
-from apucodec.contract.steps import STAGES, streaming_section
+from apucodec.contract.manifest import (
+    MANIFEST_NAME,
+    ExportRecord,
+    FileEntry,
+    GraphFacts,
+    Manifest,
+    Streaming,
+    write_manifest,
+)
+from apucodec.contract.steps import STAGES
 from apucodec.errors import ApucodecError
 from apucodec.export import DEFAULT_OPSET, DEFAULT_STEP_FRAMES, cost, graph, parity
 from apucodec.export.folding import fold_weight_norm
 from apucodec.export.specs import GraphSpec, step_spec
-from apucodec.export.steps import Log, StepLog
 from apucodec.export.streaming import StepNetwork, build_steps
-from apucodec.export.workspace import staging_folder
-from apucodec.model_dir import (
-    DEFAULT_DIR_NAME,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    ModelDir,
-    file_entry,
-    load_model_dir,
-    model_id,
-    write_json_atomic,
-)
+from apucodec.model_dir import DEFAULT_DIR_NAME, ModelDir, file_entry, load_model_dir, model_id
+from apucodec.passes import Log, StepLog, new_model_dir
 
 SUPPORTED_OPSETS = range(17, 21)
 CODEBOOK_DTYPES = ("float32", "float16")
@@ -89,9 +87,9 @@ def export_model(source: str | Path | APUCodec, out_dir: str | Path = DEFAULT_DI
     out = Path(out_dir)
     step_frames = tuple(sorted(set(int(s) for s in step_frames)))
     _validate(step_frames, opset, codebooks_dtype)
-    steps = StepLog(log)
+    steps = StepLog(log, "export")
     # The staging folder is made first, so an unwritable destination fails before minutes of work.
-    with staging_folder(out, force) as stage:
+    with new_model_dir(out, force) as stage:
         _export_into(stage, source, steps, step_frames=step_frames, opset=opset, simplify=simplify,
                      codebooks_dtype=codebooks_dtype)
     result = load_model_dir(out)
@@ -110,36 +108,26 @@ def _export_into(stage: Path, source: str | Path | APUCodec, steps: StepLog, *, 
     paths = _step_write(stage, protos, specs, model, codebooks_dtype, steps)
     parities, caveats = _step_parity(model, networks, specs, paths, steps)
 
-    files = {}
+    files: dict[str, FileEntry] = {}
     for role, spec in specs.items():
         net = networks[role]
         files[role] = file_entry(paths[role], role, stage=spec.stage, step_frames=spec.step_frames, precision="fp32",
-                                 state_size=net.state_size, horizon_frames=net.horizon_frames, **spec.io_dict(),
+                                 state_size=net.state_size, horizon_frames=net.horizon_frames,
+                                 inputs=[t.entry() for t in spec.inputs], outputs=[t.entry() for t in spec.outputs],
                                  graph=graph_info[role])
     files["codebooks"] = file_entry(paths["codebooks"], "codebooks", shape=list(model.quantizer.codebooks.shape),
                                     dtype=codebooks_dtype)
-    facts = {s: {"delay_samples": networks[next(r for r in specs if specs[r].stage == s)].delay_samples,
-                 "state_size": networks[next(r for r in specs if specs[r].stage == s)].state_size} for s in STAGES}
-    manifest = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "model_id": model_id(files),
-        "codec": cfg.to_dict(),
-        "streaming": streaming_section(cfg.hop_length, cfg.sample_rate, facts, list(step_frames)),
-        "files": files,
-        "export": {
-            "source": source_info,
-            "exporter": exporter,
-            "opset": opset,
-            "weight_norm_folded": folded_count,
-            "simplifier": simplifier,
-            "parity": {role: p.to_dict() for role, p in parities.items()},
-            "caveats": caveats,
-            "seconds": steps.seconds,
-        },
-        "producers": producers(simplifier),
-    }
-    write_json_atomic(stage / MANIFEST_NAME, manifest)
+    stage_nets = {s: networks[next(r for r in specs if specs[r].stage == s)] for s in STAGES}
+    streaming = Streaming.compute(cfg.hop_length, cfg.sample_rate,
+                                  {s: (net.delay_samples, net.state_size) for s, net in stage_nets.items()},
+                                  list(step_frames))
+    manifest = Manifest(
+        model_id=model_id(files), codec=cfg.to_dict(), streaming=streaming, files=files,
+        export=ExportRecord(source=source_info, exporter=exporter, opset=opset, weight_norm_folded=folded_count,
+                            simplifier=simplifier, parity={role: p.to_dict() for role, p in parities.items()},
+                            caveats=caveats, seconds=steps.seconds),
+        producers=producers(simplifier))
+    write_manifest(stage / MANIFEST_NAME, manifest)
 
 
 def _step_load(source: str | Path | APUCodec, steps: StepLog) -> tuple[APUCodec, dict[str, Any]]:
@@ -186,10 +174,10 @@ def _step_networks(modules: dict[str, Any], cfg: CodecConfig, step_frames: tuple
 
 
 def _step_graphs(modules: dict[str, StepNetwork], specs: dict[str, GraphSpec], opset: int, simplify: bool,
-                 steps: StepLog) -> tuple[dict[str, onnx.ModelProto], dict[str, dict[str, Any]], str, str]:
+                 steps: StepLog) -> tuple[dict[str, onnx.ModelProto], dict[str, GraphFacts], str, str]:
     """plain modules -> exported, simplified, checked ModelProtos, with node counts before/after simplification."""
     protos: dict[str, onnx.ModelProto] = {}
-    graph_info: dict[str, dict[str, Any]] = {}
+    graph_info: dict[str, GraphFacts] = {}
     exporter, simplifier = "", "none"
     for role, spec in specs.items():
         with steps.step(f"export {spec.filename}") as said:
@@ -207,8 +195,8 @@ def _step_graphs(modules: dict[str, StepNetwork], specs: dict[str, GraphSpec], o
             said.append("onnx.checker full check passed; static batch-1 shapes "
                         f"{list(spec.input.shape)} -> {list(spec.output.shape)}")
         protos[role] = proto
-        graph_info[role] = {"nodes_exported": before["nodes"], "nodes": after["nodes"], "ops": after["ops"],
-                            "opset": opset, "gflop": cost.graph_gflop(proto)}
+        graph_info[role] = GraphFacts(nodes_exported=before["nodes"], nodes=after["nodes"], ops=after["ops"],
+                                      opset=opset, gflop=cost.graph_gflop(proto))
     return protos, graph_info, exporter, simplifier
 
 

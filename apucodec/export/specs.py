@@ -8,9 +8,9 @@ manifest, the runtime's feeds) reads names and shapes from here, so they cannot 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from apucodec.contract.config import CodecConfig
+from apucodec.contract.manifest import TensorEntry
 from apucodec.contract.steps import STEP_INPUTS, STEP_OUTPUTS, step_role
 
 
@@ -20,8 +20,9 @@ class TensorSpec:
     shape: tuple[int, ...]
     dtype: str = "float32"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+    def entry(self) -> TensorEntry:
+        """As the manifest records it."""
+        return TensorEntry(self.name, list(self.shape), self.dtype)
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,6 @@ class GraphSpec:
     @property
     def output(self) -> TensorSpec:
         return self.outputs[0]
-
-    def io_dict(self) -> dict[str, Any]:
-        return {"inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs]}
 
 
 def step_spec(cfg: CodecConfig, stage: str, step_frames: int, state_size: int) -> GraphSpec:

@@ -35,6 +35,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from apucodec.contract.config import MAX_CODEBOOKS
+from apucodec.contract.config import bits_per_code as bits_for
 from apucodec.errors import ApucodecError
 from apucodec.runtime.steps import frames_for_length
 
@@ -43,7 +45,6 @@ FORMAT_VERSION = 1
 HEADER = struct.Struct("<4sHHIIBBHIIQQ16sQI")
 HEADER_SIZE = HEADER.size
 CRC_SIZE = 4
-MAX_CODEBOOKS = 64
 assert HEADER_SIZE == 72
 
 
@@ -78,10 +79,6 @@ class ApcHeader:
         return HEADER.pack(MAGIC, FORMAT_VERSION, HEADER_SIZE, self.sample_rate, self.input_rate, self.n_codebooks,
                            self.bits_per_code, 0, self.codebook_size, self.hop, self.frames, self.original_length,
                            model_id.ljust(16, b"\0"), self.input_length, 0)
-
-
-def bits_for(codebook_size: int) -> int:
-    return max(1, math.ceil(math.log2(codebook_size)))
 
 
 class BitPacker:

@@ -89,4 +89,4 @@ def check_io(shapes: dict[str, tuple[int, ...]], path: Path, expected: Shapes | 
 
 def manifest_inputs(model: ModelDir, role: str) -> dict[str, list[int]]:
     """The inputs, in order, that the manifest says a step graph has (what the engine will feed)."""
-    return {t["name"]: list(t["shape"]) for t in model.files[role]["inputs"]}
+    return {t.name: list(t.shape) for t in model.files[role].inputs or []}

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.audio import AudioInfo, check_finite
+from apucodec.contract.config import codebooks_to_use
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, load_model_dir
 from apucodec.outputs import open_binary_output  # unnamed temp outputs, `-`, devices
@@ -66,7 +67,7 @@ class Codec:
         self.sessions, self.placement = open_sessions(model, self.settings, warn, stages, step_frames)
         self._turn = processor_turns(self.placement)
         self._steps = StageSteps(model, self.sessions, self.settings)
-        for caveat in (model.manifest.get("export") or {}).get("caveats") or []:
+        for caveat in (model.manifest.export.caveats if model.manifest.export else None) or []:
             if warn is not None:  # e.g. a GroupNorm model: streamed output cannot equal whole-file output
                 warn(f"{model.path}: {caveat}")
 
@@ -86,10 +87,7 @@ class Codec:
         return self.config.sample_rate
 
     def n_codebooks(self, requested: int | None) -> int:
-        n = self.rvq.n_codebooks if requested is None else int(requested)
-        if not 1 <= n <= self.rvq.n_codebooks:
-            raise ApucodecError(f"--codebooks must be in 1..{self.rvq.n_codebooks} for this model, got {n}")
-        return n
+        return codebooks_to_use(requested, self.rvq.n_codebooks)
 
     def _session(self, stage: str) -> StageSession:
         if stage not in self.sessions:
@@ -98,7 +96,7 @@ class Codec:
 
     def step_frames(self, stage: str) -> int:
         self._session(stage)
-        return self.model.files[self._steps.role(stage)]["step_frames"]
+        return self.model.files[self._steps.role(stage)].step_frames
 
     def stepper(self, stage: str, *, lead_frames: int = 0, on_step: StepObserver | None = None) -> Stepper:
         """A fresh stream through `stage`'s step graph (zero state: the start of a stream); `on_step` is told the

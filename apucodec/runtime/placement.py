@@ -98,7 +98,7 @@ class PlacementReport:
 
 
 def rvq_placement(model: ModelDir) -> StagePlacement:
-    return StagePlacement("rvq", RVQ_LANE, RVQ_LANE, graph=model.files["codebooks"]["name"])
+    return StagePlacement("rvq", RVQ_LANE, RVQ_LANE, graph=model.files["codebooks"].name)
 
 
 def processor_turns(placement: PlacementReport) -> dict[str, Any]:

@@ -186,7 +186,7 @@ def open_cpu_session(model: ModelDir, role: str, settings: SessionSettings) -> S
         raise ApucodecError(f"{path}: cannot open it on the CPU EP ({_first_line(exc)})") from None
     shapes = static_inputs(session, path)
     check_io(shapes, path, manifest_inputs(model, role))
-    placement = StagePlacement(model.files[role].get("stage", role), CPU, CPU, graph=path.name)
+    placement = StagePlacement(model.files[role].stage or role, CPU, CPU, graph=path.name)
     return StageSession(session, placement, shapes, [o.name for o in session.get_outputs()])
 
 

@@ -130,7 +130,7 @@ def choose_decoder_graph(model: ModelDir, ep: str, mode: str, step_frames: int) 
 
 def configured_options(model: ModelDir, ep: str, settings: SessionSettings) -> dict[str, str]:
     """The manifest's `providers` section for `ep`, overridden by the caller's; relative cache_dir -> model dir."""
-    section = model.manifest.get("providers") or {}
+    section = model.manifest.providers or {}
     options: dict[str, str] = {}
     for key, value in section.items():
         if isinstance(value, dict) and same_ep(key, ep):
@@ -155,10 +155,11 @@ def _options_and_notes(model: ModelDir, ep: str, settings: SessionSettings, grap
     options = configured_options(model, ep, settings)
     if ep != VITISAI:
         return options, []
-    role = next((r for r, entry in model.files.items() if entry.get("name") == graph_path.name), graph_path.stem)
-    sha = model.files.get(role, {}).get("sha256", "0" * 16)
-    entry = model.files.get(role, {})
-    fp32_graph = "stage" in entry and entry.get("precision", "fp32") == "fp32"  # an FP32 step graph (not EP-context)
+    role = next((r for r, entry in model.files.items() if entry.name == graph_path.name), graph_path.stem)
+    entry = model.files.get(role)
+    sha = entry.sha256 if entry else "0" * 16
+    # an FP32 step graph (not EP-context)
+    fp32_graph = entry is not None and entry.is_step_graph and entry.graph_precision == "fp32"
     return vitisai_options(options, role, sha, fp32_graph=fp32_graph, npu=npu,
                            optimize_level=settings.bf16_optimize_level)
 
@@ -178,7 +179,7 @@ def stage_candidates(model: ModelDir, stage: str, settings: SessionSettings) -> 
             choose_decoder_graph(model, ep, settings.decoder_graph, step)
         if ep == VITISAI and model.has(f"{role}_ctx"):
             # a precompiled EP-context graph made from this one on an NPU machine: loads without compiling
-            role, reason = f"{role}_ctx", f"precompiled EP-context graph of {model.files[role]['name']}"
+            role, reason = f"{role}_ctx", f"precompiled EP-context graph of {model.files[role].name}"
         path = model.path_of(role)
         options, notes = _options_and_notes(model, ep, settings, path, npu)
         candidates.append(Candidate(ep, role, path, reason, options, notes))

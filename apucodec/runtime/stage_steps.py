@@ -49,11 +49,11 @@ class StageSteps:
 
     def role(self, stage: str) -> str:
         graph = self.sessions[stage].placement.graph
-        return next(role for role, entry in self.model.files.items() if entry["name"] == graph)
+        return next(role for role, entry in self.model.files.items() if entry.name == graph)
 
     def guarded(self, stage: str) -> bool:
         """Does this stage run an INT8 graph with a floor (so quiet steps may run in FP32)?"""
-        precision = self.model.files[self.role(stage)].get("precision", "fp32")
+        precision = self.model.files[self.role(stage)].graph_precision
         return precision in INT8_PRECISIONS and math.isfinite(self.settings.int8_floor_dbfs)
 
     def _fp32_step(self, stage: str) -> Callable[[], StepCall]:
@@ -63,7 +63,7 @@ class StageSteps:
                     from apucodec.runtime.sessions import open_cpu_session
 
                     entry = self.model.files[self.role(stage)]
-                    session = open_cpu_session(self.model, step_role(stage, int(entry["step_frames"])), self.settings)
+                    session = open_cpu_session(self.model, step_role(stage, entry.step_frames), self.settings)
                     self._fp32[stage] = session_step(session)
                 return self._fp32[stage]
         return factory
@@ -77,14 +77,14 @@ class StageSteps:
             shape = dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent, delay=facts.delay_samples // hop)
         else:
             shape = dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1, delay=facts.delay_samples)
-        step_frames = int(entry["step_frames"])
+        step_frames = entry.step_frames
         step = session_step(self.sessions[stage])
         counts = FloorCounts()
         if self.guarded(stage):
             step = guarded_step(stage, step_frames, step, self._fp32_step(stage), self.settings.int8_floor_dbfs,
                                 counts)
         stepper = Stepper(step, step_frames=step_frames, state_size=facts.state_size,
-                          horizon=int(entry["horizon_frames"]), lead_frames=lead_frames, on_step=on_step, **shape)
+                          horizon=entry.horizon_frames, lead_frames=lead_frames, on_step=on_step, **shape)
         self._floor_counts[stepper] = (stage, counts)
         return stepper
 

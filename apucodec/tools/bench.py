@@ -82,21 +82,22 @@ def run_bench(codec: Codec, audio: np.ndarray, source: str = "generated", model_
 
 def latency_ms(codec: Codec, step_frames: int) -> float | None:
     """Algorithmic latency (both lookaheads + one step) at `step_frames`, as the manifest records it."""
-    latency = (codec.model.manifest.get("streaming") or {}).get("algorithmic_latency") or {}
+    latency = codec.model.manifest.streaming.algorithmic_latency or {}
     ms = (latency.get(str(step_frames)) or {}).get("ms")
     return float(ms) if isinstance(ms, (int, float)) else None
 
 
 def stage_gflop(codec: Codec) -> dict[str, float]:
     """GFLOP per step of the step graph each graph stage loaded, from the manifest entry of that graph file."""
-    by_name = {entry.get("name"): entry for entry in codec.model.files.values()}
+    by_name = {entry.name: entry for entry in codec.model.files.values()}
     counts: dict[str, float] = {}
     for stage in GRAPH_STAGES:
         try:
             graph_file = codec.placement.stage(stage).graph
         except KeyError:
             continue
-        gflop = (by_name.get(graph_file, {}).get("graph") or {}).get("gflop")
+        entry = by_name.get(graph_file)
+        gflop = entry.graph.gflop if entry is not None and entry.graph is not None else None
         if isinstance(gflop, (int, float)):
             counts[stage] = float(gflop)
     return counts

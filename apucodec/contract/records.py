@@ -1,0 +1,97 @@
+"""JSON object <-> dataclass, for the sections of the model manifest.
+
+The manifest's format (version 2) predates these classes and is shared by every model directory already written, so
+a record must read any such object and write it back with the same keys: known keys become typed fields, keys this
+apucodec does not know are kept in `extra` and written back untouched, and a field left at None is absent from the
+JSON (a JSON null is kept in `extra`, so it survives a round trip too). Nested records and lists of records are
+converted by the `PARSERS` of each class.
+
+Records also read like the JSON dicts they replace (`entry["name"]`, `entry.get("graph")`, `"stage" in entry`) so
+that code written against the raw manifest keeps working while it moves to attributes; new code reads attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
+
+R = TypeVar("R", bound="Record")
+
+
+def to_json(value: Any) -> Any:
+    """A record, or containers of records, as plain JSON values (tuples become lists)."""
+    if isinstance(value, Record):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value
+
+
+@dataclass
+class Record(Mapping[str, Any]):
+    """Base of the manifest's typed sections (see the module docstring)."""
+
+    # key -> converter from its JSON value (a converter also accepts an already typed value)
+    PARSERS: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+    # fields that are not JSON keys of this object (e.g. a file entry's stage name from its parent's key)
+    NOT_JSON: ClassVar[tuple[str, ...]] = ()
+    # JSON key order of a record made in code (one read from JSON keeps the order it was read in)
+    ORDER: ClassVar[tuple[str, ...]] = ()
+
+    extra: dict[str, Any] = field(default_factory=dict, kw_only=True, repr=False)
+    key_order: tuple[str, ...] = field(default=(), kw_only=True, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls: type[R], data: Mapping[str, Any], **context: Any) -> R:
+        if isinstance(data, cls):
+            return data
+        if not isinstance(data, Mapping):
+            raise TypeError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
+        known = set(cls.json_fields())
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in known and value is not None:
+                parse = cls.PARSERS.get(key)
+                values[key] = parse(value) if parse else value
+            else:
+                extra[key] = value
+        return cls(**values, **context, extra=extra, key_order=tuple(data))
+
+    @classmethod
+    def parse(cls: type[R], value: Any) -> R:
+        """A converter for PARSERS: `value` as this record (typed values pass through)."""
+        return cls.from_dict(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {name: to_json(getattr(self, name)) for name in self.json_fields() if getattr(self, name) is not None}
+        out.update(self.extra)
+        order = self.key_order or self.ORDER
+        return {**{k: out[k] for k in order if k in out}, **out}
+
+    # ---- read like the JSON dict (for call sites not yet moved to attributes) --------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.extra:
+            return self.extra[key]
+        value = getattr(self, key, None) if key in self.json_fields() else None
+        if value is None:
+            raise KeyError(key)
+        return to_json(value)
+
+    @classmethod
+    def json_fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.name not in ("extra", "key_order", *cls.NOT_JSON))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+def parse_list(parser: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:
+    return lambda data: [parser(v) for v in data]
