@@ -212,9 +212,10 @@ class Manifest(Record):
         return sorted(found, key=lambda g: (g.stage, g.step_frames, g.graph_precision))
 
 
-def read_manifest(path: Path) -> Manifest:
+def read_manifest(path: str | Path) -> Manifest:
     """manifest.json -> Manifest, refusing (one line naming the file) anything that is not a version-2 manifest
     with sane names and values."""
+    path = Path(path)
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
