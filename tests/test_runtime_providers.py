@@ -64,9 +64,10 @@ def test_names_and_orders():
 
 @needs_no_vitisai
 @needs_no_cuda
-def test_fallback_is_reported_and_warned_only_when_asked_for(model):
+def test_fallback_is_reported_and_warned_only_when_asked_for(model, tmp_path, monkeypatch):
     """The default order falling back on a machine without the hardware is no news: reported, not warned; an EP
     the user named is warned about."""
+    monkeypatch.setenv("APUCODEC_CACHE_DIR", str(tmp_path / "cache"))  # cold: the source graph is partitioned
     warnings: list[str] = []
     settings = SessionSettings(decoder_eps=("cuda", "cpu"), threads=1)
     _, report = open_sessions(model, settings, warn=warnings.append)
@@ -100,8 +101,9 @@ def test_strict_refuses_to_fall_back(model):
     assert report.stage("encoder").ran_on == CPU
 
 
-def test_profiler_node_counts_equal_the_assignment_record(model, monkeypatch):
+def test_profiler_node_counts_equal_the_assignment_record(model, monkeypatch, tmp_path):
     """Older onnxruntime versions lack the assignment record; one profiled run must count the same nodes."""
+    monkeypatch.setenv("APUCODEC_CACHE_DIR", str(tmp_path / "cache"))  # cold: the source graph is partitioned
     _, recorded = open_sessions(model, CPU_ONLY, warn=None)
     monkeypatch.setattr(sessions, "needs_profiler", lambda: True)
     _, profiled = open_sessions(model, CPU_ONLY, warn=None)

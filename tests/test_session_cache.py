@@ -155,6 +155,9 @@ def test_codec_sessions_use_the_cache_second_open_loads_optimized_graphs(tiny_mo
     assert len(list(cache.glob("*.onnx"))) == 2 and len(list(cache.glob("*.json"))) == 2   # encoder + decoder
     assert not any(p.startswith(str(cache)) for p in opened)
     opened.clear()
-    warm_out, _ = Codec.open(tiny_model_dir, settings, warn=None).run_array(audio)
+    warm = Codec.open(tiny_model_dir, settings, warn=None)
+    warm_out, _ = warm.run_array(audio)
     assert len(opened) == 2 and all(p.startswith(str(cache)) for p in opened)
+    placed = warm.placement.stage("encoder")
+    assert placed.node_source == "assigned, cached" and "optimized graph from the cache" in placed.describe()
     assert np.array_equal(cold_out, warm_out)

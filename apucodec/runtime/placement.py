@@ -19,6 +19,8 @@ from apucodec.model_dir import ModelDir
 from apucodec.runtime.eps import short_ep
 
 RVQ_LANE = "NumPy (CPU)"
+NODE_SOURCE_NOTES = {"profiled": " (kernels run, after fusion)",
+                     "assigned, cached": " (optimized graph from the cache, after fusion)"}
 
 
 @dataclass
@@ -34,8 +36,9 @@ class StagePlacement:
     fallback_reason: str | None = None
     options: dict[str, str] = field(default_factory=dict)
     device: str | None = None
-    # "assigned": graph nodes per EP as partitioned (ONNX Runtime's assignment record); "profiled": kernels that ran
-    # per EP in one profiled run, after fusion (older onnxruntime versions without the record)
+    # "assigned": graph nodes per EP as partitioned (ONNX Runtime's assignment record); "assigned, cached": the same
+    # record for the already-optimized (fused) graph loaded from the optimized-graph cache; "profiled": kernels that
+    # ran per EP in one profiled run, after fusion (older onnxruntime versions without the record)
     node_source: str = "assigned"
     # which onnxruntime ran the stage, in which process: {"onnxruntime", "python", "process", "pid"?, ...}
     runtime: dict[str, Any] = field(default_factory=dict)
@@ -58,7 +61,7 @@ class StagePlacement:
         if self.graph:
             parts.append(f"graph {self.graph}" + (f" ({self.graph_reason})" if self.graph_reason else ""))
         if nodes:
-            parts.append(f"nodes: {nodes}" + (" (kernels run, after fusion)" if self.node_source == "profiled" else ""))
+            parts.append(f"nodes: {nodes}" + NODE_SOURCE_NOTES.get(self.node_source, ""))
         if self.npu_ops:
             counts = ", ".join(f"{k} {v}" for k, v in self.npu_ops.get("counts", {}).items())
             parts.append(f"Vitis AI operators: {counts} (from {self.npu_ops.get('source', '?')})")

@@ -134,9 +134,11 @@ def _stderr_to(buffer: io.StringIO, active: bool) -> Any:
 
 
 def create_session(path: Path, ep: str, availability: Any, options: dict[str, str], settings: SessionSettings,
-                   profile_dir: str | None, log: io.StringIO | None = None, graph_sha: str | None = None) -> Any:
-    """An InferenceSession on `ep` (plus the CPU EP for unsupported nodes unless strict). On the CPU EP, a graph
-    whose manifest sha256 is given goes through the optimized-graph cache."""
+                   profile_dir: str | None, log: io.StringIO | None = None,
+                   graph_sha: str | None = None) -> tuple[Any, bool]:
+    """(An InferenceSession on `ep` (plus the CPU EP for unsupported nodes unless strict), whether it loaded an
+    optimized graph from the cache). On the CPU EP, a graph whose manifest sha256 is given goes through the
+    optimized-graph cache."""
     ort = _ort()
     strict_ep = settings.strict and ep != CPU
     vitisai = ep == VITISAI
@@ -146,6 +148,7 @@ def create_session(path: Path, ep: str, availability: Any, options: dict[str, st
     if vitisai and "config_file" in options:
         write_bf16_config(Path(options["config_file"]), settings.bf16_optimize_level)
     captured = io.StringIO()
+    from_cache = False
     # onnxruntime's Python wrapper prints its own "falling back to CPU" banner on stdout when an EP fails; we
     # report fallbacks ourselves, from what actually happened, so keep its banner out of the user's output.
     with contextlib.redirect_stdout(captured), _stderr_to(log if log is not None else io.StringIO(), vitisai):
@@ -161,6 +164,7 @@ def create_session(path: Path, ep: str, availability: Any, options: dict[str, st
             # ORT's optimized graph from the user cache when an earlier session saved it (runtime/session_cache.py)
             with cached_graph(path, graph_sha, CPU) as graph:
                 session = ort.InferenceSession(str(graph.path), graph.apply(so), providers=[CPU])
+            from_cache = graph.hit
         else:
             providers: list[Any] = [(ep, options) if options else ep]
             if ep != CPU and not strict_ep:
@@ -169,7 +173,7 @@ def create_session(path: Path, ep: str, availability: Any, options: dict[str, st
     if ep != CPU and ep not in session.get_providers():
         banner = next((line for line in captured.getvalue().splitlines() if "EP Error" in line), "")
         raise RuntimeError(banner.split("EP Error", 1)[-1].strip(" :") or f"onnxruntime did not enable {ep}")
-    return session
+    return session, from_cache
 
 
 def _first_line(exc: BaseException) -> str:
@@ -180,7 +184,7 @@ def open_cpu_session(model: ModelDir, role: str, settings: SessionSettings) -> S
     """`role`'s graph on the CPU EP in this process, with the stage's session options (INT8 floor fallback)."""
     path = model.path_of(role)
     try:
-        session = create_session(path, CPU, probe_ep(CPU), {}, settings, None,
+        session, _ = create_session(path, CPU, probe_ep(CPU), {}, settings, None,
                                  graph_sha=model.files[role].get("sha256"))
     except Exception as exc:  # onnxruntime's pybind errors have no common base we can name
         raise ApucodecError(f"{path}: cannot open it on the CPU EP ({_first_line(exc)})") from None
@@ -212,8 +216,8 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
         with tempfile.TemporaryDirectory(prefix="apucodec-profile-") as tmp:
             profile_dir = tmp if needs_profiler() else None
             try:
-                session = create_session(cand.path, cand.ep, availability, cand.options, settings, profile_dir, log,
-                                         graph_sha=model.files.get(cand.role, {}).get("sha256"))
+                session, from_cache = create_session(cand.path, cand.ep, availability, cand.options, settings,
+                                                     profile_dir, log, model.files.get(cand.role, {}).get("sha256"))
                 shapes = static_inputs(session, cand.path)
                 check_io(shapes, cand.path, expected_input)
                 counts = node_counts(session, shapes, profile_dir)
@@ -230,7 +234,8 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
         placement = StagePlacement(stage, requested, cand.ep, graph=cand.path.name, graph_reason=cand.graph_reason,
                                    node_counts=dict(counts.most_common()), options=cand.options,
                                    device=availability.device_label,
-                                   node_source="profiled" if profile_dir else "assigned",
+                                   node_source="profiled" if profile_dir else
+                                   "assigned, cached" if from_cache else "assigned",
                                    runtime={"onnxruntime": ort.__version__, "python": sys.executable,
                                             "process": "in-process"})
         if cand.ep == VITISAI:
