@@ -8,7 +8,9 @@ with N = the CPU's cores unless --threads), after a 1 s warm-up. ONNX Runtime: `
 --threads), both graph stages on the CPU EP: FP32 graphs forced (--precision fp32); if the model directory has
 the NPU INT8 encoder at that step, that encoder with the FP32 decoder (made for the NPU: on a CPU it shows what
 the fallback costs); and if it has CPU INT8 graphs (`apucodec quantize --target cpu`), the runtime's own choice
-(default precision), which picks them on the CPU EP — the row's placement says which graphs ran. Each variant is
+(default precision), which picks them on the CPU EP — the row's placement says which graphs ran, and how many
+steps the INT8 floor sent to FP32 (a random-weight model's output is quiet, so its decoder steps all fall under
+the floor) — and the same with the floor off (--int8-floor -inf), every step in INT8. Each variant is
 timed once after a one-step warm-up. The outputs are compared too (SNR of the pipeline's output against PyTorch's),
 so a fast but wrong graph cannot pass for a speed-up.
 
@@ -60,7 +62,8 @@ def torch_codec_seconds(checkpoint: str, audio: np.ndarray, threads: int) -> tup
 
 
 def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads: int, step_frames: int,
-                     decoder_graph: str = "fp32") -> tuple[float, np.ndarray, str, dict[str, int]]:
+                     decoder_graph: str = "fp32",
+                     int8_floor: float | None = None) -> tuple[float, np.ndarray, str, dict[str, int]]:
     """Wall seconds of the ORT pipeline (pipelined lanes, CPU EP), its output, the placement summary (graphs
     included), and the step-graph calls each graph stage made."""
     from apucodec.runtime.pipeline import Codec
@@ -68,13 +71,16 @@ def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads:
 
     settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), encoder_graph=encoder_graph,
                                decoder_graph=decoder_graph, threads=threads)
+    if int8_floor is not None:
+        settings.int8_floor_dbfs = int8_floor
     codec = Codec.open(model, settings, warn=None, step_frames=step_frames)
     codec.run_array(audio[: step_frames * codec.hop])  # warm-up: one step through every stage
     out, result = codec.run_array(audio)
     steps = {stage: result.steps_of(stage) for stage in ("encoder", "decoder")}
     graphs = "/".join(codec.placement.stage(stage).graph.removesuffix(".onnx") for stage in ("encoder", "decoder"))
+    floor = "".join(f"; {note}" for note in result.notes if "FP32 graph" in note)
     return (result.wall_seconds, out, f"{result.placement.summary()}, {graphs}, {steps['encoder']} + "
-            f"{steps['decoder']} steps of {step_frames} frames", steps)
+            f"{steps['decoder']} steps of {step_frames} frames{floor}", steps)
 
 
 def gemm_gflops(threads: int, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
@@ -175,6 +181,9 @@ def main() -> None:
     if any(model.has(role) for role in cpu_int8):
         seconds, out, where, _ = pipeline_seconds(args.model, audio, "auto", args.threads, step, decoder_graph="auto")
         rows.append(("ORT pipeline, runtime's choice", seconds, snr_db(torch_out, out), where))
+        seconds, out, where, _ = pipeline_seconds(args.model, audio, "auto", args.threads, step, decoder_graph="auto",
+                                                  int8_floor=float("-inf"))
+        rows.append(("ORT pipeline, CPU INT8, no floor", seconds, snr_db(torch_out, out), where))
     print(f"{'variant':32s} {'wall s':>8s} {'RTF':>7s} {'vs torch':>9s} {'SNR vs torch dB':>16s}  notes")
     for name, seconds, snr, notes in rows:
         ratio = torch_s / seconds

@@ -77,7 +77,8 @@ def run_bench(codec: Codec, audio: np.ndarray, source: str = "generated", model_
                        queue_depth=codec.queue_depth, threads=codec.settings.threads,
                        sequential=RunStats.of("sequential", sequential), pipelined=RunStats.of("pipelined", pipelined),
                        warmup_seconds=warmup, peak_rss_bytes=peak_rss_bytes(), rss_before_bytes=rss_before,
-                       placement=codec.placement, notes=list(notes or []), gflop_per_step=stage_gflop(codec))
+                       placement=codec.placement, notes=[*(notes or []), *pipelined.notes],
+                       gflop_per_step=stage_gflop(codec))
 
 
 def latency_ms(codec: Codec, step_frames: int) -> float | None:
