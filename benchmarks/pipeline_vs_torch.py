@@ -10,8 +10,8 @@ the NPU INT8 encoder at that step, that encoder with the FP32 decoder (made for 
 the fallback costs); and if it has CPU INT8 graphs (`apucodec quantize --target cpu`), the runtime's own choice
 (default precision), which picks them on the CPU EP — the row's placement says which graphs ran, and how many
 steps the INT8 floor sent to FP32 (a random-weight model's output is quiet, so its decoder steps all fall under
-the floor) — and the same with the floor off (--int8-floor -inf), every step in INT8. Each variant is
-timed once after a one-step warm-up. The outputs are compared too (SNR of the pipeline's output against PyTorch's),
+the floor) — and the same with the floor off (--int8-floor -inf), every step in INT8. The variants run in
+--rounds interleaved rounds (default 3), each after a one-step warm-up, and the median wall time is shown. The outputs are compared too (SNR of the pipeline's output against PyTorch's),
 so a fast but wrong graph cannot pass for a speed-up.
 
 Then the roofline, measured in the same run: the FP32 GEMM speed of this CPU (ONNX Runtime's MatMul, the MLAS
@@ -151,6 +151,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--step-frames", type=int, default=0, help="step graphs to run (0: the model's largest)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every variant, interleaved (median shown)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads and ORT intra-op threads per session (0: all cores for torch, the "
                              "runtime's own policy for ORT)")
@@ -167,23 +168,35 @@ def main() -> None:
     torch_threads = args.threads or cores
     print(f"clip: {args.seconds:g} s generated audio; model {model.label}; {cores} CPU cores; torch threads "
           f"{torch_threads}; ORT intra-op threads per session {args.threads or 'runtime policy'}")
-    torch_s, torch_out = torch_codec_seconds(args.checkpoint, audio, torch_threads)
-    rows = [("PyTorch eager (whole clip)", torch_s, None, "encode + decode, no_grad")]
     int8 = step_role("encoder", step, "npu-int8")
-    graphs = ["fp32"] + (["int8"] if model.has(int8) else [])
-    steps: dict[str, int] = {}
-    for graph in graphs:
-        seconds, out, where, graph_steps = pipeline_seconds(args.model, audio, graph, args.threads, step)
-        steps = steps or graph_steps               # the roofline counts the FP32 row's step calls
-        label = "FP32 (forced)" if graph == "fp32" else "NPU INT8 encoder"
-        rows.append((f"ORT pipeline, {label}", seconds, snr_db(torch_out, out), where))
     cpu_int8 = [step_role(stage, step, "cpu-int8") for stage in ("encoder", "decoder")]
+    variants: list[tuple[str, dict[str, object]]] = [("FP32 (forced)", {"encoder_graph": "fp32"})]
+    if model.has(int8):
+        variants.append(("NPU INT8 encoder", {"encoder_graph": "int8"}))
     if any(model.has(role) for role in cpu_int8):
-        seconds, out, where, _ = pipeline_seconds(args.model, audio, "auto", args.threads, step, decoder_graph="auto")
-        rows.append(("ORT pipeline, runtime's choice", seconds, snr_db(torch_out, out), where))
-        seconds, out, where, _ = pipeline_seconds(args.model, audio, "auto", args.threads, step, decoder_graph="auto",
-                                                  int8_floor=float("-inf"))
-        rows.append(("ORT pipeline, CPU INT8, no floor", seconds, snr_db(torch_out, out), where))
+        variants.append(("runtime's choice", {"encoder_graph": "auto", "decoder_graph": "auto"}))
+        variants.append(("CPU INT8, no floor", {"encoder_graph": "auto", "decoder_graph": "auto",
+                                                "int8_floor": float("-inf")}))
+    # rounds interleave every variant, so load that comes and goes hits them alike; the median is reported
+    times: dict[str, list[float]] = {"torch": [], **{name: [] for name, _ in variants}}
+    results: dict[str, tuple[np.ndarray, str, dict[str, int]]] = {}
+    for _ in range(args.rounds):
+        torch_s, torch_out = torch_codec_seconds(args.checkpoint, audio, torch_threads)
+        times["torch"].append(torch_s)
+        for name, options in variants:
+            seconds, out, where, graph_steps = pipeline_seconds(args.model, audio, threads=args.threads,
+                                                                step_frames=step, **options)
+            times[name].append(seconds)
+            results[name] = (out, where, graph_steps)
+    torch_s = float(np.median(times["torch"]))
+    rows = [("PyTorch eager (whole clip)", torch_s, None, "encode + decode, no_grad")]
+    for name, _ in variants:
+        out, where, _ = results[name]
+        rows.append((f"ORT pipeline, {name}", float(np.median(times[name])), snr_db(torch_out, out), where))
+    steps = results["FP32 (forced)"][2]             # the roofline counts the FP32 row's step calls
+    graphs = ["fp32"] + (["int8"] if model.has(int8) else [])
+    print(f"median of {args.rounds} interleaved rounds; per-round wall s: "
+          + "; ".join(f"{name} {' '.join(f'{t:.2f}' for t in ts)}" for name, ts in times.items()))
     print(f"{'variant':32s} {'wall s':>8s} {'RTF':>7s} {'vs torch':>9s} {'SNR vs torch dB':>16s}  notes")
     for name, seconds, snr, notes in rows:
         ratio = torch_s / seconds
