@@ -11,7 +11,8 @@ the fallback costs); and if it has CPU INT8 graphs (`apucodec quantize --target 
 (default precision), which picks them on the CPU EP — the row's placement says which graphs ran, and how many
 steps the INT8 floor sent to FP32 (a random-weight model's output is quiet, so its decoder steps all fall under
 the floor) — and the same with the floor off (--int8-floor -inf), every step in INT8. The variants run in
---rounds interleaved rounds (default 3), each after a one-step warm-up, and the median wall time is shown. The outputs are compared too (SNR of the pipeline's output against PyTorch's),
+--rounds interleaved rounds (default 3), each after a one-step warm-up, and the median wall time is shown. The
+outputs are compared too (SNR of the pipeline's output against PyTorch's),
 so a fast but wrong graph cannot pass for a speed-up.
 
 Then the roofline, measured in the same run: the FP32 GEMM speed of this CPU (ONNX Runtime's MatMul, the MLAS
