@@ -438,3 +438,66 @@ def test_audio_edge_nodes_end_at_the_nearest_convolution(step_model: Path) -> No
     with pytest.raises(ValueError, match="unknown stage"):
         audio_edge_nodes(graph, "rvq")
 
+
+
+def _conv_gelu_conv_graph(channels: int = 8, length: int = 64) -> onnx.ModelProto:
+    """Conv -> exact GELU as torch exports it (Div, Erf, Add, Mul, Mul) -> Conv."""
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(rng.standard_normal((channels, 1, 3)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.standard_normal((channels, channels, 3)).astype(np.float32) / 4, "w2"),
+             numpy_helper.from_array(np.array(np.sqrt(2.0), np.float32), "sqrt2"),
+             numpy_helper.from_array(np.array(1.0, np.float32), "one_f"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "half")]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["h"], name="conv1", kernel_shape=[3], pads=[1, 1]),
+             helper.make_node("Div", ["h", "sqrt2"], ["d"], name="gelu_div"),
+             helper.make_node("Erf", ["d"], ["e"], name="gelu_erf"),
+             helper.make_node("Add", ["e", "one_f"], ["a"], name="gelu_add"),
+             helper.make_node("Mul", ["h", "a"], ["m"], name="gelu_mul"),
+             helper.make_node("Mul", ["m", "half"], ["g"], name="gelu_half"),
+             helper.make_node("Conv", ["g", "w2"], ["y"], name="conv2", kernel_shape=[3], pads=[1, 1])]
+    graph = helper.make_graph(nodes, "gelu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, length])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, length])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_float_gelu_fuses_into_one_kernel_between_integer_convs(tmp_path: Path) -> None:
+    """Kept float and written as one Gelu node, the GELU runs as one kernel between integer convolutions, with the
+    same output as the five float nodes; quantized, the chain stays apart (Erf) with Q/DQ inside."""
+    from apucodec.calibration.gelu_nodes import fuse_gelus, gelu_node_names
+
+    model = _conv_gelu_conv_graph()
+    names = gelu_node_names(model)
+    assert names == ["gelu_div", "gelu_erf", "gelu_add", "gelu_mul", "gelu_half"]
+    source = tmp_path / "gelu.onnx"
+    onnx.save(model, source)
+    feeds = [{"x": mixture(64 / RATE, seed=s)[:64].reshape(1, 1, 64).astype(np.float32)} for s in range(4)]
+    fused, split = tmp_path / "float_gelu.onnx", tmp_path / "int8_gelu.onnx"
+    quantize_graph_cpu_int8(source, fused, iter(feeds), exclude_nodes=names)
+    quantize_graph_cpu_int8(source, split, iter(feeds))
+    x = feeds[0]["x"]
+    float_chain = _session(fused).run(None, {"x": x})[0]
+    model = onnx.load(str(fused))
+    assert fuse_gelus(model, names) == 1
+    onnx.checker.check_model(model)
+    onnx.save(model, fused)
+    ops_fused, ops_split = _ops_after_optimization(fused, tmp_path), _ops_after_optimization(split, tmp_path)
+    assert ops_fused["Gelu"] == 1 and ops_fused["Erf"] == 0 and ops_fused["QLinearConv"] == 2
+    assert ops_split["Gelu"] == 0 and ops_split["Erf"] == 1
+    out = _session(fused).run(None, {"x": x})[0]
+    assert np.allclose(out, float_chain, atol=1e-6)
+    assert snr_db(_session(source).run(None, {"x": x})[0], out) > 25.0
+
+
+def _ops_after_optimization(path: Path, tmp_path: Path) -> Counter[str]:
+    optimized = tmp_path / f"{path.stem}.optimized.onnx"
+    _session(path, optimized)
+    return Counter(n.op_type for n in onnx.load(str(optimized)).graph.node)
+
+
+def test_gelu_node_names_skip_other_erf_uses() -> None:
+    from apucodec.calibration.gelu_nodes import gelu_node_names
+
+    model = _conv_gelu_conv_graph()
+    del model.graph.node[5]                 # no trailing Mul by 0.5: not the GELU pattern
+    model.graph.node[5].input[0] = "m"
+    assert gelu_node_names(model) == []

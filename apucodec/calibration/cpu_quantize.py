@@ -7,7 +7,8 @@ clip is streamed in order through the FP32 encoder step graph by the runtime's S
 {audio, state, bounds} recorded; its latent goes through the NumPy RVQ and the dequantized codes are streamed the
 same way through the FP32 decoder step graph, recording {latent, state, bounds} (what the decoder sees at run
 time). The bounds-mask arithmetic stays in float (calibration/step_nodes.py says why), and so does the audio end of
-each graph, so audio is never 8-bit (calibration/audio_edges.py). Fidelity is measured by
+each graph, so audio is never 8-bit (calibration/audio_edges.py), and so does every exact GELU, so ORT runs it as
+one fused kernel (calibration/gelu_nodes.py). Fidelity is measured by
 streaming held-out clips through both INT8 graphs (calibration/fidelity.py).
 
 Everything is staged in a hidden folder in the model directory; the graphs move into place and the manifest is
@@ -30,6 +31,7 @@ from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.cpu_int8 import DEFAULT_METHOD, CpuInt8Result, quantize_graph_cpu_int8
 from apucodec.calibration.feeds import Feed, RecordingStep
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
+from apucodec.calibration.gelu_nodes import fuse_gelus, gelu_node_names
 from apucodec.calibration.step_nodes import bounds_nodes
 from apucodec.calibration.streams import graph_stepper, stream
 from apucodec.contract.manifest import CpuInt8Record, FileEntry
@@ -111,6 +113,18 @@ def _install(model: ModelDir, staged: dict[str, Path], entry_fields: dict[str, d
     return install_files(model, {role: (path, path.name) for role, path in staged.items()}, record)
 
 
+def _with_fused_gelus(path: Path, names: list[str]) -> dict[str, int]:
+    """Write the float GELU chains of the INT8 graph at `path` as single Gelu nodes; its op counts after."""
+    import onnx
+
+    from apucodec.contract.npu_ops import op_counts
+
+    model = onnx.load(str(path))
+    fuse_gelus(model, names)
+    onnx.save(model, str(path))
+    return dict(sorted(op_counts(model.graph.node).items()))
+
+
 def record_steps(model: ModelDir, roles: dict[str, str], sessions: dict[str, Any],
                  clips: list[np.ndarray]) -> dict[str, list[Feed]]:
     """Per stage, every step feed the FP32 step graphs get when the clips are streamed through the codec in order:
@@ -166,20 +180,25 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
         graphs: dict[str, CpuInt8Result] = {}
         float_nodes: dict[str, int] = {}
         edge_nodes: dict[str, list[str]] = {}
+        gelu: dict[str, list[str]] = {}
         for stage in STAGES:
             source = model.path_of(fp32_roles[stage])
             graph = onnx.load(str(source))
             mask_nodes = bounds_nodes(graph)
             edge_nodes[stage] = [n for n in audio_edge_nodes(graph, stage) if n not in mask_nodes]
+            gelu[stage] = gelu_node_names(graph)
             float_nodes[stage] = len(mask_nodes)
             del graph
             status(f"{stage}: quantizing ({method} ranges, uint8 activations, int8 per-channel weights; "
-                   f"{len(mask_nodes)} bounds-mask nodes and {len(edge_nodes[stage])} at the audio end kept float)")
+                   f"{len(mask_nodes)} bounds-mask nodes, {len(edge_nodes[stage])} at the audio end and "
+                   f"{len(gelu[stage]) // 5} GELUs kept float)")
             graphs[stage] = quantize_graph_cpu_int8(
                 source, staged[stage], iter(feeds[stage]), method=method,
-                exclude_nodes=sorted({*mask_nodes, *edge_nodes[stage], *exclude_nodes}),
+                exclude_nodes=sorted({*mask_nodes, *edge_nodes[stage], *gelu[stage], *exclude_nodes}),
                 exclude_op_types=exclude_op_types,
                 on_feed=FeedProgress(stage, len(feeds[stage]), status))
+            if gelu[stage]:
+                graphs[stage].ops = _with_fused_gelus(staged[stage], gelu[stage])
         del feeds
 
         status(f"scoring on {len(calibration.evaluation)} held-out clips, streaming both INT8 graphs")
@@ -200,7 +219,8 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
             "step_frames": step,
             "graphs": {stage: {"role": roles[stage], "source": fp32_roles[stage], **graphs[stage].to_dict(),
                                "float_bounds_nodes": float_nodes[stage],
-                               "float_audio_edge_nodes": edge_nodes[stage]} for stage in STAGES},
+                               "float_audio_edge_nodes": edge_nodes[stage],
+                               "float_gelus": len(gelu[stage]) // 5} for stage in STAGES},
             "calibration": {"folder": str(calib_folder), "seed": seed, "clips_requested": windows,
                             "clip_steps": CLIP_STEPS, "step_samples": step_samples,
                             "method": "clips streamed in order through the FP32 step graphs (Stepper); decoder fed "
