@@ -479,6 +479,8 @@ def test_float_gelu_fuses_into_one_kernel_between_integer_convs(tmp_path: Path) 
     model = onnx.load(str(fused))
     assert fuse_gelus(model, names) == 1
     onnx.checker.check_model(model)
+    used = {name for node in model.graph.node for name in node.input}
+    assert {"sqrt2", "one_f", "half"}.isdisjoint(i.name for i in model.graph.initializer) and "h" in used
     onnx.save(model, fused)
     ops_fused, ops_split = _ops_after_optimization(fused, tmp_path), _ops_after_optimization(split, tmp_path)
     assert ops_fused["Gelu"] == 1 and ops_fused["Erf"] == 0 and ops_fused["QLinearConv"] == 2

@@ -71,7 +71,9 @@ def fuse_gelus(model: Any, names: list[str]) -> int:
         fused += 1
     used = {name for node in graph.node for name in node.input}
     for init in [i for i in graph.initializer if i.name in constants and i.name not in used]:
-        graph.initializer.remove(init)        # the chain's sqrt(2), 1 and 0.5
+        graph.initializer.remove(init)        # the chain's sqrt(2), 1 and 0.5 ...
+    for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] in constants - used]:
+        graph.node.remove(node)               # ... as initializers or as Constant nodes
     if fused and not any(op.domain == CONTRIB_DOMAIN for op in model.opset_import):
         model.opset_import.append(helper.make_opsetid(CONTRIB_DOMAIN, 1))
     return fused
