@@ -4,8 +4,9 @@ Why: static INT8 activations cover a fixed range per tensor, set by the calibrat
 about 48 dB below them. Audio far quieter than the calibration material falls under the lowest step in the early
 layers and comes out as noise. Measured on the bundled model, a -60 dBFS clip: SI-SDR +4.25 dB in FP32, -53.8 dB
 through the CPU INT8 graphs, -38.2 dB through the NPU's XINT8 encoder; with this floor, +4.25 dB for all of them.
-Normalising the level of the input would change the model (its nonlinearities are not scale-invariant). Running those steps in FP32 does not, and the step graphs make the
-switch free: both graphs take the same float state, so any step can run on either.
+Normalising the level of the input would change the model (its nonlinearities are not scale-invariant). Running
+those steps in FP32 does not, and the step graphs make the switch free: both graphs take the same float state, so
+any step can run on either.
 
 When a step counts as quiet:
 - encoder: the step's input audio, before it runs;
