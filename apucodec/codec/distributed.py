@@ -56,8 +56,13 @@ def setup(device_name: str) -> tuple[Group, str]:
     return Group(rank, world, local_rank, backend, owned), device_name
 
 
-def teardown(group: Group) -> None:
+def teardown(group: Group, finished: bool = True) -> None:
+    """Destroy the group train() created. After a finished run every rank first waits for the others: a rank that
+    destroys gloo's group while its peer is still in its last collective makes the peer abort at exit ("terminate
+    called without an active exception", seen under load in CI). After a failure no barrier: the peer may never come."""
     if group.owned and dist.is_initialized():
+        if finished and dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -131,13 +131,16 @@ def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = No
     """
     settings = settings or TrainSettings()
     group, device_name = distributed.setup(settings.device)
+    finished = False
     try:
         if not group.is_main:
             log, progress = (lambda msg: None), None
-        return _train(Path(data_dir), Path(out), config, settings, resume, group, device_name,
-                      log or (lambda msg: print(msg, file=sys.stderr, flush=True)), progress)
+        result = _train(Path(data_dir), Path(out), config, settings, resume, group, device_name,
+                        log or (lambda msg: print(msg, file=sys.stderr, flush=True)), progress)
+        finished = True
+        return result
     finally:
-        distributed.teardown(group)
+        distributed.teardown(group, finished)
 
 
 def _peak_lr(settings: TrainSettings, world_size: int) -> float:
