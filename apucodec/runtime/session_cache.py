@@ -1,9 +1,10 @@
 """A per-user cache of ONNX Runtime's optimized graphs, so a second `apucodec run` skips graph optimization.
 
-Creating a session optimizes the graph first (constant folding, fusions, QDQ -> integer kernels, layout changes);
-for the default 32.4M model that is a large part of start-up. ORT can save the optimized graph
-(`SessionOptions.optimized_model_filepath`) and load it later with optimization off, which is what this module
-arranges: the first session for a graph writes it into the cache, later ones load it.
+Creating a session optimizes the graph first (constant folding, fusions, QDQ -> integer kernels, layout changes).
+Measured with benchmarks/startup.py on the default 32.4M model's CPU INT8 graphs: session creation 0.29 s without
+the cache, 0.15 s warm (with the file-hash records, `apucodec run` on 1 s: 1.99 -> 1.67 s). ORT can save the
+optimized graph (`SessionOptions.optimized_model_filepath`) and load it later with optimization off, which is what
+this module arranges: the first session for a graph writes it into the cache, later ones load it.
 
 An optimized graph is only valid for what produced it, so the cache key covers the source graph's sha256, the
 onnxruntime version, the EP, the session options that change the optimized graph (optimization level, config
