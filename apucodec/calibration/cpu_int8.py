@@ -23,7 +23,6 @@ import logging
 import os
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from apucodec.contract.npu_ops import op_counts
 from apucodec.errors import ApucodecError, first_line
 from apucodec.extras import require
 
@@ -142,7 +142,8 @@ def _name_unnamed_nodes(model: Any) -> bool:
 def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: Iterable[Feed], *,
                             method: str = DEFAULT_METHOD, op_types: Sequence[str] = DEFAULT_OP_TYPES,
                             exclude_nodes: Iterable[str] = (), exclude_op_types: Iterable[str] = (),
-                            polyphase: bool = True, on_feed: FeedCallback | None = None) -> CpuInt8Result:
+                            polyphase: bool = True, on_feed: FeedCallback | None = None,
+                            gelu_nodes: Sequence[str] = ()) -> CpuInt8Result:
     """Write a QDQ INT8 copy of `fp32_path` to `out_path`, calibrated on `feeds` (dicts keyed by the graph's inputs).
 
     The output is written to a temporary file beside `out_path` and renamed into place, so a failure or Ctrl-C
@@ -153,6 +154,9 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
     when *all* its inputs come from DequantizeLinear and its output only feeds QuantizeLinear (a node between two
     quantized ones). Nodes fed by float-only bookkeeping (a mask computed from `bounds`, a state reshape read by a
     float node) stay float, which is what step graphs need.
+
+    `gelu_nodes` (calibration/gelu_nodes.py's gelu_node_names) are kept float and written as one Gelu node per
+    chain in the output graph.
     """
     if method not in METHODS:
         raise ApucodecError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
@@ -165,7 +169,7 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i.name for i in model.graph.input if i.name not in initializers]
     renamed = _name_unnamed_nodes(model)
-    excluded = excluded_node_names(model, exclude_nodes, exclude_op_types)
+    excluded = excluded_node_names(model, [*exclude_nodes, *gelu_nodes], exclude_op_types)
     rewritten: dict[str, list[str]] = {}
     if polyphase:
         from apucodec.calibration.conv_transpose import conv_transpose_to_conv
@@ -195,6 +199,11 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
                                   extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
                                   calibration_cache_path=cache)
             quantized = onnx.load(tmp)
+            if gelu_nodes:
+                from apucodec.calibration.gelu_nodes import fuse_gelus
+
+                fuse_gelus(quantized, list(gelu_nodes))
+                onnx.save(quantized, tmp)
             os.chmod(tmp, 0o644)
             os.replace(tmp, out_path)
         except ApucodecError:
@@ -204,7 +213,7 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
                                 f"({first_line(exc, with_type=True)})") from None
         finally:
             Path(tmp).unlink(missing_ok=True)
-    ops = Counter(n.op_type for n in quantized.graph.node)
+    ops = op_counts(quantized.graph.node)
     return CpuInt8Result(out_path, reader.count, method, time.perf_counter() - started, dict(sorted(ops.items())),
                          excluded, sorted(rewritten))
 

@@ -31,7 +31,7 @@ from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.cpu_int8 import DEFAULT_METHOD, CpuInt8Result, quantize_graph_cpu_int8
 from apucodec.calibration.feeds import Feed, RecordingStep
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
-from apucodec.calibration.gelu_nodes import fuse_gelus, gelu_node_names
+from apucodec.calibration.gelu_nodes import gelu_node_names
 from apucodec.calibration.step_nodes import bounds_nodes
 from apucodec.calibration.streams import graph_stepper, stream
 from apucodec.contract.manifest import CpuInt8Record, FileEntry
@@ -113,18 +113,6 @@ def _install(model: ModelDir, staged: dict[str, Path], entry_fields: dict[str, d
     return install_files(model, {role: (path, path.name) for role, path in staged.items()}, record)
 
 
-def _with_fused_gelus(path: Path, names: list[str]) -> dict[str, int]:
-    """Write the float GELU chains of the INT8 graph at `path` as single Gelu nodes; its op counts after."""
-    import onnx
-
-    from apucodec.contract.npu_ops import op_counts
-
-    model = onnx.load(str(path))
-    fuse_gelus(model, names)
-    onnx.save(model, str(path))
-    return dict(sorted(op_counts(model.graph.node).items()))
-
-
 def record_steps(model: ModelDir, roles: dict[str, str], sessions: dict[str, Any],
                  clips: list[np.ndarray]) -> dict[str, list[Feed]]:
     """Per stage, every step feed the FP32 step graphs get when the clips are streamed through the codec in order:
@@ -194,11 +182,9 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
                    f"{len(gelu[stage]) // 5} GELUs kept float)")
             graphs[stage] = quantize_graph_cpu_int8(
                 source, staged[stage], iter(feeds[stage]), method=method,
-                exclude_nodes=sorted({*mask_nodes, *edge_nodes[stage], *gelu[stage], *exclude_nodes}),
+                exclude_nodes=sorted({*mask_nodes, *edge_nodes[stage], *exclude_nodes}), gelu_nodes=gelu[stage],
                 exclude_op_types=exclude_op_types,
                 on_feed=FeedProgress(stage, len(feeds[stage]), status))
-            if gelu[stage]:
-                graphs[stage].ops = _with_fused_gelus(staged[stage], gelu[stage])
         del feeds
 
         status(f"scoring on {len(calibration.evaluation)} held-out clips, streaming both INT8 graphs")

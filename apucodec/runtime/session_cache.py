@@ -13,9 +13,10 @@ Only the CPU EP is cached: other EPs compile nodes into EP-specific blobs that O
 
 Safety: entries are written to a unique temporary name and renamed into place (atomic on one filesystem), so
 concurrent writers never expose a half-written file; each entry has a metadata file recording its key and the
-optimized file's sha256, checked on every load. A mismatch (another version's file, a truncated copy, a hand edit)
-is a miss, never a load. The cache lives in the user cache (apucodec/user_cache.py), under `ort-optimized/`.
-runtime/sessions.py routes every in-process CPU EP session through it. Torch-free.
+optimized file's sha256, checked on every load (re-hashed only when the file changed, as model files are). A
+mismatch (another version's file, a truncated copy, a hand edit) is a miss, never a load. The cache lives in the
+user cache (apucodec/user_cache.py), under `ort-optimized/`. runtime/sessions.py routes every in-process CPU EP
+session through it. Torch-free.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from apucodec.user_cache import CACHE_ENV, cache_root  # noqa: F401 (CACHE_ENV re-exported)
+from apucodec.verified_hashes import matches_sha256, sha256_file
 
 SUBDIR = "ort-optimized"
 CACHED_EPS = frozenset({"CPUExecutionProvider"})
@@ -53,14 +55,6 @@ def _ort_version() -> str:
     import onnxruntime
 
     return str(onnxruntime.__version__)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_key(graph_sha: str, ep: str, options: Mapping[str, str]) -> dict[str, Any]:
@@ -105,7 +99,7 @@ class CachedGraph:
         try:
             if not pending.is_file() or pending.stat().st_size == 0:
                 return False
-            meta = {**meta, "optimized_sha256": _sha256(pending), "bytes": pending.stat().st_size}
+            meta = {**meta, "optimized_sha256": sha256_file(pending), "bytes": pending.stat().st_size}
             os.replace(pending, final)
             _write_atomic(final.with_suffix(".json"), json.dumps(meta, indent=1).encode())
             return True
@@ -131,8 +125,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _valid(final: Path, key: dict[str, Any]) -> str | None:
-    """None if the cached entry at `final` is trustworthy for `key`, else why not."""
+def _valid(final: Path, key: dict[str, Any], root: Path) -> str | None:
+    """None if the cached entry at `final` is trustworthy for `key`, else why not. The file's sha256 is checked
+    like a model file's: hashed again only if it changed since it last matched (verified_hashes.py)."""
     meta_path = final.with_suffix(".json")
     if not final.is_file() or not meta_path.is_file():
         return "not cached yet"
@@ -142,7 +137,8 @@ def _valid(final: Path, key: dict[str, Any]) -> str | None:
         return "unreadable metadata"
     if not isinstance(meta, dict) or {k: meta.get(k) for k in key} != key:
         return "metadata records another key"
-    if meta.get("optimized_sha256") != _sha256(final):
+    recorded = meta.get("optimized_sha256")
+    if not isinstance(recorded, str) or not matches_sha256(final, recorded, root):
         return "cached file does not match its recorded sha256"
     return None
 
@@ -160,9 +156,10 @@ def cached_session_path(graph_path: str | Path, graph_sha: str, ep: str,
     if ep not in CACHED_EPS:
         return CachedGraph(source, reason=f"{ep}: not cached (EP-compiled graphs cannot be serialized)")
     key = cache_key(graph_sha, ep, {**(options or {}), "graph_optimization_level": optimization_level})
-    folder = (root or cache_root()) / SUBDIR
+    root = root or cache_root()
+    folder = root / SUBDIR
     final = folder / f"{_entry_name(key)}.onnx"
-    why = _valid(final, key)
+    why = _valid(final, key, root)
     if why is None:
         return CachedGraph(final, {"graph_optimization_level": "ORT_DISABLE_ALL"}, hit=True, reason="cached")
     try:
