@@ -1,6 +1,6 @@
 """The model directory's manifest.json, typed: one reader (`read_manifest`), one writer (`write_manifest`).
 
-    Manifest            format, model_id, codec (-> .config: CodecConfig), streaming, files, export, producers,
+    Manifest            format, model_id, codec (-> .config: the family's config), streaming, files, export, producers,
                         cpu_int8 (the CPU INT8 pass's report), providers / workers (optional, written by hand)
     FileEntry           files[role]: name, sha256, bytes; a step graph's stage, step_frames, precision, state_size,
                         horizon_frames, inputs/outputs (TensorEntry), graph (GraphFacts); a quantized graph's
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apucodec.contract.config import CodecConfig
+from apucodec.contract.families import FamilyConfig, config_from_codec
 from apucodec.contract.manifest_checks import check_manifest
 from apucodec.contract.manifest_records import (
     CpuInt8Record,
@@ -184,12 +184,15 @@ class Manifest(Record):
     workers: dict[str, str] | None = None                # stage -> Python interpreter of its worker process
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
-    config: CodecConfig = field(init=False, repr=False)
+    config: FamilyConfig = field(init=False, repr=False)
 
     NOT_JSON = ("config",)
 
     def __post_init__(self) -> None:
-        self.config = CodecConfig.from_dict(self.codec)  # a bad config fails when the manifest is read
+        # A bad config, or a family this apucodec does not know, fails when the manifest is read.
+        self.config = config_from_codec(self.codec)
+        if self.streaming.hop != self.config.hop_length:
+            raise ValueError(f"streaming.hop {self.streaming.hop} is not the codec's hop {self.config.hop_length}")
 
     def to_dict(self) -> dict[str, Any]:
         for role, entry in self.files.items():  # entries older code assigned as plain dicts

@@ -54,15 +54,16 @@ def check_manifest(manifest: dict[str, Any], manifest_path: Path) -> None:
     _positive_int(codec.get("n_codebooks", 8), "codec.n_codebooks", manifest_path, MAX_CODEBOOKS)
     _positive_int(codec.get("codebook_size", 2048), "codec.codebook_size", manifest_path, 1 << 24, lower=2)
     _positive_int(codec.get("latent_dim", 128), "codec.latent_dim", manifest_path, 1 << 16)
-    strides = codec.get("strides", [2, 4, 8, 8])
-    if not isinstance(strides, list) or not strides:
-        raise ApucodecError(f"{manifest_path}: codec.strides must be a list of integers, got {strides!r}")
-    for stride in strides:
-        _positive_int(stride, "codec.strides", manifest_path, 1 << 12)
     hop = streaming.get("hop")
     _positive_int(hop, "streaming.hop", manifest_path, 1 << 20)
-    if hop != math.prod(strides):
-        raise ApucodecError(f"{manifest_path}: streaming.hop {hop} is not the product of codec.strides {strides}")
+    if codec.get("family", "apucodec") == "apucodec":  # other families check their own fields (contract.families)
+        strides = codec.get("strides", [2, 4, 8, 8])
+        if not isinstance(strides, list) or not strides:
+            raise ApucodecError(f"{manifest_path}: codec.strides must be a list of integers, got {strides!r}")
+        for stride in strides:
+            _positive_int(stride, "codec.strides", manifest_path, 1 << 12)
+        if hop != math.prod(strides):
+            raise ApucodecError(f"{manifest_path}: streaming.hop {hop} is not the product of codec.strides {strides}")
     for stage in ("encoder", "decoder"):
         facts = streaming.get(stage)
         if not isinstance(facts, dict):
