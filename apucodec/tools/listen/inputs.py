@@ -38,7 +38,11 @@ class Source:
 
 
 def list_sources(paths: list[Path]) -> list[Source]:
-    """Files as named, folders expanded (audio files libsndfile opens, and .apc files), in a stable order."""
+    """Files as named, folders expanded (audio files libsndfile opens, and .apc files), in a stable order.
+
+    A file named on the command line is served even through a symlink (the user chose it); a folder contributes
+    only files that really lie inside it.
+    """
     from apucodec.audio import list_audio_files
 
     if not paths:
@@ -46,10 +50,13 @@ def list_sources(paths: list[Path]) -> list[Source]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            inside = sorted(set(list_audio_files(path)) | set(path.rglob(f"*{APC_SUFFIX}")))
+            # A link inside the folder that leads out of it is not the folder's: only what resolves inside counts.
+            root = path.resolve()
+            inside = [p for p in sorted(set(list_audio_files(path)) | set(path.rglob(f"*{APC_SUFFIX}")))
+                      if p.is_file() and p.resolve().is_relative_to(root)]
             if not inside:
                 raise ApucodecError(f"{path}: no audio or .apc files in this folder")
-            found.extend(p for p in inside if p.is_file())
+            found.extend(inside)
         elif path.is_file():
             found.append(path)
         else:
