@@ -7,6 +7,7 @@ The browser runs in its own process group with a fresh --user-data-dir; `close` 
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -45,7 +46,8 @@ class Browser:
         self._from_child, from_child_w = os.pipe()
         # Move the child's ends above 9, so the shell's redirections onto 3 and 4 cannot close one another.
         to_child_r, from_child_w = (_above_nine(fd) for fd in (to_child_r, from_child_w))
-        # The child gets our pipe ends as fds 3 and 4 (bash moves them: dash takes one-digit fds only), and nothing else of ours.
+        # The child gets our pipe ends as fds 3 and 4 (bash moves them: dash takes one-digit fds only), and
+        # nothing else of ours.
         script = f'exec "$0" "$@" 3<&{to_child_r} 4>&{from_child_w} {to_child_r}<&- {from_child_w}>&-'
         self.process = subprocess.Popen(
             ["bash", "-c", script, executable, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
@@ -123,16 +125,12 @@ class Browser:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=10)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.process.wait()
         for fd in (self._to_child, self._from_child):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         if self.process.stderr:
             self.process.stderr.close()
         shutil.rmtree(self.profile, ignore_errors=True)

@@ -115,7 +115,8 @@ def test_the_page_routes_serve_what_the_browser_needs(served) -> None:
     assert status == 200 and apc[:4] == b"APC\x1a"
     status, f32 = get(server, base + "input/0/decoded-8.f32")
     assert status == 200 and len(f32) == 4 * int(SECONDS * 44100)
-    for picture in ("original-spec.png", "decoded-3-spec.png", "diff-3.png", "decoded-1-wave.png"):
+    for picture in ("original-spec.png", "decoded-3-spec.png", "diff-3.png", "decoded-1-wave.png",
+                    "original-spec-low.png", "decoded-8-spec-low.png", "diff-1-low.png"):
         status, png = get(server, base + "input/0/" + picture)
         assert status == 200 and png.startswith(b"\x89PNG")
     manifest = json.loads(get(server, base + "model/manifest.json")[1])
@@ -195,3 +196,17 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     broken.write_bytes(b"APC\x1a" + b"\0" * 10)
     assert_one_line_error(invoke("listen", str(broken), "--export", str(tmp_path / "r")), "broken.apc")
     assert not (tmp_path / "r").exists()
+
+
+def test_players_can_ask_for_byte_ranges(served) -> None:
+    server, _ = served
+    route = f"/{server.token}/input/0/decoded-2.wav"
+    whole = get(server, route)[1]
+    connection = http.client.HTTPConnection(*server.server_address[:2], timeout=60)
+    try:
+        connection.request("GET", route, headers={"Range": "bytes=10-19"})
+        response = connection.getresponse()
+        assert response.status == 206 and response.read() == whole[10:20]
+        assert response.getheader("Content-Range") == f"bytes 10-19/{len(whole)}"
+    finally:
+        connection.close()

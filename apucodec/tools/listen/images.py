@@ -18,6 +18,7 @@ WIDTH = 720          # pixels along time (columns are pooled, so a long file sti
 SPEC_HEIGHT = 256    # pixels along frequency, 0 Hz at the bottom
 WAVE_HEIGHT = 96
 RANGE_DB = 90.0      # dynamic range shown below the original's peak
+LOW_BINS = 128       # the low-frequency view: 0..2756 Hz at 44.1 kHz, 2 pixels per bin, 86 Hz lines 8 px apart
 DIFF_DB = 20.0       # +-dB at full colour in the difference picture
 FLOOR = 1e-10
 
@@ -49,21 +50,23 @@ def _pool(values: np.ndarray, axis: int, size: int, reduce: str) -> np.ndarray:
     return pooled
 
 
-def _picture(db: np.ndarray) -> np.ndarray:
-    """[bins, frames] -> [SPEC_HEIGHT, WIDTH], low frequencies at the bottom."""
+def _picture(db: np.ndarray, low: bool) -> np.ndarray:
+    """[bins, frames] -> [SPEC_HEIGHT, WIDTH], low frequencies at the bottom (`low`: only the lowest LOW_BINS)."""
+    if low:
+        db = db[:LOW_BINS]
     return _pool(_pool(db, 0, SPEC_HEIGHT, "mean"), 1, WIDTH, "max")[::-1]
 
 
-def spectrogram_png(audio: np.ndarray, top_db: float) -> bytes:
+def spectrogram_png(audio: np.ndarray, top_db: float, low: bool = False) -> bytes:
     """The spectrogram of `audio` on the scale [top_db - RANGE_DB, top_db]."""
-    levels = (_picture(stft_db(audio)) - (top_db - RANGE_DB)) / RANGE_DB
+    levels = (_picture(stft_db(audio), low) - (top_db - RANGE_DB)) / RANGE_DB
     return encode_png(colour_levels(levels))
 
 
-def difference_png(original: np.ndarray, decoded: np.ndarray, top_db: float) -> bytes:
+def difference_png(original: np.ndarray, decoded: np.ndarray, top_db: float, low: bool = False) -> bytes:
     """Decoded minus original in dB, where either is within RANGE_DB of the peak (silence on both sides is white)."""
     n = min(original.size, decoded.size)
-    a, b = _picture(stft_db(original[:n])), _picture(stft_db(decoded[:n]))
+    a, b = _picture(stft_db(original[:n]), low), _picture(stft_db(decoded[:n]), low)
     audible = np.maximum(a, b) > top_db - RANGE_DB
     return encode_png(colour_signed(np.where(audible, (b - a) / DIFF_DB, 0.0)))
 

@@ -11,7 +11,9 @@ use WASM threads; nothing is cached (the token is in every URL).
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -43,6 +45,11 @@ class ListenServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/{self.token}/"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that drops a connection (a seek in an <audio>, a closed tab) is routine, not a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def serve_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="apucodec-listen", daemon=True)
         thread.start()
@@ -58,9 +65,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8",
               head: bool = False) -> None:
+        extra = {}
+        if status == 200:
+            extra["Accept-Ranges"] = "bytes"
+            wanted = byte_range(self.headers.get("Range"), len(body))
+            if wanted is not None:  # players ask for parts of a WAV to seek
+                start, end = wanted
+                status, extra["Content-Range"] = 206, f"bytes {start}-{end - 1}/{len(body)}"
+                body = body[start:end]
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in extra.items():
+            self.send_header(name, value)
         for name, value in HEADERS.items():
             self.send_header(name, value)
         self.end_headers()
@@ -109,3 +126,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:  # noqa: N802
         self._answer(head=True)
+
+
+RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One `bytes=a-b` range as [start, end) within `size`, or None (absent, multiple, or unsatisfiable: whole)."""
+    match = RANGE.fullmatch((header or "").strip())
+    if match is None or not size or (not match.group(1) and not match.group(2)):
+        return None
+    if not match.group(1):  # the last N bytes
+        start = max(0, size - int(match.group(2)))
+        return start, size
+    start = int(match.group(1))
+    end = min(size, int(match.group(2)) + 1) if match.group(2) else size
+    return (start, end) if start < end else None

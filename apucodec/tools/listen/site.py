@@ -27,8 +27,8 @@ TYPES = {".json": "application/json", ".apc": "application/octet-stream", ".wav"
          ".f32": "application/octet-stream", ".png": "image/png", ".onnx": "application/octet-stream",
          ".npy": "application/octet-stream", ".mjs": "text/javascript; charset=utf-8", ".wasm": "application/wasm"}
 INPUT_ROUTE = re.compile(r"input/(0|[1-9][0-9]{0,5})/(info\.json|codes\.apc|original\.wav|original-wave\.png|"
-                         r"original-spec\.png|decoded-([1-9][0-9]?)(\.wav|\.f32|-wave\.png|-spec\.png)|"
-                         r"diff-([1-9][0-9]?)\.png)")
+                         r"original-spec(-low)?\.png|decoded-([1-9][0-9]?)(\.wav|\.f32|-wave\.png|-spec\.png|"
+                         r"-spec-low\.png)|diff-([1-9][0-9]?)(-low)?\.png)")
 
 Resource = tuple[bytes, str]
 
@@ -70,11 +70,13 @@ class Site:
             base = f"input/{index}/"
             out += [base + "info.json", base + "codes.apc"]
             if prepared.original is not None:
-                out += [base + "original.wav", base + "original-wave.png", base + "original-spec.png"]
+                out += [base + "original.wav", base + "original-wave.png", base + "original-spec.png",
+                        base + "original-spec-low.png"]
             for n in prepared.decoded:
-                out += [f"{base}decoded-{n}{kind}" for kind in (".wav", ".f32", "-wave.png", "-spec.png")]
+                out += [f"{base}decoded-{n}{kind}" for kind in (".wav", ".f32", "-wave.png", "-spec.png",
+                                                                "-spec-low.png")]
                 if prepared.original is not None:
-                    out.append(f"{base}diff-{n}.png")
+                    out += [f"{base}diff-{n}.png", f"{base}diff-{n}-low.png"]
         return out
 
     def resource(self, route: str) -> Resource | None:
@@ -100,18 +102,18 @@ class Site:
         return self._input(self.inputs.get(int(match.group(1))), match.group(2), match)
 
     def _input(self, p: Prepared, name: str, match: re.Match[str]) -> Resource | None:
-        n = int(match.group(3) or match.group(5) or 0)
+        n = int(match.group(4) or match.group(6) or 0)
         if n and n not in p.decoded:
             return None
-        if name.startswith("diff-") or name.startswith("original"):
-            if p.original is None:
-                return None
+        if (name.startswith("diff-") or name.startswith("original")) and p.original is None:
+            return None
         makers: dict[str, Callable[[], bytes]] = {
             "info.json": lambda: _json(p.summary(self.bits, self.hop)),
             "codes.apc": lambda: p.apc,
             "original.wav": lambda: wav_bytes(p.original, p.sample_rate),
             "original-wave.png": lambda: images.waveform_png(p.original),
             "original-spec.png": lambda: images.spectrogram_png(p.original, p.top_db),
+            "original-spec-low.png": lambda: images.spectrogram_png(p.original, p.top_db, low=True),
         }
         if n:
             decoded = p.decoded[n]
@@ -120,7 +122,9 @@ class Site:
                 f"decoded-{n}.f32": lambda: np.asarray(decoded, dtype="<f4").tobytes(),
                 f"decoded-{n}-wave.png": lambda: images.waveform_png(decoded),
                 f"decoded-{n}-spec.png": lambda: images.spectrogram_png(decoded, p.top_db),
+                f"decoded-{n}-spec-low.png": lambda: images.spectrogram_png(decoded, p.top_db, low=True),
                 f"diff-{n}.png": lambda: images.difference_png(p.original, decoded, p.top_db),
+                f"diff-{n}-low.png": lambda: images.difference_png(p.original, decoded, p.top_db, low=True),
             })
         make = makers.get(name)
         return (make(), _type(name)) if make is not None else None

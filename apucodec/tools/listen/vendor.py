@@ -28,7 +28,7 @@ FILES: dict[str, tuple[str, str]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ort_file(route: str) -> bytes:
     """The content of a vendored file (decompressed), verified against the npm package's sha256."""
     name, digest = FILES[route]

@@ -11,7 +11,10 @@ import { dequantize, parseApc, parseNpy } from './apc.js';
 const pageBase = new URL('.', document.baseURI);
 ort.env.wasm.wasmPaths = { wasm: new URL('ort/ort-wasm-simd-threaded.asyncify.wasm', pageBase).href };
 // Threads need cross-origin isolation (apucodec listen sends COOP/COEP; a plain static server does not).
-ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+// ?threads=N in the page's URL overrides the count (WASM reads it once, before the first session opens).
+const askedThreads = Number(new URLSearchParams(location.search).get('threads'));
+ort.env.wasm.numThreads = !self.crossOriginIsolated ? 1
+  : askedThreads >= 1 ? askedThreads : Math.min(4, navigator.hardwareConcurrency || 1);
 
 async function fetchBytes(route) {
   const response = await fetch(new URL(route, pageBase));

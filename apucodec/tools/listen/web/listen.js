@@ -124,12 +124,20 @@ async function renderInput(item, container) {
   const decodedWave = el('img', { alt: 'decoded waveform', class: 'wave' });
   const decodedSpec = el('img', { alt: 'decoded spectrogram', class: 'spectrogram' });
   const diffSpec = el('img', { alt: 'difference spectrogram', class: 'spectrogram diff' });
+  const originalSpec = el('img', { alt: 'original spectrogram', class: 'spectrogram' });
+  const band = el('select', {}, el('option', { value: '' }, 'full band (0–22 kHz)'),
+    el('option', { value: '-low' }, 'low band (0–2.8 kHz): the 86 Hz frame-rate comb'));
+  band.addEventListener('change', () => update());
   const update = () => {
+    const low = band.value;
     decodedLabel.textContent = `decoded, ${current} cb (${fmt(kbps(current), 1)} kbps)`;
     decodedAudio.src = `${base}decoded-${current}.wav`;
     decodedWave.src = `${base}decoded-${current}-wave.png`;
-    decodedSpec.src = `${base}decoded-${current}-spec.png`;
-    if (info.has_original) diffSpec.src = `${base}diff-${current}.png`;
+    decodedSpec.src = `${base}decoded-${current}-spec${low}.png`;
+    if (info.has_original) {
+      originalSpec.src = `${base}original-spec${low}.png`;
+      diffSpec.src = `${base}diff-${current}${low}.png`;
+    }
     tableHolder.replaceChildren(scoresTable(info, current));
   };
   select.addEventListener('change', () => { current = Number(select.value); update(); });
@@ -137,14 +145,15 @@ async function renderInput(item, container) {
   if (info.has_original) {
     grid.append(el('div', {}, el('div', { class: 'label' }, 'original'), el('audio', { controls: '', preload: 'none', src: `${base}original.wav` })),
       el('img', { alt: 'original waveform', class: 'wave', src: `${base}original-wave.png` }),
-      el('img', { alt: 'original spectrogram', class: 'spectrogram', src: `${base}original-spec.png` }));
+      originalSpec);
   }
   grid.append(el('div', {}, decodedLabel, decodedAudio), decodedWave, decodedSpec);
   if (info.has_original) grid.append(el('div', { class: 'label' }, 'difference (decoded − original)'), el('div', {}), diffSpec);
   update();
   section.replaceChildren(el('h2', {}, `${info.name}`),
     el('p', {}, `${info.seconds.toFixed(2)} s at ${info.sample_rate} Hz, ${info.frames} frames, ${info.n_codebooks} codebooks in the .apc`),
-    el('div', { class: 'controls' }, el('label', {}, 'Decoded at ', select)), tableHolder, grid);
+    el('div', { class: 'controls' }, el('label', {}, 'Decoded at ', select), el('label', {}, 'Spectrograms: ', band)),
+    tableHolder, grid);
   if (info.has_original) section.append(abx(base, info, () => current));
   section.append(await browserDecodeBox(item.index, base, info, () => current));
 }
