@@ -142,3 +142,35 @@ def test_browser_decode_matches_python_and_spectrograms_show(page, chromium: str
     for left, top, width, height, _ in rects:
         region = image[int(top) + 2: int(top + height) - 2, int(left) + 2: int(left + width) - 2]
         assert region.size and region.std() > 10.0, (left, top, region.std() if region.size else None)
+
+
+@pytest.mark.slow
+def test_exported_page_decodes_under_a_plain_static_server(chromium: str, tmp_path: Path) -> None:
+    """`--export` + `python -m http.server`: the browser decode still works (one WASM thread: no COOP/COEP);
+    opened as file://, the page's module scripts are refused by the browser (what docs/listen.md says)."""
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, speech_like(SECONDS), 44100)
+    report = tmp_path / "report"
+    subprocess.run([sys.executable, "-m", "apucodec", "listen", str(clip), "--export", str(report)], check=True,
+                   capture_output=True)
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "0"], cwd=report,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    browser = Browser(chromium)
+    try:
+        port = re.search(r"port (\d+)", server.stdout.readline()).group(1)
+        browser.open(f"http://127.0.0.1:{port}/index.html")
+        browser.wait_for("window.apucodecListen && window.apucodecListen.ready", timeout=180)
+        result = browser.evaluate(DECODE % (8, 128), timeout=300)
+        samples = np.frombuffer(base64.b64decode(result["samples"]), dtype="<f4")
+        expected = np.fromfile(report / "input/0/decoded-8.f32", dtype="<f4")
+        assert result["threads"] == 1 and result["backend"] == "wasm"
+        assert float(np.max(np.abs(samples - expected))) <= MAX_ABS_ERROR
+        browser.send("Page.navigate", {"url": (report / "index.html").as_uri()})
+        time.sleep(3)
+        assert browser.evaluate("typeof window.apucodecListen") == "undefined"
+        assert browser.evaluate("document.querySelectorAll('#inputs p').length") == 1  # still "Loading…"
+    finally:
+        browser.close()
+        server.terminate()
+        server.wait()
+        server.stdout.close()
