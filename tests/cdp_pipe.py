@@ -39,7 +39,8 @@ def _above_nine(fd: int) -> int:
 
 
 class Browser:
-    def __init__(self, executable: str, timeout: float = 120.0) -> None:
+    def __init__(self, executable: str, timeout: float = 120.0, flags: list[str] | None = None) -> None:
+        """`flags` replaces FLAGS (e.g. WebGPU on SwiftShader drops --disable-gpu)."""
         self.timeout = timeout
         self.profile = tempfile.mkdtemp(prefix="apucodec-chromium-")
         to_child_r, self._to_child = os.pipe()
@@ -50,7 +51,8 @@ class Browser:
         # nothing else of ours.
         script = f'exec "$0" "$@" 3<&{to_child_r} 4>&{from_child_w} {to_child_r}<&- {from_child_w}>&-'
         self.process = subprocess.Popen(
-            ["bash", "-c", script, executable, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            ["bash", "-c", script, executable, *(FLAGS if flags is None else flags),
+             f"--user-data-dir={self.profile}", "about:blank"],
             pass_fds=(to_child_r, from_child_w), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True)
         os.close(to_child_r)

@@ -210,3 +210,40 @@ def test_players_can_ask_for_byte_ranges(served) -> None:
         assert response.getheader("Content-Range") == f"bytes 10-19/{len(whole)}"
     finally:
         connection.close()
+
+
+def test_a_named_file_that_is_not_audio_is_a_one_line_error(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not audio")
+    assert_one_line_error(invoke("listen", str(text), "--export", str(tmp_path / "r")), "notes.txt",
+                          "not readable audio")
+    assert not (tmp_path / "r").exists()
+
+
+def test_visqol_is_used_where_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's ViSQOL column: None without a `visqol` module; with visqol-python's API, its audio-mode MOS on
+    48 kHz copies of both signals (a stand-in module records the call: the package is not a dependency)."""
+    import sys
+    import types
+
+    from apucodec.tools.listen.inputs import visqol_mos
+
+    x = speech_like(0.2)
+    monkeypatch.setitem(sys.modules, "visqol", None)
+    assert visqol_mos(x, x, 44100) is None
+    calls = []
+
+    class Api:
+        def create(self, mode: str) -> None:
+            calls.append(mode)
+
+        def measure_from_arrays(self, ref: np.ndarray, deg: np.ndarray, rate: int) -> types.SimpleNamespace:
+            calls.append((ref.size, deg.size, rate))
+            return types.SimpleNamespace(moslqo=4.25)
+
+    package, api = types.ModuleType("visqol"), types.ModuleType("visqol.api")
+    api.VisqolApi = Api
+    monkeypatch.setitem(sys.modules, "visqol", package)
+    monkeypatch.setitem(sys.modules, "visqol.api", api)
+    assert visqol_mos(x, x, 44100) == 4.25
+    assert calls == ["audio", (int(0.2 * 48000), int(0.2 * 48000), 48000)]

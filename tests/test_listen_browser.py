@@ -23,12 +23,12 @@ import soundfile as sf
 from apucodec.codes import Codes
 from apucodec.tools.listen.build import open_codec
 from tests.audio_factory import speech_like
-from tests.cdp_pipe import Browser, find_chromium
+from tests.cdp_pipe import FLAGS, Browser, find_chromium
 
 MAX_ABS_ERROR = 1e-4
 SECONDS = 0.5
 # The page's decode hook, its samples as base64 float32 (JSON numbers would be slow and lossy to compare).
-DECODE = """window.apucodecListen.decoders[0]({n: %d, step: %d, backend: 'wasm'}).then(r => {
+DECODE = """window.apucodecListen.decoders[0]({n: %d, step: %d, backend: '%s'}).then(r => {
   const bytes = new Uint8Array(r.samples.buffer, r.samples.byteOffset, r.samples.byteLength);
   let text = '';
   for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
@@ -110,7 +110,7 @@ def test_browser_decode_matches_python_and_spectrograms_show(page, chromium: str
         codec = open_codec(None)
         for n, step in ((8, 4), (3, 128)):
             started = time.monotonic()
-            result = browser.evaluate(DECODE % (n, step), timeout=300)
+            result = browser.evaluate(DECODE % (n, step, "wasm"), timeout=300)
             samples = np.frombuffer(base64.b64decode(result["samples"]), dtype="<f4")
             part = Codes(codes.array[:n], codes.length, codes.sample_rate, codes.input_rate, codes.input_length,
                          codes.model_id)
@@ -160,7 +160,7 @@ def test_exported_page_decodes_under_a_plain_static_server(chromium: str, tmp_pa
         port = re.search(r"port (\d+)", server.stdout.readline()).group(1)
         browser.open(f"http://127.0.0.1:{port}/index.html")
         browser.wait_for("window.apucodecListen && window.apucodecListen.ready", timeout=180)
-        result = browser.evaluate(DECODE % (8, 128), timeout=300)
+        result = browser.evaluate(DECODE % (8, 128, "wasm"), timeout=300)
         samples = np.frombuffer(base64.b64decode(result["samples"]), dtype="<f4")
         expected = np.fromfile(report / "input/0/decoded-8.f32", dtype="<f4")
         assert result["threads"] == 1 and result["backend"] == "wasm"
@@ -174,3 +174,32 @@ def test_exported_page_decodes_under_a_plain_static_server(chromium: str, tmp_pa
         server.terminate()
         server.wait()
         server.stdout.close()
+
+
+# WebGPU on Chromium's own software Vulkan (SwiftShader): no GPU needed, but seconds per step, hence slow.
+SWIFTSHADER = [f for f in FLAGS if f != "--disable-gpu"] + [
+    "--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader",
+    "--use-webgpu-adapter=swiftshader", "--use-angle=swiftshader"]
+
+
+@pytest.mark.slow
+def test_browser_decode_on_webgpu_matches_python(page, chromium: str) -> None:
+    """The same decode on onnxruntime-web's WebGPU backend (SwiftShader's adapter) matches the Python decode."""
+    url, _ = page
+    browser = Browser(chromium, flags=SWIFTSHADER, timeout=600)
+    try:
+        browser.open(url)
+        browser.wait_for("window.apucodecListen && window.apucodecListen.ready", timeout=180)
+        assert browser.evaluate("navigator.gpu.requestAdapter().then(a => a !== null)")
+        result = browser.evaluate(DECODE % (2, 4, "webgpu"), timeout=600)
+        reference = browser.evaluate("fetch('input/0/decoded-2.f32').then(r => r.arrayBuffer()).then(b => "
+                                     "btoa(String.fromCharCode(...new Uint8Array(b))))")
+    finally:
+        browser.close()
+    samples = np.frombuffer(base64.b64decode(result["samples"]), dtype="<f4")
+    expected = np.frombuffer(base64.b64decode(reference), dtype="<f4")
+    error = float(np.max(np.abs(samples - expected)))
+    print(f"[listen] webgpu: {result['steps']} steps of 4 frames, per step ms "
+          f"{np.round(result['stepMs'], 1).tolist()}, max abs error vs Python {error:.3g}")
+    assert result["backend"] == "webgpu"
+    assert samples.shape == expected.shape and error <= MAX_ABS_ERROR, error

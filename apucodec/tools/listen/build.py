@@ -31,13 +31,16 @@ def open_codec(model: str | Path | None):  # noqa: ANN201 - apucodec.api.Codec, 
 
 def build_site(paths: list[Path], model: str | Path | None) -> Site:
     """The page's site for `paths` (files or folders): every input checked to exist and be readable first."""
+    from apucodec.audio import probe
     from apucodec.contract.config import bits_per_code
     from apucodec.runtime.bitstream import HEADER_SIZE, check_header
 
     sources = list_sources(paths)
     codec = open_codec(model)
     for source in sources:
-        if source.is_apc:
+        if not source.is_apc:
+            probe(source.path)  # one line now for a file that is not audio, not a failed section later
+        else:
             with open(source.path, "rb") as fh:
                 raw = fh.read(HEADER_SIZE)
             header = check_header(raw.ljust(HEADER_SIZE, b"\0"), str(source.path), source.path.stat().st_size)

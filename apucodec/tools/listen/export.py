@@ -24,7 +24,10 @@ def export_site(site: Site, destination: Path) -> int:
     parent = destination.parent if str(destination.parent) else Path(".")
     if not parent.is_dir():
         raise ApucodecError(f"{parent}: no such folder (the parent of --export)")
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
+    except OSError as exc:
+        raise ApucodecError(f"{destination}: cannot write here ({exc.strerror})") from None
     try:
         routes = site.routes()
         for route in routes:
@@ -35,6 +38,9 @@ def export_site(site: Site, destination: Path) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(found[0])
         staging.rename(destination)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ApucodecError(f"{destination}: cannot write the page ({exc.strerror})") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -10,6 +10,7 @@ the page can show the browser's decode against them sample by sample.
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ class Prepared:
     decoded: dict[int, np.ndarray] = field(default_factory=dict)
     scores: dict[int, dict[str, float | None]] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def top_db(self) -> float:
         return images.peak_db(self.original if self.original is not None else self.decoded[self.n_codebooks])
 
@@ -166,16 +167,35 @@ def scores(original: np.ndarray, decoded: np.ndarray, rate: int) -> dict[str, fl
 
 
 def visqol_mos(original: np.ndarray, decoded: np.ndarray, rate: int) -> float | None:
-    """ViSQOL v3 audio-mode MOS-LQO (48 kHz) when Google's `visqol` Python binding is installed, else None."""
-    try:
-        import os
+    """ViSQOL v3 audio-mode MOS-LQO (at 48 kHz) when a `visqol` package is installed, else None.
 
-        from visqol import visqol_lib_py  # type: ignore[import-not-found]
-        from visqol.pb2 import visqol_config_pb2  # type: ignore[import-not-found]
+    Two packages install the module `visqol`: Google's C++ binding (visqol_lib_py) and the pure-Python port
+    visqol-python (visqol.api); either is used, whichever is there.
+    """
+    try:
+        import visqol  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
         return None
     from apucodec.audio import resample
 
+    ref, deg = (resample(np.asarray(x, np.float32), rate, 48000).astype(np.float64) for x in (original, decoded))
+    try:
+        from visqol.api import VisqolApi  # type: ignore[import-not-found]  # visqol-python
+    except ImportError:
+        return _google_visqol(ref, deg)
+    api = VisqolApi()
+    api.create(mode="audio")
+    return float(api.measure_from_arrays(ref, deg, 48000).moslqo)
+
+
+def _google_visqol(ref: np.ndarray, deg: np.ndarray) -> float | None:
+    import os
+
+    try:
+        from visqol import visqol_lib_py  # type: ignore[import-not-found]
+        from visqol.pb2 import visqol_config_pb2  # type: ignore[import-not-found]
+    except ImportError:
+        return None
     config = visqol_config_pb2.VisqolConfig()
     config.audio.sample_rate = 48000
     config.options.use_speech_scoring = False
@@ -183,5 +203,4 @@ def visqol_mos(original: np.ndarray, decoded: np.ndarray, rate: int) -> float | 
                                                  "libsvm_nu_svr_model.txt")
     api = visqol_lib_py.VisqolApi()
     api.Create(config)
-    ref, deg = (resample(x, rate, 48000).astype(np.float64) for x in (original, decoded))
     return float(api.Measure(ref, deg).moslqo)

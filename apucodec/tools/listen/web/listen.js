@@ -167,7 +167,12 @@ async function main() {
       : ' This browser has no WebGPU adapter: the in-browser decode runs on WASM.';
     const listing = await getJson('inputs.json');
     container.replaceChildren();
-    for (const item of listing.inputs) await renderInput(item, container);
+    for (const item of listing.inputs) {
+      // One input that fails (unreadable audio, say) shows its error line; the others still render.
+      await renderInput(item, container).catch((error) => {
+        document.getElementById(`input-${item.index}`)?.append(el('p', { class: 'error' }, `error: ${error.message}`));
+      });
+    }
     window.apucodecListen.ready = true;
   } catch (error) {
     window.apucodecListen.error = error.message;
