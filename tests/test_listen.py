@@ -247,3 +247,23 @@ def test_visqol_is_used_where_installed(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "visqol.api", api)
     assert visqol_mos(x, x, 44100) == 4.25
     assert calls == ["audio", (int(0.2 * 48000), int(0.2 * 48000), 48000)]
+
+
+def test_an_apc_input_is_decoded_without_an_original(tmp_path: Path) -> None:
+    from apucodec.tools.listen.build import open_codec
+
+    codec = open_codec(None)
+    codes = codec.encode(speech_like(SECONDS), 44100, n_codebooks=3)
+    codes.save(tmp_path / "clip.apc", codec.rvq.codebook_size, codec.hop)
+    out = tmp_path / "report"
+    result = invoke("listen", str(tmp_path / "clip.apc"), "--export", str(out))
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "input/0/info.json").read_text())
+    assert info["has_original"] is False and [level["n"] for level in info["levels"]] == [1, 2, 3]
+    assert (out / "input/0/codes.apc").read_bytes() == (tmp_path / "clip.apc").read_bytes()
+    assert (out / "input/0/decoded-3-spec.png").is_file()
+    assert not list((out / "input/0").glob("original*")) and not list((out / "input/0").glob("diff-*"))
+    other = bytearray((tmp_path / "clip.apc").read_bytes())
+    other[44:60] = b"0123456789abcdef"  # another model's id (the CRC is not reached: the id is checked first)
+    (tmp_path / "other.apc").write_bytes(bytes(other))
+    assert_one_line_error(invoke("listen", str(tmp_path / "other.apc")), "other.apc", "0123456789abcdef")

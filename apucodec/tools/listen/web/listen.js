@@ -166,7 +166,8 @@ async function main() {
       ? ' This browser has WebGPU: the in-browser decode runs there by default.'
       : ' This browser has no WebGPU adapter: the in-browser decode runs on WASM.';
     const listing = await getJson('inputs.json');
-    container.replaceChildren();
+    container.replaceChildren(el('nav', {}, el('ol', {}, ...listing.inputs.map((item) =>
+      el('li', {}, el('a', { href: `#input-${item.index}` }, item.name), item.kind === 'apc' ? ' (codes only)' : '')))));
     for (const item of listing.inputs) {
       // One input that fails (unreadable audio, say) shows its error line; the others still render.
       await renderInput(item, container).catch((error) => {
