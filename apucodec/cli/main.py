@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "stream": "apucodec.cli.stream:stream",
     "train": "apucodec.cli.train:train",
     "export": "apucodec.cli.export:export",
+    "pull": "apucodec.cli.pull:pull",
     "tokenize": "apucodec.cli.tokenize:tokenize",
 }
 
