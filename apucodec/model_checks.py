@@ -80,7 +80,10 @@ def check_model_files(model_dir: Path, files: Mapping[str, FileEntry], codebook_
                 if name not in weights:
                     raise ApucodecError(f"{path}: its manifest entry lists external data file {name!r}, which is "
                                         "not a weights file of the manifest; refused")
-                allowed[name] = (model_dir / name).stat().st_size
+                try:
+                    allowed[name] = (model_dir / name).stat().st_size
+                except OSError as exc:
+                    raise ApucodecError(f"{model_dir / name}: cannot read ({exc.strerror})") from None
             check_external_data(path, allowed)
         elif role == "codebooks":
             load_codebooks(path, codebook_shape)

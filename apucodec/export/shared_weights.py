@@ -81,6 +81,8 @@ def share_weights(protos: Mapping[str, onnx.ModelProto], folder: Path, stage: st
             for tensor in proto.graph.initializer:
                 if tensor.data_location == onnx.TensorProto.EXTERNAL:
                     raise ValueError(f"{role}: initializer {tensor.name} already stores external data")
+                if tensor.data_type == onnx.TensorProto.STRING:  # no raw byte layout to store
+                    continue
                 data = _raw(tensor)
                 if len(data) < MIN_BYTES:
                     continue
