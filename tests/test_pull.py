@@ -257,3 +257,19 @@ def test_pull_exports_the_release_and_it_loads_by_name(server, cache, tmp_path, 
     assert ran.exit_code == 0, ran.output and (tmp_path / "out.wav").is_file()
     again = invoke("pull", name)                              # nothing to do: no request, no export
     assert again.exit_code == 0 and f"already pulled {name}" in again.output and server.ranges == [None]
+
+
+def test_a_name_resolves_to_the_pulled_directory_and_a_folder_of_that_name_wins(cache, tmp_path, monkeypatch):
+    from apucodec.model_location import locate_model
+
+    registry(tmp_path, monkeypatch, small={"url": "https://example.invalid/w.pth", "file_name": "w.pth"})
+    pulled = cache / "models" / "small"
+    pulled.mkdir(parents=True)
+    (pulled / "manifest.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    assert locate_model("small").path == pulled
+    monkeypatch.setenv("APUCODEC_MODEL", "small")
+    assert locate_model().path == pulled
+    (tmp_path / "small").mkdir()                      # a folder the user has, named like the model
+    assert locate_model("small").path == Path("small")
+    assert locate_model("elsewhere/small").path == Path("elsewhere/small")   # a path is never a name
