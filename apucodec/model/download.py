@@ -198,12 +198,26 @@ def _transfer(release: Release, part: Path, start: int, timeout: float, say: Log
             say(f"{url}: the server does not resume downloads; starting over")
         length = response.headers.get("Content-Length")
         expected = offset + int(length) if length and length.isdigit() else None
-        received = _write_body(response, part, offset, url)
+        received = _write_body(response, part, offset, url, _progress(say, expected))
     if expected is not None and received < expected:
         raise ApucodecError(_interrupted(release, part, received, expected, "the body ended early"))
 
 
-def _write_body(response: http.client.HTTPResponse, part: Path, offset: int, url: str) -> int:
+def _progress(say: Log, total: int | None) -> Callable[[int], None]:
+    """A callback saying how much has arrived, at every tenth of `total` (silent when the size is unknown)."""
+    said = [-1]
+
+    def report(received: int) -> None:
+        if total:
+            tenth = received * 10 // total
+            if tenth > said[0]:
+                said[0] = tenth
+                say(f"  {received / 1e6:.1f} of {total / 1e6:.1f} MB")
+    return report
+
+
+def _write_body(response: http.client.HTTPResponse, part: Path, offset: int, url: str,
+                progress: Callable[[int], None]) -> int:
     """Write the response body into `part` from `offset`; returns the part's size at the end."""
     received = offset
     handle = None
@@ -221,6 +235,7 @@ def _write_body(response: http.client.HTTPResponse, part: Path, offset: int, url
                 handle.truncate()
             handle.write(block)
             received += len(block)
+            progress(received)
         if handle is not None:
             handle.flush()
             os.fsync(handle.fileno())
