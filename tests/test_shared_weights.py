@@ -77,6 +77,11 @@ def test_shared_weights_run_exactly_like_the_self_contained_export(tiny_model_di
     from apucodec.runtime.stage_plan import SessionSettings
 
     assert not any(p.suffix == ".weights" for p in inline_model.iterdir())
+    inline, shared = load_model_dir(inline_model), load_model_dir(tiny_model_dir)
+    # caches key a graph by its content: a self-contained graph's is its file's sha256 (keys made before shared
+    # weights stay valid), a graph reading a weights file's covers that file too
+    assert inline.content_sha256("encoder.s4") == inline.files["encoder.s4"].sha256
+    assert shared.content_sha256("encoder.s4") != shared.files["encoder.s4"].sha256
     settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
     audio = mixture(1.3, seed=5).astype(np.float32)
     shared_out, _ = Codec.open(tiny_model_dir, settings, warn=None).run_array(audio)
