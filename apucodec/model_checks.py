@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from apucodec.contract.manifest import FileEntry
+from apucodec.contract.manifest import WEIGHTS_FORMAT, FileEntry
 from apucodec.contract.manifest_checks import check_file_name
 from apucodec.errors import ApucodecError
 
-__all__ = ["check_file_name", "check_inside", "check_model_files", "check_no_external_data", "load_codebooks"]
+__all__ = ["check_external_data", "check_file_name", "check_inside", "check_model_files", "check_no_external_data",
+           "external_data_refs", "load_codebooks"]
 
 CODEBOOK_DTYPES = (np.dtype("float32"), np.dtype("float16"))
 
@@ -64,14 +65,26 @@ def load_codebooks(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def check_model_files(model_dir: Path, files: Mapping[str, FileEntry], codebook_shape: tuple[int, int, int]) -> None:
-    """Every listed file inside the directory; graphs without external data; codebooks loadable and shaped right."""
+    """Every listed file inside the directory; graphs read external data only from the weights files their entry
+    lists (each listed in the manifest, so covered by a sha256), within those files; codebooks loadable and shaped
+    right."""
+    weights = {e.name: e for e in files.values() if e.format == WEIGHTS_FORMAT}
     for role, entry in files.items():
         path = model_dir / entry.name
         if not path.exists():
             continue  # `verify` names missing files
         check_inside(path, model_dir)
         if path.suffix == ".onnx":
-            check_no_external_data(path)
+            allowed = {}
+            for name in entry.external_data or []:
+                if name not in weights:
+                    raise ApucodecError(f"{path}: its manifest entry lists external data file {name!r}, which is "
+                                        "not a weights file of the manifest; refused")
+                try:
+                    allowed[name] = (model_dir / name).stat().st_size
+                except OSError as exc:
+                    raise ApucodecError(f"{model_dir / name}: cannot read ({exc.strerror})") from None
+            check_external_data(path, allowed)
         elif role == "codebooks":
             load_codebooks(path, codebook_shape)
 
@@ -93,6 +106,7 @@ _SCHEMA = {
     "tensor": {},
 }
 _MAX_DEPTH = 64
+EXTERNAL_KEYS = frozenset({"location", "offset", "length", "checksum"})
 
 
 def _varint(data: memoryview, pos: int) -> tuple[int, int]:
@@ -108,10 +122,37 @@ def _varint(data: memoryview, pos: int) -> tuple[int, int]:
             return value, pos
 
 
-def _uses_external_data(data: memoryview, kind: str, depth: int = 0) -> bool:
+def _string(data: memoryview) -> str:
+    return bytes(data).decode("utf-8", errors="replace")
+
+
+def _entry(data: memoryview) -> tuple[str, str]:
+    """A StringStringEntryProto (key = 1, value = 2)."""
+    key = value = ""
+    pos = 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        if tag & 7 != 2:
+            raise ValueError("malformed external data entry")
+        length, pos = _varint(data, pos)
+        if pos + length > len(data):
+            raise ValueError("truncated field")
+        if tag >> 3 == 1:
+            key = _string(data[pos: pos + length])
+        elif tag >> 3 == 2:
+            value = _string(data[pos: pos + length])
+        pos += length
+    return key, value
+
+
+def _external_refs(data: memoryview, kind: str, found: list[dict[str, str]], depth: int = 0) -> None:
+    """Append to `found` the external-data entries of every tensor reachable from `data` (a message of `kind`);
+    a tensor marked EXTERNAL without entries is recorded as an empty dict."""
     if depth > _MAX_DEPTH:
         raise ValueError("nesting too deep")
     children = _SCHEMA[kind]
+    entries: dict[str, str] = {}
+    external = False
     pos = 0
     while pos < len(data):
         key, pos = _varint(data, pos)
@@ -119,7 +160,7 @@ def _uses_external_data(data: memoryview, kind: str, depth: int = 0) -> bool:
         if wire == 0:
             value, pos = _varint(data, pos)
             if kind == "tensor" and field == 14 and value == 1:
-                return True
+                external = True
         elif wire == 1:
             pos += 8
         elif wire == 5:
@@ -129,17 +170,23 @@ def _uses_external_data(data: memoryview, kind: str, depth: int = 0) -> bool:
             if pos + length > len(data):
                 raise ValueError("truncated field")
             if kind == "tensor" and field == 13:
-                return True
-            if field in children and _uses_external_data(data[pos: pos + length], children[field], depth + 1):
-                return True
+                name, value = _entry(data[pos: pos + length])
+                if name in entries:
+                    raise ValueError(f"external data key {name!r} given twice")
+                entries[name] = value
+                external = True
+            elif field in children:
+                _external_refs(data[pos: pos + length], children[field], found, depth + 1)
             pos += length
         else:
             raise ValueError(f"unsupported wire type {wire}")
-    return False
+    if external:
+        found.append(entries)
 
 
-def check_no_external_data(path: Path) -> None:
-    """Refuse an ONNX graph whose tensors live in external files: the manifest's sha256 does not cover them."""
+def external_data_refs(path: Path) -> list[dict[str, str]]:
+    """Every external-data reference of the ONNX file at `path` (key -> value per tensor), read without onnx."""
+    found: list[dict[str, str]] = []
     try:
         with open(path, "rb") as fh:
             if os.fstat(fh.fileno()).st_size == 0:
@@ -147,13 +194,47 @@ def check_no_external_data(path: Path) -> None:
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 view = memoryview(mapped)
                 try:
-                    external = _uses_external_data(view, "model")
+                    _external_refs(view, "model", found)
                 finally:
                     view.release()
     except OSError as exc:
         raise ApucodecError(f"{path}: cannot read ({exc.strerror})") from None
     except ValueError as exc:
         raise ApucodecError(f"{path}: not an ONNX model ({exc})") from None
-    if external:
-        raise ApucodecError(f"{path}: stores weights in external data files, which the manifest's sha256 does not "
-                            "cover; refused (re-export with the weights inside the .onnx)")
+    return found
+
+
+def check_external_data(path: Path, allowed: Mapping[str, int]) -> None:
+    """Refuse an ONNX graph that reads external data from anything but the files in `allowed` (plain names of
+    weights files that the manifest lists, with their sha256, for this graph -> their sizes), or outside them.
+
+    ONNX Runtime resolves a location relative to the graph's folder (and "*/_ORT_MEM_ADDR_/*" as a memory
+    address), so a location with a path in it, or one no hash covers, would let a graph load bytes the manifest
+    never vouched for."""
+    for ref in external_data_refs(path):
+        location = ref.get("location")
+        unknown = sorted(set(ref) - EXTERNAL_KEYS)
+        if unknown:
+            raise ApucodecError(f"{path}: external data entry has unsupported key {unknown[0]!r}; refused")
+        if not location:
+            raise ApucodecError(f"{path}: a tensor is marked as external data without a location; refused")
+        if location in (".", "..") or "/" in location or "\\" in location or "\0" in location \
+                or os.path.isabs(location) or Path(location).name != location:
+            raise ApucodecError(f"{path}: external data location {location!r} is not a plain file name inside the "
+                                "model directory; refused")
+        if location not in allowed:
+            raise ApucodecError(f"{path}: stores weights in external data file {location!r}, which the manifest "
+                                "does not list for this graph with a sha256; refused")
+        offset, length = ref.get("offset", "0"), ref.get("length")
+        if length is None or not offset.isdigit() or not length.isdigit() or not offset.isascii() \
+                or not length.isascii():
+            raise ApucodecError(f"{path}: external data in {location!r} needs a decimal offset and length, got "
+                                f"offset {offset!r}, length {length!r}; refused")
+        if int(offset) + int(length) > allowed[location]:
+            raise ApucodecError(f"{path}: external data at offset {offset} length {length} runs past the end of "
+                                f"{location} ({allowed[location]} bytes); refused")
+
+
+def check_no_external_data(path: Path) -> None:
+    """Refuse an ONNX graph whose tensors live in external files (a graph whose manifest entry lists none)."""
+    check_external_data(path, {})

@@ -33,6 +33,7 @@ from apucodec.contract.manifest import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST_NAME,
+    WEIGHTS_FORMAT,
     FileEntry,
     Manifest,
     StageStreaming,
@@ -67,7 +68,11 @@ def model_id(files: Mapping[str, Mapping[str, Any]]) -> str:
     """
     digest = hashlib.sha256()
     roles = sorted(r for r, e in files.items() if "stage" in e and e.get("precision", "fp32") == "fp32")
-    for role in [*roles, "codebooks"]:
+    # Graphs that keep their weights in a shared file (export/shared_weights.py) are identified by it too; a
+    # model without one keeps the id it always had.
+    weights = sorted(r for r, e in files.items() if e.get("format") == WEIGHTS_FORMAT
+                     and e.get("precision", "fp32") == "fp32")
+    for role in [*roles, "codebooks", *weights]:
         digest.update(files[role]["sha256"].encode())
     return digest.hexdigest()[:16]
 
@@ -117,6 +122,19 @@ class ModelDir:
         if role not in self.files:
             raise ApucodecError(f"{self.path}: the model directory has no {role} file")
         return self.path / self.files[role].name
+
+    def content_sha256(self, role: str) -> str:
+        """What a graph computes with, as one hash: its file's sha256, and those of the weights files it reads.
+
+        Two exports of one config write byte-identical graph files when their weights live in a weights file, so
+        anything keyed by a graph's content (ORT's optimized-graph cache) keys by this instead."""
+        entry = self.files[role]
+        external = entry.external_data or []
+        if not external:
+            return entry.sha256
+        by_name = {e.name: e.sha256 for e in self.files.values()}
+        parts = [entry.sha256, *(f"{name}:{by_name.get(name, '?')}" for name in external)]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
     def codebooks(self) -> np.ndarray:
         """[n_codebooks, codebook_size, latent] float32 (stored float16 models are widened here)."""

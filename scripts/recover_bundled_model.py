@@ -46,7 +46,7 @@ SOURCE_COMMIT = "148b4b8"  # the last commit with the format-1 bundled model
 BUNDLED = "apucodec/models/default"
 OLD_FILES = ("manifest.json", "encoder.onnx", "decoder.onnx", "codebooks.npy")
 # Graphs written by an export; every other file of the folder (MODEL.md) is kept.
-EXPORT_SUFFIXES = (".onnx", ".npy", ".json")
+EXPORT_SUFFIXES = (".onnx", ".npy", ".json", ".weights")
 MIN_SNR_DB = 100.0  # float32 noise between ORT and torch is ~120-140 dB; a wrong weight is far below 0 dB
 EXAMPLE = REPO / "examples" / "hello.wav"
 

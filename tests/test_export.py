@@ -36,7 +36,8 @@ def test_manifest_describes_the_verified_step_graphs(tiny_model_dir):
     m = model.manifest
     cfg = model.config
     assert m["format_version"] == 2
-    assert set(model.files) == {"encoder.s4", "encoder.s64", "decoder.s4", "decoder.s64", "codebooks"}
+    assert set(model.files) == {"encoder.s4", "encoder.s64", "decoder.s4", "decoder.s64", "codebooks",
+                                "encoder.fp32.weights", "decoder.fp32.weights"}  # each stage's weights, once
     assert model.step_sizes("encoder") == model.step_sizes("decoder") == [4, 64]
     streaming = m["streaming"]
     for stage in ("encoder", "decoder"):

@@ -179,7 +179,7 @@ def test_external_data_is_found_anywhere_a_tensor_can_be(tmp_path):
     in_attribute = _field(7, _field(1, _field(5, _field(5, tensor_location))))  # graph.node.attribute.t
     in_subgraph = _field(7, _field(1, _field(5, _field(6, _field(5, tensor_external)))))  # attribute.g.initializer
     for name, data in {"initializer": initializer, "attribute": in_attribute, "subgraph": in_subgraph}.items():
-        with pytest.raises(ApucodecError, match="stores weights in external data files"):
+        with pytest.raises(ApucodecError, match="external data"):
             check_no_external_data(_written(tmp_path / f"{name}.onnx", data))
     check_no_external_data(_written(tmp_path / "plain.onnx", _field(7, _field(5, plain_tensor))))  # accepted
     with pytest.raises(ApucodecError, match="not an ONNX model"):

@@ -28,6 +28,7 @@ from apucodec.cli.main import cli
 from apucodec.contract.npu_ops import check_npu_ops
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
+from apucodec.model_checks import external_data_refs
 from apucodec.model_dir import ModelDir, load_model_dir
 from tests.audio_factory import chirp, mixture, speech_like, tone
 from tests.cli_helpers import assert_one_line_error, invoke, modules_loaded
@@ -281,6 +282,9 @@ def test_quantized_encoder_written_and_recorded(quantized_dir: Path, step_model_
     # the same convolutions in INT8: the same FLOP count as the FP32 graph
     assert entry["graph"]["gflop"] == pytest.approx(fp32["graph"]["gflop"], rel=1e-3)
     assert model.model_id == load_model_dir(step_model_dir).model_id   # .apc files stay decodable
+    # the FP32 graph Quark read keeps its weights in the shared file; the INT8 graph Quark wrote carries its own
+    assert fp32.external_data == ["encoder.fp32.weights"] and not entry.external_data
+    assert not external_data_refs(model.path_of(INT8_ROLE))
     q = entry["quantization"]
     assert q["source"] == FP32_ROLE and q["preset"] == "xint8" and q["calibration"]["seed"] == 3
     # 6 steps = the 5 steps of one 4-step clip (start, steady, flush) + the first step of a second clip; the

@@ -26,6 +26,7 @@ from apucodec.calibration.feeds import level_augmented, stepped_feeds
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.metrics import snr_db
+from apucodec.model_checks import external_data_refs
 from apucodec.model_dir import load_model_dir
 from tests.audio_factory import mixture, speech_like, tone
 from tests.cli_helpers import invoke
@@ -271,9 +272,13 @@ def _model_copy(step_model: Path, tmp_path: Path) -> Path:
 
 def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
     model_path = _model_copy(step_model, tmp_path)
+    weights = {p.name: p.read_bytes() for p in model_path.glob("*.weights")}
+    assert set(weights) == {"encoder.fp32.weights", "decoder.fp32.weights"}  # the FP32 graphs read shared weights
     result = invoke("quantize", "--target", "cpu", "--model", str(model_path), "--calib", str(calib_folder),
                     "--windows", "6", "--threads", "1")
     assert result.exit_code == 0, result.output
+    assert {p.name: p.read_bytes() for p in model_path.glob("*.weights")} == weights  # read, never written
+    assert not list(model_path.glob(".*"))                                             # no staging left over
     assert re.search(r"encoder: calibration (\d+)/\1 steps", result.output)
     assert re.search(r"decoder: calibration (\d+)/\1 steps", result.output)
     assert "end-to-end SI-SDR" in result.output
@@ -296,6 +301,9 @@ def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_fol
         assert report["graphs"][stage]["float_audio_edge_nodes"]
     encoder = onnx.load(str(model.path_of(step_role("encoder", 16, "cpu-int8"))))
     decoder = onnx.load(str(model.path_of(step_role("decoder", 16, "cpu-int8"))))
+    for stage in ("encoder", "decoder"):  # one INT8 graph per stage: self-contained, nothing to share
+        assert not model.files[step_role(stage, 16, "cpu-int8")].external_data
+        assert not external_data_refs(model.path_of(step_role(stage, 16, "cpu-int8")))
     audio_in, audio_out = encoder.graph.input[0].name, decoder.graph.output[0].name
     assert not [n for n in encoder.graph.node if audio_in in n.input and n.op_type == "QuantizeLinear"]
     assert [n.op_type for n in decoder.graph.node if audio_out in n.output] != ["DequantizeLinear"]

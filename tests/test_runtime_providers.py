@@ -141,8 +141,11 @@ def test_ep_options_from_manifest_and_caller(model_with_int8):
     options = stage_ep_options(model, VITISAI, settings, model.path_of("encoder.s64.npu-int8"))
     assert options["target"] == "X1"  # the caller wins over the manifest
     assert options["cache_dir"] == str((model.path / "npu-cache").resolve())  # relative to the model directory
-    sha = model.files["encoder.s64.npu-int8"]["sha256"]
-    assert options["cache_key"] == f"apucodec-encoder-s64-npu-int8-{sha[:16]}"  # keyed by the graph's sha256
+    # keyed by the graph's sha256 and, as this stand-in reads the shared weights file, that file's too: two models
+    # with byte-identical graph files and other weights must not share a compiled NPU graph
+    sha = model.content_sha256("encoder.s64.npu-int8")
+    assert sha != model.files["encoder.s64.npu-int8"]["sha256"]
+    assert options["cache_key"] == f"apucodec-encoder-s64-npu-int8-{sha[:16]}"
     assert options["enable_cache_file_io_in_mem"] == "0"  # else the INT8 cache is ignored and every run recompiles
     fp32 = stage_ep_options(model, VITISAI, settings, model.path_of("encoder.s64"))
     assert fp32["cache_key"] != options["cache_key"]  # the two graphs never share a compiled cache entry

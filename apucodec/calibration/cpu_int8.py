@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from apucodec.calibration.graph_source import inline_copy
 from apucodec.contract.npu_ops import op_counts
 from apucodec.errors import ApucodecError, first_line
 from apucodec.extras import require
@@ -184,8 +185,8 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
         source = Path(work) / "fp32.onnx"
         if renamed or rewritten:
             onnx.save(model, str(source))
-        else:
-            source = fp32_path
+        else:  # the graph itself, or an inline copy if it reads a shared weights file (graph_source.py)
+            source = inline_copy(model, fp32_path, Path(work))
         del model
         try:
             with _quiet_ort_logs():

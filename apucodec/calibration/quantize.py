@@ -29,6 +29,7 @@ from typing import Any
 from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.custom_ops import custom_domains, find_library
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
+from apucodec.calibration.graph_source import inline_copy
 from apucodec.calibration.presets import (
     DEFAULT_PRESET,
     QUARK_VERSION_TESTED,
@@ -154,7 +155,7 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
         mask_nodes = bounds_nodes(float_model) if float_bounds else []
         cache_nodes = state_nodes(float_model) if float_state else []
         exclude = mask_nodes + cache_nodes
-        source = float_path
+        source = inline_copy(float_model, float_path, work)  # Quark re-saves it elsewhere (graph_source.py)
         if conv2d:
             from apucodec.calibration.conv2d import conv1d_to_conv2d
 

@@ -35,10 +35,12 @@ def parse_step_frames(text: str) -> tuple[int, ...]:
 @click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset.")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim simplification.")
 @click.option("--codebooks-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@click.option("--inline-weights", is_flag=True,
+              help="Keep every weight inside each step graph instead of one shared weights file per stage.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final line.")
 def export(checkpoint: Path, out: Path, step_frames: str, opset: int, no_simplify: bool, codebooks_dtype: str,
-           force: bool, quiet: bool) -> None:
+           inline_weights: bool, force: bool, quiet: bool) -> None:
     """Export a checkpoint's encoder and decoder to ONNX step graphs and verify them against PyTorch."""
     sizes = parse_step_frames(step_frames)
     require("torch", "export")
@@ -47,7 +49,7 @@ def export(checkpoint: Path, out: Path, step_frames: str, opset: int, no_simplif
 
     log = None if quiet else (lambda message: click.echo(message, err=True))
     model = export_model(checkpoint, out, step_frames=sizes, opset=opset, simplify=not no_simplify, force=force,
-                         codebooks_dtype=codebooks_dtype, log=log)
+                         codebooks_dtype=codebooks_dtype, log=log, share_weights=not inline_weights)
     streaming = model.manifest.streaming
     worst = min(p["snr_db"] if p["snr_db"] is not None else float("inf")
                 for p in model.manifest.export.parity.values())

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "train": "apucodec.cli.train:train",
     "export": "apucodec.cli.export:export",
     "listen": "apucodec.cli.listen:listen",
+    "pull": "apucodec.cli.pull:pull",
     "tokenize": "apucodec.cli.tokenize:tokenize",
 }
 

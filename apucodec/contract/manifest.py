@@ -4,7 +4,8 @@
                         cpu_int8 (the CPU INT8 pass's report), providers / workers (optional, written by hand)
     FileEntry           files[role]: name, sha256, bytes; a step graph's stage, step_frames, precision, state_size,
                         horizon_frames, inputs/outputs (TensorEntry), graph (GraphFacts); a quantized graph's
-                        source, preset, format, quantization (Quantization), custom_op_domains; codebooks' shape/dtype
+                        source, preset, format, quantization (Quantization), custom_op_domains; codebooks' shape/dtype;
+                        a graph's external_data (the weights files it reads; a weights file's format is WEIGHTS_FORMAT)
     Streaming           hop, step_frames, per stage StageStreaming (delay, state size), algorithmic_latency
     (the records below live in manifest_records.py and are re-exported here)
     ExportRecord        how the export made the graphs: exporter, opset, simplifier, parity, caveats, seconds
@@ -39,12 +40,14 @@ from apucodec.contract.records import Record, parse_list, to_json
 from apucodec.contract.steps import STAGES, algorithmic_latency
 from apucodec.errors import ApucodecError
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "CpuInt8Record", "ExportRecord", "Fidelity", "FileEntry",
-           "GraphFacts", "Manifest", "Quantization", "StageStreaming", "Streaming", "TensorEntry", "file_record",
-           "read_manifest", "write_manifest"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "WEIGHTS_FORMAT", "CpuInt8Record", "ExportRecord",
+           "Fidelity", "FileEntry", "GraphFacts", "Manifest", "Quantization", "StageStreaming", "Streaming",
+           "TensorEntry", "file_record", "read_manifest", "write_manifest"]
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "apucodec-model"
+# files[role].format of a weights file that step graphs read as ONNX external data (apucodec/export/shared_weights.py)
+WEIGHTS_FORMAT = "onnx-external-data"
 # 2: stateful step graphs (encoder.sN / decoder.sN) and a `streaming` section replace version 1's static windows.
 FORMAT_VERSION = 2
 
@@ -76,6 +79,7 @@ class FileEntry(Record):
     graph: GraphFacts | None = None
     custom_op_domains: list[str] | None = None
     quantization: Quantization | None = None
+    external_data: list[str] | None = None  # a graph's weights files (names of entries in WEIGHTS_FORMAT)
 
     @classmethod
     def from_dict(cls, data: Any, **context: Any) -> FileEntry:

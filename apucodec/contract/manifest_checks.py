@@ -47,6 +47,11 @@ def check_manifest(manifest: dict[str, Any], manifest_path: Path) -> None:
         check_file_name(entry.get("name"), role, manifest_path)
         if not isinstance(entry.get("sha256"), str):
             raise ApucodecError(f"{manifest_path}: files.{role} has no sha256")
+        external = entry.get("external_data", [])
+        if not isinstance(external, list):
+            raise ApucodecError(f"{manifest_path}: files.{role}.external_data must be a list of file names")
+        for name in external:
+            check_file_name(name, f"{role}.external_data", manifest_path)
     codec, streaming = manifest.get("codec"), manifest.get("streaming")
     if not isinstance(codec, dict) or not isinstance(streaming, dict):
         raise ApucodecError(f"{manifest_path}: 'codec' and 'streaming' must be mappings")

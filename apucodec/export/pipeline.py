@@ -7,7 +7,9 @@ Steps, each timed and logged, each with clear inputs and outputs (Olive-style):
   export      step network + GraphSpec   -> ONNX ModelProto (opset 17, static, batch 1)
   simplify    ModelProto                 -> smaller ModelProto (onnxsim; onnxslim fallback)
   check       ModelProto + GraphSpec     -> onnx.checker full check, names, shapes, opset
-  write       ModelProtos, codebooks     -> encoder.sN.onnx, decoder.sN.onnx, codebooks.npy in a staging folder
+  write       ModelProtos, codebooks     -> encoder.sN.onnx, decoder.sN.onnx, codebooks.npy in a staging folder;
+                                            each stage's weights once, in encoder.fp32.weights / decoder.fp32.weights
+                                            (ONNX external data shared by its step graphs: export/shared_weights.py)
   parity      files + APUCodec           -> streamed step by step vs whole-file PyTorch, edges included, per
                                             graph on ORT CPU (fails under 80 dB)
   manifest    everything above           -> manifest.json; the staging folder is renamed to the output
@@ -30,6 +32,7 @@ from apucodec.codec.config import CodecConfig
 from apucodec.codec.model import APUCodec
 from apucodec.contract.manifest import (
     MANIFEST_NAME,
+    WEIGHTS_FORMAT,
     ExportRecord,
     FileEntry,
     GraphFacts,
@@ -41,6 +44,7 @@ from apucodec.contract.steps import STAGES
 from apucodec.errors import ApucodecError
 from apucodec.export import DEFAULT_OPSET, DEFAULT_STEP_FRAMES, cost, graph, parity
 from apucodec.export.folding import fold_weight_norm
+from apucodec.export.shared_weights import share_weights as move_weights
 from apucodec.export.specs import GraphSpec, step_spec
 from apucodec.export.streaming import StepNetwork, build_steps
 from apucodec.model_dir import DEFAULT_DIR_NAME, ModelDir, file_entry, load_model_dir, model_id
@@ -77,12 +81,13 @@ def producers(simplifier: str) -> dict[str, str]:
 def export_model(source: str | Path | APUCodec, out_dir: str | Path = DEFAULT_DIR_NAME, *,
                  step_frames: tuple[int, ...] = DEFAULT_STEP_FRAMES, opset: int = DEFAULT_OPSET,
                  simplify: bool = True, force: bool = False, codebooks_dtype: str = "float32",
-                 log: Log | None = print) -> ModelDir:
+                 log: Log | None = print, share_weights: bool = True) -> ModelDir:
     """Export `source` (a checkpoint path or an APUCodec) into the model directory `out_dir` and return it.
 
     One encoder and one decoder step graph per entry of `step_frames` (frames per step; the defaults are a live
-    step of 4 frames, 46 ms, and an offline one of 64). Raises ApucodecError for every user-fixable problem,
-    leaving no partial directory behind.
+    step of 4 frames, 46 ms, and an offline one of 64). `share_weights`: each stage's step graphs read their
+    weights from one shared file (the default) rather than each carrying a copy. Raises ApucodecError for every
+    user-fixable problem, leaving no partial directory behind.
     """
     out = Path(out_dir)
     step_frames = tuple(sorted(set(int(s) for s in step_frames)))
@@ -91,21 +96,21 @@ def export_model(source: str | Path | APUCodec, out_dir: str | Path = DEFAULT_DI
     # The staging folder is made first, so an unwritable destination fails before minutes of work.
     with new_model_dir(out, force) as stage:
         _export_into(stage, source, steps, step_frames=step_frames, opset=opset, simplify=simplify,
-                     codebooks_dtype=codebooks_dtype)
+                     codebooks_dtype=codebooks_dtype, share_weights=share_weights)
     result = load_model_dir(out)
     steps.info(f"wrote {result.label}")
     return result
 
 
 def _export_into(stage: Path, source: str | Path | APUCodec, steps: StepLog, *, step_frames: tuple[int, ...],
-                 opset: int, simplify: bool, codebooks_dtype: str) -> None:
+                 opset: int, simplify: bool, codebooks_dtype: str, share_weights: bool = True) -> None:
     """Every step of the export, writing the finished directory's content into `stage`."""
     model, source_info = _step_load(source, steps)
     cfg = model.config
     modules, folded_count = _step_fold(model, steps)
     networks, specs = _step_networks(modules, cfg, step_frames, steps)
     protos, graph_info, exporter, simplifier = _step_graphs(networks, specs, opset, simplify, steps)
-    paths = _step_write(stage, protos, specs, model, codebooks_dtype, steps)
+    paths, external = _step_write(stage, protos, specs, model, codebooks_dtype, steps, share_weights)
     parities, caveats = _step_parity(model, networks, specs, paths, steps)
 
     files: dict[str, FileEntry] = {}
@@ -114,9 +119,12 @@ def _export_into(stage: Path, source: str | Path | APUCodec, steps: StepLog, *, 
         files[role] = file_entry(paths[role], role, stage=spec.stage, step_frames=spec.step_frames, precision="fp32",
                                  state_size=net.state_size, horizon_frames=net.horizon_frames,
                                  inputs=[t.entry() for t in spec.inputs], outputs=[t.entry() for t in spec.outputs],
-                                 graph=graph_info[role])
+                                 graph=graph_info[role],
+                                 **({"external_data": external[role]} if role in external else {}))
     files["codebooks"] = file_entry(paths["codebooks"], "codebooks", shape=list(model.quantizer.codebooks.shape),
                                     dtype=codebooks_dtype)
+    for name in sorted({n for names in external.values() for n in names}):
+        files[name] = file_entry(paths[name], name, precision="fp32", format=WEIGHTS_FORMAT)
     stage_nets = {s: networks[next(r for r in specs if specs[r].stage == s)] for s in STAGES}
     streaming = Streaming.compute(cfg.hop_length, cfg.sample_rate,
                                   {s: (net.delay_samples, net.state_size) for s, net in stage_nets.items()},
@@ -201,16 +209,28 @@ def _step_graphs(modules: dict[str, StepNetwork], specs: dict[str, GraphSpec], o
 
 
 def _step_write(stage: Path, protos: dict[str, onnx.ModelProto], specs: dict[str, GraphSpec], model: APUCodec,
-                codebooks_dtype: str, steps: StepLog) -> dict[str, Path]:
-    """ModelProtos + codebooks -> files in the staging folder."""
+                codebooks_dtype: str, steps: StepLog,
+                share_weights: bool = True) -> tuple[dict[str, Path], dict[str, list[str]]]:
+    """ModelProtos + codebooks -> files in the staging folder; with `share_weights`, each stage's weights file too
+    (returned among the paths, by file name) and, per graph role, the weights files it reads."""
     with steps.step("write") as said:
         paths = {role: stage / spec.filename for role, spec in specs.items()}
+        external: dict[str, list[str]] = {}
+        for stage_name in STAGES if share_weights else ():
+            group = {role: protos[role] for role, spec in specs.items() if spec.stage == stage_name}
+            shared = move_weights(group, stage, stage_name)
+            if not shared.unique_blobs:  # nothing large enough to move: the graphs stay self-contained
+                shared.path.unlink()
+                continue
+            paths[shared.path.name] = shared.path
+            external.update({role: [shared.path.name] for role, moved in shared.tensors.items() if moved})
+            said.append(shared.summary())
         for role, proto in protos.items():
             onnx.save(proto, str(paths[role]))
         paths["codebooks"] = stage / "codebooks.npy"
         np.save(paths["codebooks"], model.quantizer.codebooks.detach().cpu().numpy().astype(codebooks_dtype))
         said.append(", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in paths.values()))
-    return paths
+    return paths, external
 
 
 def _step_parity(model: APUCodec, networks: dict[str, StepNetwork], specs: dict[str, GraphSpec],

@@ -32,10 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from apucodec.errors import ApucodecError
+from apucodec.model_checks import external_data_refs
 from apucodec.user_cache import CACHE_ENV, cache_root  # noqa: F401 (CACHE_ENV re-exported)
 from apucodec.verified_hashes import matches_sha256, sha256_file
 
 SUBDIR = "ort-optimized"
+# A graph whose weights live in a shared file beside it (ONNX external data, export/shared_weights.py) would be
+# saved by ORT still pointing at that file by its relative name, which is not beside the cache entry. Naming an
+# external-initializers file with a threshold no tensor reaches makes ORT write every initializer inline, so a
+# cache entry stays one self-contained file, covered by its recorded sha256 (measured on ORT 1.32: no side file).
+INLINE_CONFIG = {"session.optimized_model_external_initializers_file_name": "unused.external-data",
+                 "session.optimized_model_external_initializers_min_size_in_bytes": str(2**62)}
 CACHED_EPS = frozenset({"CPUExecutionProvider"})
 KEY_VERSION = 1
 
@@ -75,6 +83,7 @@ class CachedGraph:
 
     path: Path
     options: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, str] = field(default_factory=dict)    # session config entries to add
     hit: bool = False
     reason: str = ""
     _pending: Path | None = None
@@ -88,6 +97,8 @@ class CachedGraph:
             if name == "graph_optimization_level":
                 value = getattr(ort.GraphOptimizationLevel, value)
             setattr(sess_options, name, value)
+        for key, value in self.config.items():
+            sess_options.add_session_config_entry(key, value)
         return sess_options
 
     def commit(self) -> bool:
@@ -97,13 +108,13 @@ class CachedGraph:
         if pending is None or final is None or meta is None:
             return False
         try:
-            if not pending.is_file() or pending.stat().st_size == 0:
-                return False
+            if not pending.is_file() or pending.stat().st_size == 0 or external_data_refs(pending):
+                return False  # a cached graph must be one self-contained file (see INLINE_CONFIG)
             meta = {**meta, "optimized_sha256": sha256_file(pending), "bytes": pending.stat().st_size}
             os.replace(pending, final)
             _write_atomic(final.with_suffix(".json"), json.dumps(meta, indent=1).encode())
             return True
-        except OSError:
+        except (OSError, ApucodecError):
             return False               # a read-only or full cache never breaks the session
         finally:
             pending.unlink(missing_ok=True)
@@ -169,7 +180,7 @@ def cached_session_path(graph_path: str | Path, graph_sha: str, ep: str,
     except OSError as exc:
         return CachedGraph(source, reason=f"cache not writable ({exc.strerror or exc})")
     return CachedGraph(source, {"graph_optimization_level": optimization_level,
-                                "optimized_model_filepath": pending}, hit=False, reason=why,
+                                "optimized_model_filepath": pending}, dict(INLINE_CONFIG), hit=False, reason=why,
                        _pending=Path(pending), _final=final, _meta=key)
 
 

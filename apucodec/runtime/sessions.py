@@ -185,7 +185,7 @@ def open_cpu_session(model: ModelDir, role: str, settings: SessionSettings) -> S
     path = model.path_of(role)
     try:
         session, _ = create_session(path, CPU, probe_ep(CPU), {}, settings, None,
-                                 graph_sha=model.files[role].get("sha256"))
+                                 graph_sha=model.content_sha256(role))
     except Exception as exc:  # onnxruntime's pybind errors have no common base we can name
         raise ApucodecError(f"{path}: cannot open it on the CPU EP ({_first_line(exc)})") from None
     shapes = static_inputs(session, path)
@@ -217,7 +217,8 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
             profile_dir = tmp if needs_profiler() else None
             try:
                 session, from_cache = create_session(cand.path, cand.ep, availability, cand.options, settings,
-                                                     profile_dir, log, model.files.get(cand.role, {}).get("sha256"))
+                                                     profile_dir, log,
+                                                     model.content_sha256(cand.role) if model.has(cand.role) else None)
                 shapes = static_inputs(session, cand.path)
                 check_io(shapes, cand.path, expected_input)
                 counts = node_counts(session, shapes, profile_dir)

@@ -157,7 +157,7 @@ def _options_and_notes(model: ModelDir, ep: str, settings: SessionSettings, grap
         return options, []
     role = next((r for r, entry in model.files.items() if entry.name == graph_path.name), graph_path.stem)
     entry = model.files.get(role)
-    sha = entry.sha256 if entry else "0" * 16
+    sha = model.content_sha256(role) if entry else "0" * 16  # the weights files it reads included
     # an FP32 step graph (not EP-context)
     fp32_graph = entry is not None and entry.is_step_graph and entry.graph_precision == "fp32"
     return vitisai_options(options, role, sha, fp32_graph=fp32_graph, npu=npu,
