@@ -162,7 +162,7 @@ class Codec(CodecFiles):
             if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
                 raise InputError(f"decode: length must be a positive number of samples, got {length!r}")
             array, total = codes, int(length)
-        if isinstance(codes, Codes) and codes.codebook_size != self.codebook_size:
+        if isinstance(codes, Codes) and codes.codebook_size not in (0, self.codebook_size):
             raise InputError(f"codes use codebooks of {codes.codebook_size}, this model's have {self.codebook_size}")
         channels = 1 if np.ndim(array) == 2 else (np.shape(array)[0] if np.ndim(array) == 3 else 1)
         checked = check_codes(array, self.max_codebooks, self.codebook_size, channels)
@@ -257,6 +257,11 @@ def load(model: str | Path | None = None, *, precision: str = "fp32", int8_floor
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise InputError(f"threads must be a non-negative integer, got {threads!r}")
     eps = dict(eps or {})
+    from apucodec.precision import ENGINE_OPTIONS
+
+    strange = set(engine_options) - set(ENGINE_OPTIONS)
+    if strange:
+        raise InputError(f"load() got an unknown option {sorted(strange)[0]!r}")
     unknown = set(eps) - {"encoder", "decoder"}
     if unknown:
         raise InputError(f"eps: unknown stage {sorted(unknown)[0]!r} (encoder, decoder)")

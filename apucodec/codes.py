@@ -10,9 +10,6 @@ import numpy as np
 
 from apucodec.errors import InputError
 
-DEFAULT_CODEBOOK_SIZE = 2048
-DEFAULT_HOP = 512
-
 
 @dataclass(frozen=True)
 class Codes:
@@ -25,7 +22,7 @@ class Codes:
     input_rate:   the rate of the audio that was encoded (decode(codes, sample_rate=codes.input_rate) restores it)
     input_length: samples of that audio at `input_rate`
     model_id:     the model that made them (another model's codebooks would decode them into noise)
-    codebook_size, hop: the model's, so `save(path)` needs nothing else
+    codebook_size, hop: the model's, so `save(path)` needs nothing else (0: unknown, for Codes built by hand)
     precision:    the encoder graph's precision ("fp32", "cpu-int8", "npu-int8", "bf16"; "" when unknown)
     graph_sha256: the sha256 of the encoder graph that made them ("" when unknown, e.g. a version 1 .apc)
     """
@@ -36,8 +33,8 @@ class Codes:
     input_rate: int
     input_length: int
     model_id: str
-    codebook_size: int = DEFAULT_CODEBOOK_SIZE
-    hop: int = DEFAULT_HOP
+    codebook_size: int = 0
+    hop: int = 0
     precision: str = ""
     graph_sha256: str = ""
 
@@ -67,6 +64,9 @@ class Codes:
         from apucodec.outputs import open_binary_output
         from apucodec.runtime.bitstream import write_apc
 
+        if not self.codebook_size or not self.hop:
+            raise InputError("these Codes do not say their codebook size and hop (made by hand?): build them with "
+                             "codebook_size= and hop=, or get them from Codec.encode")
         with open_binary_output(Path(path)) as fh:
             write_apc(fh, self.array, original_length=self.length, sample_rate=self.sample_rate,
                       input_rate=self.input_rate, input_length=self.input_length, codebook_size=self.codebook_size,
@@ -87,7 +87,7 @@ class Codes:
         if self.array.ndim not in (2, 3) or not 1 <= self.n_codebooks <= n_codebooks:
             raise InputError(f"codes of shape {list(self.array.shape)}: expected [1..{n_codebooks}, frames] or "
                              f"[channels, 1..{n_codebooks}, frames]")
-        if self.hop != hop:
+        if self.hop and self.hop != hop:
             raise InputError(f"codes made at hop {self.hop}, this model's hop is {hop}")
         if self.frames != -(-self.length // hop):
             raise InputError(f"codes of {self.frames} frames do not cover {self.length} samples")

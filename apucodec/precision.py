@@ -10,6 +10,7 @@ precision differs from the one-shot graphs'. "bf16" is the NPU's BF16 compile of
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from typing import Any
@@ -21,7 +22,8 @@ log = logging.getLogger("apucodec")
 PRECISIONS = ("fp32", "int8", "auto", "bf16")
 INT8_GRAPHS = ("cpu-int8", "npu-int8")
 # SessionSettings fields a caller (the CLI) may pass through load(**engine_options)
-ENGINE_OPTIONS = ("ep_options", "worker_timeout", "ep_context", "bf16_optimize_level", "queue_depth", "warn")
+ENGINE_OPTIONS = ("ep_options", "worker_timeout", "ep_context", "bf16_optimize_level", "queue_depth", "warn",
+                  "settings_fields")
 
 
 def stage_precision(engine: Any, stage: str) -> tuple[str, str]:
@@ -65,12 +67,15 @@ def _settings(model: Any, precision: str, options: dict[str, Any]) -> Any:
         resolved = resolve_workers(parse_worker_options(f"{k}={v}" for k, v in workers.items()), model.manifest)
     except ApucodecError as exc:
         raise InputError(str(exc)) from None
-    extra = {key: options[key] for key in ENGINE_OPTIONS if key in options and key not in ("queue_depth", "warn")}
+    extra = {key: options[key] for key in ENGINE_OPTIONS
+             if key in options and key not in ("queue_depth", "warn", "settings_fields")}
     graph = {"fp32": "fp32", "bf16": "bf16"}.get(precision, "auto")
-    return SessionSettings(encoder_eps=orders["encoder"], decoder_eps=orders["decoder"], strict=bool(options.get(
+    settings = SessionSettings(encoder_eps=orders["encoder"], decoder_eps=orders["decoder"], strict=bool(options.get(
         "strict")), threads=int(options.get("threads") or 0), workers=resolved, encoder_graph=graph,
         decoder_graph="fp32" if precision in ("fp32", "bf16") else "auto",
         int8_floor_dbfs=DEFAULT_FLOOR_DBFS if floor is None else float(floor), **extra)
+    # the CLI's own spellings (--encoder int8: the NPU's graph wherever the encoder runs), applied last
+    return dataclasses.replace(settings, **(options.get("settings_fields") or {}))
 
 
 def open_engine(model: Any, precision: str, options: dict[str, Any], step_frames: int | None = None) -> Any:

@@ -82,20 +82,25 @@ def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bo
                 encoder_graph: str = "auto", n_codebooks: int | None = None, workers: tuple[str, ...] = (),
                 worker_timeout: float = 120.0, precision: str = "auto", ep_context_out: str | None = None,
                 step_frames: int | None = None, int8_floor: float | None = None) -> Any:
-    from apucodec.api import Codec  # the engine plus the public API's streams
+    """The CLI's options -> `apucodec.load()`, the one way every caller opens a codec. (The CLI's --precision int8
+    keeps its meaning, the NPU's INT8 graph wherever the encoder runs; load()'s "int8" is the EP's own INT8.)"""
+    from apucodec.api import load
     from apucodec.model_dir import load_model_dir
     from apucodec.model_location import locate_model
-    from apucodec.runtime.providers import SessionSettings, parse_ep_list
+    from apucodec.runtime.eps import warn_stderr
 
-    encoder_eps, decoder_eps = parse_ep_list(encoder_ep, "encoder"), parse_ep_list(decoder_ep, "decoder")
     parsed_options = _parse_ep_options(ep_options)
     model = load_model_dir(locate_model(model_path).path)
-    settings = SessionSettings(encoder_eps=encoder_eps, decoder_eps=decoder_eps, strict=strict, threads=threads,
-                               ep_options=parsed_options,
-                               **settings_overrides(model, workers, worker_timeout, precision, encoder_graph,
-                                                    ep_context_out, int8_floor))
+    overrides = settings_overrides(model, workers, worker_timeout, precision, encoder_graph, ep_context_out,
+                                   int8_floor)
     check_codebooks(n_codebooks, model)  # before the (slow) sessions open
-    return Codec(model, settings, stages=stages, step_frames=step_frames)
+    graph = overrides["encoder_graph"]
+    chosen = graph if graph in ("fp32", "bf16") else "auto"
+    fields = {key: overrides[key] for key in ("encoder_graph", "decoder_graph", "ep_context", "worker_timeout")}
+    return load(model.path, precision=chosen, int8_floor=overrides["int8_floor_dbfs"],
+                eps={"encoder": encoder_ep, "decoder": decoder_ep}, workers=overrides["workers"], threads=threads,
+                strict=strict, step_frames=step_frames, stages=stages, ep_options=parsed_options,
+                settings_fields=fields, warn=warn_stderr)
 
 
 def check_codebooks(n_codebooks: int | None, model: Any) -> None:
