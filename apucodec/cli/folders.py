@@ -57,8 +57,8 @@ def _seconds(source: Path, kind: str) -> float:
 def run_folder(kind: str, root: Path, out_root: Path, open_codec: Callable[[], Any],
                work: Callable[[Any, Path, Path], Any]) -> None:
     """Apply `work(codec, source, target)` to every input of `root` not yet done; one line per failure."""
-    if out_root.exists() and not out_root.is_dir():
-        raise ApucodecError(f"{out_root}: the input is a folder, so the output must be a folder too")
+    if (out_root.exists() and not out_root.is_dir()) or out_root.suffix.lower() in {*AUDIO_SUFFIXES, ".apc"}:
+        raise ApucodecError(f"{root}: is a directory, so the output must be a folder too, not {out_root}")
     if out_root.resolve() == root.resolve() or root.resolve() in out_root.resolve().parents:
         raise ApucodecError(f"{out_root}: the output folder must not be inside the input folder {root}")
     sources = list_inputs(root, kind)

@@ -42,6 +42,7 @@ from apucodec.runtime.apc_header import (  # noqa: F401 (re-exported: the header
     CRC_SIZE,
     FORMAT_VERSION,
     HEADER_SIZE,
+    HEADER_V1,
     MAGIC,
     MAX_CHANNELS,
     V1_HEADER_SIZE,
@@ -50,6 +51,8 @@ from apucodec.runtime.apc_header import (  # noqa: F401 (re-exported: the header
     header_length,
 )
 from apucodec.runtime.steps import frames_for_length
+
+HEADER = HEADER_V1  # the version 1 layout: the first 72 bytes of every version
 
 
 class BitPacker:
