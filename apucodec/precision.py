@@ -85,11 +85,6 @@ def open_engine(model: Any, precision: str, options: dict[str, Any], step_frames
 
     settings = _settings(model, precision, options)
     stages = tuple(options.get("stages") or ("encoder", "decoder"))
-    if step_frames is not None:
-        sizes = model.step_sizes("encoder")
-        if step_frames not in sizes:
-            raise ModelError(f"{model.path}: no step graph of {step_frames} frames (this model has "
-                             f"{', '.join(map(str, sizes))}; re-export with --step-frames)")
     warn = options.get("warn", log.warning)
     try:
         engine = pipeline.Codec(model, settings, warn=warn, stages=stages,

@@ -90,7 +90,7 @@ def test_bad_api_inputs_end_in_the_right_subclass_with_one_line(codec, tmp_path)
         (InputError, "do not cover", lambda: codec.decode(codes.array, length=99999)),
         (InputError, "precision must be one of", lambda: apucodec.load(precision="int4")),
         (InputError, "step_frames must be", lambda: codec.stream(step_frames=0)),
-        (ModelError, "no step graph of 7 frames", lambda: codec.stream(step_frames=7)),
+        (ModelError, "no encoder step graph of 7 frames", lambda: codec.stream(step_frames=7)),
         (ModelError, "", lambda: apucodec.load(tmp_path / "no-such-model")),
         (InputError, "format version 0 is not supported", lambda: apucodec.Codes.load(tmp_path / "x.apc")),
     ]
