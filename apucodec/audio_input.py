@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.audio import CODEC_RATE, resample
-from apucodec.errors import ApucodecError
+from apucodec.errors import InputError
 
 log = logging.getLogger("apucodec")
 
@@ -44,8 +44,24 @@ def _as_float(array: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
     if dtype.kind == "f":
         with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused just below
             return array.astype(np.float32, copy=False)
-    raise ApucodecError(f"{name}: samples of dtype {dtype} are not audio (use float32/float64 in [-1, 1], or "
+    raise InputError(f"{name}: samples of dtype {dtype} are not audio (use float32/float64 in [-1, 1], or "
                         "int16/int32/int8/uint8 PCM)")
+
+
+def frames_by_channels(array: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
+    """A 1-D or 2-D float array as [samples, channels] (see the module docstring for how the layout is told)."""
+    if array.ndim == 1:
+        return array[:, None]
+    rows, cols = array.shape
+    if cols <= MAX_CHANNELS and rows > cols:
+        return array
+    if rows <= MAX_CHANNELS and cols > rows:
+        notes.append(f"{name}: shape {list(array.shape)} read as [channels, samples]")
+        return array.T
+    if rows == 1 or cols == 1:  # a single sample or a single channel, either way round
+        return array.reshape(-1, 1)
+    raise InputError(f"{name}: cannot tell channels from samples in shape {list(array.shape)}; pass "
+                     f"[samples, channels] with at most {MAX_CHANNELS} channels, or a 1-D array")
 
 
 def _to_mono(array: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
@@ -58,32 +74,58 @@ def _to_mono(array: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
         channels, frames_first = rows, False
         notes.append(f"{name}: shape {list(array.shape)} read as [channels, samples]")
     else:
-        raise ApucodecError(f"{name}: cannot tell channels from samples in shape {list(array.shape)}; pass "
+        raise InputError(f"{name}: cannot tell channels from samples in shape {list(array.shape)}; pass "
                             f"[samples, channels] with at most {MAX_CHANNELS} channels, or a 1-D array")
     if channels > 1:
         notes.append(f"{name}: {channels} channels downmixed to mono")
     return array.mean(axis=1 if frames_first else 0, dtype=np.float64).astype(np.float32)
 
 
-def as_mono_float32(array: Any, sample_rate: int, target_rate: int = CODEC_RATE,
-                    name: str = "<array>") -> tuple[np.ndarray, list[str]]:
-    """(float32 mono samples at `target_rate`, notes) from an API caller's array; ApucodecError if it is not audio."""
-    notes: list[str] = []
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
-            or not 0 < int(sample_rate) <= MAX_RATE:
-        raise ApucodecError(f"{name}: sample rate must be a positive integer up to {MAX_RATE} Hz, got {sample_rate!r}")
+def checked_array(array: Any, name: str, notes: list[str]) -> np.ndarray:
+    """An API caller's samples as float32 [samples, channels]: PCM integers scaled, NaN/Inf, empty and
+    wrongly-shaped arrays refused with one line (InputError)."""
     try:
         array = np.asarray(array)
     except (TypeError, ValueError) as exc:
-        raise ApucodecError(f"{name}: not an array of samples ({exc})") from None
+        raise InputError(f"{name}: not an array of samples ({exc})") from None
     if array.ndim == 0 or array.ndim > 2:
-        raise ApucodecError(f"{name}: expected a 1-D (mono) or 2-D (multichannel) array, got {array.ndim}-D with "
+        raise InputError(f"{name}: expected a 1-D (mono) or 2-D (multichannel) array, got {array.ndim}-D with "
+                         f"shape {list(array.shape)}")
+    if array.size == 0:
+        raise InputError(f"{name}: contains no audio samples")
+    frames = frames_by_channels(_as_float(array, name, notes), name, notes)
+    if not np.all(np.isfinite(frames)):
+        raise InputError(f"{name}: contains NaN or infinite samples")
+    return frames
+
+
+def check_rate(sample_rate: Any, name: str = "<array>") -> int:
+    """A sample rate a caller passed: a positive integer up to MAX_RATE, else one InputError line."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
+            or not 0 < int(sample_rate) <= MAX_RATE:
+        raise InputError(f"{name}: sample rate must be a positive integer up to {MAX_RATE} Hz, got {sample_rate!r}")
+    return int(sample_rate)
+
+
+def as_mono_float32(array: Any, sample_rate: int, target_rate: int = CODEC_RATE,
+                    name: str = "<array>") -> tuple[np.ndarray, list[str]]:
+    """(float32 mono samples at `target_rate`, notes) from an API caller's array; InputError if it is not audio."""
+    notes: list[str] = []
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
+            or not 0 < int(sample_rate) <= MAX_RATE:
+        raise InputError(f"{name}: sample rate must be a positive integer up to {MAX_RATE} Hz, got {sample_rate!r}")
+    try:
+        array = np.asarray(array)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}: not an array of samples ({exc})") from None
+    if array.ndim == 0 or array.ndim > 2:
+        raise InputError(f"{name}: expected a 1-D (mono) or 2-D (multichannel) array, got {array.ndim}-D with "
                             f"shape {list(array.shape)}")
     if array.size == 0:
-        raise ApucodecError(f"{name}: contains no audio samples")
+        raise InputError(f"{name}: contains no audio samples")
     samples = _to_mono(_as_float(array, name, notes), name, notes)
     if not np.all(np.isfinite(samples)):
-        raise ApucodecError(f"{name}: contains NaN or infinite samples")
+        raise InputError(f"{name}: contains NaN or infinite samples")
     if int(sample_rate) != target_rate:
         notes.append(f"{name}: resampled from {int(sample_rate)} Hz to {target_rate} Hz")
         samples = resample(samples, int(sample_rate), target_rate)

@@ -1,4 +1,5 @@
-"""One exception type for every problem a user can fix (bad input, missing extra, wrong model directory).
+"""The exceptions for every problem a user can fix: `ApucodecError`, and the three kinds a caller tells apart —
+`InputError` (what they passed), `ModelError` (the model directory), `PlacementError` (where a stage runs).
 
 The CLI turns it into a single line on stderr and a non-zero exit, so raising it is how library code says "this is
 the user's input, not our bug" — anything else is a real bug and keeps its traceback.
@@ -9,6 +10,18 @@ from pathlib import Path
 
 class ApucodecError(Exception):
     """A user-facing failure whose message is complete on its own line."""
+
+
+class InputError(ApucodecError):
+    """The caller's input cannot be coded: an array that is not audio, a bad rate, codes out of range, a bad file."""
+
+
+class ModelError(ApucodecError):
+    """The model directory cannot be used: missing, corrupt, a graph or precision it does not have."""
+
+
+class PlacementError(ApucodecError):
+    """A stage could not run where it was asked to (an EP missing with strict=True, a worker that failed)."""
 
 
 def first_line(exc: BaseException, with_type: bool = False) -> str:

@@ -58,10 +58,24 @@ def test_graph_choice_on_each_ep(cpu_int8_model: Path) -> None:
     assert choose_decoder_graph(model, CPU, "auto", 16) == ("decoder.s16.cpu-int8", CPU_INT8_REASON)
     assert choose_encoder_graph(model, CPU, "fp32", 16)[0] == "encoder.s16"
     assert choose_decoder_graph(model, CPU, "fp32", 16) == ("decoder.s16", "forced by --precision fp32")
-    # the live step has no CPU INT8 graph: FP32, and the reason says how to get one
-    role, why = choose_encoder_graph(model, CPU, "auto", 4)
-    assert role == "encoder.s4" and "quantize --target cpu" in why
-    assert choose_decoder_graph(model, CPU, "auto", 4)[0] == "decoder.s4"
+    # the live step has its CPU INT8 graphs too, quantized with the offline step's ranges (the same scales)
+    assert choose_encoder_graph(model, CPU, "auto", 4) == ("encoder.s4.cpu-int8", CPU_INT8_REASON)
+    assert choose_decoder_graph(model, CPU, "auto", 4)[0] == "decoder.s4.cpu-int8"
+    import onnx
+    from onnx import numpy_helper
+
+    def scales(role: str) -> dict[str, np.ndarray]:
+        graph = onnx.load(str(model.path_of(role))).graph
+        return {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.name.endswith("_scale")}
+
+    for stage in ("encoder", "decoder"):
+        live, offline = scales(f"{stage}.s4.cpu-int8"), scales(f"{stage}.s16.cpu-int8")
+        assert live.keys() == offline.keys() and len(live) > 10
+        assert all(np.array_equal(live[k], offline[k]) for k in live)
+    # the encoder's latent projection (its last Conv) stays float: no DequantizeLinear feeds the latent
+    graph = onnx.load(str(model.path_of("encoder.s16.cpu-int8"))).graph
+    producer = {o: n for n in graph.node for o in n.output}[graph.output[0].name]
+    assert producer.op_type == "Conv" and not any(i.endswith("_DequantizeLinear_Output") for i in producer.input[1:])
     # not on the CPU EP: never the CPU INT8 graphs
     assert choose_encoder_graph(model, VITISAI, "auto", 16)[0] == "encoder.s16"
     assert choose_decoder_graph(model, "WebGpuExecutionProvider", "auto", 16)[0] == "decoder.s16"

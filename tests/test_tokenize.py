@@ -115,11 +115,12 @@ def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tiny_model_d
         np.testing.assert_array_equal(codes, expected, err_msg=rel)
         assert row["samples"] == samples.size and row["sample_rate"] == info.sample_rate
         assert row["duration"] == pytest.approx(info.seconds) and row["model_id"] == adapter.model_id
-    # ... and what `apucodec encode` writes into an .apc, for a resampled stereo file, a FLAC and the 0.1 s clip
+    # ... and what `apucodec encode --mono` writes into an .apc (tokenize codes the channel average), for a resampled
+    # stereo file, a FLAC and the 0.1 s clip
     for rel in ("short.wav", next(p for p in paths if p.endswith(".flac")), next(p for p in paths if "deep" in p)):
         apc = tmp_path / (Path(rel).stem + ".apc")
         result = CliRunner().invoke(cli, ["encode", str(corpus_dir / rel), str(apc), "--model", str(tiny_model_dir),
-                                          "--encoder-ep", "cpu", "--threads", "1"])
+                                          "--encoder-ep", "cpu", "--threads", "1", "--mono", "--precision", "fp32"])
         assert result.exit_code == 0, result.output
         _, apc_codes = read_apc(apc)
         row = by_path[rel]

@@ -14,6 +14,8 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
+from apucodec.model_dir import load_model_dir
+
 pa = pytest.importorskip("pyarrow")
 
 import pyarrow.parquet as pq  # noqa: E402
@@ -106,10 +108,11 @@ def test_plan_skips_done_dedups_and_sorts_longest_first():
                          "reason": "contains NaN or infinite samples"}]
 
 
-def _row(i: int, model_id: str = "m1", codebooks: int = 2) -> dict:
+def _row(i: int, model_id: str = "m1", codebooks: int = 2, precision: str = "fp32", sha: str = "s" * 64) -> dict:
     codes = np.arange(codebooks * 3, dtype=np.int64).reshape(codebooks, 3) + i
     return {"path": f"f{i}.wav", "sha256": f"h{i}", "duration": 0.1, "sample_rate": 44100, "samples": 1500,
-            "frames": 3, "codebooks": codebooks, "codes": shards.codes_to_bytes(codes), "model_id": model_id}
+            "frames": 3, "codebooks": codebooks, "codes": shards.codes_to_bytes(codes), "model_id": model_id,
+            "precision": precision, "graph_sha256": sha}
 
 
 def test_shards_atomic_numbered_and_resumable(tmp_path, monkeypatch):
@@ -131,6 +134,12 @@ def test_shards_atomic_numbered_and_resumable(tmp_path, monkeypatch):
     assert shards.shard_paths(tmp_path)[-1].name == "00002.parquet"
     with pytest.raises(ApucodecError, match="holds codes of model m1 with 2 codebooks"):
         shards.completed(tmp_path, "m1", 4)
+    # one folder, one encoder graph: codes of the CPU's INT8 graph are refused beside FP32 codes
+    assert len(shards.completed(tmp_path, "m1", 2, "fp32", "s" * 64)) == 5
+    with pytest.raises(ApucodecError, match="holds codes made by the fp32 encoder graph"):
+        shards.completed(tmp_path, "m1", 2, "cpu-int8", "c" * 64)
+    with pytest.raises(ApucodecError, match="use the same --precision"):
+        shards.completed(tmp_path, "m1", 2, "fp32", "d" * 64)
     (tmp_path / "shards" / ".00003.parquet.abc.tmp").write_bytes(b"half")
     assert shards.remove_partial_shards(tmp_path) == 1
 
@@ -153,9 +162,14 @@ def test_reader_codes_and_decode_match_the_runtime(tiny_model_dir, tmp_path):
         expected[name] = codes
         writer.add({"path": name, "sha256": name, "duration": audio.size / 44100, "sample_rate": 44100,
                     "samples": audio.size, "frames": codes.shape[1], "codebooks": 3,
-                    "codes": shards.codes_to_bytes(codes), "model_id": model.model_id})
+                    "codes": shards.codes_to_bytes(codes), "model_id": model.model_id,
+                    "precision": model.graph_precision, "graph_sha256": model.graph_sha256})
     writer.flush()
     shards.write_dataset_json(tmp_path, shards.summarize(tmp_path, model.summary, 3, [], [], {}))
+    # dataset.json says which encoder graph made the codes (tokenize's default: FP32, the same on any machine)
+    graph = model.summary["encoder_graph"]
+    assert graph["precision"] == "fp32" and encoder.graph == ("fp32", graph["sha256"])
+    assert graph["sha256"] == load_model_dir(tiny_model_dir).files[graph["file"].removesuffix(".onnx")].sha256
     dataset = TokenDataset(tmp_path)
     items = {item.path: item for item in dataset}
     for name, codes in expected.items():

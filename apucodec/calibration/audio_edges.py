@@ -51,3 +51,25 @@ def audio_edge_nodes(model: Any, stage: str) -> list[str]:
         producers = {name: [node] for node in graph.node for name in node.output}
         return _walk(graph.output[0].name, producers, lambda node: list(node.input))
     raise ValueError(f"unknown stage {stage!r}")
+
+
+def latent_edge_nodes(model: Any, stage: str) -> list[str]:
+    """Names of the nodes between the latent and the nearest convolution (that convolution included): before the
+    encoder's latent output, after the decoder's latent input.
+
+    Why float there: a uint8 latent has 256 levels per tensor over its whole range, coarser than the residuals the
+    later codebooks quantize, so those codes become noise. Measured on the bundled model over the dev set
+    (benchmarks/int8_agreement.py; docs/bench/int8-agreement.md): keeping the encoder's latent projection float
+    is what raises the codes' agreement with FP32. Its input, the last hidden activation, is still uint8.
+    """
+    graph = model.graph
+    if stage == "encoder":
+        producers = {name: [node] for node in graph.node for name in node.output}
+        return _walk(graph.output[0].name, producers, lambda node: list(node.input))
+    if stage == "decoder":
+        consumers: dict[str, list[Any]] = {}
+        for node in graph.node:
+            for name in node.input:
+                consumers.setdefault(name, []).append(node)
+        return _walk(graph.input[0].name, consumers, lambda node: list(node.output))
+    raise ValueError(f"unknown stage {stage!r}")

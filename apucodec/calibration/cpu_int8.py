@@ -144,7 +144,8 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
                             method: str = DEFAULT_METHOD, op_types: Sequence[str] = DEFAULT_OP_TYPES,
                             exclude_nodes: Iterable[str] = (), exclude_op_types: Iterable[str] = (),
                             polyphase: bool = True, on_feed: FeedCallback | None = None,
-                            gelu_nodes: Sequence[str] = ()) -> CpuInt8Result:
+                            gelu_nodes: Sequence[str] = (), ranges_out: Path | None = None,
+                            ranges_in: Path | None = None) -> CpuInt8Result:
     """Write a QDQ INT8 copy of `fp32_path` to `out_path`, calibrated on `feeds` (dicts keyed by the graph's inputs).
 
     The output is written to a temporary file beside `out_path` and renamed into place, so a failure or Ctrl-C
@@ -158,6 +159,11 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
 
     `gelu_nodes` (calibration/gelu_nodes.py's gelu_node_names) are kept float and written as one Gelu node per
     chain in the output graph.
+
+    `ranges_out` keeps the calibrated activation ranges (ORT's calibration cache); `ranges_in` quantizes with such
+    ranges instead of calibrating (`feeds` may then be empty). Why: the step graphs of one stage at different step
+    sizes have the same tensors, and quantized with the same ranges they compute the same integers, so a live
+    stream and a one-shot call at INT8 agree.
     """
     if method not in METHODS:
         raise ApucodecError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
@@ -190,9 +196,18 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
         del model
         try:
             with _quiet_ort_logs():
-                ranges = calibrate_ranges(q, source, Path(work), reader, method, op_types)
                 cache = Path(work) / "ranges.json"
-                q.calibrate.save_tensors_data(ranges, cache)
+                if ranges_in is not None:
+                    import shutil
+
+                    shutil.copyfile(ranges_in, cache)
+                else:
+                    ranges = calibrate_ranges(q, source, Path(work), reader, method, op_types)
+                    q.calibrate.save_tensors_data(ranges, cache)
+                if ranges_out is not None:
+                    import shutil
+
+                    shutil.copyfile(cache, ranges_out)
                 q.quantize_static(str(source), tmp, None, quant_format=q.QuantFormat.QDQ,
                                   op_types_to_quantize=list(op_types), per_channel=True, reduce_range=False,
                                   activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.calibration.audio_edges import audio_edge_nodes
+from apucodec.calibration.audio_edges import audio_edge_nodes, latent_edge_nodes
 from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.cpu_int8 import DEFAULT_METHOD, CpuInt8Result, quantize_graph_cpu_int8
 from apucodec.calibration.feeds import Feed, RecordingStep
@@ -49,6 +49,8 @@ CLIP_STEPS = 4
 # Calibration clips (each CLIP_STEPS steps + the flush, streamed through both graphs). The windowed pass measured
 # that more is not better for static percentile ranges (rarer peaks widen them): 16 windows beat 32 and 64.
 DEFAULT_CPU_WINDOWS = 16
+# Stages whose latent end stays float (audio_edges.latent_edge_nodes says why; measured in docs/bench).
+FLOAT_LATENT: tuple[str, ...] = ("encoder",)
 
 StatusCallback = Log
 
@@ -137,12 +139,17 @@ def record_steps(model: ModelDir, roles: dict[str, str], sessions: dict[str, Any
 def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int = DEFAULT_CPU_WINDOWS,
                  method: str = DEFAULT_METHOD, seed: int = 0, threads: int = 0,
                  exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
-                 on_status: StatusCallback | None = None) -> CpuQuantizeResult:
+                 on_status: StatusCallback | None = None,
+                 float_latent: Sequence[str] = FLOAT_LATENT) -> CpuQuantizeResult:
     """Quantize the model directory's offline FP32 encoder and decoder step graphs for the CPU EP; record them.
 
     `windows` is the number of calibration clips (CLIP_STEPS steps each); held-out clips come on top.
     `exclude_nodes` must name nodes of both graphs' FP32 step graphs (rarely useful); bounds arithmetic is always
-    kept in float.
+    kept in float, and so is the latent end of the stages in `float_latent` (audio_edges.latent_edge_nodes).
+
+    Every other step size the model has (the live step) gets its CPU INT8 graphs too, quantized with the offline
+    step's calibrated ranges (the graphs share their tensors), so a stream and a one-shot call of one Codec run
+    INT8 graphs that compute the same integers.
     """
     started = time.perf_counter()
     status = StepLog(on_status).info
@@ -173,18 +180,29 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
             source = model.path_of(fp32_roles[stage])
             graph = onnx.load(str(source))
             mask_nodes = bounds_nodes(graph)
-            edge_nodes[stage] = [n for n in audio_edge_nodes(graph, stage) if n not in mask_nodes]
+            latent = latent_edge_nodes(graph, stage) if stage in float_latent else []
+            edge_nodes[stage] = [n for n in [*audio_edge_nodes(graph, stage), *latent] if n not in mask_nodes]
             gelu[stage] = gelu_node_names(graph)
             float_nodes[stage] = len(mask_nodes)
             del graph
             status(f"{stage}: quantizing ({method} ranges, uint8 activations, int8 per-channel weights; "
                    f"{len(mask_nodes)} bounds-mask nodes, {len(edge_nodes[stage])} at the audio end and "
                    f"{len(gelu[stage]) // 5} GELUs kept float)")
+            excluded = sorted({*mask_nodes, *edge_nodes[stage], *exclude_nodes})
+            ranges = work / f"{stage}.ranges.json"
             graphs[stage] = quantize_graph_cpu_int8(
-                source, staged[stage], iter(feeds[stage]), method=method,
-                exclude_nodes=sorted({*mask_nodes, *edge_nodes[stage], *exclude_nodes}), gelu_nodes=gelu[stage],
-                exclude_op_types=exclude_op_types,
-                on_feed=FeedProgress(stage, len(feeds[stage]), status))
+                source, staged[stage], iter(feeds[stage]), method=method, exclude_nodes=excluded,
+                gelu_nodes=gelu[stage], exclude_op_types=exclude_op_types,
+                on_feed=FeedProgress(stage, len(feeds[stage]), status), ranges_out=ranges)
+            for other in model.step_sizes(stage):
+                if other != step:
+                    role = step_role(stage, other, PRECISION)
+                    status(f"{stage}: the {other}-frame step graph, with the {step}-frame step's ranges")
+                    staged[role] = work / f"{role}.onnx"
+                    graphs[role] = quantize_graph_cpu_int8(
+                        model.path_of(step_role(stage, other)), staged[role], iter(()), method=method,
+                        exclude_nodes=excluded, gelu_nodes=gelu[stage], exclude_op_types=exclude_op_types,
+                        ranges_in=ranges)
         del feeds
 
         status(f"scoring on {len(calibration.evaluation)} held-out clips, streaming both INT8 graphs")
@@ -194,19 +212,24 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
             StepGraphSession(fp32_roles["decoder"], fp32["decoder"]), calibration.evaluation,
             int8_decoder=StepGraphSession(roles["decoder"], cpu_session(staged["decoder"], threads=threads)))
         entry_fields = {}
-        for stage in STAGES:
-            entry_fields[roles[stage]] = {
-                **model.files[fp32_roles[stage]].step_facts(),
-                "precision": PRECISION, "source": fp32_roles[stage], "target": "cpu", "format": "QDQ",
-                "graph": {"nodes": sum(graphs[stage].ops.values()), "ops": graphs[stage].ops}}
+        for key, result in graphs.items():
+            role = roles.get(key, key)
+            source_role = fp32_roles.get(key, role.removesuffix(f".{PRECISION}"))
+            entry_fields[role] = {
+                **model.files[source_role].step_facts(),
+                "precision": PRECISION, "source": source_role, "target": "cpu", "format": "QDQ",
+                "graph": {"nodes": sum(result.ops.values()), "ops": result.ops}}
         report = {
             "target": "CPUExecutionProvider",
             "quantizer": "onnxruntime.quantization.quantize_static",
             "step_frames": step,
             "graphs": {stage: {"role": roles[stage], "source": fp32_roles[stage], **graphs[stage].to_dict(),
                                "float_bounds_nodes": float_nodes[stage],
-                               "float_audio_edge_nodes": edge_nodes[stage],
-                               "float_gelus": len(gelu[stage]) // 5} for stage in STAGES},
+                               "float_audio_edge_nodes": edge_nodes[stage], "float_latent": stage in float_latent,
+                               "float_gelus": len(gelu[stage]) // 5} for stage in STAGES}
+            | {role: {"role": role, "source": role.removesuffix(f".{PRECISION}"), **result.to_dict(),
+                      "ranges_from": roles[role.split(".")[0]]}
+               for role, result in graphs.items() if role not in STAGES},
             "calibration": {"folder": str(calib_folder), "seed": seed, "clips_requested": windows,
                             "clip_steps": CLIP_STEPS, "step_samples": step_samples,
                             "method": "clips streamed in order through the FP32 step graphs (Stepper); decoder fed "
@@ -215,5 +238,6 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
             "fidelity": fidelity.to_dict(),
             "seconds": {"total": round(time.perf_counter() - started, 2)},
         }
-        paths = _install(model, {roles[s]: staged[s] for s in STAGES}, entry_fields, report)
+        paths = _install(model, {**{roles[s]: staged[s] for s in STAGES},
+                                 **{k: v for k, v in staged.items() if k not in STAGES}}, entry_fields, report)
     return CpuQuantizeResult(model, paths, graphs, calibration, fidelity, time.perf_counter() - started)

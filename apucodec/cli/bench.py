@@ -42,7 +42,8 @@ def bench(seconds: float | None, input_path: Path | None, step_frames: int | Non
 
         check_plot_path(plot_path)  # a missing matplotlib or a bad path fails now, not after the benchmark
     audio, source, notes = _input_audio(input_path, seconds)  # read before the (slow) sessions are opened
-    codec = _open_codec(**opts, stages=("encoder", "decoder"), step_frames=step_frames)
+    # bench measures the engine itself (its lanes, steps and queue), not the public Codec's surface
+    codec = _open_codec(**opts, stages=("encoder", "decoder"), step_frames=step_frames)._engine
     codec.queue_depth = queue_depth
     if audio is None:
         audio = generated_audio(seconds or DEFAULT_SECONDS, codec.sample_rate)

@@ -82,20 +82,32 @@ def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bo
                 encoder_graph: str = "auto", n_codebooks: int | None = None, workers: tuple[str, ...] = (),
                 worker_timeout: float = 120.0, precision: str = "auto", ep_context_out: str | None = None,
                 step_frames: int | None = None, int8_floor: float | None = None) -> Any:
-    from apucodec.api import Codec  # the engine plus the public API's streams
+    """The CLI's options -> `apucodec.load()`, the one way every caller opens a codec. (The CLI's --precision int8
+    keeps its meaning, the NPU's INT8 graph wherever the encoder runs; load()'s "int8" is the EP's own INT8.)"""
+    from apucodec.api import load
     from apucodec.model_dir import load_model_dir
     from apucodec.model_location import locate_model
-    from apucodec.runtime.providers import SessionSettings, parse_ep_list
+    from apucodec.runtime.eps import warn_stderr
 
-    encoder_eps, decoder_eps = parse_ep_list(encoder_ep, "encoder"), parse_ep_list(decoder_ep, "decoder")
     parsed_options = _parse_ep_options(ep_options)
     model = load_model_dir(locate_model(model_path).path)
-    settings = SessionSettings(encoder_eps=encoder_eps, decoder_eps=decoder_eps, strict=strict, threads=threads,
-                               ep_options=parsed_options,
-                               **settings_overrides(model, workers, worker_timeout, precision, encoder_graph,
-                                                    ep_context_out, int8_floor))
+    overrides = settings_overrides(model, workers, worker_timeout, precision, encoder_graph, ep_context_out,
+                                   int8_floor)
     check_codebooks(n_codebooks, model)  # before the (slow) sessions open
-    return Codec(model, settings, stages=stages, step_frames=step_frames)
+    graph = overrides["encoder_graph"]
+    chosen = graph if graph in ("fp32", "bf16") else "auto"
+    fields = {key: overrides[key] for key in ("encoder_graph", "decoder_graph", "ep_context", "worker_timeout")}
+    return load(model.path, precision=chosen, int8_floor=overrides["int8_floor_dbfs"],
+                eps={"encoder": encoder_ep, "decoder": decoder_ep}, workers=overrides["workers"], threads=threads,
+                strict=strict, step_frames=step_frames, stages=stages, ep_options=parsed_options,
+                settings_fields=fields, warn=warn_stderr)
+
+
+def _folder(kind: str, root: Path, out_root: Path, opts: dict[str, Any], stages: tuple[str, ...],
+            n_codebooks: int | None, work: Callable[[Any, Path, Path], Any]) -> None:
+    from apucodec.cli.folders import run_folder
+
+    run_folder(kind, root, out_root, lambda: _open_codec(**opts, stages=stages, n_codebooks=n_codebooks), work)
 
 
 def check_codebooks(n_codebooks: int | None, model: Any) -> None:
@@ -181,21 +193,28 @@ CODEBOOKS_HELP = "Codebooks to use, 1..N where N is the model's count (fewer = l
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
 @click.option("--codebooks", "n_codebooks", type=click.IntRange(min=1), default=None, help=CODEBOOKS_HELP)
 @click.option("--match-input", is_flag=True, help="Write at the input's sample rate instead of 44.1 kHz.")
+@click.option("--mono", is_flag=True, help="Average the channels first (default: each channel coded on its own).")
 @session_options
-def run(input_path: Path, output_path: Path, n_codebooks: int | None, match_input: bool, **opts: Any) -> None:
+def run(input_path: Path, output_path: Path, n_codebooks: int | None, match_input: bool, mono: bool,
+        **opts: Any) -> None:
     """Encode and decode INPUT (any audio libsndfile reads) into OUTPUT (44.1 kHz mono WAV by default).
 
     `-` as INPUT reads standard input (spooled to an unnamed temp file, so any format works); `-` as OUTPUT writes a
     streamed WAV to standard output (the summary then goes to stderr). An existing device or FIFO is written in
-    place, never replaced.
+    place, never replaced. A folder as INPUT: every audio file in it, mirrored into the folder OUTPUT.
     """
+    if input_path.is_dir():
+        report = opts.pop("report")
+        _folder("run", input_path, output_path, opts, ("encoder", "decoder"), n_codebooks,
+                lambda codec, src, dst: codec.run_file(src, dst, n_codebooks, match_input, None, mono))
+        return
     with stdin_input(input_path) as (source, label):
         info = _check_paths(source, output_path)
         report = opts.pop("report")
         codec = _open_codec(**opts, stages=("encoder", "decoder"), n_codebooks=n_codebooks)
         shown = _announce(info, codec.sample_rate, (str(source), label))
         with _progress(info.seconds, _codec_rate_length(info, codec.sample_rate), "run") as progress:
-            result = codec.run_file(source, output_path, n_codebooks, match_input, progress)
+            result = codec.run_file(source, output_path, n_codebooks, match_input, progress, mono)
     _finish(result, codec, report, f" -> {describe(output_path)}", shown, is_stdio(output_path), (str(source), label))
 
 
@@ -203,18 +222,28 @@ def run(input_path: Path, output_path: Path, n_codebooks: int | None, match_inpu
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("output_path", metavar="OUTPUT.apc", type=click.Path(path_type=Path))
 @click.option("--codebooks", "n_codebooks", type=click.IntRange(min=1), default=None, help=CODEBOOKS_HELP)
+@click.option("--mono", is_flag=True, help="Average the channels first (default: each channel coded on its own).")
 @session_options(stages=("encoder",))
-def encode(input_path: Path, output_path: Path, n_codebooks: int | None, **opts: Any) -> None:
-    """Compress INPUT (any audio libsndfile reads) into an .apc code file (`-`: standard input / output)."""
+def encode(input_path: Path, output_path: Path, n_codebooks: int | None, mono: bool, **opts: Any) -> None:
+    """Compress INPUT (any audio libsndfile reads) into an .apc code file (`-`: standard input / output; a folder:
+    every audio file in it, mirrored into the folder OUTPUT)."""
+    if input_path.is_dir():
+        opts.pop("report")
+        _folder("encode", input_path, output_path, opts, ("encoder",), n_codebooks,
+                lambda codec, src, dst: codec.encode_file(src, dst, n_codebooks, None, mono))
+        return
     with stdin_input(input_path) as (source, label):
         info = _check_paths(source, output_path, audio_output=False)
         report = opts.pop("report")
         codec = _open_codec(**opts, stages=("encoder",), n_codebooks=n_codebooks)
         shown = _announce(info, codec.sample_rate, (str(source), label))
         with _progress(info.seconds, _codec_rate_length(info, codec.sample_rate), "encode") as progress:
-            result = codec.encode_file(source, output_path, n_codebooks, progress)
+            result = codec.encode_file(source, output_path, n_codebooks, progress, mono)
     # header + packed codes + CRC, computed: the output may be stdout or a device, where stat() says nothing
-    size = -(-result.frames * result.n_codebooks * codec.config.bits_per_code // 8) + 76
+    from apucodec.runtime.apc_header import HEADER_SIZE
+
+    channels = 1 if mono else info.channels
+    size = -(-channels * result.frames * result.n_codebooks * codec.config.bits_per_code // 8) + HEADER_SIZE + 4
     _finish(result, codec, report, f" -> {describe(output_path)} ({size} bytes, "
             f"{size * 8 / result.audio_seconds / 1000:.2f} kbps with header)", shown, is_stdio(output_path),
             (str(source), label))
@@ -227,9 +256,15 @@ def encode(input_path: Path, output_path: Path, n_codebooks: int | None, **opts:
 @click.option("--match-input", is_flag=True, help="Write at the original input's sample rate (from the .apc).")
 @session_options(stages=("decoder",))
 def decode(input_path: Path, output_path: Path, force: bool, match_input: bool, **opts: Any) -> None:
-    """Decode an .apc code file into OUTPUT (44.1 kHz mono WAV by default; `-`: standard input / output)."""
+    """Decode an .apc code file into OUTPUT (44.1 kHz WAV with the encoded channels by default; `-`: standard input
+    / output; a folder: every .apc in it, mirrored into the folder OUTPUT)."""
     from apucodec.runtime.apc_reader import open_apc
 
+    if input_path.is_dir():
+        opts.pop("report")
+        _folder("decode", input_path, output_path, opts, ("decoder",), None,
+                lambda codec, src, dst: codec.decode_file(src, dst, force, match_input))
+        return
     with stdin_input(input_path) as (source, label):
         with open_apc(source, label) as reader:  # the header alone, checked before the sessions are opened
             header = reader.header

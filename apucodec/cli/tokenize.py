@@ -28,15 +28,19 @@ import click
               help="An existing Ray cluster (e.g. 10.0.0.5:6379 or auto); default: a local Ray for this run.")
 @click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
               help="Model directory (default: $APUCODEC_MODEL, then ./apucodec-model, then the bundled model).")
+@click.option("--precision", type=click.Choice(["fp32", "int8", "auto"]), default="fp32", show_default=True,
+              help="Encoder graph precision. fp32: the same codes on any machine; int8: the EP's INT8 graph (NPU "
+                   "or CPU; their codes differ from FP32's and from each other's); auto: the fastest graph here. "
+                   "An output folder holds one precision's codes.")
 def tokenize(corpus: Path, out: Path, n_codebooks: int | None, workers: int, threads: int, shard_size: int,
-             ray_address: str | None, model_path: Path | None) -> None:
+             ray_address: str | None, model_path: Path | None, precision: str) -> None:
     """Encode every audio file of CORPUS (a folder, or a CSV/JSONL/Parquet manifest with a 'path' column) into
     Parquet shards of codes in OUT. Rerunning skips what is done (by content sha256)."""
     from apucodec.dataset.pipeline import TokenizeOptions
     from apucodec.dataset.pipeline import tokenize as run_tokenize
 
     options = TokenizeOptions(model=model_path, codebooks=n_codebooks, workers=workers, threads=threads,
-                              shard_size=shard_size, ray_address=ray_address)
+                              shard_size=shard_size, ray_address=ray_address, precision=precision)
     try:
         report = run_tokenize(corpus, out, options)
     except KeyboardInterrupt:

@@ -25,35 +25,46 @@ class ModelInfo:
     n_codebooks: int      # the model's; a dataset may use fewer
     codebook_size: int
     summary: dict[str, Any]
+    precision: str = "fp32"       # what tokenize asked for (apucodec.precision)
+    graph_precision: str = "fp32"  # the encoder graph that precision runs here ("fp32", "cpu-int8", "npu-int8")
+    graph_sha256: str = ""
 
 
-def resolve_model(option: str | Path | None) -> ModelInfo:
-    """--model, $APUCODEC_MODEL, ./apucodec-model or the bundled model, read and checked (no sessions opened)."""
-    from apucodec.model_dir import load_model_dir
-    from apucodec.model_location import locate_model
+def resolve_model(option: str | Path | None, precision: str = "fp32") -> ModelInfo:
+    """--model, $APUCODEC_MODEL, ./apucodec-model or the bundled model at `precision`: the encoder graph that
+    precision runs on this machine is found by opening it once (encoder only), so the shards and dataset.json can
+    say which graph made the codes, and an output folder can refuse codes of another."""
+    import apucodec
 
-    model = load_model_dir(locate_model(option).path)
+    with apucodec.load(option, precision=precision, stages=("encoder",), warn=None) as codec:
+        model = codec.model
+        graph, sha = codec.graph_precision("encoder"), codec.graph_sha256("encoder")
+        role = next(r for r, e in model.files.items() if e.sha256 == sha)
     cfg = model.config
     summary = {"model_id": model.model_id, "path": str(model.path.resolve()), "bundled": model.is_bundled,
                "codec": model.manifest.get("codec"), "streaming": model.manifest.get("streaming"),
                "producers": model.manifest.get("producers"),
-               "quantization": (model.manifest.get("quantization") or {}).get("preset")}
+               # the encoder graph that made the codes (the manifest has no top-level "quantization" record)
+               "encoder_graph": {"precision": graph, "sha256": sha, "file": model.files[role].name,
+                                 "asked": precision},
+               "quantization": None if graph == "fp32" else graph}
     return ModelInfo(str(model.path.resolve()), model.model_id, cfg.sample_rate, model.hop, cfg.n_codebooks,
-                     cfg.codebook_size, summary)
+                     cfg.codebook_size, summary, precision, graph, sha)
 
 
 class CodecAdapter:
     """One opened codec (sessions placed like `apucodec run`: NPU/GPU where present, else CPU), only the stages
     asked for: an encoder actor never opens a decoder session."""
 
-    def __init__(self, model_path: str | Path, threads: int = 0, stages: tuple[str, ...] = ("encoder",)) -> None:
-        from apucodec.api import Codec
-        from apucodec.model_dir import load_model_dir
-        from apucodec.runtime.providers import SessionSettings
+    def __init__(self, model_path: str | Path, threads: int = 0, stages: tuple[str, ...] = ("encoder",),
+                 precision: str = "fp32") -> None:
+        import apucodec
 
-        self._codec = Codec(load_model_dir(model_path), SessionSettings(threads=threads), warn=None, stages=stages)
-        self.model_id: str = self._codec.model.model_id
+        self._codec = apucodec.load(model_path, precision=precision, threads=threads, stages=stages, warn=None)
+        self.model_id: str = self._codec.model_id
         self.sample_rate: int = self._codec.sample_rate
+        self.graph = (self._codec.graph_precision("encoder"), self._codec.graph_sha256("encoder")) \
+            if "encoder" in stages else ("", "")
 
     def encode(self, samples: np.ndarray, n_codebooks: int | None = None) -> np.ndarray:
         """Codec-rate float32 mono samples -> codes [n_codebooks, frames] (raises ApucodecError on bad input)."""

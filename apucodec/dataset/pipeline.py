@@ -44,6 +44,7 @@ class TokenizeOptions:
     threads: int = 1                 # onnxruntime intra-op threads (and logical CPUs) per actor
     shard_size: int = 1000           # rows per Parquet shard
     ray_address: str | None = None   # None: a local Ray started (and stopped) by this call
+    precision: str = "fp32"          # apucodec.load()'s: fp32 gives the same codes on any machine
 
 
 @dataclass
@@ -77,7 +78,7 @@ def tokenize(corpus: str | Path, out: str | Path, options: TokenizeOptions) -> T
         raise ApucodecError(f"{out}: exists and is not a folder")
     if not out.parent.is_dir():
         raise ApucodecError(f"{out}: parent folder {out.parent} does not exist")
-    model = resolve_model(options.model)
+    model = resolve_model(options.model, options.precision)
     n_codebooks = codebooks_to_use(options.codebooks or None, model.n_codebooks)
     if options.workers < 1 or options.threads < 1 or options.shard_size < 1:
         raise ApucodecError("--workers, --threads and --shard-size must be at least 1")
@@ -89,7 +90,8 @@ def tokenize(corpus: str | Path, out: str | Path, options: TokenizeOptions) -> T
     report = TokenizeReport(listed=len(items))
     try:
         with exclusive(out):
-            done = shards.completed(out, model.model_id, n_codebooks)  # refuses an OUT of another model
+            # refuses an OUT of another model, codebook count or encoder graph (precision)
+            done = shards.completed(out, model.model_id, n_codebooks, model.graph_precision, model.graph_sha256)
             with ray_session(options.ray_address, options.workers * options.threads), ray_errors():
                 probed = _probe(items)
                 todo, report.failures, duplicates, report.already_done = plan(probed, done)
@@ -200,7 +202,9 @@ def _encode(todo: list[dict[str, Any]], out: Path, model: ModelInfo, n_codebooks
           .map_batches(read_batch, fn_kwargs={"sample_rate": model.sample_rate}, batch_size=None, num_cpus=0,
                        compute=ray.data.TaskPoolStrategy(size=min(blocks, max(2, 2 * options.workers))))
           .map_batches(EncodeActor, fn_constructor_kwargs={"model_path": model.path, "n_codebooks": n_codebooks,
-                                                           "threads": options.threads},
+                                                           "threads": options.threads,
+                                                           "precision": options.precision,
+                                                           "graph_sha256": model.graph_sha256},
                        batch_size=1, num_cpus=options.threads,
                        compute=ray.data.ActorPoolStrategy(size=options.workers)))
     written: set[str] = set()  # a batch Ray re-runs after losing a worker must not become a second row
@@ -216,7 +220,8 @@ def _encode(todo: list[dict[str, Any]], out: Path, model: ModelInfo, n_codebooks
                     continue
                 writer.add({"path": row["relpath"], "sha256": row["sha256"], "duration": row["duration"],
                             "sample_rate": row["sample_rate"], "samples": row["samples"], "frames": row["frames"],
-                            "codebooks": n_codebooks, "codes": row["codes"], "model_id": model.model_id})
+                            "codebooks": n_codebooks, "codes": row["codes"], "model_id": model.model_id,
+                            "precision": model.graph_precision, "graph_sha256": model.graph_sha256})
                 report.encoded += 1
                 report.audio_seconds += row["duration"]
                 progress.update(row["duration"])

@@ -32,12 +32,12 @@ SHARDS_DIR = "shards"
 FAILURES_NAME = "failures.parquet"
 DATASET_JSON = "dataset.json"
 FORMAT_NAME = "apucodec-tokens"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: rows record the encoder graph's precision and sha256
 CODES_DTYPE = np.dtype("<u2")
 # (column, pyarrow type name): the row layout of every shard
 SCHEMA_FIELDS = (("path", "string"), ("sha256", "string"), ("duration", "float64"), ("sample_rate", "int32"),
                  ("samples", "int64"), ("frames", "int32"), ("codebooks", "int16"), ("codes", "binary"),
-                 ("model_id", "string"))
+                 ("model_id", "string"), ("precision", "string"), ("graph_sha256", "string"))
 FAILURE_FIELDS = (("path", "string"), ("sha256", "string"), ("stage", "string"), ("reason", "string"))
 
 
@@ -81,15 +81,28 @@ def read_columns(out: Path, columns: list[str]) -> Iterator[dict[str, list[Any]]
         yield table.to_pydict()
 
 
-def completed(out: Path, model_id: str, codebooks: int) -> dict[str, str]:
-    """Content sha256 -> path of every item already encoded in OUT; refuses an OUT made by another model or
-    codebook count (mixing them would make one dataset hold codes of different vocabularies)."""
+def completed(out: Path, model_id: str, codebooks: int, precision: str = "fp32",
+              graph_sha256: str = "") -> dict[str, str]:
+    """Content sha256 -> path of every item already encoded in OUT; refuses an OUT made by another model,
+    codebook count or encoder graph (mixing them would make one dataset hold codes of different vocabularies, or
+    of one vocabulary tokenized differently: an NPU's INT8, a CPU's INT8 and FP32 codes disagree)."""
     done: dict[str, str] = {}
-    for shard in read_columns(out, ["path", "sha256", "model_id", "codebooks"]):
-        for other, n in {(m, int(c)) for m, c in zip(shard["model_id"], shard["codebooks"], strict=True)}:
+    for path in shard_paths(out):
+        names = set(pyarrow_parquet().read_schema(path).names)
+        if "precision" not in names:
+            raise ApucodecError(f"{path}: a shard that does not record its encoder graph's precision (made by an "
+                                "older apucodec); this run cannot tell whether its codes match: choose another "
+                                "output folder")
+    for shard in read_columns(out, ["path", "sha256", "model_id", "codebooks", "precision", "graph_sha256"]):
+        made = zip(shard["model_id"], shard["codebooks"], shard["precision"], shard["graph_sha256"], strict=True)
+        for other, n, graph, sha in {(m, int(c), p, g) for m, c, p, g in made}:
             if other != model_id or n != codebooks:
                 raise ApucodecError(f"{out}: holds codes of model {other} with {n} codebooks; this run would add "
                                     f"model {model_id} with {codebooks}: choose another output folder")
+            if graph != precision or (graph_sha256 and sha != graph_sha256):
+                raise ApucodecError(f"{out}: holds codes made by the {graph} encoder graph ({sha[:12]}); this run "
+                                    f"would add codes of the {precision} graph ({graph_sha256[:12]}): use the same "
+                                    "--precision, or another output folder")
         done.update(zip(shard["sha256"], shard["path"], strict=True))
     return done
 

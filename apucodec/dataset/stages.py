@@ -62,10 +62,16 @@ def _one_line(exc: Exception, path: str) -> str:
 class EncodeActor:
     """Holds one runtime codec for its whole life (sessions are opened once, not per file)."""
 
-    def __init__(self, model_path: str, n_codebooks: int, threads: int) -> None:
+    def __init__(self, model_path: str, n_codebooks: int, threads: int, precision: str = "fp32",
+                 graph_sha256: str = "") -> None:
         from apucodec.dataset.encoder import CodecAdapter
 
-        self.codec = CodecAdapter(model_path, threads=threads, stages=("encoder",))
+        self.codec = CodecAdapter(model_path, threads=threads, stages=("encoder",), precision=precision)
+        if graph_sha256 and self.codec.graph[1] != graph_sha256:
+            # an actor on another machine (another EP) would make other codes than the driver planned for
+            raise ApucodecError(f"{model_path}: precision {precision!r} runs the {self.codec.graph[0]} encoder graph "
+                                f"on this worker, not the one the run started with ({graph_sha256[:12]}); use "
+                                "--precision fp32 for codes that are the same on every machine")
         self.n_codebooks = n_codebooks
 
     def __call__(self, batch: Batch) -> Batch:

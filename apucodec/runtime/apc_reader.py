@@ -15,8 +15,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from apucodec.errors import ApucodecError, require_file
-from apucodec.runtime.bitstream import CRC_SIZE, HEADER_SIZE, MAGIC, check_header
+from apucodec.errors import ApucodecError, InputError, require_file
+from apucodec.runtime.apc_header import CRC_SIZE, MAGIC, V1_HEADER_SIZE, check_header, header_length
 
 
 class ApcReader:
@@ -28,15 +28,17 @@ class ApcReader:
 
     def __init__(self, fh: BinaryIO, source: str, file_size: int | None) -> None:
         self._fh, self.source = fh, source
-        def bad(reason: str) -> ApucodecError:
-            return ApucodecError(f"{source}: not a valid .apc file ({reason})")
+        def bad(reason: str) -> InputError:
+            return InputError(f"{source}: not a valid .apc file ({reason})")
         self._bad = bad
-        raw = self._read_exact(HEADER_SIZE)
+        raw = self._read_exact(V1_HEADER_SIZE)
         if not raw:
-            raise ApucodecError(f"{source}: is empty, not an .apc file")
+            raise InputError(f"{source}: is empty, not an .apc file")
         if raw[:4] != MAGIC[: len(raw[:4])]:
             raise bad("wrong magic bytes")
-        if len(raw) < HEADER_SIZE or (file_size is not None and file_size < HEADER_SIZE + CRC_SIZE):
+        size = header_length(raw, source) if len(raw) >= 8 else V1_HEADER_SIZE
+        raw += self._read_exact(size - len(raw)) if len(raw) == V1_HEADER_SIZE else b""
+        if len(raw) < size or (file_size is not None and file_size < size + CRC_SIZE):
             raise bad(f"truncated: {file_size if file_size is not None else len(raw)} bytes is shorter than the "
                       "header")
         self.header = check_header(raw, source, file_size)
@@ -53,13 +55,15 @@ class ApcReader:
         return b"".join(parts)
 
     def chunks(self, max_frames: int) -> Iterator[np.ndarray]:
-        """Codes [n_codebooks, <= max_frames] int32, in order; the CRC and the file's end are checked last."""
+        """Codes [n_codebooks, <= max_frames] int32, in order (all of channel 0's frames, then channel 1's...; no
+        chunk spans two channels); the CRC and the file's end are checked last."""
         h = self.header
         bits, n = h.bits_per_code, h.n_codebooks
         carry = np.zeros(0, dtype=np.uint8)
         weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.int64)
         remaining_bytes = h.payload_bytes
-        for start in range(0, h.frames, max_frames):
+        starts = [start for _ in range(h.channels) for start in range(0, h.frames, max_frames)]
+        for start in starts:
             count = min(max_frames, h.frames - start) * n
             need = count * bits - carry.size
             take = min(remaining_bytes, -(-need // 8))

@@ -42,13 +42,15 @@ class StreamResampler:
         return self.process(np.zeros(0, dtype=np.float32), last=True)
 
 
-def read_blocks(info: AudioInfo, rate_out: int, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
-    """The file as float32 mono blocks at `rate_out`; NaN/Inf samples end it with a one-line error."""
+def read_blocks(info: AudioInfo, rate_out: int, block_frames: int = BLOCK_FRAMES,
+                channel: int | None = None) -> Iterator[np.ndarray]:
+    """The file as float32 mono blocks at `rate_out` (the channel average, or one `channel`); NaN/Inf samples end
+    it with a one-line error."""
     resampler = StreamResampler(info.sample_rate, rate_out)
     try:
         with sf.SoundFile(str(info.path)) as fh:
             for block in fh.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-                mono = to_mono(block)
+                mono = to_mono(block) if channel is None else np.ascontiguousarray(block[:, channel])
                 check_finite(mono, info.path)
                 out = resampler.process(mono)
                 if out.size:
@@ -121,7 +123,7 @@ class StreamingWav:
 
 @contextlib.contextmanager
 def open_audio_output(path: str | Path, samplerate: int, frames: int | None = None,
-                      subtype: str | None = None) -> Iterator[Any]:
+                      subtype: str | None = None, channels: int = 1) -> Iterator[Any]:
     """A mono audio sink (`.samplerate`, `.write(block)`) committed only if the block finishes (apucodec.outputs).
 
     Regular files go through libsndfile in any container; `-`, devices and FIFOs get the container from the
@@ -134,12 +136,12 @@ def open_audio_output(path: str | Path, samplerate: int, frames: int | None = No
     fmt, default_subtype = output_format(path)
     subtype = subtype or default_subtype
     with open_output(path) as out:
-        if out.streaming and fmt == "WAV" and subtype == "PCM_16":
+        if out.streaming and fmt == "WAV" and subtype == "PCM_16" and channels == 1:
             out.raw.swallow = False  # no C caller in between: a failed write (EPIPE) stops the run at once
             yield StreamingWav(out.raw, samplerate, frames)
             return
         try:
-            fh = sf.SoundFile(out.fd if out.streaming else out.raw, "w", samplerate, 1, subtype, format=fmt,
+            fh = sf.SoundFile(out.fd if out.streaming else out.raw, "w", samplerate, channels, subtype, format=fmt,
                               closefd=False)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise ApucodecError(f"{out.name}: cannot write {fmt} here ({str(exc).strip().splitlines()[-1]})") from None

@@ -2,8 +2,8 @@
 
     offset size  field
     0      4     magic b"APC\\x1a"
-    4      2     format version (1)
-    6      2     header size in bytes (72), so a later version can grow the header and stay readable
+    4      2     format version (2; version 1 files still read, apucodec/runtime/apc_header.py)
+    6      2     header size in bytes (120; 72 in version 1), so a later version can grow the header and stay readable
     8      4     sample rate of the codec (Hz)
     12     4     sample rate of the original input (Hz), for `decode --match-input`
     16     1     codebooks used (1..codebook count of the model)
@@ -11,12 +11,14 @@
     18     2     reserved (0)
     20     4     codebook size
     24     4     hop (samples per frame)
-    28     8     frames
+    28     8     frames (per channel)
     36     8     original length (samples at the codec rate; the decoded output has exactly this length)
     44     16    model id (ASCII hex, from the manifest)
     60     8     original length in samples at the original input rate (exact `--match-input` length)
     68     4     reserved (0)
-    72     ...   codes, frame-major (frame 0: codebook 0..n-1, frame 1: ...), each code MSB first, zero-padded to a byte
+    72     48    version 2: channels, the encoder graph's precision and sha256 (apc_header.py)
+    120    ...   codes: channel 0's frames, then channel 1's...; frame-major within a channel (frame 0: codebook
+                 0..n-1, frame 1: ...), each code MSB first, the whole payload zero-padded to a byte
     end-4  4     CRC32 of everything before it
 
 All integers are little-endian. Every field is checked on read, and the payload length must equal exactly what the
@@ -26,10 +28,8 @@ Codes are written as they are produced (streaming): the header is rewritten with
 
 from __future__ import annotations
 
-import math
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,48 +37,22 @@ import numpy as np
 
 from apucodec.contract.config import MAX_CODEBOOKS
 from apucodec.contract.config import bits_per_code as bits_for
-from apucodec.errors import ApucodecError
+from apucodec.errors import InputError
+from apucodec.runtime.apc_header import (  # noqa: F401 (re-exported: the header's names live with the format)
+    CRC_SIZE,
+    FORMAT_VERSION,
+    HEADER_SIZE,
+    HEADER_V1,
+    MAGIC,
+    MAX_CHANNELS,
+    V1_HEADER_SIZE,
+    ApcHeader,
+    check_header,
+    header_length,
+)
 from apucodec.runtime.steps import frames_for_length
 
-MAGIC = b"APC\x1a"
-FORMAT_VERSION = 1
-HEADER = struct.Struct("<4sHHIIBBHIIQQ16sQI")
-HEADER_SIZE = HEADER.size
-CRC_SIZE = 4
-assert HEADER_SIZE == 72
-
-
-@dataclass(frozen=True)
-class ApcHeader:
-    sample_rate: int
-    input_rate: int
-    n_codebooks: int
-    codebook_size: int
-    hop: int
-    frames: int
-    original_length: int
-    model_id: str
-    input_length: int
-
-    @property
-    def bits_per_code(self) -> int:
-        return bits_for(self.codebook_size)
-
-    @property
-    def payload_bytes(self) -> int:
-        return math.ceil(self.frames * self.n_codebooks * self.bits_per_code / 8)
-
-    @property
-    def seconds(self) -> float:
-        return self.original_length / self.sample_rate
-
-    def pack(self) -> bytes:
-        model_id = self.model_id.encode("ascii")
-        if len(model_id) > 16:
-            raise ValueError(f"model id {self.model_id!r} is longer than 16 characters")
-        return HEADER.pack(MAGIC, FORMAT_VERSION, HEADER_SIZE, self.sample_rate, self.input_rate, self.n_codebooks,
-                           self.bits_per_code, 0, self.codebook_size, self.hop, self.frames, self.original_length,
-                           model_id.ljust(16, b"\0"), self.input_length, 0)
+HEADER = HEADER_V1  # the version 1 layout: the first 72 bytes of every version
 
 
 class BitPacker:
@@ -117,12 +91,16 @@ class ApcWriter:
     """
 
     def __init__(self, fh: BinaryIO, *, sample_rate: int, input_rate: int, n_codebooks: int, codebook_size: int,
-                 hop: int, model_id: str) -> None:
+                 hop: int, model_id: str, channels: int = 1, precision: str = "", graph_sha256: str = "",
+                 version: int = FORMAT_VERSION) -> None:
         if not 1 <= n_codebooks <= MAX_CODEBOOKS:
             raise ValueError(f"codebooks used must be in 1..{MAX_CODEBOOKS}")
+        if not 1 <= channels <= MAX_CHANNELS:
+            raise ValueError(f"channels must be in 1..{MAX_CHANNELS}")
         self._fh = fh
         self._fields = dict(sample_rate=sample_rate, input_rate=input_rate, n_codebooks=n_codebooks,
-                            codebook_size=codebook_size, hop=hop, model_id=model_id)
+                            codebook_size=codebook_size, hop=hop, model_id=model_id, channels=channels,
+                            precision=precision, graph_sha256=graph_sha256, version=version)
         self._packer = BitPacker(bits_for(codebook_size))
         self.frames = 0
         self._start = fh.tell()
@@ -132,7 +110,7 @@ class ApcWriter:
         return ApcHeader(frames=frames, original_length=original_length, input_length=input_length, **self._fields)
 
     def write(self, codes: np.ndarray) -> None:
-        """Append codes [n_codebooks, frames]."""
+        """Append codes [n_codebooks, frames] (with several channels: all of channel 0's, then channel 1's...)."""
         codes = np.asarray(codes)
         if codes.ndim != 2 or codes.shape[0] != self._fields["n_codebooks"]:
             raise ValueError(f"expected [{self._fields['n_codebooks']}, frames] codes, got {codes.shape}")
@@ -143,9 +121,12 @@ class ApcWriter:
 
     def close(self, original_length: int, input_length: int) -> ApcHeader:
         """Finish the file: `original_length` samples at the codec rate, `input_length` at the input's rate."""
-        header = self._header(self.frames, original_length, input_length)
-        if frames_for_length(original_length, header.hop) != self.frames:
-            raise ValueError(f"{self.frames} frames do not cover exactly {original_length} samples")
+        channels = int(self._fields["channels"])
+        if self.frames % channels:
+            raise ValueError(f"{self.frames} frames do not split into {channels} channels")
+        header = self._header(self.frames // channels, original_length, input_length)
+        if frames_for_length(original_length, header.hop) != header.frames:
+            raise ValueError(f"{header.frames} frames do not cover exactly {original_length} samples")
         self._fh.write(self._packer.flush())
         end = self._fh.tell()
         self._fh.seek(self._start)
@@ -165,68 +146,20 @@ class ApcWriter:
 
 
 def write_apc(fh: BinaryIO, codes: np.ndarray, *, original_length: int, sample_rate: int, input_rate: int,
-              codebook_size: int, hop: int, model_id: str, input_length: int | None = None) -> ApcHeader:
-    """Whole-array convenience around ApcWriter: codes [n, frames]."""
-    writer = ApcWriter(fh, sample_rate=sample_rate, input_rate=input_rate, n_codebooks=codes.shape[0],
-                       codebook_size=codebook_size, hop=hop, model_id=model_id)
-    writer.write(codes)
+              codebook_size: int, hop: int, model_id: str, input_length: int | None = None, precision: str = "",
+              graph_sha256: str = "", version: int = FORMAT_VERSION) -> ApcHeader:
+    """Whole-array convenience around ApcWriter: codes [n, frames], or [channels, n, frames]."""
+    codes = np.asarray(codes)
+    per_channel = codes[None] if codes.ndim == 2 else codes
+    writer = ApcWriter(fh, sample_rate=sample_rate, input_rate=input_rate, n_codebooks=per_channel.shape[1],
+                       codebook_size=codebook_size, hop=hop, model_id=model_id, channels=per_channel.shape[0],
+                       precision=precision, graph_sha256=graph_sha256, version=version)
+    for channel in per_channel:
+        writer.write(channel)
     if input_length is None:
         input_length = original_length if input_rate == sample_rate else round(original_length * input_rate
                                                                                 / sample_rate)
     return writer.close(original_length, input_length)
-
-
-MAX_RATE = 1_000_000
-MAX_HOP = 1 << 20
-MAX_CODEBOOK_SIZE = 1 << 24
-# input_length must agree with original_length converted between the rates, give or take what a streaming
-# resampler's rounding can move (a few samples, or 0.1% for very unusual ratios).
-LENGTH_SLACK_SAMPLES = 4
-LENGTH_SLACK_RATIO = 1e-3
-
-
-def check_header(raw: bytes, source: str, file_size: int | None = None) -> ApcHeader:
-    """Every field of a 72-byte header checked against the others (and the file size, when known).
-
-    Nothing is allocated from a field before this passes: a header that claims a huge length, a payload bigger than
-    the file, or an input length unrelated to the recorded one is refused here, with one line.
-    """
-    def bad(reason: str) -> ApucodecError:
-        return ApucodecError(f"{source}: not a valid .apc file ({reason})")
-
-    (magic, version, header_size, sample_rate, input_rate, n_codebooks, bits, reserved16, codebook_size, hop,
-     frames, original_length, raw_id, input_length, reserved32) = HEADER.unpack_from(raw)
-    if magic != MAGIC:
-        raise bad("wrong magic bytes")
-    if version != FORMAT_VERSION:
-        raise ApucodecError(f"{source}: .apc format version {version} is not supported (this apucodec reads "
-                            f"version {FORMAT_VERSION})")
-    if header_size != HEADER_SIZE or reserved16 or reserved32:
-        raise bad("unexpected header layout")
-    if not 0 < sample_rate <= MAX_RATE or not 0 < input_rate <= MAX_RATE:
-        raise bad("impossible sample rate")
-    if not 1 <= n_codebooks <= MAX_CODEBOOKS:
-        raise bad(f"{n_codebooks} codebooks used")
-    if not 2 <= codebook_size <= MAX_CODEBOOK_SIZE or bits != bits_for(codebook_size):
-        raise bad(f"{bits} bits per code do not fit a codebook of {codebook_size}")
-    if not 1 <= hop <= MAX_HOP or original_length < 1 or frames != frames_for_length(original_length, hop):
-        raise bad(f"{frames} frames do not cover the recorded length of {original_length} samples")
-    if input_length < 1:
-        raise bad("recorded input length is zero")
-    expected = original_length * input_rate / sample_rate
-    if abs(input_length - expected) > LENGTH_SLACK_SAMPLES + LENGTH_SLACK_RATIO * expected:
-        raise bad(f"recorded input length {input_length} at {input_rate} Hz does not match {original_length} "
-                  f"samples at {sample_rate} Hz")
-    try:
-        model_id = raw_id.rstrip(b"\0").decode("ascii")
-    except UnicodeDecodeError:
-        raise bad("model id is not ASCII") from None
-    header = ApcHeader(sample_rate, input_rate, n_codebooks, codebook_size, hop, frames, original_length, model_id,
-                       input_length)
-    if file_size is not None and file_size != HEADER_SIZE + header.payload_bytes + CRC_SIZE:
-        raise bad(f"payload is {file_size - HEADER_SIZE - CRC_SIZE} bytes, the header implies "
-                  f"{header.payload_bytes}")
-    return header
 
 
 def parse_apc(data: bytes, source: str = "<bytes>") -> tuple[ApcHeader, np.ndarray]:
@@ -234,35 +167,38 @@ def parse_apc(data: bytes, source: str = "<bytes>") -> tuple[ApcHeader, np.ndarr
 
     For small files and tests; `ApcReader` is the streaming reader the decoder uses.
     """
-    def bad(reason: str) -> ApucodecError:
-        return ApucodecError(f"{source}: not a valid .apc file ({reason})")
+    def bad(reason: str) -> InputError:
+        return InputError(f"{source}: not a valid .apc file ({reason})")
 
-    if len(data) < HEADER_SIZE + CRC_SIZE:
+    if len(data) < 8 + CRC_SIZE:
         if data[:4] != MAGIC[: len(data[:4])]:
             raise bad("wrong magic bytes")
         raise bad(f"truncated: {len(data)} bytes is shorter than the header")
-    if data[:4] != MAGIC:
-        raise bad("wrong magic bytes")
-    (version,) = struct.unpack_from("<H", data, 4)
-    if version != FORMAT_VERSION:
-        raise ApucodecError(f"{source}: .apc format version {version} is not supported (this apucodec reads "
-                            f"version {FORMAT_VERSION})")
+    size = header_length(data, source)
+    if len(data) < size + CRC_SIZE:
+        raise bad(f"truncated: {len(data)} bytes is shorter than the header")
     (stored_crc,) = struct.unpack_from("<I", data, len(data) - CRC_SIZE)
     if zlib.crc32(data[: len(data) - CRC_SIZE]) != stored_crc:
         raise bad("CRC32 mismatch: the file is truncated or corrupted")
-    header = check_header(data[:HEADER_SIZE], source, len(data))
-    codes = unpack_codes(data[HEADER_SIZE: len(data) - CRC_SIZE], header.frames * header.n_codebooks,
+    header = check_header(data[:size], source, len(data))
+    codes = unpack_codes(data[size: len(data) - CRC_SIZE], header.frames * header.n_codebooks * header.channels,
                          header.bits_per_code)
     if codes.size and codes.max() >= header.codebook_size:
         raise bad(f"a code exceeds the codebook size {header.codebook_size}")
-    return header, np.ascontiguousarray(codes.reshape(header.frames, header.n_codebooks).T)
+    shaped = codes.reshape(header.channels, header.frames, header.n_codebooks).transpose(0, 2, 1)
+    return header, np.ascontiguousarray(shaped[0] if header.channels == 1 else shaped)
 
 
 def read_apc(path: str | Path) -> tuple[ApcHeader, np.ndarray]:
-    """Read and validate a whole .apc file (one-line errors for missing, directory, truncated, corrupted)."""
+    """Read and validate a whole .apc file (one-line errors for missing, directory, truncated, corrupted): codes
+    [n_codebooks, frames], or [channels, n_codebooks, frames] when the file holds several channels."""
     from apucodec.runtime.apc_reader import open_apc  # the streaming reader builds on this module
 
     with open_apc(path) as reader:
+        header = reader.header
         chunks = list(reader.chunks(1 << 16))
-    codes = np.concatenate(chunks, axis=1) if chunks else np.zeros((reader.header.n_codebooks, 0), dtype=np.int32)
-    return reader.header, codes
+    if not chunks:
+        return header, np.zeros((header.n_codebooks, 0), dtype=np.int32)
+    codes = np.concatenate(chunks, axis=1).reshape(header.n_codebooks, header.channels, header.frames)
+    codes = np.ascontiguousarray(codes.transpose(1, 0, 2))
+    return header, codes[0] if header.channels == 1 else codes

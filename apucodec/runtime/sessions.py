@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.contract.steps import step_role
-from apucodec.errors import ApucodecError, first_line
+from apucodec.errors import ApucodecError, PlacementError, first_line
 from apucodec.model_dir import ModelDir
 from apucodec.runtime.eps import CPU, VITISAI, WEBGPU, Warn, probe_ep, warn_stderr
 from apucodec.runtime.graph_io import Shapes, SingleIO, check_io, manifest_inputs, node_counts, static_inputs
@@ -253,8 +253,8 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
         return StageSession(session, placement, shapes, outputs)
     text = failure_text(failures)
     if settings.strict:
-        raise ApucodecError(f"{stage}: {requested} cannot run it ({text}); --strict forbids falling back")
-    raise ApucodecError(f"{stage}: no execution provider could run it ({text})")
+        raise PlacementError(f"{stage}: {requested} cannot run it ({text}); --strict forbids falling back")
+    raise PlacementError(f"{stage}: no execution provider could run it ({text})")
 
 
 def open_sessions(model: ModelDir, settings: SessionSettings, warn: Warn | None = warn_stderr,

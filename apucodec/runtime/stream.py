@@ -65,12 +65,18 @@ class Stream:
         """encode then decode: the voice-link loop in one call."""
         return self.decode(self.encode(samples))
 
-    def flush(self) -> Flushed:
+    def flush(self, last: np.ndarray | None = None) -> Flushed:
         """End of input: the last codes, and (if this stream decodes) the rest of the audio, trimmed so that all
-        decoded output together is exactly as long as all input."""
+        decoded output together is exactly as long as all input. `last`: samples that end the input (a resampler's
+        tail), encoded here so that their codes are decoded with the rest."""
         self._check_open()
         self.closed = True
-        latent = self.encoder.finish()
+        head = np.zeros((self.encoder.out_channels, 0), np.float32)
+        if last is not None and last.size:
+            last = np.asarray(last, dtype=np.float32).reshape(-1)
+            self.samples_in += last.size
+            head = self.encoder.push(last[None])
+        latent = np.concatenate([head, self.encoder.finish()], axis=1)
         codes = self.rvq.quantize(np.ascontiguousarray(latent.T), self.n_codebooks) if latent.shape[1] else \
             np.zeros((self.n_codebooks, 0), dtype=np.int32)
         encoded_before = self.encoder.emitted - codes.shape[1]
@@ -89,4 +95,5 @@ class Stream:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.closed = True
+        """Leaving a `with` block ends nothing: the stream holds no resources, and `flush()` after the block (as
+        the README shows) still returns the tail."""

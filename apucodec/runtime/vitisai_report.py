@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, PlacementError
 
 REPORT_NAME = "vitisai_ep_report.json"
 NPU_NAMES = {"NPU": "NPU", "DPU": "NPU", "VAIML": "NPU", "IPU": "NPU"}
@@ -111,9 +111,9 @@ def find_counts(cache_dir: str | None, cache_key: str | None, log_text: str = ""
 def check_npu_only(stage: str, counts: NpuOpCounts | None) -> None:
     """--strict on the NPU: every operator of the stage must be on the NPU, and that must be provable."""
     if counts is None:
-        raise ApucodecError(f"{stage}: --strict cannot prove NPU placement: no {REPORT_NAME} in the Vitis AI cache "
+        raise PlacementError(f"{stage}: --strict cannot prove NPU placement: no {REPORT_NAME} in the Vitis AI cache "
                             "entry and no operator counts in the compile log")
     if counts.on_cpu or not counts.on_npu:
         types = f" ({', '.join(counts.cpu_op_types)})" if counts.cpu_op_types else ""
-        raise ApucodecError(f"{stage}: {counts.on_cpu} operators run on the CPU inside the Vitis AI EP{types}, "
+        raise PlacementError(f"{stage}: {counts.on_cpu} operators run on the CPU inside the Vitis AI EP{types}, "
                             f"{counts.on_npu} on the NPU (from {counts.source}); --strict forbids that")

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, PlacementError
 
 CHILD_SOURCE = Path(__file__).with_name("child.py")
 SHM_DIR = Path("/dev/shm")
@@ -52,7 +52,7 @@ class WorkerProcess:
                                          stdout=subprocess.PIPE, stderr=self._stderr, close_fds=True)
         except OSError as exc:
             self._stderr.close()
-            raise ApucodecError(f"{stage} worker: cannot start {python}: {exc.strerror or exc}") from exc
+            raise PlacementError(f"{stage} worker: cannot start {python}: {exc.strerror or exc}") from exc
 
     @property
     def label(self) -> str:
@@ -73,7 +73,7 @@ class WorkerProcess:
             returncode = None
         last = self._last_stderr_line()
         detail = f": {last}" if last and returncode and returncode > 0 else ""
-        return ApucodecError(f"{self.label} {what}: {how_it_ended(returncode)}{detail}")
+        return PlacementError(f"{self.label} {what}: {how_it_ended(returncode)}{detail}")
 
     def _kill(self) -> None:
         if self.proc.poll() is None:
