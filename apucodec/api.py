@@ -82,6 +82,9 @@ class Codec(pipeline.Codec):
             return audio
         import soxr
 
+        from apucodec.audio import check_rate
+
+        check_rate(sample_rate, "decode")  # before the resampler allocates: 4e9 Hz would ask for terabytes
         out = soxr.resample(audio, self.sample_rate, sample_rate, quality="HQ").astype(np.float32)
         if isinstance(codes, Codes) and sample_rate == codes.input_rate:
             out = np.pad(out, (0, max(codes.input_length - out.size, 0)))[: codes.input_length]

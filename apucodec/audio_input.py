@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.audio import CODEC_RATE, resample
+from apucodec.audio import CODEC_RATE, MAX_RATE, MIN_RATE, resample
 from apucodec.errors import ApucodecError
 
 log = logging.getLogger("apucodec")
 
 MAX_CHANNELS = 8
-MAX_RATE = 1_000_000
 _PCM_SCALE = {np.dtype("int16"): 32768.0, np.dtype("int32"): 2.0**31, np.dtype("int8"): 128.0}
 
 
@@ -70,8 +69,9 @@ def as_mono_float32(array: Any, sample_rate: int, target_rate: int = CODEC_RATE,
     """(float32 mono samples at `target_rate`, notes) from an API caller's array; ApucodecError if it is not audio."""
     notes: list[str] = []
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
-            or not 0 < int(sample_rate) <= MAX_RATE:
-        raise ApucodecError(f"{name}: sample rate must be a positive integer up to {MAX_RATE} Hz, got {sample_rate!r}")
+            or not MIN_RATE <= int(sample_rate) <= MAX_RATE:
+        raise ApucodecError(f"{name}: sample rate must be an integer from {MIN_RATE} to {MAX_RATE} Hz, got "
+                            f"{sample_rate!r}")
     try:
         array = np.asarray(array)
     except (TypeError, ValueError) as exc:

@@ -42,11 +42,12 @@ class Codes:
         return self.length / self.sample_rate
 
     def save(self, path: str | Path, codebook_size: int, hop: int) -> None:
-        """Write an .apc file (the same format `apucodec encode` writes)."""
-        from apucodec.audio import atomic_output
+        """Write an .apc file (the same format `apucodec encode` writes), through the one output path: `-` is
+        standard output, a device or FIFO is written in place, an existing file keeps its mode."""
+        from apucodec.outputs import open_binary_output
         from apucodec.runtime.bitstream import write_apc
 
-        with atomic_output(Path(path)) as tmp, open(tmp, "w+b") as fh:
+        with open_binary_output(path) as fh:
             write_apc(fh, self.array, original_length=self.length, sample_rate=self.sample_rate,
                       input_rate=self.input_rate, input_length=self.input_length, codebook_size=codebook_size,
                       hop=hop, model_id=self.model_id)

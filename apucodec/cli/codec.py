@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from apucodec.cli.param_types import file_path
 from apucodec.cli.stage_options import settings_overrides, stage_options
 from apucodec.cli.stdio import stdin_input
 from apucodec.contract.config import codebooks_to_use
@@ -177,8 +178,8 @@ CODEBOOKS_HELP = "Codebooks to use, 1..N where N is the model's count (fewer = l
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=file_path("input"))
+@click.argument("output_path", metavar="OUTPUT", type=file_path())
 @click.option("--codebooks", "n_codebooks", type=click.IntRange(min=1), default=None, help=CODEBOOKS_HELP)
 @click.option("--match-input", is_flag=True, help="Write at the input's sample rate instead of 44.1 kHz.")
 @session_options
@@ -200,8 +201,8 @@ def run(input_path: Path, output_path: Path, n_codebooks: int | None, match_inpu
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.argument("output_path", metavar="OUTPUT.apc", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=file_path("input"))
+@click.argument("output_path", metavar="OUTPUT.apc", type=file_path())
 @click.option("--codebooks", "n_codebooks", type=click.IntRange(min=1), default=None, help=CODEBOOKS_HELP)
 @session_options(stages=("encoder",))
 def encode(input_path: Path, output_path: Path, n_codebooks: int | None, **opts: Any) -> None:
@@ -221,8 +222,8 @@ def encode(input_path: Path, output_path: Path, n_codebooks: int | None, **opts:
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT.apc", type=click.Path(path_type=Path))
-@click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT.apc", type=file_path("input"))
+@click.argument("output_path", metavar="OUTPUT", type=file_path())
 @click.option("--force", is_flag=True, help="Decode an .apc made by another model (same codebook shape).")
 @click.option("--match-input", is_flag=True, help="Write at the original input's sample rate (from the .apc).")
 @session_options(stages=("decoder",))

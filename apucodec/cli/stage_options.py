@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from apucodec.cli.param_types import finite_float
 from apucodec.errors import ApucodecError
 
 PRECISIONS = ("auto", "fp32", "int8", "bf16")
@@ -27,7 +28,7 @@ def stage_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--worker", "workers", multiple=True, metavar="STAGE=PYTHON",
                      help="Run a stage (encoder, decoder) in a worker process under PYTHON (needs only numpy and "
                           "onnxruntime there), or 'self' for this interpreter (repeatable)."),
-        click.option("--worker-timeout", type=click.FloatRange(min=0, min_open=True),
+        click.option("--worker-timeout", type=finite_float(min=0, min_open=True),
                      default=DEFAULT_STEP_TIMEOUT_S, show_default=True,
                      help="Seconds a worker may take for one step before the run is stopped."),
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,

@@ -176,7 +176,7 @@ def write_apc(fh: BinaryIO, codes: np.ndarray, *, original_length: int, sample_r
     return writer.close(original_length, input_length)
 
 
-MAX_RATE = 1_000_000
+MIN_RATE, MAX_RATE = 1000, 1_000_000  # the rates apucodec reads (apucodec.audio.check_rate)
 MAX_HOP = 1 << 20
 MAX_CODEBOOK_SIZE = 1 << 24
 # input_length must agree with original_length converted between the rates, give or take what a streaming
@@ -203,7 +203,7 @@ def check_header(raw: bytes, source: str, file_size: int | None = None) -> ApcHe
                             f"version {FORMAT_VERSION})")
     if header_size != HEADER_SIZE or reserved16 or reserved32:
         raise bad("unexpected header layout")
-    if not 0 < sample_rate <= MAX_RATE or not 0 < input_rate <= MAX_RATE:
+    if not MIN_RATE <= sample_rate <= MAX_RATE or not MIN_RATE <= input_rate <= MAX_RATE:
         raise bad("impossible sample rate")
     if not 1 <= n_codebooks <= MAX_CODEBOOKS:
         raise bad(f"{n_codebooks} codebooks used")
