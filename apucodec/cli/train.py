@@ -52,7 +52,8 @@ def _progress_bar(steps: int) -> Iterator[Callable[[int, str | None], None] | No
 @click.option("--val-every", default=1000, show_default=True)
 @click.option("--checkpoint-every", default=1000, show_default=True)
 @click.option("--log-every", default=50, show_default=True)
-@click.option("--max-minutes", type=finite_float(min=0, min_open=True), default=None, help="Stop and save after this much wall time.")
+@click.option("--max-minutes", type=finite_float(min=0, min_open=True), default=None,
+              help="Stop and save after this much wall time.")
 @click.option("--device", default="auto", show_default=True, help="auto (a CUDA GPU when torch sees one), cpu, cuda.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--l1-weight", default=1.0, show_default=True, help="Weight of the waveform L1 loss.")
