@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from apucodec.cli.param_types import file_path
-from apucodec.cli.stage_options import settings_overrides, stage_options
+from apucodec.cli.stage_options import check_npu_precision, refuse_unused, settings_overrides, stage_options
 from apucodec.cli.stdio import stdin_input
 from apucodec.contract.config import codebooks_to_use
 from apucodec.errors import ApucodecError
@@ -74,7 +74,7 @@ def session_options(func: Callable[..., Any] | None = None, *,
         ]
         for option in reversed(options):
             func = option(func)
-        return stage_options(func)
+        return stage_options(func, stages)
     return decorate(func) if func is not None else decorate
 
 
@@ -88,6 +88,10 @@ def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bo
     from apucodec.model_location import locate_model
     from apucodec.runtime.providers import SessionSettings, parse_ep_list
 
+    command = click.get_current_context(silent=True)
+    refuse_unused(command.info_name if command else "this command", stages,
+                  {"encoder_ep": encoder_ep, "decoder_ep": decoder_ep, "encoder_graph": encoder_graph,
+                   "ep_context_out": ep_context_out, "precision": precision, "workers": workers})
     encoder_eps, decoder_eps = parse_ep_list(encoder_ep, "encoder"), parse_ep_list(decoder_ep, "decoder")
     parsed_options = _parse_ep_options(ep_options)
     model = load_model_dir(locate_model(model_path).path)
@@ -96,7 +100,10 @@ def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bo
                                **settings_overrides(model, workers, worker_timeout, precision, encoder_graph,
                                                     ep_context_out, int8_floor))
     check_codebooks(n_codebooks, model)  # before the (slow) sessions open
-    return Codec(model, settings, stages=stages, step_frames=step_frames)
+    codec = Codec(model, settings, stages=stages, step_frames=step_frames)
+    if "encoder" in stages:
+        check_npu_precision(settings.encoder_graph, codec.placement)
+    return codec
 
 
 def check_codebooks(n_codebooks: int | None, model: Any) -> None:
