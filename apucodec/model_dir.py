@@ -147,6 +147,9 @@ class ModelDir:
         """How the summary line names this model."""
         if self.is_bundled:
             return f"bundled default model (model {self.model_id}; see apucodec/models/default/MODEL.md)"
+        if not self.path.is_absolute() and self.path == Path(DEFAULT_DIR_NAME):
+            # picked up from wherever the user happened to be: say so, and where that was
+            return f"./{DEFAULT_DIR_NAME} found in the current directory {Path.cwd()} (model {self.model_id})"
         return f"{self.path} (model {self.model_id})"
 
 

@@ -113,7 +113,11 @@ def settings_overrides(model: Any, workers: tuple[str, ...], worker_timeout: flo
                        int8_floor: float | None = None) -> dict[str, Any]:
     """SessionSettings fields from these options (workers also from the config file and the manifest)."""
     from apucodec.runtime.vitisai import ep_context_entries
-    from apucodec.runtime.workers.plan import parse_worker_options, resolve_workers
+    from apucodec.runtime.workers.plan import manifest_names_workers, parse_worker_options, resolve_workers
+
+    if manifest_names_workers(model.manifest):
+        click.echo(f"note: {model.path}: the manifest's 'workers' section is ignored (worker interpreters come "
+                   "only from --worker, $APUCODEC_WORKERS or your config file)", err=True)
 
     if precision != "auto" and encoder_graph not in ("auto", precision):
         raise ApucodecError(f"--precision {precision} and --encoder {encoder_graph} disagree; give one of them")
