@@ -140,7 +140,7 @@ def test_worker_plan_sources_and_errors(tmp_path, monkeypatch):
     assert resolve_workers({"decoder": "none"}, manifest, config) == {"encoder": "self"}
     assert resolve_workers({}, manifest, tmp_path / "absent.json") == {}
     config.write_text("{not json")
-    with pytest.raises(ApucodecError, match="not a readable JSON config"):
+    with pytest.raises(ApucodecError, match="unreadable JSON config"):
         resolve_workers({}, None, config)
     assert how_it_ended(-9) == "killed by SIGKILL" and how_it_ended(3) == "exited with status 3"
 

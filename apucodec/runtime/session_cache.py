@@ -133,7 +133,7 @@ def _valid(final: Path, key: dict[str, Any], root: Path) -> str | None:
         return "not cached yet"
     try:
         meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return "unreadable metadata"
     if not isinstance(meta, dict) or {k: meta.get(k) for k in key} != key:
         return "metadata records another key"

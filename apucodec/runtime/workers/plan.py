@@ -15,7 +15,6 @@ execute a program shipped inside it. A manifest's `workers` section is ignored, 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterable, Mapping
@@ -80,11 +79,9 @@ def config_workers(path: Path | None = None) -> dict[str, str]:
             return {}
     except (OSError, RuntimeError):  # HOME unset or unreadable: no config file, as if absent
         return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError) as exc:
-        raise ApucodecError(f"{path}: not a readable JSON config ({type(exc).__name__}: {exc})") from None
-    return _section(data, str(path))
+    from apucodec.json_limits import read_json_bounded
+
+    return _section(read_json_bounded(path, "JSON config"), str(path))
 
 
 def manifest_names_workers(manifest: Mapping[str, Any] | None) -> bool:
