@@ -11,11 +11,13 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 from apucodec.dataset import deps
+from apucodec.dataset.ray_logs import AUTH_FAILURE, RayLogFilter, filtered_stderr
 from apucodec.errors import ApucodecError, first_line
 
 
@@ -37,7 +39,8 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
 
 @contextlib.contextmanager
 def ray_session(address: str | None, actor_cpus: int = 1) -> Iterator[Any]:
-    """Connect to `address`, or start a local Ray for this call; a session the caller already opened is reused.
+    """Connect to `address`, or start a private local Ray for this call (apucodec.dataset.local_ray: loopback,
+    token auth, its own temp folder, stopped with the driver); a session the caller already opened is reused.
 
     A local Ray gets at least `actor_cpus` logical CPUs (workers x threads), so asking for more actors than this
     machine has cores oversubscribes it, as asked, instead of leaving actors waiting for CPUs forever.
@@ -47,25 +50,83 @@ def ray_session(address: str | None, actor_cpus: int = 1) -> Iterator[Any]:
         yield ray
         return
     logging.getLogger("ray").setLevel(logging.ERROR)
-    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
-    try:
+    with contextlib.ExitStack() as stack:
+        logs = stack.enter_context(filtered_stderr())  # Ray's C++ log lines off the terminal, read for auth errors
         if address:
-            ray.init(address=address, **quiet)
+            target, where = address, f"the Ray cluster at {address}"
         else:
-            # "local": always a new instance, never one a `ray start` on this machine left running
-            ray.init(address="local", include_dashboard=False, num_cpus=max(os.cpu_count() or 1, actor_cpus),
-                     **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise ApucodecError(f"cannot start or reach {where} ({first_line(exc)})") from None
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
-    try:
+            from apucodec.dataset.local_ray import local_ray
+
+            head = stack.enter_context(local_ray(max(os.cpu_count() or 1, actor_cpus)))
+            stack.enter_context(_environment(head.env))
+            stack.enter_context(_single_node(ray))
+            target, where = head.address, "a local Ray"
+        _init(ray, target, where, logs)
+        stack.callback(ray.shutdown)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         yield ray
+
+
+def _init(ray: Any, address: str, where: str, logs: RayLogFilter) -> None:
+    """ray.init, keeping this process's SIGTERM handler (Ray's own exits with status 15 and a C++ stack); a refused
+    token is said as such (Ray itself only says "Failed to connect")."""
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        if logs.auth_failure or AUTH_FAILURE.search(str(exc)):
+            raise ApucodecError(f"{where} refused this connection: it needs an authentication token (set "
+                                "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH, or RAY_AUTH_TOKEN, to the cluster's "
+                                "token)") from None
+        raise ApucodecError(f"cannot start or reach {where} ({first_line(exc)})") from None
     finally:
-        ray.shutdown()
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """os.environ with `values` for the block (the driver reads Ray's token and temp dir from it), then restored."""
+    saved = {key: os.environ.get(key) for key in (*values, "RAY_ADDRESS", "RAY_AUTH_TOKEN")}
+    os.environ.update(values)
+    os.environ.pop("RAY_ADDRESS", None)
+    os.environ.pop("RAY_AUTH_TOKEN", None)  # the token file of our head wins over a token meant for another
+    _reload_auth()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _reload_auth()
+
+
+def _reload_auth() -> None:
+    """Ray's C++ side reads RAY_AUTH_MODE and the token once and caches them (when `ray` is imported, possibly long
+    before this call); make it read them again. These are the calls Ray's own auth tests use to switch modes."""
+    with contextlib.suppress(ImportError, AttributeError):
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+
+
+@contextlib.contextmanager
+def _single_node(ray: Any) -> Iterator[None]:
+    """The driver's side of local_ray's loopback switch: Ray read RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it was
+    imported, possibly before this call, so its constant is set for the block (then restored)."""
+    constants = ray._private.ray_constants
+    saved = constants.ENABLE_RAY_CLUSTER
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = saved
 
 
 @contextlib.contextmanager
