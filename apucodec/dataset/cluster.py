@@ -13,12 +13,15 @@ import os
 import re
 import signal
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 from apucodec.dataset import deps
 from apucodec.dataset.ray_logs import AUTH_FAILURE, RayLogFilter, filtered_stderr
 from apucodec.errors import ApucodecError, first_line
+
+NO_FAILURE_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
 
 
 def check_reachable(address: str | None, timeout: float = 5.0) -> None:
@@ -45,7 +48,8 @@ def ray_session(address: str | None, actor_cpus: int = 1) -> Iterator[Any]:
     A local Ray gets at least `actor_cpus` logical CPUs (workers x threads), so asking for more actors than this
     machine has cores oversubscribes it, as asked, instead of leaving actors waiting for CPUs forever.
     """
-    ray = deps.ray()
+    with _own_sigterm():
+        ray = deps.ray()
     if ray.is_initialized():
         yield ray
         return
@@ -73,17 +77,44 @@ def ray_session(address: str | None, actor_cpus: int = 1) -> Iterator[Any]:
 def _init(ray: Any, address: str, where: str, logs: RayLogFilter) -> None:
     """ray.init, keeping this process's SIGTERM handler (Ray's own exits with status 15 and a C++ stack); a refused
     token is said as such (Ray itself only says "Failed to connect")."""
-    handler = signal.getsignal(signal.SIGTERM)
     try:
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        with _own_sigterm(ray):
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         if logs.auth_failure or AUTH_FAILURE.search(str(exc)):
             raise ApucodecError(f"{where} refused this connection: it needs an authentication token (set "
                                 "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH, or RAY_AUTH_TOKEN, to the cluster's "
                                 "token)") from None
         raise ApucodecError(f"cannot start or reach {where} ({first_line(exc)})") from None
+
+
+@contextlib.contextmanager
+def _own_sigterm(ray: Any = None) -> Iterator[None]:
+    """Keep this process's SIGTERM handler (the CLI's one line and exit 143) while Ray starts up.
+
+    Ray replaces it twice: its C++ core installs abseil's failure-signal handler (a stack dump on stderr, then abort;
+    RAY_DISABLE_FAILURE_SIGNAL_HANDLER=1 turns that off), and ray.init installs a Python handler that calls
+    sys.exit(15) (`ray._private.utils.set_sigterm_handler`, made a no-op for the call). The handler is set again
+    on the way out in case anything else replaced it.
+    """
+    handler = signal.getsignal(signal.SIGTERM)
+    saved_env = os.environ.get(NO_FAILURE_HANDLER)
+    os.environ[NO_FAILURE_HANDLER] = "1"
+    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    setter = getattr(utils, "set_sigterm_handler", None)
+    if setter is not None:
+        utils.set_sigterm_handler = lambda _handler: None
+    try:
+        yield
     finally:
-        if handler is not None:
+        if setter is not None:
+            utils.set_sigterm_handler = setter
+        if saved_env is None:
+            os.environ.pop(NO_FAILURE_HANDLER, None)
+        else:
+            os.environ[NO_FAILURE_HANDLER] = saved_env
+        if threading.current_thread() is threading.main_thread() and \
+                (callable(handler) or handler in (signal.SIG_DFL, signal.SIG_IGN)):
             signal.signal(signal.SIGTERM, handler)
 
 
@@ -137,7 +168,12 @@ def ray_errors() -> Iterator[None]:
 
     try:
         yield
-    except ray.exceptions.RayError as exc:
+    except BaseException as exc:
+        interrupt = _interrupt_behind(exc)
+        if interrupt is not None and interrupt is not exc:
+            raise interrupt from None  # SIGTERM / Ctrl-C that Ray caught inside a blocking call and wrapped
+        if not isinstance(exc, ray.exceptions.RayError):
+            raise
         cause = getattr(exc, "cause", None)
         text = str(cause) if cause is not None else str(exc)
         lines = [line for line in text.strip().splitlines() if line.strip()]
@@ -145,3 +181,14 @@ def ray_errors() -> Iterator[None]:
         raise ApucodecError(f"the Ray job failed: {last}") from None
 
 
+def _interrupt_behind(exc: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt or SIGTERM exception (a BaseException that is not an Exception) that `exc` was raised
+    from, if any: Ray checks signals inside its blocking calls and re-raises them wrapped in its own errors."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if not isinstance(current, Exception) and not isinstance(current, (SystemExit, GeneratorExit)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -14,8 +14,9 @@ driver, left its helpers running for a minute. Here instead:
 * Its own temp folder (`--temp-dir`, RAY_TMPDIR) holding the token, logs and session, removed at the end.
 * A watchdog: a small process in its own session starts `ray start --head --block` in a new process group and
   waits for end-of-file on a pipe whose other end only the driver holds. The kernel closes that pipe when the
-  driver exits for any reason, SIGKILL included; the watchdog then stops the head's process group (TERM, then KILL
-  after a few seconds) and removes the temp folder. A normal exit closes the pipe too and waits for the watchdog.
+  driver exits for any reason, SIGKILL included; the watchdog then stops every process of the head's session (TERM,
+  then KILL after a few seconds; Ray puts each worker in a process group of its own, but they stay in the session
+  the head was started in) and removes the temp folder. A normal exit closes the pipe too and waits for it.
 """
 
 from __future__ import annotations
@@ -50,23 +51,33 @@ try:
         pass
 except OSError:
     pass
-def gone():
-    head.poll()
-    try:
-        os.killpg(head.pid, 0)
-        return False
-    except ProcessLookupError:
-        return True
+def members():
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == head.pid and fields[0] != "Z":
+            found.append(int(name))
+    return found
 for sig, wait in ((signal.SIGTERM, 8.0), (signal.SIGKILL, 5.0)):
-    if gone():
-        break
-    try:
-        os.killpg(head.pid, sig)
-    except ProcessLookupError:
-        break
     end = time.monotonic() + wait
-    while time.monotonic() < end and not gone():
+    pids = members()
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    while pids and time.monotonic() < end:
         time.sleep(0.1)
+        head.poll()
+        pids = members()
+    if not pids:
+        break
 shutil.rmtree(tmp, ignore_errors=True)
 """
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -45,6 +46,8 @@ def filtered_stderr() -> Iterator[RayLogFilter]:
         return
 
     def pump() -> None:
+        if hasattr(signal, "pthread_sigmask"):  # signals are the main thread's business (see cluster.py)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         with os.fdopen(read_end, "rb") as pipe:
             for line in pipe:
                 if RAY_CPP_LINE.match(line):
