@@ -132,7 +132,11 @@ class ModelDir:
             path = self.path / entry.name
             if not path.is_file():
                 raise ApucodecError(f"{path}: missing from the model directory (manifest lists it as {role})")
-            if not matches_sha256(path, entry.sha256):
+            try:
+                same = matches_sha256(path, entry.sha256)
+            except OSError as exc:  # unreadable (permissions, EIO): one line, not a traceback
+                raise ApucodecError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+            if not same:
                 raise ApucodecError(f"{path}: sha256 does not match the manifest (file changed or corrupted)")
 
     def save_manifest(self) -> None:

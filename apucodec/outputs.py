@@ -34,7 +34,7 @@ from pathlib import Path
 
 from apucodec.errors import ApucodecError
 from apucodec.guarded_raw import GuardedRaw as _GuardedRaw
-from apucodec.path_names import check_file_name
+from apucodec.path_names import check_file_name, shown
 from apucodec.unnamed_files import link_into_place, open_unnamed
 
 STDIO = "-"
@@ -53,8 +53,8 @@ def extension(path: str | Path) -> str:
 
 
 def describe(path: str | Path) -> str:
-    """How messages name a path: `-` is standard output or input."""
-    return "<stdout>" if is_stdio(path) else str(path)
+    """How messages name a path: `-` is standard output or input; a non-UTF-8 name with \\xNN escapes."""
+    return "<stdout>" if is_stdio(path) else shown(path)
 
 
 @dataclass

@@ -25,6 +25,11 @@ def shown(path: str | Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def printable(text: str) -> str:
+    """A message that may quote a non-UTF-8 path (surrogate escapes), made safe for any text stream."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def check_file_name(raw: str | Path, role: str = "output") -> None:
     """Refuse a name that can never be a file: a trailing '/' or '/.', or a component over NAME_MAX bytes."""
     text = os.fspath(raw)

@@ -123,15 +123,19 @@ def _progress(seconds: float, total_samples: int, label: str) -> Iterator[Callab
 
 
 def _notes(notes: list[str], rename: tuple[str, str] = ("", "")) -> None:
+    from apucodec.path_names import printable
+
     for note in notes:
-        click.echo(f"note: {note.replace(*rename) if rename[0] else note}", err=True)
+        click.echo(printable(f"note: {note.replace(*rename) if rename[0] else note}"), err=True)
 
 
 def _finish(result: Any, codec: Any, report: bool, extra: str = "", shown: tuple[str, ...] = (),
             to_stderr: bool = False, rename: tuple[str, str] = ("", "")) -> None:
     """The summary line (on stderr when the output itself goes to stdout, so a pipe gets only the audio)."""
+    from apucodec.path_names import printable
+
     _notes([n for n in result.notes if n not in shown], rename)
-    click.echo(result.summary(codec.model.label) + extra, err=to_stderr)
+    click.echo(printable(result.summary(codec.model.label) + extra), err=to_stderr)
     if report:
         click.echo(codec.placement.format(), err=to_stderr)
 

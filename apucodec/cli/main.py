@@ -49,7 +49,9 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ApucodecError as exc:
-            click.echo(f"error: {exc}", err=True)
+            from apucodec.path_names import printable
+
+            click.echo(f"error: {printable(str(exc))}", err=True)  # a non-UTF-8 file name prints as \xNN
             sys.exit(1)
         except OSError as exc:  # a named file the checks did not foresee (a 304-byte name, EIO): still one line
             if exc.filename is None:

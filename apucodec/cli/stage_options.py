@@ -54,10 +54,11 @@ def stage_options(func: Callable[..., Any], stages: tuple[str, ...] = ("encoder"
     return func
 
 
-# Options that only mean something for one stage, by parameter name -> how the user spelled it.
-STAGE_ONLY = {"encoder": {"encoder_ep": "--encoder-ep", "encoder_graph": "--encoder", "ep_context_out":
-                          "--ep-context-out"},
-              "decoder": {"decoder_ep": "--decoder-ep"}}
+# Options that only mean something for one stage, by parameter name -> how the user spelled it. The EP orders
+# (--encoder-ep, --decoder-ep) are not here on purpose: they are the documented shared option set that one script
+# passes to run, encode and decode alike, and an order for a stage that does not run changes nothing it could
+# mean. These choose what a stage computes or writes, so giving them where that stage never runs is a mistake.
+STAGE_ONLY = {"encoder": {"encoder_graph": "--encoder", "ep_context_out": "--ep-context-out"}}
 NPU_PRECISIONS = ("int8", "bf16")
 
 
