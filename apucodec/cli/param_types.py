@@ -39,11 +39,14 @@ class FiniteFloat(click.FloatRange):
     """click.FloatRange that refuses nan and +-inf (one line naming the option)."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number = super().convert(value, param, ctx)
-        if number is not None and not math.isfinite(number):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return super().convert(value, param, ctx)  # click's own message for text that is no number
+        if not math.isfinite(number):  # before the range: click would call inf "out of range" in a usage error
             name = param.opts[0] if param is not None and param.opts else "value"
             raise ApucodecError(f"{name} must be a finite number, not {number}")
-        return number
+        return super().convert(value, param, ctx)
 
 
 def finite_float(min: float | None = None, max: float | None = None, min_open: bool = False) -> FiniteFloat:
