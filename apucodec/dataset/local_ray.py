@@ -112,6 +112,21 @@ def _wait_for(port: int, watchdog: subprocess.Popen, temp_dir: Path) -> None:
         time.sleep(0.25)
 
 
+def spawn_watchdog(temp_dir: Path, command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """(The watchdog running `command` in a session of its own, the pipe end whose closing stops it all)."""
+    read_end, write_end = os.pipe()
+    try:
+        watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(temp_dir), *command], stdin=read_end,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                                    start_new_session=True)
+    except OSError:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    return watchdog, write_end
+
+
 @contextlib.contextmanager
 def local_ray(num_cpus: int) -> Iterator[LocalRay]:
     """Start a private head (see the module docstring) for the block; stopped and removed when it ends."""
@@ -129,17 +144,11 @@ def local_ray(num_cpus: int) -> Iterator[LocalRay]:
             "--temp-dir", str(temp_dir), "--block"]
     env_all = {**os.environ, **env}
     env_all.pop("RAY_ADDRESS", None)  # never join whatever cluster the environment points at
-    read_end, write_end = os.pipe()
     try:
-        watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(temp_dir), *head], stdin=read_end,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_all,
-                                    start_new_session=True)
+        watchdog, write_end = spawn_watchdog(temp_dir, head, env_all)
     except OSError as exc:
-        os.close(read_end)
-        os.close(write_end)
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise ApucodecError(f"cannot start a local Ray ({exc.strerror or exc})") from None
-    os.close(read_end)
     try:
         _wait_for(port, watchdog, temp_dir)
         yield LocalRay(f"127.0.0.1:{port}", temp_dir, env)
