@@ -11,11 +11,14 @@ itself, with a real Ray, in the slow tests.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -127,9 +130,15 @@ def corpus(tmp_path) -> Path:
     return folder
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    temp = tmp_path / "tmp"
-    temp.mkdir(exist_ok=True)
+@pytest.fixture()
+def temp() -> Iterator[Path]:
+    """A short $TMPDIR of the test's own (Ray's socket paths under a pytest tmp_path would be too long)."""
+    folder = Path(tempfile.mkdtemp(prefix="t", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _env(temp: Path) -> dict[str, str]:
     env = {k: v for k, v in cli_env().items() if not k.startswith("RAY_")}
     return {**env, "TMPDIR": str(temp)}
 
@@ -179,10 +188,10 @@ def _listening(pids: list[int]) -> list[tuple[int, str]]:
     return found
 
 
-def _tokenize(corpus: Path, tmp_path: Path, model: Path) -> subprocess.Popen:
+def _tokenize(corpus: Path, tmp_path: Path, model: Path, temp: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "apucodec", "tokenize", str(corpus), str(tmp_path / "out"), "--model",
                str(model)]
-    return subprocess.Popen(command, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, env=_env(temp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for_head(temp: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -203,12 +212,11 @@ def _gone(temp: Path, timeout: float = 25.0) -> list[int]:
 
 
 @pytest.mark.slow
-def test_local_ray_listens_on_loopback_only_and_leaves_nothing(corpus, tmp_path, tiny_model_dir):
-    temp = tmp_path / "tmp"
-    proc = _tokenize(corpus, tmp_path, tiny_model_dir)
+def test_local_ray_listens_on_loopback_only_and_leaves_nothing(corpus, tmp_path, tiny_model_dir, temp):
+    proc = _tokenize(corpus, tmp_path, tiny_model_dir, temp)
     sockets: set[tuple[int, str]] = set()
     while proc.poll() is None:
-        sockets.update(_listening(_head_pids(temp)))
+        sockets.update(_listening([*_head_pids(temp), proc.pid]))  # the driver listens too
         time.sleep(0.3)
     out, err = proc.communicate()
     assert proc.returncode == 0, err
@@ -225,9 +233,8 @@ def test_local_ray_listens_on_loopback_only_and_leaves_nothing(corpus, tmp_path,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_a_signalled_driver_leaves_no_ray_behind(corpus, tmp_path, tiny_model_dir, sig):
-    temp = tmp_path / "tmp"
-    proc = _tokenize(corpus, tmp_path, tiny_model_dir)
+def test_a_signalled_driver_leaves_no_ray_behind(corpus, tmp_path, tiny_model_dir, sig, temp):
+    proc = _tokenize(corpus, tmp_path, tiny_model_dir, temp)
     _wait_for_head(temp, proc)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
@@ -241,11 +248,11 @@ def test_a_signalled_driver_leaves_no_ray_behind(corpus, tmp_path, tiny_model_di
 
 
 @pytest.mark.slow
-def test_a_cluster_that_needs_a_token_says_so(corpus, tmp_path, tiny_model_dir):
+def test_a_cluster_that_needs_a_token_says_so(corpus, tmp_path, tiny_model_dir, temp):
     from tests.tokenize_helpers import ray_head
 
     with ray_head() as address:
-        env = {k: v for k, v in _env(tmp_path).items() if not k.startswith("RAY_AUTH")}
+        env = {k: v for k, v in _env(temp).items() if not k.startswith("RAY_AUTH")}
         proc = subprocess.run([sys.executable, "-m", "apucodec", "tokenize", str(corpus), str(tmp_path / "out"),
                                "--ray", address, "--model", str(tiny_model_dir)], env=env, capture_output=True,
                               text=True, timeout=300)

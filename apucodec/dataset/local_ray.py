@@ -91,6 +91,20 @@ class LocalRay:
     env: dict[str, str]
 
 
+# Ray puts AF_UNIX sockets at TEMP/session_<date>_<pid>/sockets/plasma_store (about 85 bytes below TEMP's parent)
+# and a socket path may not exceed 107 bytes: a long $TMPDIR would make the head fail to start.
+UNIX_PATH_MAX = 107
+RAY_SOCKET_SUFFIX = 86
+
+
+def _short_temp_base() -> str:
+    """$TMPDIR when Ray's socket paths fit under it, else /tmp (then /dev/shm)."""
+    for base in (tempfile.gettempdir(), "/tmp", "/dev/shm"):
+        if len(os.fsencode(base)) + RAY_SOCKET_SUFFIX <= UNIX_PATH_MAX and os.access(base, os.W_OK | os.X_OK):
+            return base
+    return tempfile.gettempdir()
+
+
 def _free_loopback_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -130,7 +144,7 @@ def spawn_watchdog(temp_dir: Path, command: list[str], env: dict[str, str]) -> t
 @contextlib.contextmanager
 def local_ray(num_cpus: int) -> Iterator[LocalRay]:
     """Start a private head (see the module docstring) for the block; stopped and removed when it ends."""
-    temp_dir = Path(tempfile.mkdtemp(prefix="apucodec-ray-"))
+    temp_dir = Path(tempfile.mkdtemp(prefix="apucodec-ray-", dir=_short_temp_base()))
     token = temp_dir / "token"
     fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, secrets.token_hex(32).encode())
