@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,21 @@ import numpy as np
 import soundfile as sf
 
 from apucodec.errors import ApucodecError, first_line, require_file
+from apucodec.path_names import check_file_name, sf_name
 
 CODEC_RATE = 44100
+# Sample rates apucodec reads. A header is a few bytes an attacker controls: a 400 KB WAV that says 1 Hz asks the
+# resampler for 44100 output samples per input sample (16.5 GB). Real audio lives between telephone-band 8 kHz
+# and 768 kHz studio converters; these bounds leave room on both sides and refuse the rest before resampling.
+MIN_RATE = 1000
+MAX_RATE = 1_000_000
+
+
+def check_rate(rate: object, name: str) -> int:
+    """`rate` as an int if it is a sample rate apucodec reads, else one line naming `name` and the bounds."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not MIN_RATE <= int(rate) <= MAX_RATE:
+        raise ApucodecError(f"{name}: sample rate {rate!r} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
+    return int(rate)
 
 
 @dataclass(frozen=True)
@@ -35,14 +47,16 @@ class AudioInfo:
 
 
 def probe(path: str | Path) -> AudioInfo:
-    """Header information, with one-line errors for paths that are not readable audio."""
+    """Header information, with one-line errors for paths that are not readable audio (or at an absurd rate)."""
+    check_file_name(path, "input")
     path = require_file(Path(path), "an audio file")
     try:
-        info = sf.info(str(path))
+        info = sf.info(sf_name(path))
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError with libsndfile's text
         raise ApucodecError(f"{path}: not readable audio ({first_line(exc)})") from None
     if info.frames <= 0:
         raise ApucodecError(f"{path}: contains no audio samples")
+    check_rate(int(info.samplerate), str(path))
     return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
 
 
@@ -70,7 +84,7 @@ def read_audio(path: str | Path, sample_rate: int = CODEC_RATE) -> tuple[np.ndar
     """Whole file as float32 mono at `sample_rate`, plus what the file originally was."""
     info = probe(path)
     try:
-        data, _ = sf.read(str(info.path), dtype="float32", always_2d=True)
+        data, _ = sf.read(sf_name(info.path), dtype="float32", always_2d=True)
     except Exception as exc:
         raise ApucodecError(f"{info.path}: cannot decode audio ({first_line(exc)})") from None
     mono = to_mono(data)
@@ -88,7 +102,7 @@ def list_audio_files(folder: str | Path) -> list[Path]:
     files = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
-            info = sf.info(str(path))
+            info = sf.info(sf_name(path))
         except Exception:
             continue
         if info.frames > 0:
@@ -98,31 +112,16 @@ def list_audio_files(folder: str | Path) -> list[Path]:
 
 @contextlib.contextmanager
 def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it over `path` only if the block finishes.
-
-    For writers that need a path (matplotlib); streaming outputs use apucodec.outputs, whose temp file has no name
-    at all. The temp file gets the umask's mode (0666 minus umask), like the final file would from `open`.
-    Interrupted or failed writes (Ctrl-C, SIGTERM in the CLI) leave no half-written output behind.
+    """Yield a path that a path-only writer (matplotlib) may write; what it writes reaches `path` through the one
+    output path (apucodec.outputs: unnamed temp file, devices and FIFOs in place, `-`, the existing file's mode)
+    only if the block finishes. `suffix` is kept for callers that passed one; the yielded name needs none.
     """
-    from apucodec.outputs import check_output_path
+    from apucodec.outputs import open_binary_output
 
-    path = Path(path)
-    check_output_path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    tmp = parent / f".{path.name}.{secrets.token_hex(4)}{suffix or path.suffix or '.tmp'}"
-    try:
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError as exc:
-        raise ApucodecError(f"{path}: cannot write here ({exc.strerror})") from None
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ApucodecError(f"{path}: cannot write ({exc.strerror})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with open_binary_output(path) as fh:
+        fh.flush()
+        yield Path(f"/proc/self/fd/{fh.fileno()}")
+        fh.seek(0, os.SEEK_END)  # the writer wrote through its own descriptor; make ours agree before committing
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int = CODEC_RATE, subtype: str | None = None) -> None:

@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.audio import CODEC_RATE, resample
+from apucodec.audio import CODEC_RATE, MAX_RATE, MIN_RATE, resample
 from apucodec.errors import InputError
 
 log = logging.getLogger("apucodec")
 
 MAX_CHANNELS = 8
-MAX_RATE = 1_000_000
 _PCM_SCALE = {np.dtype("int16"): 32768.0, np.dtype("int32"): 2.0**31, np.dtype("int8"): 128.0}
 
 
@@ -100,10 +99,12 @@ def checked_array(array: Any, name: str, notes: list[str]) -> np.ndarray:
 
 
 def check_rate(sample_rate: Any, name: str = "<array>") -> int:
-    """A sample rate a caller passed: a positive integer up to MAX_RATE, else one InputError line."""
+    """A sample rate a caller passed: an integer in MIN_RATE..MAX_RATE (checked before a resampler allocates for
+    it: a rate of 1 Hz would ask for gigabytes), else one InputError line."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
-            or not 0 < int(sample_rate) <= MAX_RATE:
-        raise InputError(f"{name}: sample rate must be a positive integer up to {MAX_RATE} Hz, got {sample_rate!r}")
+            or not MIN_RATE <= int(sample_rate) <= MAX_RATE:
+        raise InputError(f"{name}: sample rate must be an integer from {MIN_RATE} to {MAX_RATE} Hz, got "
+                         f"{sample_rate!r}")
     return int(sample_rate)
 
 
@@ -111,9 +112,7 @@ def as_mono_float32(array: Any, sample_rate: int, target_rate: int = CODEC_RATE,
                     name: str = "<array>") -> tuple[np.ndarray, list[str]]:
     """(float32 mono samples at `target_rate`, notes) from an API caller's array; InputError if it is not audio."""
     notes: list[str] = []
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) \
-            or not 0 < int(sample_rate) <= MAX_RATE:
-        raise InputError(f"{name}: sample rate must be a positive integer up to {MAX_RATE} Hz, got {sample_rate!r}")
+    check_rate(sample_rate, name)
     try:
         array = np.asarray(array)
     except (TypeError, ValueError) as exc:

@@ -150,7 +150,11 @@ class ModelDir:
             path = self.path / entry.name
             if not path.is_file():
                 raise ApucodecError(f"{path}: missing from the model directory (manifest lists it as {role})")
-            if not matches_sha256(path, entry.sha256):
+            try:
+                same = matches_sha256(path, entry.sha256)
+            except OSError as exc:  # unreadable (permissions, EIO): one line, not a traceback
+                raise ApucodecError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+            if not same:
                 raise ApucodecError(f"{path}: sha256 does not match the manifest (file changed or corrupted)")
 
     def save_manifest(self) -> None:
@@ -165,6 +169,9 @@ class ModelDir:
         """How the summary line names this model."""
         if self.is_bundled:
             return f"bundled default model (model {self.model_id}; see apucodec/models/default/MODEL.md)"
+        if not self.path.is_absolute() and self.path == Path(DEFAULT_DIR_NAME):
+            # picked up from wherever the user happened to be: say so, and where that was
+            return f"./{DEFAULT_DIR_NAME} found in the current directory {Path.cwd()} (model {self.model_id})"
         return f"{self.path} (model {self.model_id})"
 
 

@@ -8,7 +8,9 @@ Every output goes through `open_output`:
   no name: SIGKILL, a power cut or an OOM kill leave nothing behind. Where O_TMPFILE is not available (other OSes,
   some filesystems) a named temp file is used instead and removed on any exception, SIGINT and SIGTERM included
   (the CLI turns SIGTERM into an exception); only SIGKILL can leave that one behind.
-* The file is created with mode 0666 minus the umask, as `open(path, "w")` would.
+* A new file is created with mode 0666 minus the umask, as `open(path, "w")` would; an existing file that is
+  replaced keeps its mode (a 0600 output stays 0600), and its owner where the process may set it.
+* A name that can never be a file (`o.wav/`, a 304-byte component) is refused first (apucodec.path_names).
 * `-` is standard output; an existing character device (`/dev/null`, a tty) or FIFO is written *directly*, as a
   shell redirection would: such a node is never replaced by a regular file, and nothing is staged. Other non-regular
   files (block devices, sockets) are refused. A symlink is followed: the file it points to is replaced.
@@ -31,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apucodec.errors import ApucodecError
+from apucodec.guarded_raw import GuardedRaw as _GuardedRaw
+from apucodec.path_names import check_file_name, shown
 from apucodec.unnamed_files import link_into_place, open_unnamed
 
 STDIO = "-"
@@ -49,66 +53,8 @@ def extension(path: str | Path) -> str:
 
 
 def describe(path: str | Path) -> str:
-    """How messages name a path: `-` is standard output or input."""
-    return "<stdout>" if is_stdio(path) else str(path)
-
-
-class _GuardedRaw(io.RawIOBase):
-    """An fd as a binary file whose write failures are recorded (and returned as 0 bytes) instead of raised."""
-
-    def __init__(self, fd: int, swallow: bool = True) -> None:
-        super().__init__()
-        self.fd = fd
-        self.swallow = swallow  # False under io.Buffered*: a 0-byte write would make it retry forever
-        self.error: OSError | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        try:
-            os.lseek(self.fd, 0, os.SEEK_CUR)
-            return True
-        except OSError:
-            return False
-
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
-        data = os.read(self.fd, len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
-        if self.error is not None:
-            if not self.swallow:
-                raise self.error
-            return 0
-        view = memoryview(data).cast("B")
-        done = 0
-        try:
-            while done < len(view):
-                done += os.write(self.fd, view[done:])
-        except OSError as exc:
-            self.error = exc
-            if not self.swallow:
-                raise
-        return done
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return os.lseek(self.fd, offset, whence)
-
-    def tell(self) -> int:
-        return os.lseek(self.fd, 0, os.SEEK_CUR)
-
-    def close(self) -> None:  # the descriptor belongs to OutputFile
-        pass
-
-    def check(self) -> None:
-        """Raise the recorded write failure, if any (as OSError, for `open_output` to phrase)."""
-        if self.error is not None:
-            raise self.error
+    """How messages name a path: `-` is standard output or input; a non-UTF-8 name with \\xNN escapes."""
+    return "<stdout>" if is_stdio(path) else shown(path)
 
 
 @dataclass
@@ -132,6 +78,7 @@ def _stream_kind(path: Path, expected: str = "an output file path") -> str | Non
     """'stdout', 'char', 'fifo' for a target written in place; None for a regular (or new) file; else refuse."""
     if is_stdio(path):
         return "stdout"
+    check_file_name(path)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -156,6 +103,7 @@ def check_output_path(path: str | Path, expected: str = "an output file path") -
     The one check every output runs (audio, .apc, pictures through audio.atomic_output); `expected` names what the
     path should have been when it is a directory ("a picture file path").
     """
+    check_file_name(path)
     path = Path(path)
     if _stream_kind(path, expected) is not None:
         return
@@ -191,6 +139,7 @@ def _write_errors(path: Path, out: OutputFile) -> Iterator[None]:
 @contextlib.contextmanager
 def open_output(path: str | Path) -> Iterator[OutputFile]:
     """An `OutputFile` for `path`: committed (linked into place) only if the block finishes without an exception."""
+    check_file_name(path)
     path = Path(path)
     kind = _stream_kind(path)
     if kind is not None:
@@ -210,6 +159,7 @@ def open_output(path: str | Path) -> Iterator[OutputFile]:
         with _write_errors(path, out):
             yield out
         try:
+            _keep_mode(fd, target)
             link_into_place(fd, named, target)
         except OSError as exc:
             raise _phrase(path, exc) from None
@@ -218,6 +168,22 @@ def open_output(path: str | Path) -> Iterator[OutputFile]:
         os.close(fd)
         if named is not None and not committed:
             named.unlink(missing_ok=True)
+
+
+def _keep_mode(fd: int, target: Path) -> None:
+    """Give the new file the mode (and, where allowed, the owner) of the regular file it is about to replace."""
+    try:
+        old = os.stat(target)
+    except OSError:
+        return  # a new file: the umask's mode, set when it was created
+    if not stat.S_ISREG(old.st_mode):
+        return
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))
+    new = os.fstat(fd)
+    if (new.st_uid, new.st_gid) != (old.st_uid, old.st_gid):
+        with contextlib.suppress(OSError):  # only root (or the group's member) may; the mode is what matters
+            os.fchown(fd, old.st_uid, old.st_gid)
+            os.fchmod(fd, stat.S_IMODE(old.st_mode))  # chown clears set-id bits
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ its staging folder, and a filesystem error ends in one line naming the directory
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir
+from apucodec.work_dirs import release
 
 Log = Callable[[str], None]
 
@@ -62,27 +64,51 @@ class StepLog:
 
 @contextmanager
 def staging_folder(parent: Path, prefix: str, target: Path, what: str) -> Iterator[Path]:
-    """A new hidden folder in `parent`, removed when the block ends however it ends; failing to make it is one
-    line, `{target}: cannot {what} (reason)`."""
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    except OSError as exc:
-        raise ApucodecError(f"{target}: cannot {what} ({exc.strerror or exc})") from None
-    try:
+    """A new hidden folder in `parent`, removed when the block ends however it ends (and, after a SIGKILL, by the
+    next pass that stages there: apucodec.work_dirs); failing to make it is one line, `{target}: cannot {what}
+    (reason)`."""
+    from apucodec.work_dirs import work_dir
+
+    with contextlib.ExitStack() as stack:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            folder = stack.enter_context(work_dir(parent, prefix))  # locked; a killed run's folder is swept later
+        except OSError as exc:
+            raise ApucodecError(f"{target}: cannot {what} ({exc.strerror or exc})") from None
         yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---- export: a new model directory ------------------------------------------------------------------------------
 
 def check_destination(out: Path, force: bool) -> None:
-    """Refuse a destination that is a file, or a non-empty folder unless `force`."""
+    """Refuse a destination that is a file, or a non-empty folder unless `force` and it is a model directory.
+
+    `--force` replaces a folder wholesale, so it may only ever replace what export itself makes: a folder with an
+    apucodec manifest.json (or an empty one). `export --out ~/Music --force` once deleted a folder of unrelated
+    files; that is refused now, naming the folder.
+    """
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ApucodecError(f"{out}: exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise ApucodecError(f"{out}: folder exists and is not empty; pass --force to replace it")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise ApucodecError(f"{out}: folder exists and is not empty; pass --force to replace it")
+        if not is_model_dir(out):
+            raise ApucodecError(f"{out}: --force replaces only a model directory (one with an apucodec "
+                                "manifest.json) or an empty folder; this folder holds other files, choose another "
+                                "--out")
+
+
+def is_model_dir(folder: Path) -> bool:
+    """Does `folder` hold an apucodec manifest (its format field is ours)? Anything unreadable: no."""
+    from apucodec.contract.manifest import FORMAT_NAME
+    from apucodec.json_limits import read_json_bounded
+    from apucodec.model_dir import MANIFEST_NAME
+
+    try:
+        data = read_json_bounded(folder / MANIFEST_NAME, "manifest")
+    except ApucodecError:
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT_NAME
 
 
 @contextmanager
@@ -98,6 +124,7 @@ def new_model_dir(out: Path, force: bool) -> Iterator[Path]:
         try:
             yield stage
             os.chmod(stage, 0o755)  # mkdtemp makes it 0700; a model folder is meant to be shared
+            release(stage)  # the work folder's lock file is not part of the model directory
             _publish(stage, out, force)
         except OSError as exc:
             raise ApucodecError(f"{out}: cannot write the model directory ({exc.strerror or exc})") from None

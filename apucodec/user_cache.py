@@ -7,10 +7,12 @@ lives in site-packages, which may be read-only. Standard library only (the torch
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 CACHE_ENV = "APUCODEC_CACHE_DIR"
+_noted: set[str] = set()
 
 
 def cache_root() -> Path:
@@ -19,4 +21,16 @@ def cache_root() -> Path:
     if explicit:
         return Path(explicit).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "apucodec"
+    try:
+        return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "apucodec"
+    except RuntimeError:  # no HOME and no passwd entry: a cache path that can never be written, so every use misses
+        return Path("/nonexistent-home/.cache/apucodec")
+
+
+def note_cache_unusable(what: str, reason: str) -> None:
+    """Say once per process that a cache is skipped. A cache only ever saves time: a full filesystem, a HOME the
+    user cannot write (`sudo -u` keeping the caller's HOME), or a file that does not read back is never fatal."""
+    if what in _noted:
+        return
+    _noted.add(what)
+    logging.getLogger("apucodec").warning("note: %s skipped (%s); running without it", what, reason)

@@ -49,7 +49,7 @@ def matches_sha256(path: str | Path, expected: str, root: Path | None = None) ->
     path = Path(path)
     record = _record_path(path, root)
     identity = _identity(path)
-    with contextlib.suppress(OSError, ValueError, TypeError):
+    with contextlib.suppress(OSError, ValueError, TypeError, RecursionError):
         saved = json.loads(record.read_text())
         if saved.get("identity") == identity and saved.get("sha256") == expected:
             return True

@@ -55,12 +55,12 @@ def _bad_checkpoints(tmp: Path) -> dict[str, tuple[Path, str]]:
     del payload["state_dict"]["decoder.output_conv.bias"]
     missing_key = tmp / "missing_key.pt"
     torch.save(payload, missing_key)
-    cases["missing_key"] = (missing_key, "does not match")
+    cases["missing_key"] = (missing_key, "checkpoint lacks")  # names the key and its shape
     payload = tiny_payload()
     payload["state_dict"]["encoder.input_conv.bias"] = torch.zeros(5)
     bad_shape = tmp / "bad_shape.pt"
     torch.save(payload, bad_shape)
-    cases["bad_shape"] = (bad_shape, "does not match")
+    cases["bad_shape"] = (bad_shape, "in the checkpoint, but its config asks for")
     return cases
 
 

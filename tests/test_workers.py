@@ -136,11 +136,11 @@ def test_worker_plan_sources_and_errors(tmp_path, monkeypatch):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"workers": {"encoder": "self", "decoder": "self"}}))
     manifest = {"workers": {"encoder": sys.executable}}
-    # the command line wins over the config file, which wins over the manifest; "none" keeps a stage in-process
+    # the command line wins over the config file; "none" keeps a stage in-process; a manifest never names a program
     assert resolve_workers({"decoder": "none"}, manifest, config) == {"encoder": "self"}
-    assert resolve_workers({}, manifest, tmp_path / "absent.json") == {"encoder": str(Path(sys.executable).absolute())}
+    assert resolve_workers({}, manifest, tmp_path / "absent.json") == {}
     config.write_text("{not json")
-    with pytest.raises(ApucodecError, match="not a readable JSON config"):
+    with pytest.raises(ApucodecError, match="unreadable JSON config"):
         resolve_workers({}, None, config)
     assert how_it_ended(-9) == "killed by SIGKILL" and how_it_ended(3) == "exited with status 3"
 

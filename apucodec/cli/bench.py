@@ -10,16 +10,18 @@ from typing import Any
 import click
 
 from apucodec.cli.codec import _open_codec, session_options
+from apucodec.cli.param_types import file_path, finite_float
 from apucodec.errors import ApucodecError
 
 DEFAULT_SECONDS = 10.0
+MAX_SECONDS = 3600.0  # generated audio is held in memory: an hour is 635 MB of float32 samples
 
 
 @click.command()
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--seconds", type=finite_float(min=0, max=MAX_SECONDS, min_open=True), default=None,
               help=f"Audio length: generated audio of this length (default {DEFAULT_SECONDS:g} s), or the first "
                    "SECONDS of --input.")
-@click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
+@click.option("--input", "input_path", type=file_path("input"), default=None,
               help="Benchmark on this audio file (any format libsndfile reads) instead of generated audio.")
 @click.option("--step-frames", type=click.IntRange(min=1), default=None,
               help="Which step graphs to run, by frames per step (default: the model's largest, its offline step; "
@@ -27,7 +29,7 @@ DEFAULT_SECONDS = 10.0
 @click.option("--queue-depth", type=click.IntRange(min=1), default=2, show_default=True,
               help="Items each queue between two stages can hold.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (per-item and per-step timings).")
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
+@click.option("--plot", "plot_path", type=file_path(), default=None,
               help="Write a timeline picture (one lane per processor, one bar per step); needs apucodec[plot].")
 @session_options
 def bench(seconds: float | None, input_path: Path | None, step_frames: int | None, queue_depth: int, as_json: bool,

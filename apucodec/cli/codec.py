@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-from apucodec.cli.stage_options import settings_overrides, stage_options
+from apucodec.cli.param_types import file_path
+from apucodec.cli.stage_options import check_npu_precision, refuse_unused, settings_overrides, stage_options
 from apucodec.cli.stdio import stdin_input
 from apucodec.contract.config import codebooks_to_use
 from apucodec.errors import ApucodecError
@@ -73,7 +74,7 @@ def session_options(func: Callable[..., Any] | None = None, *,
         ]
         for option in reversed(options):
             func = option(func)
-        return stage_options(func)
+        return stage_options(func, stages)
     return decorate(func) if func is not None else decorate
 
 
@@ -89,6 +90,10 @@ def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bo
     from apucodec.model_location import locate_model
     from apucodec.runtime.eps import warn_stderr
 
+    command = click.get_current_context(silent=True)
+    refuse_unused(command.info_name if command else "this command", stages,
+                  {"encoder_ep": encoder_ep, "decoder_ep": decoder_ep, "encoder_graph": encoder_graph,
+                   "ep_context_out": ep_context_out, "precision": precision, "workers": workers})
     parsed_options = _parse_ep_options(ep_options)
     model = load_model_dir(locate_model(model_path).path)
     overrides = settings_overrides(model, workers, worker_timeout, precision, encoder_graph, ep_context_out,
@@ -97,10 +102,13 @@ def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bo
     graph = overrides["encoder_graph"]
     chosen = graph if graph in ("fp32", "bf16") else "auto"
     fields = {key: overrides[key] for key in ("encoder_graph", "decoder_graph", "ep_context", "worker_timeout")}
-    return load(model.path, precision=chosen, int8_floor=overrides["int8_floor_dbfs"],
-                eps={"encoder": encoder_ep, "decoder": decoder_ep}, workers=overrides["workers"], threads=threads,
-                strict=strict, step_frames=step_frames, stages=stages, ep_options=parsed_options,
-                settings_fields=fields, warn=warn_stderr)
+    codec = load(model.path, precision=chosen, int8_floor=overrides["int8_floor_dbfs"],
+                 eps={"encoder": encoder_ep, "decoder": decoder_ep}, workers=overrides["workers"], threads=threads,
+                 strict=strict, step_frames=step_frames, stages=stages, ep_options=parsed_options,
+                 settings_fields=fields, warn=warn_stderr)
+    if "encoder" in stages:
+        check_npu_precision(graph, codec.placement)
+    return codec
 
 
 def _folder(kind: str, root: Path, out_root: Path, opts: dict[str, Any], stages: tuple[str, ...],
@@ -127,15 +135,19 @@ def _progress(seconds: float, total_samples: int, label: str) -> Iterator[Callab
 
 
 def _notes(notes: list[str], rename: tuple[str, str] = ("", "")) -> None:
+    from apucodec.path_names import printable
+
     for note in notes:
-        click.echo(f"note: {note.replace(*rename) if rename[0] else note}", err=True)
+        click.echo(printable(f"note: {note.replace(*rename) if rename[0] else note}"), err=True)
 
 
 def _finish(result: Any, codec: Any, report: bool, extra: str = "", shown: tuple[str, ...] = (),
             to_stderr: bool = False, rename: tuple[str, str] = ("", "")) -> None:
     """The summary line (on stderr when the output itself goes to stdout, so a pipe gets only the audio)."""
+    from apucodec.path_names import printable
+
     _notes([n for n in result.notes if n not in shown], rename)
-    click.echo(result.summary(codec.model.label) + extra, err=to_stderr)
+    click.echo(printable(result.summary(codec.model.label) + extra), err=to_stderr)
     if report:
         click.echo(codec.placement.format(), err=to_stderr)
 
@@ -189,8 +201,8 @@ CODEBOOKS_HELP = "Codebooks to use, 1..N where N is the model's count (fewer = l
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=file_path("input"))
+@click.argument("output_path", metavar="OUTPUT", type=file_path())
 @click.option("--codebooks", "n_codebooks", type=click.IntRange(min=1), default=None, help=CODEBOOKS_HELP)
 @click.option("--match-input", is_flag=True, help="Write at the input's sample rate instead of 44.1 kHz.")
 @click.option("--mono", is_flag=True, help="Average the channels first (default: each channel coded on its own).")
@@ -219,8 +231,8 @@ def run(input_path: Path, output_path: Path, n_codebooks: int | None, match_inpu
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.argument("output_path", metavar="OUTPUT.apc", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=file_path("input"))
+@click.argument("output_path", metavar="OUTPUT.apc", type=file_path())
 @click.option("--codebooks", "n_codebooks", type=click.IntRange(min=1), default=None, help=CODEBOOKS_HELP)
 @click.option("--mono", is_flag=True, help="Average the channels first (default: each channel coded on its own).")
 @session_options(stages=("encoder",))
@@ -250,8 +262,8 @@ def encode(input_path: Path, output_path: Path, n_codebooks: int | None, mono: b
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT.apc", type=click.Path(path_type=Path))
-@click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT.apc", type=file_path("input"))
+@click.argument("output_path", metavar="OUTPUT", type=file_path())
 @click.option("--force", is_flag=True, help="Decode an .apc made by another model (same codebook shape).")
 @click.option("--match-input", is_flag=True, help="Write at the original input's sample rate (from the .apc).")
 @session_options(stages=("decoder",))

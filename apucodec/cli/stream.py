@@ -10,12 +10,13 @@ import click
 import numpy as np
 
 from apucodec.cli.codec import session_options
+from apucodec.cli.param_types import file_path, finite_float
 from apucodec.errors import ApucodecError
 
 
 @click.command("stream")
-@click.argument("input_path", required=False, type=click.Path(path_type=Path))
-@click.argument("output_path", required=False, type=click.Path(path_type=Path))
+@click.argument("input_path", required=False, type=file_path("input"))
+@click.argument("output_path", required=False, type=file_path())
 @click.option("--step-frames", type=click.IntRange(min=1), default=4, show_default=True,
               help="Frames per step (512 samples each): the model must have a step graph of this size.")
 @click.option("--realtime", is_flag=True, help="Release the input at the audio clock's pace, as a microphone would.")
@@ -23,7 +24,8 @@ from apucodec.errors import ApucodecError
 @click.option("--live", is_flag=True, help="Microphone -> speakers through PortAudio (needs apucodec[live]).")
 @click.option("--input-device", default=None, help="--live: input device (index or part of its name).")
 @click.option("--output-device", default=None, help="--live: output device (index or part of its name).")
-@click.option("--seconds", type=float, default=None, help="--live: stop after this long (default: Ctrl-C).")
+@click.option("--seconds", type=finite_float(min=0, min_open=True), default=None,
+              help="--live: stop after this long (default: Ctrl-C).")
 @session_options
 def stream(input_path: Path | None, output_path: Path | None, step_frames: int, realtime: bool, as_json: bool,
            live: bool, input_device: str | None, output_device: str | None, seconds: float | None,
@@ -53,26 +55,27 @@ def stream(input_path: Path | None, output_path: Path | None, step_frames: int, 
 
 def _stream_file(codec: object, s: object, input_path: Path, output_path: Path, step_frames: int, realtime: bool,
                  as_json: bool, report: bool) -> None:
-    import soundfile as sf
-
-    from apucodec.audio import atomic_output, read_audio
+    """Through the same input (`-`, FIFOs read once) and output path (apucodec.outputs) as run/encode/decode."""
+    from apucodec.audio import read_audio
     from apucodec.cli.codec import check_output
-    from apucodec.runtime.audio_stream import output_format
+    from apucodec.cli.stdio import stdin_input
+    from apucodec.outputs import is_stdio
+    from apucodec.runtime.audio_stream import open_audio_output
     from apucodec.runtime.realtime import StreamStats, drive
 
-    audio, info = read_audio(input_path, codec.sample_rate)
-    check_output(output_path, info.path)
+    with stdin_input(input_path) as (source, _label):
+        audio, info = read_audio(source, codec.sample_rate)
+        check_output(output_path, info.path)
     stats = StreamStats(step_frames, step_frames * codec.hop / codec.sample_rate,
                         codec.algorithmic_latency(step_frames), realtime)
-    fmt, subtype = output_format(output_path)
-    with atomic_output(output_path) as tmp, sf.SoundFile(str(tmp), "w", codec.sample_rate, 1, subtype,
-                                                          format=fmt) as fh:
+    with open_audio_output(output_path, codec.sample_rate) as fh:
         drive(s, audio, codec.sample_rate, step_frames * codec.hop, stats, lambda x: fh.write(np.clip(x, -1, 1)),
               realtime)
+    to_stderr = is_stdio(output_path)  # the audio owns stdout; the measurements go beside it
     if as_json:
         click.echo(json.dumps({**stats.to_dict(), "model_id": codec.model.model_id,
-                               "placement": codec.placement.to_dict()}, indent=2))
+                               "placement": codec.placement.to_dict()}, indent=2), err=to_stderr)
     else:
-        click.echo(stats.summary() + f"; {codec.placement.summary()}, model {codec.model.label}")
+        click.echo(stats.summary() + f"; {codec.placement.summary()}, model {codec.model.label}", err=to_stderr)
         if report:
-            click.echo(codec.placement.format())
+            click.echo(codec.placement.format(), err=to_stderr)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from apucodec.cli.param_types import file_path, finite_float
 from apucodec.extras import require
 
 
@@ -37,7 +38,7 @@ def _progress_bar(steps: int) -> Iterator[Callable[[int, str | None], None] | No
 
 @click.command()
 @click.argument("data_dir", type=click.Path(path_type=Path))
-@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("ckpt.pt"), show_default=True,
+@click.option("--out", "out", type=file_path(), default=Path("ckpt.pt"), show_default=True,
               help="Checkpoint file to write (rewritten at every checkpoint).")
 @click.option("--preset", "preset_name", default="default", show_default=True,
               help="Config preset: default (32.4M, the spec), small, small-causal, tiny, tiny-causal, seed.")
@@ -51,7 +52,8 @@ def _progress_bar(steps: int) -> Iterator[Callable[[int, str | None], None] | No
 @click.option("--val-every", default=1000, show_default=True)
 @click.option("--checkpoint-every", default=1000, show_default=True)
 @click.option("--log-every", default=50, show_default=True)
-@click.option("--max-minutes", type=float, default=None, help="Stop and save after this much wall time.")
+@click.option("--max-minutes", type=finite_float(min=0, min_open=True), default=None,
+              help="Stop and save after this much wall time.")
 @click.option("--device", default="auto", show_default=True, help="auto (a CUDA GPU when torch sees one), cpu, cuda.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--l1-weight", default=1.0, show_default=True, help="Weight of the waveform L1 loss.")

@@ -110,6 +110,39 @@ def check_finite_state(state: dict[str, Any], path: Path) -> None:
                                 "diverged or the file is corrupted")
 
 
+MAX_BLOCKS = 32  # encoder/decoder blocks (len(strides)); the presets use 4-6
+
+
+def check_against_tensors(config: CodecConfig, state: dict[str, Any], path: Path) -> None:
+    """Refuse a config that does not describe the tensors beside it, naming the key and both shapes.
+
+    The config is a few numbers an attacker controls; the tensors are what the file actually holds. A config asking
+    for 1,048,576 channels used to build (and allocate) that model before load_state_dict noticed, and the OOM
+    killer ended it. Here the model is built on PyTorch's meta device (shapes, no storage) and every parameter's
+    shape is compared with the checkpoint's tensor; only a config that matches is built for real, so the memory it
+    takes is bounded by the file's own size.
+    """
+    if len(config.strides) > MAX_BLOCKS or len(config.dilations) > MAX_BLOCKS:
+        raise ApucodecError(f"{path}: config asks for {len(config.strides)} blocks of {len(config.dilations)} "
+                            f"residual units; at most {MAX_BLOCKS} are supported")
+    with torch.device("meta"):
+        skeleton = APUCodec(config)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    missing, extra = sorted(expected.keys() - got.keys()), sorted(set(state) - expected.keys())
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ApucodecError(f"{path}: checkpoint lacks {missing[0]} (shape {list(expected[missing[0]])}), which its "
+                            f"config asks for{more}")
+    if extra:
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise ApucodecError(f"{path}: checkpoint holds {extra[0]}, which its config's model does not have{more}")
+    for key, shape in expected.items():
+        if got[key] != shape:
+            raise ApucodecError(f"{path}: {key} has shape {list(got[key])} in the checkpoint, but its config asks for "
+                                f"{list(shape)}")
+
+
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Load either checkpoint format into an APUCodec in eval mode, with one-line errors for bad files."""
     path = Path(path)
@@ -119,6 +152,9 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     try:
         if "state_dict" in data and "config" in data:
             config = CodecConfig.from_dict(dict(data["config"]))
+            if not isinstance(data["state_dict"], dict):
+                raise ApucodecError(f"{path}: state_dict is a {type(data['state_dict']).__name__}, not a dict")
+            check_against_tensors(config, data["state_dict"], path)  # before a byte of the model is allocated
             model = APUCodec(config)
             state, fmt = data["state_dict"], "apucodec"
             extra = {k: v for k, v in data.items() if k not in ("config", "state_dict", "step")}

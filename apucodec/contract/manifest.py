@@ -222,11 +222,10 @@ class Manifest(Record):
 def read_manifest(path: str | Path) -> Manifest:
     """manifest.json -> Manifest, refusing (one line naming the file) anything that is not a version-2 manifest
     with sane names and values."""
+    from apucodec.json_limits import read_json_bounded
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApucodecError(f"{path}: unreadable manifest ({exc})") from None
+    data = read_json_bounded(path, "manifest")  # size, depth and file type bounded before anything walks it
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise ApucodecError(f"{path}: not an apucodec manifest (format is not {FORMAT_NAME!r})")
     version = data.get("format_version")

@@ -33,7 +33,7 @@ V1_HEADER_SIZE = HEADER_V1.size
 HEADER_SIZE = V1_HEADER_SIZE + EXTENSION_V2.size  # what this apucodec writes
 CRC_SIZE = 4
 MAX_CHANNELS = 64
-MAX_RATE = 1_000_000
+MIN_RATE, MAX_RATE = 1000, 1_000_000  # the rates apucodec reads (apucodec.audio.check_rate)
 MAX_HOP = 1 << 20
 MAX_CODEBOOK_SIZE = 1 << 24
 # input_length must agree with original_length converted between the rates, give or take what a streaming
@@ -134,7 +134,7 @@ def check_header(raw: bytes, source: str, file_size: int | None = None) -> ApcHe
         sha = raw_sha.hex() if any(raw_sha) else ""
     if reserved16 or reserved32:
         raise bad("unexpected header layout")
-    if not 0 < sample_rate <= MAX_RATE or not 0 < input_rate <= MAX_RATE:
+    if not MIN_RATE <= sample_rate <= MAX_RATE or not MIN_RATE <= input_rate <= MAX_RATE:
         raise bad("impossible sample rate")
     if not 1 <= n_codebooks <= MAX_CODEBOOKS:
         raise bad(f"{n_codebooks} codebooks used")

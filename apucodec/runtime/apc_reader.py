@@ -44,6 +44,27 @@ class ApcReader:
         self.header = check_header(raw, source, file_size)
         self._crc = zlib.crc32(raw)
 
+    def verify_crc(self) -> None:
+        """Check the CRC32 over the whole file now, then rewind to the codes (a seekable file only).
+
+        The streamed check in `chunks` comes after the last chunk: right for a file output, which is only linked
+        into place afterwards, but a pipe (`decode bitflipped.apc -`) would already have received every decoded
+        byte of a corrupt file. Reading a seekable file twice costs one pass over its codes (~21 MB for six hours).
+        """
+        start = self._fh.tell()
+        crc = self._crc
+        body = self.header.payload_bytes
+        while body:
+            block = self._fh.read(min(body, 1 << 20))
+            if not block:
+                raise self._bad("truncated: the payload ends early")
+            crc = zlib.crc32(block, crc)
+            body -= len(block)
+        stored = self._read_exact(CRC_SIZE)
+        if len(stored) != CRC_SIZE or struct.unpack("<I", stored)[0] != crc:
+            raise self._bad("CRC32 mismatch: the file is truncated or corrupted")
+        self._fh.seek(start)
+
     def _read_exact(self, size: int) -> bytes:
         parts, remaining = [], size
         while remaining:
@@ -101,7 +122,10 @@ def open_apc(path: str | Path, display: str | None = None) -> Iterator[ApcReader
         st = os.fstat(fh.fileno())
         size = st.st_size if stat.S_ISREG(st.st_mode) else None
         try:
-            yield ApcReader(fh, source, size)
+            reader = ApcReader(fh, source, size)
+            if size is not None:
+                reader.verify_crc()  # before the first decoded byte can reach a pipe
+            yield reader
         except OSError as exc:
             raise ApucodecError(f"{source}: cannot read ({exc.strerror})") from None
     finally:

@@ -18,6 +18,7 @@ import soundfile as sf
 
 from apucodec.audio import AudioInfo, check_finite, probe, to_mono
 from apucodec.errors import ApucodecError, first_line
+from apucodec.path_names import sf_name
 
 BLOCK_FRAMES = 1 << 16
 
@@ -48,7 +49,7 @@ def read_blocks(info: AudioInfo, rate_out: int, block_frames: int = BLOCK_FRAMES
     it with a one-line error."""
     resampler = StreamResampler(info.sample_rate, rate_out)
     try:
-        with sf.SoundFile(str(info.path)) as fh:
+        with sf.SoundFile(sf_name(info.path)) as fh:
             for block in fh.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
                 mono = to_mono(block) if channel is None else np.ascontiguousarray(block[:, channel])
                 check_finite(mono, info.path)

@@ -27,14 +27,14 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from apucodec.errors import ApucodecError
 from apucodec.model_checks import external_data_refs
-from apucodec.user_cache import CACHE_ENV, cache_root  # noqa: F401 (CACHE_ENV re-exported)
+from apucodec.user_cache import CACHE_ENV, cache_root, note_cache_unusable  # noqa: F401 (CACHE_ENV re-exported)
 from apucodec.verified_hashes import matches_sha256, sha256_file
 
 SUBDIR = "ort-optimized"
@@ -44,7 +44,8 @@ SUBDIR = "ort-optimized"
 # cache entry stays one self-contained file, covered by its recorded sha256 (measured on ORT 1.32: no side file).
 INLINE_CONFIG = {"session.optimized_model_external_initializers_file_name": "unused.external-data",
                  "session.optimized_model_external_initializers_min_size_in_bytes": str(2**62)}
-CACHED_EPS = frozenset({"CPUExecutionProvider"})
+CPU_EP = "CPUExecutionProvider"
+CACHED_EPS = frozenset({CPU_EP})
 KEY_VERSION = 1
 
 
@@ -114,10 +115,19 @@ class CachedGraph:
             os.replace(pending, final)
             _write_atomic(final.with_suffix(".json"), json.dumps(meta, indent=1).encode())
             return True
-        except (OSError, ApucodecError):
-            return False               # a read-only or full cache never breaks the session
+        except (OSError, ApucodecError) as exc:  # a read-only or full cache never breaks the session
+            why = getattr(exc, "strerror", None) or exc
+            note_cache_unusable("the optimized-graph cache", f"cannot write it: {why}")
+            return False
         finally:
             pending.unlink(missing_ok=True)
+
+    def forget(self) -> None:
+        """Drop a cached entry that did not load back (truncated by a full disk, say): the next run rebuilds it."""
+        if self.hit:
+            for stale in (self.path, self.path.with_suffix(".json")):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
     def discard(self) -> None:
         if self._pending is not None:
@@ -144,7 +154,7 @@ def _valid(final: Path, key: dict[str, Any], root: Path) -> str | None:
         return "not cached yet"
     try:
         meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return "unreadable metadata"
     if not isinstance(meta, dict) or {k: meta.get(k) for k in key} != key:
         return "metadata records another key"
@@ -164,6 +174,15 @@ def cached_session_path(graph_path: str | Path, graph_sha: str, ep: str,
     trouble: an unusable cache means loading the source graph as before.
     """
     source = Path(graph_path)
+    try:
+        return _cached_session_path(source, graph_sha, ep, options, optimization_level, root)
+    except (OSError, RuntimeError, ValueError) as exc:  # an unreadable cache: load the source graph as before
+        note_cache_unusable("the optimized-graph cache", getattr(exc, "strerror", None) or str(exc))
+        return CachedGraph(source, reason=f"cache not usable ({exc})")
+
+
+def _cached_session_path(source: Path, graph_sha: str, ep: str, options: Mapping[str, str] | None,
+                         optimization_level: str, root: Path | None) -> CachedGraph:
     if ep not in CACHED_EPS:
         return CachedGraph(source, reason=f"{ep}: not cached (EP-compiled graphs cannot be serialized)")
     key = cache_key(graph_sha, ep, {**(options or {}), "graph_optimization_level": optimization_level})
@@ -178,6 +197,7 @@ def cached_session_path(graph_path: str | Path, graph_sha: str, ep: str,
         fd, pending = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".tmp.onnx", dir=folder)
         os.close(fd)
     except OSError as exc:
+        note_cache_unusable("the optimized-graph cache", f"cannot write {folder}: {exc.strerror or exc}")
         return CachedGraph(source, reason=f"cache not writable ({exc.strerror or exc})")
     return CachedGraph(source, {"graph_optimization_level": optimization_level,
                                 "optimized_model_filepath": pending}, dict(INLINE_CONFIG), hit=False, reason=why,
@@ -196,3 +216,23 @@ def cached_graph(graph_path: str | Path, graph_sha: str, ep: str, options: Mappi
         entry.discard()
         raise
     entry.commit()
+
+
+def cpu_session_through_cache(ort: Any, path: Path, graph_sha: str, so: Any,
+                              fresh_options: Callable[[], Any]) -> tuple[Any, bool]:
+    """(A CPU EP session through the cache, whether it loaded a cached graph). If the cache's part fails (a cached
+    file that does not load back, an optimized graph ORT could not write to a full disk), the source graph alone
+    with `fresh_options()`, and one note: the cache only ever saves time."""
+    graph: CachedGraph | None = None
+    try:
+        with cached_graph(path, graph_sha, CPU_EP) as graph:
+            session = ort.InferenceSession(str(graph.path), graph.apply(so), providers=[CPU_EP])
+        return session, graph.hit
+    except Exception as exc:  # onnxruntime raises its own types (INVALID_PROTOBUF, Fail)
+        if graph is None or not (graph.hit or "optimized_model_filepath" in graph.options):
+            raise  # the cache had no part in it: the graph itself is the problem
+        graph.forget()
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        note_cache_unusable("the optimized-graph cache", f"{'a cached graph' if graph.hit else 'saving'} failed: "
+                            f"{text.replace('[ONNXRuntimeError] : ', '')}")
+    return ort.InferenceSession(str(path), fresh_options(), providers=[CPU_EP]), False

@@ -32,7 +32,7 @@ from apucodec.model_dir import ModelDir
 from apucodec.runtime.eps import CPU, VITISAI, WEBGPU, Warn, probe_ep, warn_stderr
 from apucodec.runtime.graph_io import Shapes, SingleIO, check_io, manifest_inputs, node_counts, static_inputs
 from apucodec.runtime.placement import PlacementReport, StagePlacement, rvq_placement
-from apucodec.runtime.session_cache import cached_graph
+from apucodec.runtime.session_cache import cpu_session_through_cache
 from apucodec.runtime.stage_plan import (
     SessionSettings,
     failure_text,
@@ -42,6 +42,7 @@ from apucodec.runtime.stage_plan import (
 )
 from apucodec.runtime.vitisai import session_severity, write_bf16_config
 from apucodec.runtime.vitisai_report import check_npu_only, find_counts
+from apucodec.work_dirs import work_dir
 
 
 @dataclass
@@ -162,9 +163,8 @@ def create_session(path: Path, ep: str, availability: Any, options: dict[str, st
             session = ort.InferenceSession(str(path), so)
         elif ep == CPU and graph_sha and not options:
             # ORT's optimized graph from the user cache when an earlier session saved it (runtime/session_cache.py)
-            with cached_graph(path, graph_sha, CPU) as graph:
-                session = ort.InferenceSession(str(graph.path), graph.apply(so), providers=[CPU])
-            from_cache = graph.hit
+            session, from_cache = cpu_session_through_cache(
+                ort, path, graph_sha, so, lambda: session_options(settings, False, profile_dir, None, compiling=False))
         else:
             providers: list[Any] = [(ep, options) if options else ep]
             if ep != CPU and not strict_ep:
@@ -213,7 +213,7 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
             failures.append((cand.ep, availability.reason or "unavailable"))
             continue
         log = io.StringIO()
-        with tempfile.TemporaryDirectory(prefix="apucodec-profile-") as tmp:
+        with work_dir(tempfile.gettempdir(), "apucodec-profile-") as tmp:  # swept after a SIGKILL
             profile_dir = tmp if needs_profiler() else None
             try:
                 session, from_cache = create_session(cand.path, cand.ep, availability, cand.options, settings,

@@ -93,7 +93,7 @@ def probe_worker_python(python: str) -> dict[str, Any]:
 
 
 def worker_plan(model: ModelDir | None, cli_workers: dict[str, str] | None = None) -> dict[str, Any]:
-    """Stage -> interpreter (CLI, user config, manifest) with what each would run; empty: all in this process."""
+    """Stage -> interpreter (CLI, environment, user config) with what each would run; empty: all in this process."""
     from apucodec.runtime.workers.plan import resolve_workers
 
     workers = resolve_workers(cli_workers or {}, model.manifest if model else None)

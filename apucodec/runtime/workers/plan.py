@@ -1,16 +1,20 @@
-"""Which stages run in worker processes, and under which Python: `--worker`, a user config file, the manifest.
+"""Which stages run in worker processes, and under which Python: `--worker`, $APUCODEC_WORKERS, a user config file.
 
     --worker encoder=/opt/ryzen-ai/venv/bin/python     the encoder in a worker under AMD's venv
     --worker decoder=self                              the decoder in a worker under this interpreter
 
-Set once instead of on every command: `$XDG_CONFIG_HOME/apucodec/config.json` (default ~/.config/...), or the model
-directory's manifest, hold {"workers": {"encoder": "/opt/ryzen-ai/venv/bin/python"}}. The command line wins over
-the config file, which wins over the manifest; `--worker encoder=none` keeps a stage in this process.
+Set once instead of on every command: APUCODEC_WORKERS="encoder=/opt/ryzen-ai/venv/bin/python,decoder=self", or
+`$XDG_CONFIG_HOME/apucodec/config.json` (default ~/.config/...) holding {"workers": {"encoder": "..."}}. The command
+line wins over the environment, which wins over the config file; `--worker encoder=none` keeps a stage in this
+process.
+
+Never from the model directory: a model is data someone else may have made (a download, ./apucodec-model in the
+current directory), and a manifest naming `"workers": {"encoder": "./evil"}` would have had a plain `apucodec run`
+execute a program shipped inside it. A manifest's `workers` section is ignored, with a note saying so.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterable, Mapping
@@ -20,6 +24,7 @@ from typing import Any
 from apucodec.errors import ApucodecError
 
 GRAPH_STAGES = ("encoder", "decoder")
+WORKERS_ENV = "APUCODEC_WORKERS"
 SELF = "self"
 IN_PROCESS = "none"
 
@@ -40,16 +45,22 @@ def _check(stage: str, python: str, where: str) -> str:
     return str(Path(found).absolute())
 
 
-def parse_worker_options(values: Iterable[str]) -> dict[str, str]:
+def parse_worker_options(values: Iterable[str], where: str = "--worker") -> dict[str, str]:
     """`--worker STAGE=PYTHON|self|none` (repeatable) -> {stage: python}."""
     workers: dict[str, str] = {}
     for value in values:
         stage, eq, python = value.partition("=")
         if not eq or not stage.strip() or not python.strip():
-            raise ApucodecError(f"--worker {value!r}: expected STAGE=PYTHON, e.g. encoder=/opt/ryzen-ai/venv/bin/python"
+            raise ApucodecError(f"{where} {value!r}: expected STAGE=PYTHON, e.g. encoder=/opt/ryzen-ai/venv/bin/python"
                                 " or encoder=self")
-        workers[stage.strip()] = _check(stage.strip(), python.strip(), f"--worker {value}")
+        workers[stage.strip()] = _check(stage.strip(), python.strip(), f"{where} {value}")
     return workers
+
+
+def env_workers() -> dict[str, str]:
+    """$APUCODEC_WORKERS: STAGE=PYTHON entries separated by commas."""
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    return parse_worker_options([p for p in text.split(",") if p.strip()], f"${WORKERS_ENV}") if text else {}
 
 
 def _section(data: Any, where: str) -> dict[str, str]:
@@ -62,18 +73,26 @@ def _section(data: Any, where: str) -> dict[str, str]:
 
 
 def config_workers(path: Path | None = None) -> dict[str, str]:
-    path = path or user_config_path()
-    if not path.is_file():
-        return {}
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ApucodecError(f"{path}: not a readable JSON config ({exc})") from exc
-    return _section(data, str(path))
+        path = path or user_config_path()
+        if not path.is_file():
+            return {}
+    except (OSError, RuntimeError):  # HOME unset or unreadable: no config file, as if absent
+        return {}
+    from apucodec.json_limits import read_json_bounded
+
+    return _section(read_json_bounded(path, "JSON config"), str(path))
 
 
-def resolve_workers(cli: Mapping[str, str], manifest: Mapping[str, Any] | None,
+def manifest_names_workers(manifest: Mapping[str, Any] | None) -> bool:
+    """Does a model's manifest carry a `workers` section (ignored: see the module docstring)?"""
+    return isinstance(manifest, Mapping) and manifest.get("workers") is not None
+
+
+def resolve_workers(cli: Mapping[str, str], manifest: Mapping[str, Any] | None = None,
                     config_path: Path | None = None) -> dict[str, str]:
-    """Stage -> interpreter, CLI over user config over manifest; stages set to 'none' run in this process."""
-    merged = {**_section(manifest or {}, "manifest.json"), **config_workers(config_path), **cli}
+    """Stage -> interpreter, CLI over $APUCODEC_WORKERS over the user's config file; stages set to 'none' run in
+    this process. `manifest` is accepted for callers' convenience and never read: a model directory does not get
+    to choose a program to run."""
+    merged = {**config_workers(config_path), **env_workers(), **cli}
     return {stage: python for stage, python in merged.items() if python != IN_PROCESS}
