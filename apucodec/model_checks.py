@@ -23,6 +23,7 @@ import numpy as np
 from apucodec.contract.manifest import FileEntry
 from apucodec.contract.manifest_checks import check_file_name
 from apucodec.errors import ApucodecError
+from apucodec.rvq_projections import ROLE, load_projections
 
 __all__ = ["check_file_name", "check_inside", "check_model_files", "check_no_external_data", "load_codebooks"]
 
@@ -63,7 +64,8 @@ def load_codebooks(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
     return out
 
 
-def check_model_files(model_dir: Path, files: Mapping[str, FileEntry], codebook_shape: tuple[int, int, int]) -> None:
+def check_model_files(model_dir: Path, files: Mapping[str, FileEntry], codebook_shape: tuple[int, int, int],
+                      latent_dim: int = 0) -> None:
     """Every listed file inside the directory; graphs without external data; codebooks loadable and shaped right."""
     for role, entry in files.items():
         path = model_dir / entry.name
@@ -74,6 +76,8 @@ def check_model_files(model_dir: Path, files: Mapping[str, FileEntry], codebook_
             check_no_external_data(path)
         elif role == "codebooks":
             load_codebooks(path, codebook_shape)
+        elif role == ROLE:  # DAC's projections: a pickle-free .npz, names, shapes, values checked
+            load_projections(path, codebook_shape[0], latent_dim, codebook_shape[2])
 
 
 # ---- ONNX external data ----------------------------------------------------------------------------------------------
