@@ -29,7 +29,7 @@ class WNConv1d(nn.Module):
                  padding: int = 0) -> None:
         super().__init__()
         self.stride, self.dilation, self.padding = stride, dilation, padding
-        self.weight_v = nn.Parameter(torch.randn(c_out, c_in, kernel_size) * 0.02)
+        self.weight_v = nn.Parameter(nn.Conv1d(c_in, c_out, kernel_size).weight.detach())  # torch's init, as DAC's
         self.weight_g = nn.Parameter(_norm_except_dim0(self.weight_v.detach()).clone())
         self.bias = nn.Parameter(torch.zeros(c_out))
 
@@ -56,7 +56,7 @@ class WNConvTranspose1d(nn.Module):
                  output_padding: int) -> None:
         super().__init__()
         self.stride, self.padding, self.output_padding = stride, padding, output_padding
-        self.weight_v = nn.Parameter(torch.randn(c_in, c_out, kernel_size) * 0.02)
+        self.weight_v = nn.Parameter(nn.ConvTranspose1d(c_in, c_out, kernel_size, stride).weight.detach())
         self.weight_g = nn.Parameter(_norm_except_dim0(self.weight_v.detach()).clone())
         self.bias = nn.Parameter(torch.zeros(c_out))
 
