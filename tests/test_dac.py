@@ -21,7 +21,7 @@ from apucodec.contract.families import codebook_shape, config_from_codec
 from apucodec.errors import ApucodecError
 from apucodec.runtime.pipeline import Codec
 from apucodec.rvq_projections import load_projections
-from tests.dac_models import TINY_DAC_KWARGS, save_dac_checkpoint, tiny_dac
+from tests.dac_models import save_dac_checkpoint, tiny_dac
 from tests.runtime_models import CPU_ONLY
 
 torch = pytest.importorskip("torch")

@@ -21,8 +21,8 @@ from apucodec import __version__
 from apucodec.codec.config import CodecConfig
 from apucodec.codec.dac.checkpoint import is_dac_checkpoint
 from apucodec.codec.dac.model import DacModel
-from apucodec.contract.dac_config import DacConfig
 from apucodec.codec.model import APUCodec
+from apucodec.contract.dac_config import DacConfig
 from apucodec.errors import ApucodecError, first_line, require_file
 
 SEED_CODEBOOK_PREFIX = "quantizer.codebooks."

@@ -26,9 +26,10 @@ import torch
 
 from apucodec import __version__
 from apucodec.codec.checkpoint import load_checkpoint
-from apucodec.codec.dac.model import DacModel
 from apucodec.codec.config import CodecConfig
+from apucodec.codec.dac.model import DacModel
 from apucodec.codec.model import APUCodec
+from apucodec.contract.families import codec_from_config
 from apucodec.contract.manifest import (
     MANIFEST_NAME,
     ExportRecord,
@@ -38,7 +39,6 @@ from apucodec.contract.manifest import (
     Streaming,
     write_manifest,
 )
-from apucodec.contract.families import codec_from_config
 from apucodec.contract.steps import STAGES
 from apucodec.errors import ApucodecError
 from apucodec.export import DEFAULT_OPSET, DEFAULT_STEP_FRAMES, cost, graph, parity
