@@ -133,3 +133,38 @@ def test_projections_file_is_checked(dac_export, tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ApucodecError, match="not a NumPy .npz"):
         load_projections(tmp_path / "junk.npz", 3, 8, 4)
+
+
+def test_npu_preset_follows_the_graph_ops():
+    from apucodec.contract.npu_presets import choose_npu_preset
+
+    assert choose_npu_preset({"Conv": 20, "Gelu": 10, "Add": 5})[0] == "xint8"
+    name, reason = choose_npu_preset({"Conv": 20, "Sin": 22, "Mul": 40})
+    assert name == "a16w8" and "Sin x22" in reason and "XINT8" in reason
+
+
+def test_quantize_cpu_serves_a_dac_model(dac_export, tmp_path):
+    """quantize --target cpu on a DAC directory: INT8 graphs written, fidelity measured through the projected RVQ,
+    and the INT8 directory still encodes."""
+    import shutil
+
+    import soundfile as sf
+
+    from apucodec.calibration.cpu_quantize import quantize_cpu
+    from apucodec.model_dir import load_model_dir
+
+    _, folder, _ = dac_export
+    model_path = tmp_path / "model"
+    shutil.copytree(folder / "model", model_path)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i in range(4):
+        sf.write(calib / f"c{i}.wav", _signal(12000, seed=100 + i), 16000)
+    result = quantize_cpu(model_path, calib, windows=6, seed=0)
+    assert len(result.fidelity.code_agreement) == 3
+    assert all(0.0 <= a <= 1.0 for a in result.fidelity.code_agreement)
+    model = load_model_dir(model_path)
+    assert model.step_graph("encoder", 8, "cpu-int8") is not None and model.has("rvq_projections")
+    codec = Codec.open(model_path, CPU_ONLY, warn=None)
+    codes, _ = codec.encode_array(_signal(4000, seed=9))
+    assert codes.shape == (3, 100)
