@@ -36,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kwargs", default="{}")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--checkpoint", help="where to save the model (DAC.save, package=False); omit to skip")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--time", action="store_true", help="also time eager encode+decode of each input")
@@ -45,9 +45,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = build(json.loads(args.kwargs), args.seed)
-    model.save(args.checkpoint, package=False)
+    if args.checkpoint:
+        model.save(args.checkpoint, package=False)
     results: dict[str, np.ndarray] = {}
     with torch.no_grad():
+        if args.time:  # warm-up: first-call allocations are not what a user pays per clip
+            model.decode(model.encode(model.preprocess(torch.zeros(1, 1, model.sample_rate), model.sample_rate))[0])
         for i, path in enumerate(args.inputs):
             x = torch.from_numpy(np.load(path).astype(np.float32)).view(1, 1, -1)
             start = time.perf_counter()
