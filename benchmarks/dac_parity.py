@@ -74,8 +74,9 @@ def main() -> None:
         decoded, _ = fp32.decode_codes(theirs, audio.size)
         dac_audio = ref[f"audio_{i}"]
         n = min(audio.size, dac_audio.size)
+        snr = snr_db(dac_audio[:n], decoded[:n])
         print(f"{clip.name}: {ours.shape[1]} frames; code agreement per codebook "
-              + " ".join(f"{a:.2%}" for a in agree) + f"; decode SNR vs DAC {snr_db(dac_audio[:n], decoded[:n]):.1f} dB")
+              + " ".join(f"{a:.2%}" for a in agree) + f"; decode SNR vs DAC {snr:.1f} dB")
         print("\n".join(tie_gaps(fp32, audio, ours, theirs)))
         streamed, _ = fp32.run_array(audio)
         whole, _ = fp32.decode_codes(fp32.encode_array(audio)[0], audio.size)
