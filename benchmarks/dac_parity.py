@@ -77,7 +77,8 @@ def main() -> None:
         snr = snr_db(dac_audio[:n], decoded[:n])
         print(f"{clip.name}: {ours.shape[1]} frames; code agreement per codebook "
               + " ".join(f"{a:.2%}" for a in agree) + f"; decode SNR vs DAC {snr:.1f} dB")
-        print("\n".join(tie_gaps(fp32, audio, ours, theirs)))
+        for line in tie_gaps(fp32, audio, ours, theirs):
+            print(line)
         streamed, _ = fp32.run_array(audio)
         whole, _ = fp32.decode_codes(fp32.encode_array(audio)[0], audio.size)
         print(f"  run == encode -> decode: max abs diff {np.max(np.abs(streamed - whole)):.1e}")

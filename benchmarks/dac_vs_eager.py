@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--live-steps", default="4,8", help="step sizes of the live rows (the model needs them)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     audio, rate = sf.read(args.input, dtype="float32", always_2d=True)
@@ -97,7 +98,7 @@ def main() -> None:
         print(f"  {name:34s} {wall:7.2f} s  RTF {wall / seconds:.3f}  {eager / wall:5.2f}x DAC eager")
     live = {}
     for graph in ("fp32", "auto"):
-        for step in (4, 8):
+        for step in (int(s) for s in args.live_steps.split(",")):
             row = live_row(args.model, graph, step, audio, args.threads)
             live[f"{graph} s{step}"] = row
             print(f"  live {'FP32' if graph == 'fp32' else 'CPU INT8':8s} {step} frames: compute p50 "
