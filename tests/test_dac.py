@@ -168,3 +168,26 @@ def test_quantize_cpu_serves_a_dac_model(dac_export, tmp_path):
     codec = Codec.open(model_path, CPU_ONLY, warn=None)
     codes, _ = codec.encode_array(_signal(4000, seed=9))
     assert codes.shape == (3, 100)
+
+
+@pytest.mark.slow
+def test_quantize_encoder_auto_picks_a16w8_for_snake(dac_export, tmp_path):
+    """quantize-encoder on a DAC directory: `auto` reads Sin in the FP32 graph and quantizes with A16W8."""
+    pytest.importorskip("quark")
+    import shutil
+
+    import soundfile as sf
+
+    from apucodec.calibration.quantize import quantize_encoder
+
+    _, folder, _ = dac_export
+    model_path = tmp_path / "model"
+    shutil.copytree(folder / "model", model_path)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i in range(3):
+        sf.write(calib / f"c{i}.wav", _signal(16000, seed=200 + i), 16000)
+    said: list[str] = []
+    result = quantize_encoder(model_path, calib, preset_name="auto", steps=4, threads=1, on_status=said.append)
+    assert result.preset == "a16w8"
+    assert any("Sin" in line and "a16w8" in line for line in said)
