@@ -26,7 +26,7 @@ from tests.runtime_models import CPU_ONLY
 
 torch = pytest.importorskip("torch")
 
-STEPS = (2, 8)
+STEPS = (4, 16)
 HOP = 40
 
 
@@ -110,7 +110,7 @@ def test_run_equals_whole_file_dac_at_every_sample(dac_export, step, data):
 def test_runtime_codes_equal_torch_codes(dac_export):
     model, _, codecs = dac_export
     audio = _signal(16000, seed=1)
-    codes, _ = codecs[8].encode_array(audio)
+    codes, _ = codecs[16].encode_array(audio)
     with torch.no_grad():
         expected = model.encode(torch.from_numpy(audio)[None, None])[0].numpy()
     assert codes.shape == expected.shape == (3, 400)
@@ -164,7 +164,7 @@ def test_quantize_cpu_serves_a_dac_model(dac_export, tmp_path):
     assert len(result.fidelity.code_agreement) == 3
     assert all(0.0 <= a <= 1.0 for a in result.fidelity.code_agreement)
     model = load_model_dir(model_path)
-    assert model.step_graph("encoder", 8, "cpu-int8") is not None and model.has("rvq_projections")
+    assert model.step_graph("encoder", 16, "cpu-int8") is not None and model.has("rvq_projections")
     codec = Codec.open(model_path, CPU_ONLY, warn=None)
     codes, _ = codec.encode_array(_signal(4000, seed=9))
     assert codes.shape == (3, 100)
