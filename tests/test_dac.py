@@ -117,6 +117,13 @@ def test_runtime_codes_equal_torch_codes(dac_export):
     agreement = (codes == expected).mean(axis=1)
     assert np.all(agreement >= 0.999), agreement
     assert len(set(expected[0].tolist())) > 4  # the test is not vacuous: many codewords in use
+    fewer, _ = codecs[16].encode_array(audio, n_codebooks=2)  # 1..n codebooks: a prefix of the full codes
+    np.testing.assert_array_equal(fewer, codes[:2])
+    decoded, _ = codecs[16].decode_codes(fewer, audio.size)
+    with torch.no_grad():
+        reference = model.decode(torch.from_numpy(fewer.astype(np.int64))[None])[0, 0].numpy()
+    n = min(audio.size, reference.size)
+    assert np.max(np.abs(decoded[:n] - reference[:n])) <= 1e-4
 
 
 def test_projections_file_is_checked(dac_export, tmp_path):
