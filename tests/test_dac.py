@@ -21,7 +21,7 @@ from apucodec.contract.families import codebook_shape, config_from_codec
 from apucodec.errors import ApucodecError
 from apucodec.runtime.pipeline import Codec
 from apucodec.rvq_projections import load_projections
-from tests.dac_models import save_dac_checkpoint, tiny_dac
+from tests.dac_models import TINY_DAC_KWARGS, save_dac_checkpoint, tiny_dac
 from tests.runtime_models import CPU_ONLY
 
 torch = pytest.importorskip("torch")
@@ -198,3 +198,16 @@ def test_quantize_encoder_auto_picks_a16w8_for_snake(dac_export, tmp_path):
     result = quantize_encoder(model_path, calib, preset_name="auto", steps=4, threads=1, on_status=said.append)
     assert result.preset == "a16w8"
     assert any("Sin" in line and "a16w8" in line for line in said)
+
+
+def test_bad_dac_checkpoints_fail_with_one_line(tmp_path):
+    from apucodec.codec.checkpoint import load_checkpoint
+
+    model = tiny_dac(seed=1)
+    bad_kwargs = save_dac_checkpoint(model, tmp_path / "rates.pth",
+                                     {**TINY_DAC_KWARGS, "decoder_rates": [4, 4, 2]})
+    with pytest.raises(ApucodecError, match="rates.pth: checkpoint does not match.*same product"):
+        load_checkpoint(bad_kwargs)
+    wrong_size = save_dac_checkpoint(model, tmp_path / "size.pth", {**TINY_DAC_KWARGS, "codebook_dim": 5})
+    with pytest.raises(ApucodecError, match="size.pth: checkpoint does not match"):
+        load_checkpoint(wrong_size)
