@@ -23,6 +23,7 @@ import numpy as np
 from apucodec.contract.manifest import WEIGHTS_FORMAT, FileEntry
 from apucodec.contract.manifest_checks import check_file_name
 from apucodec.errors import ApucodecError
+from apucodec.rvq_projections import ROLE, load_projections
 
 __all__ = ["check_external_data", "check_file_name", "check_inside", "check_model_files", "check_no_external_data",
            "external_data_refs", "load_codebooks"]
@@ -64,10 +65,11 @@ def load_codebooks(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
     return out
 
 
-def check_model_files(model_dir: Path, files: Mapping[str, FileEntry], codebook_shape: tuple[int, int, int]) -> None:
+def check_model_files(model_dir: Path, files: Mapping[str, FileEntry], codebook_shape: tuple[int, int, int],
+                      latent_dim: int = 0) -> None:
     """Every listed file inside the directory; graphs read external data only from the weights files their entry
-    lists (each listed in the manifest, so covered by a sha256), within those files; codebooks loadable and shaped
-    right."""
+    lists (each listed in the manifest, so covered by a sha256), within those files; codebooks (and DAC's
+    projections) loadable and shaped right."""
     weights = {e.name: e for e in files.values() if e.format == WEIGHTS_FORMAT}
     for role, entry in files.items():
         path = model_dir / entry.name
@@ -87,6 +89,8 @@ def check_model_files(model_dir: Path, files: Mapping[str, FileEntry], codebook_
             check_external_data(path, allowed)
         elif role == "codebooks":
             load_codebooks(path, codebook_shape)
+        elif role == ROLE:  # DAC's projections: a pickle-free .npz, names, shapes, values checked
+            load_projections(path, codebook_shape[0], latent_dim, codebook_shape[2])
 
 
 # ---- ONNX external data ----------------------------------------------------------------------------------------------

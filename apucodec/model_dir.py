@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.contract.config import CodecConfig
+from apucodec.contract.families import codebook_shape
 from apucodec.contract.manifest import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -69,10 +70,11 @@ def model_id(files: Mapping[str, Mapping[str, Any]]) -> str:
     digest = hashlib.sha256()
     roles = sorted(r for r, e in files.items() if "stage" in e and e.get("precision", "fp32") == "fp32")
     # Graphs that keep their weights in a shared file (export/shared_weights.py) are identified by it too; a
-    # model without one keeps the id it always had.
+    # model without one keeps the id it always had. DAC's projections are part of what the codes mean.
     weights = sorted(r for r, e in files.items() if e.get("format") == WEIGHTS_FORMAT
                      and e.get("precision", "fp32") == "fp32")
-    for role in [*roles, "codebooks", *weights]:
+    projections = [r for r in ("rvq_projections",) if r in files]
+    for role in [*roles, "codebooks", *projections, *weights]:
         digest.update(files[role]["sha256"].encode())
     return digest.hexdigest()[:16]
 
@@ -138,8 +140,8 @@ class ModelDir:
 
     def codebooks(self) -> np.ndarray:
         """[n_codebooks, codebook_size, latent] float32 (stored float16 models are widened here)."""
-        cfg = self.config  # h16: no pickles, header and shape checked before reading (apucodec.model_checks)
-        return load_codebooks(self.path_of("codebooks"), (cfg.n_codebooks, cfg.codebook_size, cfg.latent_dim))
+        # h16: no pickles, header and shape checked before reading (apucodec.model_checks)
+        return load_codebooks(self.path_of("codebooks"), codebook_shape(self.config))
 
     def verify(self, roles: tuple[str, ...] | None = None) -> None:
         """Check each file's sha256 against the manifest; raise naming the first file that differs. (A file unchanged
@@ -199,5 +201,5 @@ def load_model_dir(path: str | Path, verify: bool = True) -> ModelDir:
     if verify:
         model.verify()
         cfg = model.config  # h16: graphs without external data, codebooks loadable (apucodec.model_checks)
-        check_model_files(path, model.files, (cfg.n_codebooks, cfg.codebook_size, cfg.latent_dim))
+        check_model_files(path, model.files, codebook_shape(cfg), cfg.latent_dim)
     return model

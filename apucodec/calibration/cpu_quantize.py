@@ -39,7 +39,7 @@ from apucodec.contract.steps import STAGES, step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, file_entry, load_model_dir
 from apucodec.passes import Log, StepLog, install_files, update_model_dir
-from apucodec.runtime.rvq import NumpyRVQ
+from apucodec.runtime.rvq_projected import load_rvq
 from apucodec.runtime.steps import frames_for_length
 
 LOG = logging.getLogger("apucodec.quantize")
@@ -120,7 +120,7 @@ def record_steps(model: ModelDir, roles: dict[str, str], sessions: dict[str, Any
     """Per stage, every step feed the FP32 step graphs get when the clips are streamed through the codec in order:
     the encoder on the audio, the decoder on the dequantized codes of the encoder's latent (what it decodes at
     run time), each clip a fresh stream from zero state, flushed at its end."""
-    rvq = NumpyRVQ(model.codebooks())
+    rvq = load_rvq(model)
     feeds: dict[str, list[Feed]] = {stage: [] for stage in STAGES}
     for clip in clips:
         clip = np.asarray(clip, dtype=np.float32).reshape(-1)

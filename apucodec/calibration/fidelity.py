@@ -33,7 +33,7 @@ from apucodec.errors import ApucodecError, first_line
 from apucodec.metrics import si_sdr, snr_db
 from apucodec.model_dir import ModelDir
 from apucodec.runtime.eps import CPU
-from apucodec.runtime.rvq import NumpyRVQ
+from apucodec.runtime.rvq_projected import load_rvq
 from apucodec.runtime.sessions import session_options as runtime_session_options
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.steps import frames_for_length
@@ -139,7 +139,7 @@ def measure_fidelity(model: ModelDir, fp32_encoder: StepGraphSession, int8_encod
     are those of a run with both INT8 graphs."""
     if not clips:
         raise ApucodecError("no held-out clips to measure fidelity on")
-    rvq = NumpyRVQ(model.codebooks())
+    rvq = load_rvq(model)
     hop = model.hop
     lat_fp, lat_q, agree, audio_in, out_fp, out_q, worst, steps = [], [], [], [], [], [], np.inf, 0
     for clip in clips:

@@ -43,6 +43,7 @@ from apucodec.calibration.step_nodes import bounds_nodes, state_nodes
 from apucodec.calibration.streams import first_steps, record_feeds, steps_per_clip
 from apucodec.contract.manifest import GraphFacts, Quantization
 from apucodec.contract.npu_ops import NpuOpReport, check_npu_ops, op_counts
+from apucodec.contract.npu_presets import AUTO, choose_npu_preset
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.extras import require
@@ -119,12 +120,15 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
     """
     started = time.perf_counter()
     log = StepLog(on_status)
-    chosen = preset(preset_name)
     if steps < 1:
         raise ApucodecError(f"--steps must be at least 1, got {steps}")
     model = load_model_dir(Path(model_path).absolute())   # refuses missing step graphs or a sha256 mismatch
     float_role = _offline_role(model)
     fp32 = model.files[float_role]
+    if preset_name == AUTO:  # from the FP32 graph's ops (DAC's Sin rules out XINT8): contract/npu_presets.py
+        preset_name, reason = choose_npu_preset(fp32.graph.ops if fp32.graph else None)
+        log.info(f"preset {preset_name}: {reason}")
+    chosen = preset(preset_name)
     role = step_role("encoder", fp32.step_frames, PRECISION)
     float_path = model.path_of(float_role)
     step_samples = fp32.step_frames * model.hop

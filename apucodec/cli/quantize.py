@@ -77,8 +77,9 @@ class _WindowProgress:
                    "Held-out clips come on top.")
 @click.option("--method", type=click.Choice(["minmax", "percentile", "entropy"]), default="percentile",
               show_default=True, help="cpu: how activation ranges are set from the calibration activations.")
-@click.option("--preset", "preset_name", type=click.Choice(["xint8", "a8w8", "a16w8", "bf16"], case_sensitive=False),
-              default="xint8", show_default=True, help="npu: the Quark preset (see quantize-encoder --help).")
+@click.option("--preset", "preset_name", type=click.Choice(["auto", "xint8", "a8w8", "a16w8", "bf16"],
+                                                           case_sensitive=False),
+              default="auto", show_default=True, help="npu: the Quark preset (see quantize-encoder --help).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the window selection.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="ONNX Runtime threads for the fidelity check (0: auto).")
@@ -106,9 +107,12 @@ def quantize(ctx: click.Context, target: str, model_option: Path | None, calib: 
               help="Model directory (default: $APUCODEC_MODEL, else ./apucodec-model).")
 @click.option("--calib", "calib", type=click.Path(path_type=Path), required=True,
               help="Folder of recordings to calibrate on (searched recursively, any format libsndfile reads).")
-@click.option("--preset", "preset_name", type=click.Choice(["xint8", "a8w8", "a16w8", "bf16"], case_sensitive=False),
-              default="xint8", show_default=True,
-              help="xint8: power-of-two int8, the NPU preset; a8w8: float-scale int8; a16w8: int16 activations; "
+@click.option("--preset", "preset_name", type=click.Choice(["auto", "xint8", "a8w8", "a16w8", "bf16"],
+                                                           case_sensitive=False),
+              default="auto", show_default=True,
+              help="auto: xint8 unless the graph has ops its flow lacks (Sin: DAC's Snake), then a16w8, with the "
+                   "reason printed; xint8: power-of-two int8, the NPU preset; a8w8: float-scale int8; "
+                   "a16w8: int16 activations; "
                    "bf16: Quark custom ops (needs amd-quark + torch where it runs).")
 @click.option("--steps", "--windows", "steps", type=click.IntRange(min=1), default=64, show_default=True,
               help="Calibration steps: clips of a few steps each are streamed through the FP32 step graph and each "

@@ -19,7 +19,10 @@ import torch
 
 from apucodec import __version__
 from apucodec.codec.config import CodecConfig
+from apucodec.codec.dac.checkpoint import is_dac_checkpoint
+from apucodec.codec.dac.model import DacModel
 from apucodec.codec.model import APUCodec
+from apucodec.contract.dac_config import DacConfig
 from apucodec.errors import ApucodecError, first_line, require_file
 
 SEED_CODEBOOK_PREFIX = "quantizer.codebooks."
@@ -27,9 +30,9 @@ SEED_CODEBOOK_PREFIX = "quantizer.codebooks."
 
 @dataclass
 class LoadedCheckpoint:
-    model: APUCodec
+    model: APUCodec | DacModel
     step: int
-    source_format: str  # "apucodec" or "seed"
+    source_format: str  # "apucodec", "seed" or "dac"
     extra: dict[str, Any] = field(default_factory=dict)  # optimizer/scheduler state etc. for resuming
 
 
@@ -159,6 +162,9 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             state, fmt = data["state_dict"], "apucodec"
             extra = {k: v for k, v in data.items() if k not in ("config", "state_dict", "step")}
             step = int(data.get("step", 0))
+        elif is_dac_checkpoint(data):  # DAC.save(path, package=False): {state_dict, metadata: {kwargs}}
+            model = DacModel(DacConfig.from_dac_kwargs(dict(data["metadata"]["kwargs"])))
+            state, fmt, extra, step = data["state_dict"], "dac", {}, 0
         elif is_seed_state_dict(data):
             config = config_from_seed_state_dict(data)
             model = APUCodec(config)
@@ -166,7 +172,8 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         else:
             keys = ", ".join(list(data)[:4])
             raise ApucodecError(
-                f"{path}: not an APU-Codec checkpoint (no config/state_dict or seed keys; found {keys})"
+                f"{path}: not an APU-Codec checkpoint (no config/state_dict, seed keys or DAC "
+                f"metadata.kwargs; found {keys})"
             )
         check_finite_state(state, path)
         model.load_state_dict(state, strict=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from apucodec.contract.config import CodecConfig
+from apucodec.contract.dac_config import DacConfig
 
 FAMILY_KEY = "family"
 DEFAULT_FAMILY = "apucodec"
@@ -49,7 +50,14 @@ def _registry() -> dict[str, Any]:
     """Family name -> its config class (each a frozen dataclass with `from_dict`/`to_dict`). One line per family."""
     return {
         DEFAULT_FAMILY: CodecConfig,
+        "dac": DacConfig,
     }
+
+
+def codebook_shape(config: FamilyConfig) -> tuple[int, int, int]:
+    """[n_codebooks, codebook_size, dim] of codebooks.npy: dim is the latent's, or a factorized family's
+    `codebook_dim` (DAC searches each codebook in a projected space; apucodec/rvq_projections.py)."""
+    return config.n_codebooks, config.codebook_size, int(getattr(config, "codebook_dim", config.latent_dim))
 
 
 def family_names() -> tuple[str, ...]:

@@ -126,5 +126,6 @@ def check_parity(model: APUCodec, networks: dict[str, StepNetwork], paths: dict[
                 results[role][kind] = _compare_edges(latent_ref.numpy()[0], got, 16)
             else:
                 got = _streamed(stepper, quantized.numpy()[0].astype(np.float32), frames, 5)
-                results[role][kind] = _compare_edges(audio_ref, got, 16 * hop)
+                # DAC's odd strides end its whole-file output a few samples early: compare what it has
+                results[role][kind] = _compare_edges(audio_ref, got[..., : audio_ref.shape[-1]], 16 * hop)
     return {role: GraphParity(per_signal) for role, per_signal in results.items()}

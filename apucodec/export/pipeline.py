@@ -29,7 +29,9 @@ import torch
 from apucodec import __version__
 from apucodec.codec.checkpoint import load_checkpoint
 from apucodec.codec.config import CodecConfig
+from apucodec.codec.dac.model import DacModel
 from apucodec.codec.model import APUCodec
+from apucodec.contract.families import codec_from_config
 from apucodec.contract.manifest import (
     MANIFEST_NAME,
     WEIGHTS_FORMAT,
@@ -43,12 +45,16 @@ from apucodec.contract.manifest import (
 from apucodec.contract.steps import STAGES
 from apucodec.errors import ApucodecError
 from apucodec.export import DEFAULT_OPSET, DEFAULT_STEP_FRAMES, cost, graph, parity
+from apucodec.export.dac_steps import build_dac_steps, count_weight_norms
 from apucodec.export.folding import fold_weight_norm
 from apucodec.export.shared_weights import share_weights as move_weights
 from apucodec.export.specs import GraphSpec, step_spec
 from apucodec.export.streaming import StepNetwork, build_steps
 from apucodec.model_dir import DEFAULT_DIR_NAME, ModelDir, file_entry, load_model_dir, model_id
 from apucodec.passes import Log, StepLog, new_model_dir
+from apucodec.rvq_projections import FILENAME as PROJECTIONS_FILE
+from apucodec.rvq_projections import ROLE as PROJECTIONS
+from apucodec.rvq_projections import save_projections
 
 SUPPORTED_OPSETS = range(17, 21)
 CODEBOOK_DTYPES = ("float32", "float16")
@@ -125,12 +131,14 @@ def _export_into(stage: Path, source: str | Path | APUCodec, steps: StepLog, *, 
                                     dtype=codebooks_dtype)
     for name in sorted({n for names in external.values() for n in names}):
         files[name] = file_entry(paths[name], name, precision="fp32", format=WEIGHTS_FORMAT)
+    if PROJECTIONS in paths:  # DAC: in_proj/out_proj per codebook, beside the codebooks
+        files[PROJECTIONS] = file_entry(paths[PROJECTIONS], PROJECTIONS, dtype="float32")
     stage_nets = {s: networks[next(r for r in specs if specs[r].stage == s)] for s in STAGES}
     streaming = Streaming.compute(cfg.hop_length, cfg.sample_rate,
                                   {s: (net.delay_samples, net.state_size) for s, net in stage_nets.items()},
                                   list(step_frames))
     manifest = Manifest(
-        model_id=model_id(files), codec=cfg.to_dict(), streaming=streaming, files=files,
+        model_id=model_id(files), codec=codec_from_config(cfg), streaming=streaming, files=files,
         export=ExportRecord(source=source_info, exporter=exporter, opset=opset, weight_norm_folded=folded_count,
                             simplifier=simplifier, parity={role: p.to_dict() for role, p in parities.items()},
                             caveats=caveats, seconds=steps.seconds),
@@ -141,7 +149,7 @@ def _export_into(stage: Path, source: str | Path | APUCodec, steps: StepLog, *, 
 def _step_load(source: str | Path | APUCodec, steps: StepLog) -> tuple[APUCodec, dict[str, Any]]:
     """checkpoint path (or model) -> APUCodec in eval mode, and where it came from."""
     with steps.step("load") as said:
-        if isinstance(source, APUCodec):
+        if isinstance(source, (APUCodec, DacModel)):
             model, source_info = source, {"format": "in-memory"}
         else:
             loaded = load_checkpoint(source)
@@ -149,12 +157,17 @@ def _step_load(source: str | Path | APUCodec, steps: StepLog) -> tuple[APUCodec,
             source_info = {"checkpoint": Path(source).name, "format": loaded.source_format, "step": loaded.step}
         model.eval()
         said.append(f"{source_info.get('checkpoint', 'in-memory model')} ({source_info['format']} format, "
-                    f"{model.param_count / 1e6:.2f}M parameters, norm={model.config.norm})")
+                    f"{model.param_count / 1e6:.2f}M parameters, "
+                    + (f"norm={model.config.norm})" if isinstance(model, APUCodec) else "DAC family)"))
     return model, source_info
 
 
 def _step_fold(model: APUCodec, steps: StepLog) -> tuple[dict[str, Any], int]:
     """APUCodec -> plain encoder and decoder modules (weight norm folded)."""
+    if isinstance(model, DacModel):  # DAC: its step builder folds each conv itself (export/dac_steps.py)
+        with steps.step("fold") as said:
+            said.append(f"{count_weight_norms(model)} weight-normalised convolutions, folded as the steps are built")
+        return {stage: model for stage in STAGES}, count_weight_norms(model)
     with steps.step("fold") as said:
         modules = {}
         folded_count = 0
@@ -173,7 +186,10 @@ def _step_networks(modules: dict[str, Any], cfg: CodecConfig, step_frames: tuple
     with steps.step("steps") as said:
         for stage in STAGES:
             for s in step_frames:
-                net = build_steps(modules[stage], s, cfg.hop_length)
+                if isinstance(modules[stage], DacModel):
+                    net = build_dac_steps(modules[stage], stage, s)
+                else:
+                    net = build_steps(modules[stage], s, cfg.hop_length)
                 spec = step_spec(cfg, stage, s, net.state_size)
                 networks[spec.role], specs[spec.role] = net, spec
             said.append(f"{stage}: delay {net.delay_samples} samples ({net.delay_samples / cfg.hop_length:.2f} "
@@ -229,6 +245,9 @@ def _step_write(stage: Path, protos: dict[str, onnx.ModelProto], specs: dict[str
             onnx.save(proto, str(paths[role]))
         paths["codebooks"] = stage / "codebooks.npy"
         np.save(paths["codebooks"], model.quantizer.codebooks.detach().cpu().numpy().astype(codebooks_dtype))
+        if isinstance(model, DacModel):
+            paths[PROJECTIONS] = stage / PROJECTIONS_FILE
+            save_projections(paths[PROJECTIONS], {k: v.numpy() for k, v in model.quantizer.projections().items()})
         said.append(", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in paths.values()))
     return paths, external
 
@@ -241,7 +260,7 @@ def _step_parity(model: APUCodec, networks: dict[str, StepNetwork], specs: dict[
         parities = parity.check_parity(model, networks, paths)
         said.append(", ".join(f"{role} SNR {p.snr_db:.1f} dB (max abs err {p.max_abs_error:.1e}, at the edges "
                               f"{p.edge_max_abs_error:.1e})" for role, p in parities.items()))
-    if model.config.norm == "group":
+    if getattr(model.config, "norm", None) == "group":
         steps.info(f"caveat: {GROUPNORM_CAVEAT}")
         return parities, [GROUPNORM_CAVEAT]
     for role, p in parities.items():

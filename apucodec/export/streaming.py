@@ -34,10 +34,12 @@ from apucodec.codec.modules import Decoder, Encoder, left_padding
 
 @dataclass(frozen=True)
 class Track:
-    """Where a signal is in time: `rate` samples per latent frame, and `delay` = stream index - whole-file index."""
+    """Where a signal is in time: `rate` samples per latent frame, `delay` = stream index - whole-file index, and
+    `short`: samples by which the whole-file signal at this layer ends before frames * rate (DAC's odd strides)."""
 
     rate: int
     delay: int
+    short: int = 0
 
 
 class _Step:
@@ -98,9 +100,9 @@ class StreamConv(_Cached):
         self.stride, self.dilation = stride, dilation
         self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
         self.bias = nn.Parameter(conv.bias.detach().clone(), requires_grad=False) if conv.bias is not None else None
-        if track.rate % stride:
+        if track.rate % stride or (track.short and stride > 1):
             raise ValueError(f"{name}: stride {stride} does not divide the {track.rate} samples per frame")
-        self.track_out = Track(track.rate // stride, (cache + track.delay - pad) // stride)
+        self.track_out = Track(track.rate // stride, (cache + track.delay - pad) // stride, track.short)
 
     def forward(self, x: torch.Tensor, step: _Step) -> torch.Tensor:
         return F.conv1d(self.extend(x, step), self.weight, self.bias, stride=self.stride, dilation=self.dilation)
@@ -116,7 +118,7 @@ class StreamConvTranspose(_Cached):
         self.stride = stride
         self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
         self.bias = nn.Parameter(conv.bias.detach().clone(), requires_grad=False) if conv.bias is not None else None
-        self.track_out = Track(track.rate * stride, track.delay * stride + left_padding(conv))
+        self.track_out = Track(track.rate * stride, track.delay * stride + left_padding(conv), track.short * stride)
 
     def forward(self, x: torch.Tensor, step: _Step) -> torch.Tensor:
         full = F.conv_transpose1d(self.extend(x, step), self.weight, self.bias, stride=self.stride)
@@ -137,7 +139,7 @@ class BoundsMask(nn.Module):
         # t - delay for each sample of the step (its whole-file index minus the step's start), and its negation.
         offsets = (torch.arange(samples, dtype=torch.float32) - track.delay).view(1, 1, -1)
         self.register_buffer("offsets", offsets + 1.0)
-        self.register_buffer("negated", -offsets)
+        self.register_buffer("negated", -offsets - track.short)
         self.register_buffer("zero", torch.zeros(1))
         self.register_buffer("one", torch.ones(1))
 
@@ -212,6 +214,10 @@ class StepNetwork(nn.Module):
     def mask(self) -> None:
         self.masked.append(self.track)
         self._add(BoundsMask(self.track, self._samples()))
+
+    def shorten(self, samples: int) -> None:
+        """The last layer's whole-file output ends `samples` before frames * rate (masks zero from there on)."""
+        self.track = Track(self.track.rate, self.track.delay, self.track.short + samples)
 
     def residual(self, unit: nn.Module, name: str) -> None:
         op = StreamResidual(unit, self.track, self.layout, name, self._samples())

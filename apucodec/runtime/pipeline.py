@@ -37,7 +37,7 @@ from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.placement import processor_turns
 from apucodec.runtime.providers import SessionSettings, StageSession, Warn, open_sessions, warn_stderr
 from apucodec.runtime.run_result import RunResult, check_distinct, input_notes  # noqa: F401 (re-exported)
-from apucodec.runtime.rvq import NumpyRVQ
+from apucodec.runtime.rvq_projected import load_rvq
 from apucodec.runtime.stage_steps import StageSteps
 from apucodec.runtime.steps import StepObserver, Stepper, frames_for_length
 
@@ -59,7 +59,7 @@ class Codec:
         self.hop = model.hop
         self.settings = settings or SessionSettings()
         self.queue_depth = queue_depth
-        self.rvq = NumpyRVQ(model.codebooks())
+        self.rvq = load_rvq(model)  # plain, or DAC's projected RVQ (runtime/rvq_projected.py)
         if self.rvq.dim != self.config.latent_dim or self.rvq.n_codebooks != self.config.n_codebooks:
             raise ApucodecError(f"{model.path_of('codebooks')}: shape {self.rvq.codebooks.shape} does not match the "
                                 f"manifest's codec ({self.config.n_codebooks} x {self.config.codebook_size} x "

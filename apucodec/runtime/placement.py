@@ -101,7 +101,9 @@ class PlacementReport:
 
 
 def rvq_placement(model: ModelDir) -> StagePlacement:
-    return StagePlacement("rvq", RVQ_LANE, RVQ_LANE, graph=model.files["codebooks"].name)
+    """The RVQ's files: the codebooks, and a factorized family's (DAC's) projections beside them."""
+    names = [model.files[r].name for r in ("codebooks", "rvq_projections") if r in model.files]
+    return StagePlacement("rvq", RVQ_LANE, RVQ_LANE, graph=" + ".join(names))
 
 
 def processor_turns(placement: PlacementReport) -> dict[str, Any]:
