@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "quantize": "apucodec.cli.quantize:quantize",
     "quantize-encoder": "apucodec.cli.quantize:quantize_encoder",
     "encode": "apucodec.cli.codec:encode",
+    "eval": "apucodec.cli.eval:eval_command",
     "run": "apucodec.cli.codec:run",
     "stream": "apucodec.cli.stream:stream",
     "train": "apucodec.cli.train:train",
