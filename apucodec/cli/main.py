@@ -21,6 +21,7 @@ from apucodec.errors import ApucodecError
 # command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
     "bench": "apucodec.cli.bench:bench",
+    "cache": "apucodec.cli.cache:cache",
     "decode": "apucodec.cli.codec:decode",
     "doctor": "apucodec.cli.doctor:doctor",
     "quantize": "apucodec.cli.quantize:quantize",
