@@ -520,3 +520,14 @@ def test_int8_lists_follow_the_preset_and_list_sub():
     xint8 = int8_check_counts({"ConvTranspose": 1}, "xint8")
     a8w8 = int8_check_counts({"ConvTranspose": 1}, "a8w8")
     assert RYZEN_AI_15_INT8 not in xint8.sources["ConvTranspose"] and RYZEN_AI_15_INT8 in a8w8.sources["ConvTranspose"]
+
+
+def test_every_encoder_step_gets_an_npu_graph(quantized_dir):
+    """The NPU runs the live step too: without its own INT8 graph the Vitis AI EP would compile the FP32 one to BF16,
+    whose op list lacks LeakyRelu. quantize-encoder's default (--step-frames all) quantizes each encoder step."""
+    model = load_model_dir(quantized_dir)
+    steps = model.step_sizes("encoder")
+    assert len(steps) == 2
+    for frames in steps:
+        graph = model.step_graph("encoder", frames, "npu-int8")
+        assert graph is not None and graph.state_size == model.streaming("encoder").state_size
