@@ -36,3 +36,10 @@ def test_no_document_names_paths_outside_the_repository():
     bad = [f"{doc.relative_to(ROOT)}:{n}: {line.strip()[:100]}" for doc in markdown_files()
            for n, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1) if OUTSIDE.search(line)]
     assert not bad, bad
+
+
+def test_readme_starts_with_the_two_commands():
+    """A new user reads the two commands (set up and run; run the tests) before anything else."""
+    headings = [line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+                if line.startswith("## ")]
+    assert headings[0] == "## The two commands"
