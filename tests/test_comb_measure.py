@@ -1,13 +1,9 @@
 """The comb measure reads ~0 dB on noise and the level that was put in on a synthetic comb."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from comb_measure import frame_rate_comb  # noqa: E402
+from apucodec.tools.comb import frame_rate_comb
 
 RATE, HOP, N_FFT = 44100, 512, 16384
 

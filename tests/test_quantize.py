@@ -501,14 +501,37 @@ def test_npu_op_check_flags_ops_outside_the_lists() -> None:
         h.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
         h.make_node("Conv", ["xd", "w"], ["c"], name="bare_conv"),            # relies on default attributes
         h.make_node("LeakyRelu", ["c"], ["r"]),
-        h.make_node("Tile", ["r", "reps"], ["t"]),
+        h.make_node("Hardmax", ["r"], ["t"]),  # on no INT8 list (Tile was, in Ryzen AI 1.5's XINT8 column)
         h.make_node("ExtendedQuantizeLinear", ["t"], ["y"], domain="com.amd.quark"),
     ]
     graph = h.make_graph(nodes, "g", [x], [y], [w, s, z, reps])
     report = check_npu_ops(h.make_model(graph))
     assert "QuantizeLinear" not in report.op_counts and "DequantizeLinear" not in report.op_counts
-    assert report.not_listed == ["Tile", "com.amd.quark:ExtendedQuantizeLinear"]
+    assert report.not_listed == ["Hardmax", "com.amd.quark:ExtendedQuantizeLinear"]
     assert not report.ready
     assert report.conv_default_attributes == ["bare_conv"]
     assert report.conv_rank == {"1d": 1}                     # from the weight's rank, no kernel_shape given
-    assert any("Tile" in line for line in report.lines())
+    assert any("Hardmax" in line for line in report.lines())
+
+
+def test_int8_lists_follow_the_preset_and_list_sub():
+    """A step graph's Sub (older bounds masks) is on Ryzen AI 1.5's INT8 columns for every preset; ConvTranspose is
+    on A8W8/A16W8 but not XINT8, so the preset decides."""
+    from apucodec.contract.npu_ops import RYZEN_AI_15_INT8, int8_check_counts
+
+    for preset_name in ("xint8", "a8w8", "a16w8"):
+        assert int8_check_counts({"Sub": 17, "Conv": 30}, preset_name).ready
+    xint8 = int8_check_counts({"ConvTranspose": 1}, "xint8")
+    a8w8 = int8_check_counts({"ConvTranspose": 1}, "a8w8")
+    assert RYZEN_AI_15_INT8 not in xint8.sources["ConvTranspose"] and RYZEN_AI_15_INT8 in a8w8.sources["ConvTranspose"]
+
+
+def test_every_encoder_step_gets_an_npu_graph(quantized_dir):
+    """The NPU runs the live step too: without its own INT8 graph the Vitis AI EP would compile the FP32 one to BF16,
+    whose op list lacks LeakyRelu. quantize-encoder's default (--step-frames all) quantizes each encoder step."""
+    model = load_model_dir(quantized_dir)
+    steps = model.step_sizes("encoder")
+    assert len(steps) == 2
+    for frames in steps:
+        graph = model.step_graph("encoder", frames, "npu-int8")
+        assert graph is not None and graph.state_size == model.streaming("encoder").state_size

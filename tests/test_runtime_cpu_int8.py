@@ -170,7 +170,10 @@ def test_cli_int8_floor_option(cpu_int8_model: Path, tmp_path: Path) -> None:
     sf.write(source, _quiet(speech_like(1.0, seed=5), -70.0), RATE)
     base = ["run", str(source), str(tmp_path / "out.wav"), "--model", str(cpu_int8_model), "--encoder-ep", "cpu",
             "--decoder-ep", "cpu", "--threads", "1"]
-    guarded = CliRunner().invoke(cli, base)
+    plain = CliRunner().invoke(cli, base)
+    assert plain.exit_code == 0, plain.output
+    assert "FP32 graph" not in plain.output  # routine on ordinary input: shown with --report, not as a note
+    guarded = CliRunner().invoke(cli, [*base, "--report"])
     assert guarded.exit_code == 0, guarded.output
     assert re.search(r"note: encoder: (\d+) of \1 steps below -45 dBFS ran on the FP32 graph", guarded.output)
     off = CliRunner().invoke(cli, [*base, "--int8-floor", "-inf"])

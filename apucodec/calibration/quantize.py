@@ -111,19 +111,24 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
                      steps: int = DEFAULT_STEPS, seed: int = 0, conv2d: bool = False,
                      on_step: StepCallback | None = None, on_status: StatusCallback | None = None,
                      quiet: bool = True, threads: int = 0, float_bounds: bool = True,
-                     float_state: bool = True) -> QuantizeResult:
+                     float_state: bool = True, step_frames: int | None = None) -> QuantizeResult:
     """Quantize the model directory's offline FP32 encoder step graph with Quark; record it in the manifest.
 
     `steps` calibration steps are recorded by streaming clips of CLIP_STEPS steps through the FP32 graph.
     `float_bounds` / `float_state` keep the bounds-mask arithmetic / the state's data movement in float (the
     defaults; turning them off quantizes those nodes too, for measuring what keeping them in float buys).
+    `step_frames` picks the step graph (default: the offline one); the NPU needs an INT8 graph for every step it
+    runs, or the Vitis AI EP compiles the FP32 one to BF16, whose op list lacks LeakyRelu.
     """
     started = time.perf_counter()
     log = StepLog(on_status)
     if steps < 1:
         raise ApucodecError(f"--steps must be at least 1, got {steps}")
     model = load_model_dir(Path(model_path).absolute())   # refuses missing step graphs or a sha256 mismatch
-    float_role = _offline_role(model)
+    float_role = step_role("encoder", step_frames) if step_frames else _offline_role(model)
+    if float_role not in model.files:
+        raise ApucodecError(f"{model.path}: no {float_role} graph to quantize (encoder steps: "
+                            f"{', '.join(map(str, model.step_sizes('encoder')))})")
     fp32 = model.files[float_role]
     if preset_name == AUTO:  # from the FP32 graph's ops (DAC's Sin rules out XINT8): contract/npu_presets.py
         preset_name, reason = choose_npu_preset(fp32.graph.ops if fp32.graph else None)
@@ -185,12 +190,14 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
 
         quantized = onnx.load(str(staged))
         domains = custom_domains(node.domain for node in quantized.graph.node)
-        npu = check_npu_ops(quantized, float_nodes=exclude)
+        npu = check_npu_ops(quantized, float_nodes=exclude, preset=chosen.name)
         facts = _graph_facts(quantized)
         del quantized
 
         log.info(f"scoring on {len(calibration.evaluation)} held-out clips, streaming both graphs")
-        decoder_role = step_role("decoder", max(model.step_sizes("decoder")))
+        decoder_steps = model.step_sizes("decoder")
+        decoder_role = step_role("decoder", fp32.step_frames if fp32.step_frames in decoder_steps
+                                 else max(decoder_steps))
         fidelity = measure_fidelity(model, StepGraphSession(float_role, fp32_session),
                                     StepGraphSession(role, cpu_session(staged, domains, threads)),
                                     StepGraphSession(decoder_role, cpu_session(model.path_of(decoder_role),

@@ -143,10 +143,12 @@ def _notes(notes: list[str], rename: tuple[str, str] = ("", "")) -> None:
 
 def _finish(result: Any, codec: Any, report: bool, extra: str = "", shown: tuple[str, ...] = (),
             to_stderr: bool = False, rename: tuple[str, str] = ("", "")) -> None:
-    """The summary line (on stderr when the output itself goes to stdout, so a pipe gets only the audio)."""
+    """The summary line (on stderr when the output itself goes to stdout, so a pipe gets only the audio). The INT8
+    floor's step counts are routine on ordinary input: they appear with --report only."""
     from apucodec.path_names import printable
+    from apucodec.runtime.int8_floor import is_floor_note
 
-    _notes([n for n in result.notes if n not in shown], rename)
+    _notes([n for n in result.notes if n not in shown and (report or not is_floor_note(n))], rename)
     click.echo(printable(result.summary(codec.model.label) + extra), err=to_stderr)
     if report:
         click.echo(codec.placement.format(), err=to_stderr)

@@ -21,11 +21,13 @@ from apucodec.errors import ApucodecError
 # command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
     "bench": "apucodec.cli.bench:bench",
+    "cache": "apucodec.cli.cache:cache",
     "decode": "apucodec.cli.codec:decode",
     "doctor": "apucodec.cli.doctor:doctor",
     "quantize": "apucodec.cli.quantize:quantize",
     "quantize-encoder": "apucodec.cli.quantize:quantize_encoder",
     "encode": "apucodec.cli.codec:encode",
+    "eval": "apucodec.cli.eval:eval_command",
     "run": "apucodec.cli.codec:run",
     "stream": "apucodec.cli.stream:stream",
     "train": "apucodec.cli.train:train",

@@ -118,24 +118,45 @@ def quantize(ctx: click.Context, target: str, model_option: Path | None, calib: 
               help="Calibration steps: clips of a few steps each are streamed through the FP32 step graph and each "
                    "step's inputs recorded (held-out clips for the fidelity report come on top).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the clip selection.")
+@click.option("--step-frames", "step_frames", default="all", show_default=True,
+              help="Which encoder step graphs to quantize: all (each step the NPU may run: the live and the offline "
+                   "one), or frames per step, e.g. 128 or 4,128.")
 @click.option("--conv2d", is_flag=True, help="Express the Conv1d layers as Conv2d with height 1 before quantizing "
               "(for NPU compilers that only map 2-D convolutions); inputs and outputs keep their shapes.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="Threads for Quark's range search and ONNX Runtime's fidelity check (0: one per CPU).")
 @click.option("--verbose", is_flag=True, help="Show Quark's own progress output.")
-def quantize_encoder(model_option: Path | None, calib: Path, preset_name: str, steps: int, seed: int, conv2d: bool,
-                     threads: int, verbose: bool) -> None:
-    """Quantize the encoder's offline step graph with AMD Quark: encoder.s{S}.npu-int8.onnx next to it."""
+def quantize_encoder(model_option: Path | None, calib: Path, preset_name: str, steps: int, seed: int,
+                     step_frames: str, conv2d: bool, threads: int, verbose: bool) -> None:
+    """Quantize the encoder's step graphs with AMD Quark: encoder.s{S}.npu-int8.onnx next to each."""
     from apucodec.calibration.quantize import quantize_encoder as run_quantize
     from apucodec.model_location import locate_model
 
     model_path = locate_model(model_option, writing=True).path
-    progress = _WindowProgress()
+    for frames in _encoder_steps(model_path, step_frames):
+        progress = _WindowProgress()
+        try:
+            result = run_quantize(model_path, calib, preset_name=preset_name.lower(), steps=steps, seed=seed,
+                                  conv2d=conv2d, on_step=progress.update,
+                                  on_status=lambda m: click.echo(m, err=True), quiet=not verbose, threads=threads,
+                                  step_frames=frames)
+        finally:
+            progress.close()
+        for line in result.lines():
+            click.echo(line)
+
+
+def _encoder_steps(model_path: Path, value: str) -> list[int | None]:
+    """--step-frames: "all" -> every FP32 encoder step of the model directory, else the listed sizes."""
+    from apucodec.errors import ApucodecError
+    from apucodec.model_dir import load_model_dir
+
+    if value.strip().lower() == "all":
+        try:
+            return list(load_model_dir(model_path).step_sizes("encoder")) or [None]
+        except ApucodecError:
+            return [None]  # the quantize pass reports the model directory's problem in its own words
     try:
-        result = run_quantize(model_path, calib, preset_name=preset_name.lower(), steps=steps, seed=seed,
-                              conv2d=conv2d, on_step=progress.update, on_status=lambda m: click.echo(m, err=True),
-                              quiet=not verbose, threads=threads)
-    finally:
-        progress.close()
-    for line in result.lines():
-        click.echo(line)
+        return [int(part) for part in value.split(",")]
+    except ValueError:
+        raise ApucodecError(f"--step-frames {value!r}: expected all or numbers like 4,128") from None

@@ -50,7 +50,9 @@ def _progress_bar(steps: int) -> Iterator[Callable[[int, str | None], None] | No
 @click.option("--lr", default=3e-4, show_default=True)
 @click.option("--warmup-steps", default=500, show_default=True)
 @click.option("--val-every", default=1000, show_default=True)
-@click.option("--checkpoint-every", default=1000, show_default=True)
+@click.option("--checkpoint-every", default=1000, show_default=True, help="A checkpoint every this many steps.")
+@click.option("--checkpoint-every-minutes", "checkpoint_minutes", type=float, default=10.0, show_default=True,
+              help="... and every this many minutes of wall time (0: never by time). Ctrl-C also checkpoints.")
 @click.option("--log-every", default=50, show_default=True)
 @click.option("--max-minutes", type=finite_float(min=0, min_open=True), default=None,
               help="Stop and save after this much wall time.")
@@ -61,7 +63,8 @@ def _progress_bar(steps: int) -> Iterator[Callable[[int, str | None], None] | No
 @click.option("--mel-weight", default=1.0, show_default=True, help="Weight of the multi-scale log-mel loss.")
 @click.option("--commitment-weight", default=0.25, show_default=True, help="Weight of the RVQ commitment loss.")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
-              help="Continue from this checkpoint (exactly, when the settings and the number of ranks match).")
+              help="Continue from this checkpoint, with its run's settings unless given here (exactly, when the "
+                   "number of ranks matches).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True,
               help="bf16 autocast for the convolutions; auto: bf16 where the GPU/CPU computes it natively.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the encoder and decoder.")
@@ -73,7 +76,8 @@ def _progress_bar(steps: int) -> Iterator[Callable[[int, str | None], None] | No
               help="Override the preset's decoder upsampler initialisation (icnr: no frame-rate comb at init).")
 def train(data_dir: Path, out: Path, preset_name: str, activation: str | None, steps: int, batch_size: int,
           segment_seconds: float, lr: float, warmup_steps: int, val_every: int, checkpoint_every: int,
-          log_every: int, max_minutes: float | None, device: str, seed: int, l1_weight: float, stft_weight: float,
+          checkpoint_minutes: float, log_every: int, max_minutes: float | None, device: str, seed: int,
+          l1_weight: float, stft_weight: float,
           mel_weight: float, commitment_weight: float, resume: Path | None, precision: str, compile_model: bool,
           workers: int | None, lr_scaling: str, upsample_init: str | None) -> None:
     """Train APU-Codec on every audio file under DATA_DIR (any format libsndfile reads)."""
@@ -98,15 +102,43 @@ def train(data_dir: Path, out: Path, preset_name: str, activation: str | None, s
         raise ApucodecError(f"--workers {workers}: must be 0 or more")
     settings = TrainSettings(steps=steps, batch_size=batch_size, segment_seconds=segment_seconds, lr=lr,
                              warmup_steps=warmup_steps, val_every=val_every, checkpoint_every=checkpoint_every,
+                             checkpoint_minutes=checkpoint_minutes or None,
                              log_every=log_every, max_minutes=max_minutes, device=device, seed=seed,
                              loss_weights=LossWeights(l1_weight, stft_weight, mel_weight, commitment_weight),
                              precision=precision, compile=compile_model, workers=workers, lr_scaling=lr_scaling)
     main_rank = os.environ.get("RANK", "0") == "0"
+    if resume is not None:
+        settings = _resumed(resume, settings, config, main_rank)
     with _progress_bar(steps if main_rank else 0) as progress:
         result = run_training(data_dir, out, config, settings, resume=resume, progress=progress,
                               log=lambda m: click.echo(m, err=True))
     if result.rank != 0:
         return
+    if result.interrupted:
+        click.echo(f"interrupted ({result.interrupted}) after {result.steps_done} steps of this run: checkpoint "
+                   f"{out} written; continue with --resume {out}", err=True)
+        sys.exit(130)
     last = result.validation[-1] if result.validation else {}
     click.echo(f"wrote {out}: {result.steps_done} steps in {result.seconds:.0f} s"
                + (f", validation SI-SDR {last['si_sdr']:.2f} dB, mel {last['mel']:.3f}" if last else ""))
+
+
+# command-line parameter name -> TrainSettings' flat name (codec.resume_settings), where they differ
+_SETTING_NAMES = {"compile_model": "compile", "checkpoint_minutes": "checkpoint_minutes"}
+_MODEL_OPTIONS = ("preset_name", "activation", "upsample_init")
+
+
+def _resumed(path: Path, settings: object, config: object, main_rank: bool) -> object:
+    """The checkpoint's run settings under the ones given on this command line; prints what was kept/changed."""
+    from apucodec.codec.resume_settings import flat, resumed_settings
+
+    ctx = click.get_current_context()
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)}
+    explicit = {_SETTING_NAMES.get(name, name) for name in given} & set(flat(settings))  # type: ignore[arg-type]
+    asked_model = config if any(name in given for name in _MODEL_OPTIONS) else None
+    settings, lines = resumed_settings(path, settings, explicit, asked_model)  # type: ignore[arg-type]
+    if main_rank:
+        for line in lines:
+            click.echo(line, err=True)
+    return settings

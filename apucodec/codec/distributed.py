@@ -103,3 +103,19 @@ def broadcast_object(obj: object, src: int = 0) -> object:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """DDP around `model`, leaving its buffers (the codebooks) to the quantizer, which keeps them identical itself:
+    DDP must not overwrite them with rank 0's copy every step, which would hide a desynchronisation instead of
+    preventing it. torch 2.13 renamed the switch (`forward_sync_buffers`) and warns, on every rank, about the old one
+    (`broadcast_buffers`); the new one still syncs once at init, which is harmless here since every rank builds or
+    loads the same model."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
+    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)

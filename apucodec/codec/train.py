@@ -20,21 +20,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from apucodec.codec import distributed
 from apucodec.codec.checkpoint import load_checkpoint, save_checkpoint
 from apucodec.codec.config import CodecConfig
 from apucodec.codec.data import SegmentSource
-from apucodec.codec.losses import LossWeights, reconstruction_losses, total_loss
+from apucodec.codec.losses import LossWeights
 from apucodec.codec.model import APUCodec
 from apucodec.codec.sampling import make_loader
 from apucodec.codec.step import apply_gradients, forward_losses, resolve_precision
+from apucodec.codec.train_pace import Pace, cpu_warning
 from apucodec.codec.train_state import capture_rng, restore_rng
+from apucodec.codec.train_stop import CheckpointClock, StopRequests, agree
+from apucodec.codec.validation import validate
 from apucodec.errors import ApucodecError
-from apucodec.metrics import mel_distance, si_sdr
 
 
 @dataclass
@@ -50,6 +50,8 @@ class TrainSettings:
     device: str = "auto"
     val_every: int = 1000
     checkpoint_every: int = 1000
+    checkpoint_minutes: float | None = 10.0  # also a checkpoint every this many minutes of wall time (None: never)
+    report_seconds: float = 60.0             # a steps/s + ETA line after steps 1 and 2, then this often
     log_every: int = 50
     seed: int = 0
     max_minutes: float | None = None  # stop (and save) after this wall time, e.g. for a fixed compute budget
@@ -69,6 +71,7 @@ class TrainResult:
     model: APUCodec | None = None         # the trained model (this rank's copy)
     rank: int = 0
     world_size: int = 1
+    interrupted: str | None = None        # "SIGINT"/"SIGTERM" when a signal stopped the run (checkpoint written)
 
 
 def pick_device(name: str) -> torch.device:
@@ -92,31 +95,6 @@ def lr_factor(step: int, settings: TrainSettings, elapsed_s: float = 0.0) -> flo
         progress = max(progress, elapsed_s / (settings.max_minutes * 60))
     progress = min(1.0, progress)
     return settings.min_lr_ratio + (1 - settings.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-@torch.no_grad()
-def validate(model: APUCodec, segments: np.ndarray, device: torch.device, sample_rate: int,
-             weights: LossWeights | None = None) -> dict[str, float]:
-    """On held-out segments with every codebook: reconstruction loss, SI-SDR, mel distance, and the relative
-    quantization error ||z - q(z)||^2 / ||z||^2 (the number that stays flat when codebooks do not learn)."""
-    weights = weights or LossWeights()
-    was_training = model.training
-    model.eval()
-    sdrs, mels, q_err, losses = [], [], [], []
-    for start in range(0, len(segments), 8):
-        x = torch.from_numpy(segments[start:start + 8]).to(device)
-        out = model(x)
-        err = (out.latent - out.quantized).pow(2).sum() / out.latent.pow(2).sum().clamp_min(1e-12)
-        q_err.append(float(err))
-        parts = reconstruction_losses(x, out.audio, sample_rate)
-        parts["commitment"] = out.commitment_loss
-        losses.append(float(total_loss(parts, weights)))
-        for ref, est in zip(x.cpu().numpy(), out.audio.cpu().numpy(), strict=True):
-            sdrs.append(si_sdr(ref, est))
-            mels.append(mel_distance(ref, est, sample_rate))
-    model.train(was_training)
-    return {"loss": float(np.mean(losses)), "si_sdr": float(np.mean(sdrs)), "mel": float(np.mean(mels)),
-            "quant_error": float(np.mean(q_err))}
 
 
 def train(data_dir: str | Path, out: str | Path, config: CodecConfig | None = None,
@@ -198,12 +176,7 @@ def _train(data_dir: Path, out: Path, config: CodecConfig | None, settings: Trai
     if settings.compile:
         model.encoder.compile()
         model.decoder.compile()
-    net: torch.nn.Module = model
-    if group.world_size > 1:
-        # Buffers (the codebooks) are kept identical by the quantizer itself; DDP must not overwrite them with rank
-        # 0's copy every step, which would hide a desynchronisation instead of preventing it.
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                      broadcast_buffers=False)
+    net = distributed.wrap(model, device) if group.world_size > 1 else model
 
     elapsed_before = float(extra.get("elapsed_seconds", 0.0))
     started = time.monotonic()
@@ -217,60 +190,88 @@ def _train(data_dir: Path, out: Path, config: CodecConfig | None, settings: Trai
             save_checkpoint(out, model, step, optimizer=optimizer.state_dict(), rng=rng_states,
                             world_size=group.world_size, elapsed_seconds=elapsed(),
                             schedule={"kind": "warmup_cosine", "peak_lr": peak_lr},
-                            settings={k: v for k, v in asdict(settings).items() if k != "loss_weights"})
+                            settings=asdict(settings))
 
     loader = make_loader(source, settings.batch_size, seed=settings.seed, start=start_step, end=settings.steps,
                          rank=group.rank, world_size=group.world_size, workers=_workers(settings, device, group),
                          pin_memory=device.type == "cuda")
     history: list[dict[str, float]] = []
     validation: list[dict[str, float]] = []
-    step = start_step
-    for step, cpu_batch in zip(range(start_step, settings.steps), loader, strict=False):
-        run_time = _agreed(elapsed()) if settings.max_minutes else 0.0
-        lr = peak_lr * lr_factor(step, settings, run_time)
-        for group_params in optimizer.param_groups:
-            group_params["lr"] = lr
-        batch = cpu_batch.to(device, non_blocking=True)
-        result = forward_losses(net, batch, config.sample_rate, settings.loss_weights, precision)
-        loss, parts = result.loss, result.parts
-        if not _finite_everywhere(loss):
-            raise ApucodecError(f"training diverged at step {step} (loss {float(loss)}); lower --lr")
-        apply_gradients(net, optimizer, loss, settings.grad_clip)
+    budget = settings.max_minutes * 60 - elapsed_before if settings.max_minutes else None
+    pace = Pace(start_step, settings.steps, settings.report_seconds, budget_seconds=budget)
+    clock = CheckpointClock(settings.checkpoint_minutes)
+    cpu_checked = device.type != "cpu" or (settings.max_minutes or 61) <= 60
+    step, interrupted = start_step, None
+    with StopRequests(log) as stops:
+        for step, cpu_batch in zip(range(start_step, settings.steps), loader, strict=False):
+            run_time = _agreed(elapsed()) if settings.max_minutes else 0.0
+            lr = peak_lr * lr_factor(step, settings, run_time)
+            for group_params in optimizer.param_groups:
+                group_params["lr"] = lr
+            batch = cpu_batch.to(device, non_blocking=True)
+            result = forward_losses(net, batch, config.sample_rate, settings.loss_weights, precision)
+            if not _finite_everywhere(result.loss):
+                raise ApucodecError(f"training diverged at step {step} (loss {float(result.loss)}); lower --lr")
+            apply_gradients(net, optimizer, result.loss, settings.grad_clip)
 
-        done = step + 1
-        perplexity = result.output.perplexity
-        if done % settings.log_every == 0 or done == settings.steps or done == start_step + 1:
-            entry = {"step": done, "loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()},
-                     "perplexity_min": float(perplexity.min()), "perplexity_mean": float(perplexity.mean()),
-                     "lr": lr, "seconds": elapsed()}
-            history.append(entry)
-            ppl = " ".join(f"{p:.0f}" for p in perplexity.tolist())
-            log(f"step {done}/{settings.steps} loss {entry['loss']:.3f} (l1 {entry['l1']:.4f} "
-                f"stft {entry['stft']:.3f} mel {entry['mel']:.3f} commit {entry['commitment']:.4f}) "
-                f"perplexity [{ppl}] {entry['seconds']:.0f}s")
+            done = step + 1
+            pace.step_done(done)
+            status = None
+            if done % settings.log_every == 0 or done == settings.steps or done == start_step + 1:
+                status = _log_step(result, done, lr, elapsed(), settings, config, history, log, pace)
+            elif done < settings.steps and pace.report_due():
+                log(pace.line())
             if progress is not None:
-                progress(done, f"loss {entry['loss']:.3f} usage {entry['perplexity_min']:.0f}-"
-                               f"{perplexity.max():.0f}/{config.codebook_size}")
-        elif progress is not None:
-            progress(done, None)
-        if group.is_main and (done % settings.val_every == 0 or done == settings.steps):
-            metrics = {"step": done, **validate(model, val_segments, device, config.sample_rate,
-                                                settings.loss_weights)}
-            validation.append(metrics)
-            log(f"validation @ {done}: loss {metrics['loss']:.3f}, SI-SDR {metrics['si_sdr']:.2f} dB, "
-                f"mel {metrics['mel']:.3f}, quantization error {metrics['quant_error']:.3f}")
-        if done % settings.checkpoint_every == 0:
-            checkpoint(done)
-        if settings.max_minutes is not None and run_time > settings.max_minutes * 60:
-            log(f"time budget of {settings.max_minutes} min reached at step {done}")
-            break
+                progress(done, status)
+            if not cpu_checked and done - start_step >= 2:
+                cpu_checked = True
+                warning = cpu_warning(config, pace.seconds_per_step(), settings.steps - start_step,
+                                      settings.batch_size)
+                if warning:
+                    log(warning)
+            if group.is_main and (done % settings.val_every == 0 or done == settings.steps):
+                metrics = {"step": done, **validate(model, val_segments, device, config.sample_rate,
+                                                    settings.loss_weights)}
+                validation.append(metrics)
+                log(f"validation @ {done}: loss {metrics['loss']:.3f}, SI-SDR {metrics['si_sdr']:.2f} dB, "
+                    f"mel {metrics['mel']:.3f}, quantization error {metrics['quant_error']:.3f}")
+            stop, timed = agree(stops.requested is not None, group.is_main and clock.due(), device)
+            if done % settings.checkpoint_every == 0 or timed or stop:
+                checkpoint(done)
+                clock.written()
+            if stop:
+                interrupted = stops.requested or "stop"
+                log(f"stopped at step {done}/{settings.steps}: checkpoint written to {out}; "
+                    f"continue with --resume {out}")
+                break
+            if settings.max_minutes is not None and run_time > settings.max_minutes * 60:
+                log(f"time budget of {settings.max_minutes} min reached at step {done}")
+                break
     final = step + 1 if settings.steps > start_step else start_step
-    if group.is_main and (not validation or validation[-1]["step"] != final):
-        validation.append({"step": final, **validate(model, val_segments, device, config.sample_rate,
-                                                     settings.loss_weights)})
-    checkpoint(final)
+    if interrupted is None:
+        if group.is_main and (not validation or validation[-1]["step"] != final):
+            validation.append({"step": final, **validate(model, val_segments, device, config.sample_rate,
+                                                         settings.loss_weights)})
+        checkpoint(final)
     return TrainResult(final - start_step, elapsed() - elapsed_before, history, validation, model,
-                       group.rank, group.world_size)
+                       group.rank, group.world_size, interrupted)
+
+
+def _log_step(result: Any, done: int, lr: float, seconds: float, settings: TrainSettings, config: CodecConfig,
+              history: list[dict[str, float]], log: Callable[[str], None], pace: Pace) -> str:
+    """The periodic loss line (with steps/s and ETA while steps remain); returns the progress bar's status."""
+    perplexity = result.output.perplexity
+    entry = {"step": done, "loss": float(result.loss.detach()),
+             **{k: float(v.detach()) for k, v in result.parts.items()},
+             "perplexity_min": float(perplexity.min()), "perplexity_mean": float(perplexity.mean()),
+             "lr": lr, "seconds": seconds}
+    history.append(entry)
+    ppl = " ".join(f"{p:.0f}" for p in perplexity.tolist())
+    timing = f"; {pace.line().split(': ', 1)[1]}" if done < settings.steps else ""
+    log(f"step {done}/{settings.steps} loss {entry['loss']:.3f} (l1 {entry['l1']:.4f} "
+        f"stft {entry['stft']:.3f} mel {entry['mel']:.3f} commit {entry['commitment']:.4f}) "
+        f"perplexity [{ppl}] {seconds:.0f}s{timing}")
+    return f"loss {entry['loss']:.3f} usage {entry['perplexity_min']:.0f}-{perplexity.max():.0f}/{config.codebook_size}"
 
 
 def _agreed(seconds: float) -> float:

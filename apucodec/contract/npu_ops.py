@@ -5,7 +5,7 @@ and `doctor` (tools/) checks the graphs a model directory holds. Neither onnx no
 
 Any op outside the list is placed on the CPU by the Vitis AI EP even on a Ryzen AI APU (the EP partitions the
 graph and runs unsupported nodes on the CPU EP), so the report flags them. Sources, as retrieved for this project
-(neither page is a guarantee for every configuration of an op; AMD's tables say as much):
+(no page is a guarantee for every configuration of an op; AMD's tables say as much):
 
 * Ryzen AI Software, "Model Compatibility" (https://ryzenai.docs.amd.com/en/latest/modelcompat.html), the
   release that listed the IPU-supported ONNX operators inline: Add, And, AveragePool, BatchNormalization, Clip,
@@ -67,6 +67,33 @@ RYZEN_AI_BF16_OPS = frozenset({
     "Tanh", "Tile", "Transpose", "Unsqueeze", "Upsample", "Where", "Xor",
 })
 
+# The INT8 columns of the same Ryzen AI 1.5.0 table (XINT8, A8W8, A16W8: the presets of `quantize-encoder`). The
+# Vitis AI 6.2 table above was cut off after "Sin" when retrieved, so ops after it (Slice, Sub, Tanh, ...) were
+# missing from this project's lists and a step graph's Sub was reported off the NPU; this table lists Sub for all
+# three presets.
+RYZEN_AI_15_INT8 = "ryzen-ai-documentation docs/ops_support.rst (Ryzen AI 1.5.0, the preset's INT8 column)"
+_ALL_THREE = {  # a "Y" in all three INT8 columns
+    "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
+    "DepthToSpace", "DequantizeLinear", "Div", "Expand", "Flatten", "Gelu", "Gemm", "GlobalAveragePool",
+    "GlobalMaxPool", "GroupNormalization", "Identity", "InstanceNormalization", "LeakyRelu", "MatMul", "Max",
+    "MaxPool", "Min", "Mul", "Pad", "Reciprocal", "ReduceMax", "Relu", "Reshape", "Shape", "Slice", "Softmax", "Sqrt",
+    "Squeeze", "Sub", "Transpose", "Unsqueeze", "Upsample",
+}
+RYZEN_AI_15_INT8_OPS = {
+    "xint8": frozenset(_ALL_THREE | {
+        "Abs", "And", "ArgMax", "ArgMin", "BitShift", "BitwiseAnd", "BitwiseNot", "BitwiseOr", "BitwiseXor", "Cast",
+        "Ceil", "Celu", "CumSum", "Elu", "Equal", "Erf", "Floor", "Greater", "GreaterOrEqual",
+        "HardSwish", "LayerNormalization", "Less", "LessOrEqual", "Log", "Mish", "Neg", "Or", "Pow", "Range",
+        "ReduceMean", "ReduceMin", "ReduceSum", "Resize", "Round", "STFT", "Shrink", "Sign", "Softsign", "Tanh",
+        "ThresholdedRelu", "Tile", "TopK", "Where"}),
+    "a8w8": frozenset(_ALL_THREE | {
+        "ConvTranspose", "Cos", "HardSigmoid", "HardSwish", "QLinearConv", "QLinearMatMul", "QuantizeLinear",
+        "ReduceMean", "ReduceMin", "ReduceSum", "Resize", "Sigmoid", "Sin"}),
+    "a16w8": frozenset(_ALL_THREE | {
+        "ConvTranspose", "Cos", "Elu", "Exp", "GatherElements", "QLinearConv", "QuantizeLinear", "Sigmoid", "Sin",
+        "Split", "Tanh", "TopK", "Where"}),
+}
+
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 QDQ_DOMAINS = frozenset({"", "ai.onnx", "com.microsoft"})
 CONV_ATTRIBUTES = ("strides", "pads", "dilations", "kernel_shape", "group")
@@ -92,7 +119,7 @@ class NpuOpReport:
         return {"ready": self.ready, "op_counts": self.op_counts, "not_listed": self.not_listed,
                 "listed_by": self.sources, "conv_kernels": self.conv_rank,
                 "conv_default_attributes": self.conv_default_attributes, "float_nodes": self.float_nodes,
-                "sources": [RYZEN_AI_MODELCOMPAT, VITIS_AI_62_INT8]}
+                "sources": [RYZEN_AI_MODELCOMPAT, VITIS_AI_62_INT8, RYZEN_AI_15_INT8]}
 
     def lines(self) -> list[str]:
         ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.op_counts.items()))
@@ -167,15 +194,22 @@ def bf16_check_counts(counts: dict[str, int]) -> Bf16OpReport:
     return Bf16OpReport(dict(sorted(counts.items())), sorted(op for op in counts if op not in RYZEN_AI_BF16_OPS))
 
 
-def int8_check_counts(counts: dict[str, int]) -> NpuOpReport:
+def int8_sources(op: str, preset: str | None = None) -> list[str]:
+    """The documented INT8 lists that include `op` (the Ryzen AI 1.5 table by the graph's preset; XINT8 when the
+    preset is unknown, the NPU's own preset and the default)."""
+    column = RYZEN_AI_15_INT8_OPS.get((preset or "xint8").lower(), RYZEN_AI_15_INT8_OPS["xint8"])
+    return [name for name, ops in ((RYZEN_AI_MODELCOMPAT, RYZEN_AI_OPS), (VITIS_AI_62_INT8, VITIS_AI_62_INT8_OPS),
+                                   (RYZEN_AI_15_INT8, column)) if op in ops]
+
+
+def int8_check_counts(counts: dict[str, int], preset: str | None = None) -> NpuOpReport:
     """The INT8 op-list check from op-type counts (Q/DQ markers skipped; no Conv-attribute finding)."""
     compute = {op: n for op, n in counts.items() if op.rsplit(":", 1)[-1] not in QDQ_OPS}
-    sources = {op: [name for name, ops in ((RYZEN_AI_MODELCOMPAT, RYZEN_AI_OPS),
-                                           (VITIS_AI_62_INT8, VITIS_AI_62_INT8_OPS)) if op in ops] for op in compute}
+    sources = {op: int8_sources(op, preset) for op in compute}
     return NpuOpReport(dict(sorted(compute.items())), sources, sorted(op for op, src in sources.items() if not src))
 
 
-def check_npu_ops(model: Any, float_nodes: Sequence[str] = ()) -> NpuOpReport:
+def check_npu_ops(model: Any, float_nodes: Sequence[str] = (), preset: str | None = None) -> NpuOpReport:
     """Op types of an onnx.ModelProto against the documented Vitis AI EP INT8 op lists; `float_nodes` are names of
     nodes left unquantized on purpose, counted apart."""
     kept = set(float_nodes)
@@ -201,11 +235,7 @@ def check_npu_ops(model: Any, float_nodes: Sequence[str] = ()) -> NpuOpReport:
             present = {a.name for a in node.attribute}
             if not all(a in present for a in CONV_ATTRIBUTES):
                 defaults.append(node.name or f"Conv#{len(defaults)}")
-    sources = {}
-    for op in counts:
-        listed = [name for name, ops in ((RYZEN_AI_MODELCOMPAT, RYZEN_AI_OPS), (VITIS_AI_62_INT8, VITIS_AI_62_INT8_OPS))
-                  if op in ops]
-        sources[op] = listed
+    sources = {op: int8_sources(op, preset) for op in counts}
     not_listed = sorted(op for op, listed in sources.items() if not listed)
     return NpuOpReport(dict(sorted(counts.items())), sources, not_listed, dict(conv_rank), defaults,
                        dict(sorted(floats.items())))

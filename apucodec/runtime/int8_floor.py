@@ -49,6 +49,15 @@ def rms_dbfs(samples: np.ndarray) -> float:
     return 10 * math.log10(power) if power > 0 else -math.inf
 
 
+FLOOR_NOTE_END = "ran on the FP32 graph"
+
+
+def is_floor_note(note: str) -> bool:
+    """Is this run note the INT8 floor's step count? The floor is routine on ordinary input (quiet intros and
+    pauses), so the CLI shows the count with --report and in JSON, not as a note on every run."""
+    return note.endswith(FLOOR_NOTE_END)
+
+
 @dataclass
 class FloorCounts:
     """How many steps ran where: shown in the run report, so a user sees the guard at work."""
@@ -58,7 +67,7 @@ class FloorCounts:
 
     def describe(self, floor_dbfs: float) -> str:
         total = self.int8 + self.fp32
-        return f"{self.fp32} of {total} steps below {floor_dbfs:g} dBFS ran on the FP32 graph"
+        return f"{self.fp32} of {total} steps below {floor_dbfs:g} dBFS {FLOOR_NOTE_END}"
 
 
 def guarded_step(stage: str, step_frames: int, int8_step: StepCall, fp32_step: Callable[[], StepCall],

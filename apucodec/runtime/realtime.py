@@ -1,7 +1,9 @@
 """Driving a live Stream as a microphone would, and measuring what a listener would feel.
 
 With `paced=True` step k's input is released when its last sample would have arrived from a microphone
-(t0 + (k+1) * step / rate); without it, as fast as possible (same output, compute times only). Per step:
+(t0 + (k+1) * step / rate); without it, as fast as possible (same output, compute times only: input that is all
+there at once arrives before its time, so a latency measured against it would be negative, and a deadline would
+mean nothing). Per step:
 
 - compute: seconds `stream.process` took;
 - latency: from the arrival of the oldest input sample in the step's output to the moment that output was ready.
@@ -49,15 +51,19 @@ class StreamStats:
                 "steps": len(self.compute), "audio_seconds": self.audio_seconds, "wall_seconds": self.wall_seconds,
                 "rtf": self.wall_seconds / self.audio_seconds if self.audio_seconds else None,
                 "compute_ms": percentiles(self.compute),
-                "latency_ms": percentiles(self.latency), "deadline_misses": self.misses}
+                "latency_ms": percentiles(self.latency) if self.paced else None,
+                "deadline_misses": self.misses if self.paced else None}
 
     def summary(self) -> str:
         c, lat = percentiles(self.compute), percentiles(self.latency)
-        mode = "real time" if self.paced else "as fast as possible"
-        return (f"stream ({mode}): {self.audio_seconds:.2f} s in {len(self.compute)} steps of {self.step_frames} "
-                f"frames ({self.step_seconds * 1000:.1f} ms); algorithmic latency "
-                f"{self.algorithmic_latency * 1000:.1f} ms; compute p50/p95/p99/max {c['p50']:.1f}/{c['p95']:.1f}/"
-                f"{c['p99']:.1f}/{c['max']:.1f} ms; end-to-end latency p50/p95/p99/max {lat['p50']:.1f}/"
+        head = (f"{self.audio_seconds:.2f} s in {len(self.compute)} steps of {self.step_frames} frames "
+                f"({self.step_seconds * 1000:.1f} ms); algorithmic latency {self.algorithmic_latency * 1000:.1f} ms; "
+                f"compute per step p50/p95/p99/max {c['p50']:.1f}/{c['p95']:.1f}/{c['p99']:.1f}/{c['max']:.1f} ms")
+        if not self.paced:
+            rtf = self.wall_seconds / self.audio_seconds if self.audio_seconds else 0.0
+            return (f"stream (as fast as possible): {head}; RTF {rtf:.3f} (end-to-end latency and deadlines: "
+                    "--realtime)")
+        return (f"stream (real time): {head}; end-to-end latency p50/p95/p99/max {lat['p50']:.1f}/"
                 f"{lat['p95']:.1f}/{lat['p99']:.1f}/{lat['max']:.1f} ms; deadline misses {self.misses}")
 
 
@@ -78,11 +84,12 @@ def drive(stream: Stream, audio: np.ndarray, rate: int, step_samples: int, stats
         ready = time.perf_counter()
         stats.compute.append(ready - begin)
         if out.size:
-            oldest = t0 + (emitted + 1) / rate  # when the oldest sample of this output arrived
-            stats.latency.append(ready - oldest)
+            if paced:
+                oldest = t0 + (emitted + 1) / rate  # when the oldest sample of this output arrived
+                stats.latency.append(ready - oldest)
             emitted += out.size
             write(out)
-        if ready > arrived + step_samples / rate:
+        if paced and ready > arrived + step_samples / rate:
             stats.misses += 1
     tail = stream.flush().audio
     if tail.size:

@@ -15,7 +15,8 @@ Safety: entries are written to a unique temporary name and renamed into place (a
 concurrent writers never expose a half-written file; each entry has a metadata file recording its key and the
 optimized file's sha256, checked on every load (re-hashed only when the file changed, as model files are). A
 mismatch (another version's file, a truncated copy, a hand edit) is a miss, never a load. The cache lives in the
-user cache (apucodec/user_cache.py), under `ort-optimized/`. runtime/sessions.py routes every in-process CPU EP
+user cache (apucodec/user_cache.py), under `ort-optimized/`, capped in size (apucodec/cache_admin.py: least
+recently used entries go; `apucodec cache` shows and clears it). runtime/sessions.py routes every in-process CPU EP
 session through it. Torch-free.
 """
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from apucodec.cache_admin import enforce_cap, mark_used
 from apucodec.errors import ApucodecError
 from apucodec.model_checks import external_data_refs
 from apucodec.user_cache import CACHE_ENV, cache_root, note_cache_unusable  # noqa: F401 (CACHE_ENV re-exported)
@@ -114,6 +116,7 @@ class CachedGraph:
             meta = {**meta, "optimized_sha256": sha256_file(pending), "bytes": pending.stat().st_size}
             os.replace(pending, final)
             _write_atomic(final.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+            enforce_cap(final.parent, keep=final)  # least recently used entries beyond the size cap go
             return True
         except (OSError, ApucodecError) as exc:  # a read-only or full cache never breaks the session
             why = getattr(exc, "strerror", None) or exc
@@ -191,6 +194,7 @@ def _cached_session_path(source: Path, graph_sha: str, ep: str, options: Mapping
     final = folder / f"{_entry_name(key)}.onnx"
     why = _valid(final, key, root)
     if why is None:
+        mark_used(final)
         return CachedGraph(final, {"graph_optimization_level": "ORT_DISABLE_ALL"}, hit=True, reason="cached")
     try:
         folder.mkdir(parents=True, exist_ok=True)

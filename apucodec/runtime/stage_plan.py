@@ -200,11 +200,18 @@ def fallback_warning(stage: str, requested: str, ran_on: str, failures: list[tup
 
     On an ordinary PC without an NPU or GPU every default run falls back; saying so on every command is noise (the
     summary line already says where each stage ran). A fallback is worth a warning when the user chose the EP
-    order, or when an EP was there (built in, device present) and still failed to take the stage.
+    order, when an EP was there (built in, device present) and still failed to take the stage, or when the
+    processor itself is in the machine (runtime/processors.py) but its EP is not usable.
     """
-    if ran_on == requested or not (settings.explicit(stage) or hardware_failed):
+    if ran_on == requested:
+        return None
+    from apucodec.runtime.processors import present
+
+    there = present(requested)  # the processor is in this machine: its EP's absence is a surprise
+    if not (settings.explicit(stage) or hardware_failed or there):
         return None
     first = failures[0][1] if failures and failures[0][0] == requested else "unavailable"
     others = [short_ep(e) for e, _ in failures if e != requested]
     also = f"; {', '.join(others)} also unavailable (see --report)" if others else ""
-    return f"{stage}: running on {short_ep(ran_on)}, not {short_ep(requested)} ({first}{also})"
+    hint = f"; this machine has {there}: see docs/npu-guide.md" if there else ""
+    return f"{stage}: running on {short_ep(ran_on)}, not {short_ep(requested)} ({first}{also}{hint})"

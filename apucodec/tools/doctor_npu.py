@@ -62,17 +62,23 @@ def graph_op_types(path: Path) -> Counter:
 
 
 def op_checks(model: ModelDir | None) -> dict[str, Any]:
-    """INT8 check of the INT8 encoder, BF16 check of every FP32 graph (what the NPU would leave to the CPU)."""
+    """Each graph the NPU would get, against the list of the precision it runs in there: every NPU INT8 encoder
+    graph against its preset's INT8 lists, and an FP32 encoder graph with no INT8 graph at its step size (the
+    Vitis AI EP compiles that one to BF16) against the BF16 list. The decoder's graphs are for the GPU and the
+    CPU INT8 graphs for the CPU, where no op list applies; `placement` reports where they ran."""
     if model is None:
         return {}
     from apucodec.contract.npu_ops import bf16_check_counts, int8_check_counts
 
     checks: dict[str, Any] = {}
     try:
-        int8 = [g for g in model.step_graphs("encoder") if g.precision == "npu-int8"]
-        checks["int8"] = {g.name: int8_check_counts(graph_op_types(model.path / g.name)).to_dict() for g in int8}
-        fp32 = [g for g in model.step_graphs() if g.precision == "fp32"]
-        checks["bf16"] = {g.name: bf16_check_counts(graph_op_types(model.path / g.name)).to_dict() for g in fp32}
+        encoder = model.step_graphs("encoder")
+        int8 = [g for g in encoder if g.precision == "npu-int8"]
+        checks["int8"] = {g.name: int8_check_counts(graph_op_types(model.path / g.name), g.preset).to_dict()
+                          for g in int8}
+        covered = {g.step_frames for g in int8}
+        bf16 = [g for g in encoder if g.precision == "fp32" and g.step_frames not in covered]
+        checks["bf16"] = {g.name: bf16_check_counts(graph_op_types(model.path / g.name)).to_dict() for g in bf16}
     except Exception as exc:  # an unreadable graph is reported by the model plan; here it only ends the checks
         checks["error"] = f"op checks stopped: {first_line(exc)}"
     return checks
