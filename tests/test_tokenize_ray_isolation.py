@@ -139,7 +139,7 @@ def temp() -> Iterator[Path]:
 
 
 def _env(temp: Path) -> dict[str, str]:
-    env = {k: v for k, v in cli_env().items() if not k.startswith("RAY_")}
+    env = {k: v for k, v in cli_env().items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
     return {**env, "TMPDIR": str(temp)}
 
 
