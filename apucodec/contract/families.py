@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from apucodec.contract.config import CodecConfig
+from apucodec.contract.encodec_config import EncodecConfig
 
 FAMILY_KEY = "family"
 DEFAULT_FAMILY = "apucodec"
@@ -49,6 +50,7 @@ def _registry() -> dict[str, Any]:
     """Family name -> its config class (each a frozen dataclass with `from_dict`/`to_dict`). One line per family."""
     return {
         DEFAULT_FAMILY: CodecConfig,
+        "encodec": EncodecConfig,
     }
 
 

@@ -1,0 +1,88 @@
+"""Reference run of Meta's `encodec` package, for parity tests. Run ONLY with the reference interpreter
+(APUCODEC_TEST_REF_PYTHON, e.g. /work/refvenv/bin/python): it imports `encodec`, which apucodec never does.
+
+Builds `EncodecModel.encodec_model_24khz(pretrained=False)` (or, with --small, an EnCodec-shaped model small enough
+for a unit test), seeds its weights, gives every codebook random values (untrained EnCodec codebooks are zeros until
+k-means runs on the first batch, which would make every code 0), and writes:
+  <out>/encodec.th   the bare state dict, as the pretrained file ships
+  <out>/ref.npz      codes [n_q, frames] at --bandwidth kbps for the audio in --audio (float32 [n], 24 kHz mono),
+                     the decode of those codes, and the unquantized latent
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from encodec import EncodecModel
+from encodec import modules as m
+from encodec import quantization as qt
+
+
+def small_model() -> EncodecModel:
+    """EnCodec's architecture at toy width: 2 ratios (hop 8), 2-layer LSTMs, 8 x 64 RVQ over 16 dims."""
+    kwargs = dict(channels=1, dimension=16, n_filters=4, ratios=[4, 2], norm="weight_norm", causal=True)
+    encoder, decoder = m.SEANetEncoder(**kwargs), m.SEANetDecoder(**kwargs)
+    quantizer = qt.ResidualVectorQuantizer(dimension=16, n_q=8, bins=64)
+    return EncodecModel(encoder, decoder, quantizer, [1.5, 3.0, 6.0, 12.0, 24.0], 24000, 1, name="small")
+
+
+def randomize(model: EncodecModel, audio: torch.Tensor, seed: int) -> None:
+    """Seeded weights (torch's default init) and random codebooks scaled to the residual at each level."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        latent = model.encoder(audio).transpose(1, 2).reshape(-1, model.quantizer.dimension)
+        residual = latent.clone()
+        for layer in model.quantizer.vq.layers:
+            book = layer._codebook
+            scale = residual.std().clamp_min(1e-6)
+            embed = torch.randn(book.embed.shape, generator=generator) * scale + residual.mean(0)
+            book.embed.copy_(embed)
+            book.embed_avg.copy_(embed)
+            book.cluster_size.fill_(1.0)
+            book.inited.fill_(1.0)
+            idx = layer.encode(residual.T[None])[0]
+            residual = residual - embed[idx]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--audio", type=Path, required=True, help=".npy float32 [n] at 24 kHz (whole frames)")
+    parser.add_argument("--bandwidth", type=float, default=6.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--small", action="store_true")
+    parser.add_argument("--n-q", type=int, default=None, help="codebooks to use instead of --bandwidth's")
+    parser.add_argument("--time", action="store_true", help="also time encode and decode (eager, this process)")
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    model = small_model() if args.small else EncodecModel.encodec_model_24khz(pretrained=False)
+    model.eval()
+    audio = torch.from_numpy(np.load(args.audio).astype(np.float32)).view(1, 1, -1)
+    randomize(model, audio, args.seed)
+    model.set_target_bandwidth(args.bandwidth)
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), args.out / "encodec.th")
+    timings = {}
+    with torch.no_grad():
+        started = time.perf_counter()
+        frames = model.encode(audio)
+        if args.n_q is not None:
+            frames = [(model.quantizer.vq.encode(model.encoder(audio), n_q=args.n_q).transpose(0, 1), None)]
+        timings["encode_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        decoded = model.decode(frames)
+        timings["decode_s"] = time.perf_counter() - started
+        latent = model.encoder(audio)
+    codes = frames[0][0][0].numpy().astype(np.int64)
+    np.savez(args.out / "ref.npz", codes=codes, audio=decoded[0, 0].numpy(), latent=latent[0].numpy())
+    if args.time:
+        print(json.dumps({**timings, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    main()
