@@ -92,5 +92,6 @@ def load_encodec_state_dict(state: dict[str, Any]) -> EncodecNet:
     config = config_from_state_dict(state)
     model = EncodecNet(config)
     model.load_state_dict(to_model_state(state, model), strict=True)
+    model.weight_norm_folded = sum(1 for k in state if k.endswith((".weight_g", ".original0")))
     model.eval()
     return model

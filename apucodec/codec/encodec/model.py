@@ -91,6 +91,7 @@ class EncodecNet(nn.Module):
     def __init__(self, config: EncodecConfig) -> None:
         super().__init__()
         self.config = config
+        self.weight_norm_folded = 0   # set by the state-dict loader: weight-normed tensors folded at load
         self.encoder = SEANetEncoder(config)
         self.decoder = SEANetDecoder(config)
         self.quantizer = EncodecRVQ(config)
