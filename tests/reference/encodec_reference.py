@@ -24,10 +24,10 @@ from encodec import quantization as qt
 
 
 def small_model() -> EncodecModel:
-    """EnCodec's architecture at toy width: 2 ratios (hop 8), 2-layer LSTMs, 8 x 64 RVQ over 16 dims."""
-    kwargs = dict(channels=1, dimension=16, n_filters=4, ratios=[4, 2], norm="weight_norm", causal=True)
+    """EnCodec's architecture at toy width: the 24 kHz ratios (hop 320), 2-layer LSTMs, 8 x 1024 RVQ over 16 dims."""
+    kwargs = dict(channels=1, dimension=16, n_filters=2, ratios=[8, 5, 4, 2], norm="weight_norm", causal=True)
     encoder, decoder = m.SEANetEncoder(**kwargs), m.SEANetDecoder(**kwargs)
-    quantizer = qt.ResidualVectorQuantizer(dimension=16, n_q=8, bins=64)
+    quantizer = qt.ResidualVectorQuantizer(dimension=16, n_q=8, bins=1024)
     return EncodecModel(encoder, decoder, quantizer, [1.5, 3.0, 6.0, 12.0, 24.0], 24000, 1, name="small")
 
 
