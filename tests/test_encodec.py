@@ -12,7 +12,6 @@ from apucodec.codec.encodec.checkpoint import is_encodec_state_dict, load_encode
 from apucodec.contract.encodec_config import EncodecConfig
 from apucodec.contract.families import codec_from_config, config_from_codec
 from apucodec.export.encodec_steps import build_encodec_steps
-from apucodec.export.pipeline import export_model
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.steps import Stepper

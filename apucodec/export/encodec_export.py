@@ -90,8 +90,9 @@ def export_encodec_into(stage: Path, model: EncodecNet, source_info: dict[str, A
                                   list(sizes))
     manifest = Manifest(
         model_id=model_id(files), codec=codec_from_config(cfg), streaming=streaming, files=files,
-        export=ExportRecord(source=source_info, exporter=exporter, opset=opset, weight_norm_folded=model.weight_norm_folded,
-                            simplifier=simplifier, parity={role: p.to_dict() for role, p in parities.items()},
+        export=ExportRecord(source=source_info, exporter=exporter, opset=opset,
+                            weight_norm_folded=model.weight_norm_folded, simplifier=simplifier,
+                            parity={role: p.to_dict() for role, p in parities.items()},
                             caveats=[], seconds=steps.seconds),
         producers=producers(simplifier))
     write_manifest(stage / MANIFEST_NAME, manifest)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from apucodec.codec.encodec.layers import ResBlock, SConv, SConvTranspose, SLSTM
+from apucodec.codec.encodec.layers import SLSTM, ResBlock, SConv, SConvTranspose
 from apucodec.codec.encodec.model import SEANetDecoder, SEANetEncoder
 from apucodec.export.streaming import (
     BoundsMask,

@@ -5,8 +5,9 @@ Builds `EncodecModel.encodec_model_24khz(pretrained=False)` (or, with --small, a
 for a unit test), seeds its weights, gives every codebook random values (untrained EnCodec codebooks are zeros until
 k-means runs on the first batch, which would make every code 0), and writes:
   <out>/encodec.th   the bare state dict, as the pretrained file ships
-  <out>/ref.npz      codes [n_q, frames] at --bandwidth kbps for the audio in --audio (float32 [n], 24 kHz mono),
-                     the decode of those codes, and the unquantized latent
+  <out>/ref.npz      per --audio file i (float32 [n], 24 kHz mono, whole frames): codes_i [n_q, frames] at
+                     --bandwidth kbps, audio_i the package's decode of those codes, latent_i the unquantized latent
+With --time, encode and decode of the longest file are timed (eager, --threads torch threads) and printed as JSON.
 """
 
 from __future__ import annotations
@@ -52,36 +53,45 @@ def randomize(model: EncodecModel, audio: torch.Tensor, seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--audio", type=Path, required=True, help=".npy float32 [n] at 24 kHz (whole frames)")
+    parser.add_argument("--audio", type=Path, nargs="+", required=True,
+                        help=".npy float32 [n] at 24 kHz (whole frames), one or more")
     parser.add_argument("--bandwidth", type=float, default=6.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--n-q", type=int, default=None, help="codebooks to use instead of --bandwidth's")
     parser.add_argument("--time", action="store_true", help="also time encode and decode (eager, this process)")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
     model = small_model() if args.small else EncodecModel.encodec_model_24khz(pretrained=False)
     model.eval()
-    audio = torch.from_numpy(np.load(args.audio).astype(np.float32)).view(1, 1, -1)
-    randomize(model, audio, args.seed)
+    clips = [torch.from_numpy(np.load(path).astype(np.float32)).view(1, 1, -1) for path in args.audio]
+    randomize(model, torch.cat(clips[:3], dim=-1), args.seed)
     model.set_target_bandwidth(args.bandwidth)
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out / "encodec.th")
-    timings = {}
+    found: dict[str, np.ndarray] = {}
     with torch.no_grad():
-        started = time.perf_counter()
-        frames = model.encode(audio)
-        if args.n_q is not None:
-            frames = [(model.quantizer.vq.encode(model.encoder(audio), n_q=args.n_q).transpose(0, 1), None)]
-        timings["encode_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        decoded = model.decode(frames)
-        timings["decode_s"] = time.perf_counter() - started
-        latent = model.encoder(audio)
-    codes = frames[0][0][0].numpy().astype(np.int64)
-    np.savez(args.out / "ref.npz", codes=codes, audio=decoded[0, 0].numpy(), latent=latent[0].numpy())
-    if args.time:
-        print(json.dumps({**timings, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+        for i, audio in enumerate(clips):
+            frames = model.encode(audio)
+            if args.n_q is not None:
+                frames = [(model.quantizer.vq.encode(model.encoder(audio), n_q=args.n_q).transpose(0, 1), None)]
+            found[f"codes_{i}"] = frames[0][0][0].numpy().astype(np.int64)
+            found[f"audio_{i}"] = model.decode(frames)[0, 0].numpy()
+            found[f"latent_{i}"] = model.encoder(audio)[0].numpy()
+        np.savez(args.out / "ref.npz", **found)
+        if args.time:
+            longest = max(clips, key=lambda c: c.shape[-1])
+            model.encode(longest[..., :24000])  # warm-up
+            started = time.perf_counter()
+            frames = model.encode(longest)
+            encode_s = time.perf_counter() - started
+            started = time.perf_counter()
+            model.decode(frames)
+            decode_s = time.perf_counter() - started
+            print(json.dumps({"seconds": longest.shape[-1] / 24000, "encode_s": encode_s, "decode_s": decode_s,
+                              "torch": torch.__version__, "threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":

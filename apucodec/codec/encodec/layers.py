@@ -43,10 +43,8 @@ class SConv(CausalConv1d):
         pad = self.left_padding
         frames = -(-(x.shape[-1] - kernel + pad) // stride) + 1
         extra = (frames - 1) * stride + kernel - pad - x.shape[-1]
-        if self.pad_mode == "reflect" and (pad or extra):
-            x = reflect_pad(x, pad, extra)
-        else:
-            x = F.pad(x, (pad, extra))
+        reflect = self.pad_mode == "reflect" and (pad or extra)
+        x = reflect_pad(x, pad, extra) if reflect else F.pad(x, (pad, extra))
         return self._conv_forward(x, self.weight, self.bias)
 
 

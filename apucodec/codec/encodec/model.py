@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from apucodec.codec.encodec.layers import ResBlock, SConv, SConvTranspose, SLSTM
+from apucodec.codec.encodec.layers import SLSTM, ResBlock, SConv, SConvTranspose
 from apucodec.contract.encodec_config import EncodecConfig
 
 
