@@ -158,3 +158,29 @@ def test_encode_bandwidth_is_a_codebook_count(exported, tmp_path):
     result = runner.invoke(cli, ["encode", str(tmp_path / "in.wav"), str(tmp_path / "p.apc"), "--model",
                                  str(root / "model"), "--bandwidth", "5"])
     assert result.exit_code != 0 and "--bandwidth 5" in result.output and not (tmp_path / "p.apc").exists()
+
+
+def test_bf16_rewrite_puts_every_op_of_the_encodec_graphs_on_the_npu_bf16_list(exported):
+    """EnCodec's FP32 graphs compile to BF16 on the NPU whole (LSTM included) once Elu is rewritten; the bounds
+    and first-step arithmetic use no Clip."""
+    import onnx
+    import onnxruntime as ort
+
+    from apucodec.calibration.bf16_rewrite import bf16_rewrite
+    from apucodec.contract.npu_ops import check_bf16_ops
+
+    _, root = exported
+    for name in ("encoder.s1.onnx", "decoder.s4.onnx"):
+        model = onnx.load(root / "model" / name)
+        before = check_bf16_ops(model)
+        assert before.not_listed == ["Elu"] and "LSTM" in before.op_counts
+        rewritten, replaced = bf16_rewrite(model)
+        assert replaced == {"Elu": before.op_counts["Elu"]} and check_bf16_ops(rewritten).ready
+        rng = np.random.default_rng(0)
+        feeds = {i.name: rng.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim]).astype(np.float32)
+                 * 0.3 for i in model.graph.input}
+        feeds["bounds"] = np.array([0.0, 9.0], dtype=np.float32)   # a first step: the reflections run too
+        a, b = (ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+                for m in (model, rewritten))
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_allclose(y, x, rtol=0, atol=1e-5)

@@ -32,8 +32,10 @@ from apucodec.export.streaming import (
 
 
 def _first_step(bounds: torch.Tensor) -> torch.Tensor:
-    """1.0 on a stream's first step (no frames consumed before it), else 0.0 (Mul/Add/Max/Min only)."""
-    return torch.clamp(bounds[0] * -1.0 + 1.0, 0.0, 1.0)
+    """1.0 on a stream's first step (no frames consumed before it), else 0.0: Mul/Add/Max/Min only (no Clip, which
+    the NPU's BF16 list lacks)."""
+    zero, one = torch.zeros(1), torch.ones(1)
+    return torch.minimum(torch.maximum(bounds[0:1] * -1.0 + 1.0, zero), one)
 
 
 class StreamSConv(StreamConv):
