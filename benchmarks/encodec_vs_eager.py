@@ -80,6 +80,50 @@ def open_codec(model: Path, step: int, threads: int, precision: str = "fp32"):  
     return Codec(load_model_dir(model), settings, None, ("encoder", "decoder"))
 
 
+def stream_graph(path: Path, entry, audio: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """An encoder step graph streamed over `audio` on the ORT CPU EP (its step >= the start frames)."""
+    import onnxruntime as ort
+
+    from apucodec.runtime.steps import Stepper
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names, outs = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
+
+    def step(x, state, bounds):  # noqa: ANN001, ANN202
+        return tuple(session.run(outs, dict(zip(names, (x, state, bounds), strict=True))))
+
+    latent = session.get_outputs()[0].shape[1]
+    stepper = Stepper(step, step_frames=entry.step_frames, in_rate=HOP, out_rate=1, in_channels=1,
+                      out_channels=latent, delay=0, state_size=entry.state_size, horizon=entry.horizon_frames)
+    return np.concatenate([stepper.push(audio[None]), stepper.finish()], axis=1)
+
+
+def lstm_int8_cost(model_dir: Path, paths: list[Path], work: Path) -> None:
+    """What INT8 LSTM weights would cost: the FP32 encoder with only its LSTMs weight-quantized (ORT's
+    DynamicQuantizeLSTM, int8 weights) against the FP32 encoder: latent SNR and 6 kbps code agreement."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from apucodec.model_dir import load_model_dir
+    from apucodec.runtime.rvq import NumpyRVQ
+
+    model = load_model_dir(model_dir)
+    entry = model.files["encoder.s64"]
+    target = work / "encoder.s64.lstm-int8.onnx"
+    if not target.is_file():
+        quantize_dynamic(str(model_dir / "encoder.s64.onnx"), str(target), op_types_to_quantize=["LSTM"],
+                         weight_type=QuantType.QInt8)
+    rvq = NumpyRVQ(np.load(model_dir / "codebooks.npy"))
+    snrs, agree = [], []
+    for path in paths[:4]:
+        audio = np.load(path)
+        ref, got = (stream_graph(p, entry, audio) for p in (model_dir / "encoder.s64.onnx", target))
+        snrs.append(snr(ref, got))
+        agree.append((rvq.quantize(ref.T, 8) == rvq.quantize(got.T, 8)).mean(axis=1))
+    per = " ".join(f"{100 * a:.1f}%" for a in np.mean(agree, axis=0))
+    print(f"LSTM weights in INT8 (dynamic, everything else FP32), {len(snrs)} clips: latent SNR min "
+          f"{min(snrs):.1f} dB; 6 kbps code agreement with FP32 per codebook {per}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True)
@@ -89,9 +133,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--stream-clips", type=int, default=3)
     parser.add_argument("--no-int8", action="store_true")
+    parser.add_argument("--phases", default="parity,stream,speed,lstm",
+                        help="which measurements to run (the export and quantization are cached in --work)")
     args = parser.parse_args()
-    import torch
-
+    phases = set(args.phases.split(","))
     from apucodec.codec.checkpoint import load_encodec_checkpoint
 
     work = args.work
@@ -106,7 +151,18 @@ def main() -> None:
     ref = np.load(work / "ref/ref.npz")
     net = load_encodec_checkpoint(work / "ref/encodec.th")
 
-    # ---- parity vs the package ----------------------------------------------------------------------------------
+    if "parity" in phases:
+        parity(model_dir, paths, ref, args)
+    if "stream" in phases:
+        streaming(model_dir, paths, net, args)
+    if "speed" in phases:
+        speed(model_dir, paths, eager, args)
+    if "lstm" in phases and not args.no_int8:
+        lstm_int8_cost(model_dir, paths, work)
+
+
+def parity(model_dir: Path, paths: list[Path], ref, args) -> None:  # noqa: ANN001
+    """Codes at 6 kbps per codebook, and apucodec's decode of the package's codes, against the package."""
     codec = open_codec(model_dir, 64, args.threads)
     equal, total, decode_snr = np.zeros(8), 0, []
     for i, path in enumerate(paths):
@@ -124,7 +180,11 @@ def main() -> None:
     print(f"decode of the package's codes vs the package's decode: SNR min {min(decode_snr):.1f} dB, "
           f"median {np.median(decode_snr):.1f} dB")
 
-    # ---- streaming vs whole file -------------------------------------------------------------------------------
+
+def streaming(model_dir: Path, paths: list[Path], net, args) -> None:  # noqa: ANN001
+    """The runtime at 1, 4 and 64-frame steps against apucodec's whole-file torch model, every sample."""
+    import torch
+
     for step in (1, 4, 64):
         stream = open_codec(model_dir, step, args.threads)
         worst_err, worst_snr, codes_same = 0.0, float("inf"), True
@@ -142,7 +202,9 @@ def main() -> None:
         print(f"streaming at {step}-frame steps vs whole-file torch ({args.stream_clips} clips): codes identical "
               f"{codes_same}, output max abs error {worst_err:.2e}, SNR {worst_snr:.1f} dB")
 
-    # ---- speed -------------------------------------------------------------------------------------------------
+
+def speed(model_dir: Path, paths: list[Path], eager: dict, args) -> None:  # noqa: ANN001
+    """The longest clip, encode + decode at 6 kbps: the package eager vs apucodec FP32 and CPU INT8."""
     longest = max(paths, key=lambda p: np.load(p).size)
     audio = np.load(longest)
     seconds = audio.size / RATE
@@ -163,7 +225,8 @@ def main() -> None:
     if "apucodec CPU INT8" in outputs:
         fp, q = outputs["apucodec FP32"], outputs["apucodec CPU INT8"]
         agree = " ".join(f"{100 * a:.1f}%" for a in (fp[1] == q[1]).mean(axis=1))
-        print(f"CPU INT8 vs FP32: output SNR {snr(fp[0], q[0]):.1f} dB; code agreement per codebook {agree}")
+        print(f"CPU INT8 (LSTMs kept in float) vs FP32: output SNR {snr(fp[0], q[0]):.1f} dB; code agreement per "
+              f"codebook {agree}")
 
 
 if __name__ == "__main__":
