@@ -50,6 +50,20 @@ def randomize(model: EncodecModel, audio: torch.Tensor, seed: int) -> None:
             residual = residual - embed[idx]
 
 
+@torch.no_grad()
+def time_codec(model: EncodecModel, audio: torch.Tensor) -> dict:
+    """Eager encode and decode of `audio`, after a one-second warm-up."""
+    model.decode(model.encode(audio[..., :24000]))
+    started = time.perf_counter()
+    frames = model.encode(audio)
+    encode_s = time.perf_counter() - started
+    started = time.perf_counter()
+    model.decode(frames)
+    decode_s = time.perf_counter() - started
+    return {"seconds": audio.shape[-1] / 24000, "encode_s": encode_s, "decode_s": decode_s,
+            "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
@@ -61,11 +75,18 @@ def main() -> None:
     parser.add_argument("--n-q", type=int, default=None, help="codebooks to use instead of --bandwidth's")
     parser.add_argument("--time", action="store_true", help="also time encode and decode (eager, this process)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--time-only", type=Path, default=None, metavar="STATE",
+                        help="load this state dict and only time encode + decode of the first --audio file")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     model = small_model() if args.small else EncodecModel.encodec_model_24khz(pretrained=False)
     model.eval()
+    if args.time_only is not None:
+        model.load_state_dict(torch.load(args.time_only, map_location="cpu", weights_only=True))
+        model.set_target_bandwidth(args.bandwidth)
+        print(json.dumps(time_codec(model, torch.from_numpy(np.load(args.audio[0])).view(1, 1, -1))))
+        return
     clips = [torch.from_numpy(np.load(path).astype(np.float32)).view(1, 1, -1) for path in args.audio]
     randomize(model, torch.cat(clips[:3], dim=-1), args.seed)
     model.set_target_bandwidth(args.bandwidth)
@@ -82,16 +103,7 @@ def main() -> None:
             found[f"latent_{i}"] = model.encoder(audio)[0].numpy()
         np.savez(args.out / "ref.npz", **found)
         if args.time:
-            longest = max(clips, key=lambda c: c.shape[-1])
-            model.encode(longest[..., :24000])  # warm-up
-            started = time.perf_counter()
-            frames = model.encode(longest)
-            encode_s = time.perf_counter() - started
-            started = time.perf_counter()
-            model.decode(frames)
-            decode_s = time.perf_counter() - started
-            print(json.dumps({"seconds": longest.shape[-1] / 24000, "encode_s": encode_s, "decode_s": decode_s,
-                              "torch": torch.__version__, "threads": torch.get_num_threads()}))
+            print(json.dumps(time_codec(model, max(clips, key=lambda c: c.shape[-1]))))
 
 
 if __name__ == "__main__":
