@@ -33,15 +33,19 @@ def small_model() -> EncodecModel:
 
 
 def randomize(model: EncodecModel, audio: torch.Tensor, seed: int) -> None:
-    """Seeded weights (torch's default init) and random codebooks scaled to the residual at each level."""
+    """Seeded weights (torch's default init) and random codebooks: each level's 1024 entries are residual vectors of
+    `audio` drawn at random (as EnCodec's own k-means starts) plus Gaussian noise of the residual's per-channel
+    spread, so the codes spread over the codebook (random-weight latents sit at a per-channel offset with little
+    variation: codebooks drawn around zero would pick one or two codewords)."""
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         latent = model.encoder(audio).transpose(1, 2).reshape(-1, model.quantizer.dimension)
         residual = latent.clone()
         for layer in model.quantizer.vq.layers:
             book = layer._codebook
-            scale = residual.std().clamp_min(1e-6)
-            embed = torch.randn(book.embed.shape, generator=generator) * scale + residual.mean(0)
+            picks = torch.randint(0, residual.shape[0], (book.embed.shape[0],), generator=generator)
+            noise = torch.randn(book.embed.shape, generator=generator) * residual.std(0).clamp_min(1e-8)
+            embed = residual[picks] + 0.5 * noise
             book.embed.copy_(embed)
             book.embed_avg.copy_(embed)
             book.cluster_size.fill_(1.0)
@@ -75,6 +79,7 @@ def main() -> None:
     parser.add_argument("--n-q", type=int, default=None, help="codebooks to use instead of --bandwidth's")
     parser.add_argument("--time", action="store_true", help="also time encode and decode (eager, this process)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-latent", action="store_true", help="do not store the unquantized latents")
     parser.add_argument("--time-only", type=Path, default=None, metavar="STATE",
                         help="load this state dict and only time encode + decode of the first --audio file")
     args = parser.parse_args()
@@ -100,7 +105,8 @@ def main() -> None:
                 frames = [(model.quantizer.vq.encode(model.encoder(audio), n_q=args.n_q).transpose(0, 1), None)]
             found[f"codes_{i}"] = frames[0][0][0].numpy().astype(np.int64)
             found[f"audio_{i}"] = model.decode(frames)[0, 0].numpy()
-            found[f"latent_{i}"] = model.encoder(audio)[0].numpy()
+            if not args.no_latent:
+                found[f"latent_{i}"] = model.encoder(audio)[0].numpy()
         np.savez(args.out / "ref.npz", **found)
         if args.time:
             print(json.dumps(time_codec(model, max(clips, key=lambda c: c.shape[-1]))))
