@@ -14,10 +14,17 @@ SMALL = EncodecConfig(latent_dim=16, n_filters=2, n_codebooks=8, codebook_size=1
 
 
 def small_model(seed: int = 0) -> EncodecNet:
+    """Seeded weights; codebooks drawn from the residuals of a noise signal (+ noise), so codes vary over time
+    (codebooks around zero would pick one codeword: random-weight latents sit at a per-channel offset)."""
     torch.manual_seed(seed)
     model = EncodecNet(SMALL).eval()
     with torch.no_grad():
-        model.quantizer.codebooks.normal_(0.0, 0.05)
+        residual = model.encoder(torch.randn(1, 1, 80 * SMALL.hop_length) * 0.3)[0].T
+        for book in model.quantizer.codebooks:
+            picks = torch.randint(0, residual.shape[0], (book.shape[0],))
+            book.copy_(residual[picks] + 0.5 * torch.randn(book.shape) * residual.std(0))
+            scores = (residual.pow(2).sum(-1, keepdim=True) - 2 * residual @ book.T + book.pow(2).sum(-1))
+            residual = residual - book[scores.argmin(-1)]
     return model
 
 
