@@ -39,6 +39,17 @@ def randomize(model: EncodecModel, audio: torch.Tensor, seed: int) -> None:
     variation: codebooks drawn around zero would pick one or two codewords)."""
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
+        # Weights at unit gain (v ~ N(0, 1/fan_in), g = ||v||, small biases): torch's default init shrinks the signal
+        # through the 15 layers to a latent that barely moves around per-channel offsets, where float rounding
+        # alone decides between near-equidistant codewords; at unit gain the latent varies ~300x more.
+        for module in model.modules():
+            if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)) and hasattr(module, "weight_v"):
+                v = module.weight_v
+                fan_in = (v.shape[1] * v.shape[2] if isinstance(module, torch.nn.Conv1d)
+                          else v.shape[0] * v.shape[2] / module.stride[0])
+                v.normal_(0.0, fan_in ** -0.5, generator=generator)
+                module.weight_g.copy_(v.reshape(v.shape[0], -1).norm(dim=1).reshape(module.weight_g.shape))
+                module.bias.uniform_(-0.01, 0.01, generator=generator)
         latent = model.encoder(audio).transpose(1, 2).reshape(-1, model.quantizer.dimension)
         residual = latent.clone()
         for layer in model.quantizer.vq.layers:
