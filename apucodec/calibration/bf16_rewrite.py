@@ -8,6 +8,8 @@ identities used, exact in real arithmetic and in IEEE float for the ranges invol
     LeakyRelu(x, a) = Max(x, a*x)                    for 0 <= a <= 1
     Relu(x)         = Max(x, 0)
     Gelu(x)         = 0.5 * x * (1 + Erf(x / sqrt 2))   (approximate="none"; "tanh" is left alone)
+    Elu(x, a)       = Max(x, 0) + a * (Exp(Min(x, 0)) - 1)    (EnCodec's activation; exact for x >= 0, and within
+                                                           float rounding of expm1 below)
 
 Applied to a ModelProto (onnx is an export-time dependency, not the runtime's); the result is checked for
 numerical equality with ONNX Runtime in the tests.
@@ -64,6 +66,15 @@ def bf16_rewrite(model: Any) -> tuple[Any, dict[str, int]]:
                       helper.make_node("Add", [erf, constant(1.0)], [one_plus], name=f"{name}_add"),
                       helper.make_node("Mul", [x, constant(0.5)], [half_x], name=f"{name}_half"),
                       helper.make_node("Mul", [half_x, one_plus], [y], name=f"{name}_mul")]
+        elif node.op_type == "Elu" and node.domain in ("", "ai.onnx"):
+            pos, neg, exp, less, scaled = (f"{name}_{s}" for s in ("pos", "neg", "exp", "less", "scaled"))
+            alpha = float(_attr(node, "alpha", 1.0))
+            nodes += [helper.make_node("Max", [x, constant(0.0)], [pos], name=f"{name}_max"),
+                      helper.make_node("Min", [x, constant(0.0)], [neg], name=f"{name}_min"),
+                      helper.make_node("Exp", [neg], [exp], name=f"{name}_exp"),
+                      helper.make_node("Add", [exp, constant(-1.0)], [less], name=f"{name}_sub"),
+                      helper.make_node("Mul", [less, constant(alpha)], [scaled], name=f"{name}_alpha"),
+                      helper.make_node("Add", [pos, scaled], [y], name=f"{name}_add")]
         else:
             nodes.append(node)
             continue

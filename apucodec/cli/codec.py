@@ -200,16 +200,35 @@ def _announce(info: Any, rate: int, rename: tuple[str, str]) -> tuple[str, ...]:
 
 
 CODEBOOKS_HELP = "Codebooks to use, 1..N where N is the model's count (fewer = lower bitrate; default all)."
+BANDWIDTH_HELP = ("Bitrate in kbps instead of --codebooks (EnCodec 24 kHz: 1.5, 3, 6, 12, 24 = 2, 4, 8, 16, 32 "
+                  "codebooks); must be a whole number of codebooks.")
+
+
+def codebooks_for_bandwidth(n_codebooks: int | None, kbps: float | None, codec: Any) -> int | None:
+    """--bandwidth -> codebooks (EnCodec's bandwidths are codebook counts): exact multiples of one codebook's
+    bitrate only, so the file's bitrate is what was asked for."""
+    if kbps is None:
+        return n_codebooks
+    if n_codebooks is not None:
+        raise ApucodecError("give --codebooks or --bandwidth, not both")
+    per_codebook = codec.config.bitrate(1) / 1000
+    n = round(kbps / per_codebook)
+    if abs(n * per_codebook - kbps) > 1e-6 or not 1 <= n <= codec.config.n_codebooks:
+        valid = ", ".join(f"{per_codebook * k:g}" for k in range(1, codec.config.n_codebooks + 1))
+        raise ApucodecError(f"--bandwidth {kbps:g}: this model ({codec.model.path}) codes at {valid} kbps")
+    return n
 
 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=file_path("input"))
 @click.argument("output_path", metavar="OUTPUT", type=file_path())
 @click.option("--codebooks", "n_codebooks", type=click.IntRange(min=1), default=None, help=CODEBOOKS_HELP)
+@click.option("--bandwidth", type=float, default=None, metavar="KBPS", help=BANDWIDTH_HELP)
 @click.option("--match-input", is_flag=True, help="Write at the input's sample rate instead of 44.1 kHz.")
 @click.option("--mono", is_flag=True, help="Average the channels first (default: each channel coded on its own).")
 @session_options
-def run(input_path: Path, output_path: Path, n_codebooks: int | None, match_input: bool, mono: bool,
+def run(input_path: Path, output_path: Path, n_codebooks: int | None, bandwidth: float | None, match_input: bool,
+        mono: bool,
         **opts: Any) -> None:
     """Encode and decode INPUT (any audio libsndfile reads) into OUTPUT (44.1 kHz mono WAV by default).
 
@@ -226,6 +245,7 @@ def run(input_path: Path, output_path: Path, n_codebooks: int | None, match_inpu
         info = _check_paths(source, output_path)
         report = opts.pop("report")
         codec = _open_codec(**opts, stages=("encoder", "decoder"), n_codebooks=n_codebooks)
+        n_codebooks = codebooks_for_bandwidth(n_codebooks, bandwidth, codec)
         shown = _announce(info, codec.sample_rate, (str(source), label))
         with _progress(info.seconds, _codec_rate_length(info, codec.sample_rate), "run") as progress:
             result = codec.run_file(source, output_path, n_codebooks, match_input, progress, mono)
@@ -236,9 +256,11 @@ def run(input_path: Path, output_path: Path, n_codebooks: int | None, match_inpu
 @click.argument("input_path", metavar="INPUT", type=file_path("input"))
 @click.argument("output_path", metavar="OUTPUT.apc", type=file_path())
 @click.option("--codebooks", "n_codebooks", type=click.IntRange(min=1), default=None, help=CODEBOOKS_HELP)
+@click.option("--bandwidth", type=float, default=None, metavar="KBPS", help=BANDWIDTH_HELP)
 @click.option("--mono", is_flag=True, help="Average the channels first (default: each channel coded on its own).")
 @session_options(stages=("encoder",))
-def encode(input_path: Path, output_path: Path, n_codebooks: int | None, mono: bool, **opts: Any) -> None:
+def encode(input_path: Path, output_path: Path, n_codebooks: int | None, bandwidth: float | None, mono: bool,
+           **opts: Any) -> None:
     """Compress INPUT (any audio libsndfile reads) into an .apc code file (`-`: standard input / output; a folder:
     every audio file in it, mirrored into the folder OUTPUT)."""
     if input_path.is_dir():
@@ -250,6 +272,7 @@ def encode(input_path: Path, output_path: Path, n_codebooks: int | None, mono: b
         info = _check_paths(source, output_path, audio_output=False)
         report = opts.pop("report")
         codec = _open_codec(**opts, stages=("encoder",), n_codebooks=n_codebooks)
+        n_codebooks = codebooks_for_bandwidth(n_codebooks, bandwidth, codec)
         shown = _announce(info, codec.sample_rate, (str(source), label))
         with _progress(info.seconds, _codec_rate_length(info, codec.sample_rate), "encode") as progress:
             result = codec.encode_file(source, output_path, n_codebooks, progress, mono)

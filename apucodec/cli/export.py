@@ -26,7 +26,8 @@ def parse_step_frames(text: str) -> tuple[int, ...]:
 
 @click.command("export")
 @click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path),
-              help="Checkpoint written by 'apucodec train', or the original APU-Codec's bare state dict.")
+              help="Checkpoint written by 'apucodec train', the original APU-Codec's bare state dict, or "
+                   "the encodec package's state dict (encodec_24khz-*.th).")
 @click.option("--out", "out", type=click.Path(path_type=Path), default=Path(DEFAULT_DIR_NAME), show_default=True,
               help="Model directory to create.")
 @click.option("--step-frames", default=",".join(map(str, DEFAULT_STEP_FRAMES)), show_default=True,
@@ -37,10 +38,12 @@ def parse_step_frames(text: str) -> tuple[int, ...]:
 @click.option("--codebooks-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
 @click.option("--inline-weights", is_flag=True,
               help="Keep every weight inside each step graph instead of one shared weights file per stage.")
+@click.option("--family", default=None, help="Codec family of the checkpoint (apucodec, dac, encodec), when "
+              "recognising it from its keys is ambiguous. Default: recognised from the keys.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final line.")
 def export(checkpoint: Path, out: Path, step_frames: str, opset: int, no_simplify: bool, codebooks_dtype: str,
-           inline_weights: bool, force: bool, quiet: bool) -> None:
+           inline_weights: bool, force: bool, quiet: bool, family: str | None) -> None:
     """Export a checkpoint's encoder and decoder to ONNX step graphs and verify them against PyTorch."""
     sizes = parse_step_frames(step_frames)
     require("torch", "export")
@@ -49,7 +52,7 @@ def export(checkpoint: Path, out: Path, step_frames: str, opset: int, no_simplif
 
     log = None if quiet else (lambda message: click.echo(message, err=True))
     model = export_model(checkpoint, out, step_frames=sizes, opset=opset, simplify=not no_simplify, force=force,
-                         codebooks_dtype=codebooks_dtype, log=log, share_weights=not inline_weights)
+                         codebooks_dtype=codebooks_dtype, log=log, share_weights=not inline_weights, family=family)
     streaming = model.manifest.streaming
     worst = min(p["snr_db"] if p["snr_db"] is not None else float("inf")
                 for p in model.manifest.export.parity.values())

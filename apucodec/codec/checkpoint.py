@@ -146,6 +146,39 @@ def check_against_tensors(config: CodecConfig, state: dict[str, Any], path: Path
                                 f"{list(shape)}")
 
 
+def checkpoint_family(path: str | Path, family: str | None = None) -> str:
+    """The codec family a checkpoint holds: `family` if given (the user's override, checked against the known
+    ones), else recognised from its keys (an `encodec` package state dict, or the project's own formats)."""
+    from apucodec.codec.encodec.checkpoint import is_encodec_state_dict
+    from apucodec.contract.families import family_names
+
+    if family is not None:
+        if family not in family_names():
+            raise ApucodecError(f"--family {family!r} is not a codec family this apucodec knows "
+                                f"({', '.join(family_names())})")
+        return family
+    data = _read(Path(path))
+    return "encodec" if isinstance(data, dict) and is_encodec_state_dict(data) else "apucodec"
+
+
+def load_encodec_checkpoint(path: str | Path) -> Any:
+    """An `encodec` package state dict -> EncodecNet (eval), with one-line errors for files that are not one."""
+    from apucodec.codec.encodec.checkpoint import is_encodec_state_dict, load_encodec_state_dict
+
+    path = Path(path)
+    data = _read(path)
+    if not isinstance(data, dict) or not is_encodec_state_dict(data):
+        found = ", ".join(list(data)[:4]) if isinstance(data, dict) else type(data).__name__
+        raise ApucodecError(f"{path}: not an encodec state dict (no encoder.model.0.conv.conv.* and "
+                            f"quantizer.vq.layers.N._codebook.embed keys; found {found})")
+    check_finite_state(data, path)
+    try:
+        return load_encodec_state_dict(data)
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError, AttributeError) as exc:
+        raise ApucodecError(f"{path}: checkpoint does not match the EnCodec model ({first_line(exc)[:300]})") \
+            from None
+
+
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Load either checkpoint format into an APUCodec in eval mode, with one-line errors for bad files."""
     path = Path(path)

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from apucodec.contract.config import CodecConfig
 from apucodec.contract.dac_config import DacConfig
+from apucodec.contract.encodec_config import EncodecConfig
 
 FAMILY_KEY = "family"
 DEFAULT_FAMILY = "apucodec"
@@ -51,6 +52,7 @@ def _registry() -> dict[str, Any]:
     return {
         DEFAULT_FAMILY: CodecConfig,
         "dac": DacConfig,
+        "encodec": EncodecConfig,
     }
 
 

@@ -87,13 +87,14 @@ def producers(simplifier: str) -> dict[str, str]:
 def export_model(source: str | Path | APUCodec, out_dir: str | Path = DEFAULT_DIR_NAME, *,
                  step_frames: tuple[int, ...] = DEFAULT_STEP_FRAMES, opset: int = DEFAULT_OPSET,
                  simplify: bool = True, force: bool = False, codebooks_dtype: str = "float32",
-                 log: Log | None = print, share_weights: bool = True) -> ModelDir:
+                 log: Log | None = print, share_weights: bool = True, family: str | None = None) -> ModelDir:
     """Export `source` (a checkpoint path or an APUCodec) into the model directory `out_dir` and return it.
 
     One encoder and one decoder step graph per entry of `step_frames` (frames per step; the defaults are a live
     step of 4 frames, 46 ms, and an offline one of 64). `share_weights`: each stage's step graphs read their
-    weights from one shared file (the default) rather than each carrying a copy. Raises ApucodecError for every
-    user-fixable problem, leaving no partial directory behind.
+    weights from one shared file (the default) rather than each carrying a copy. `family` overrides recognising
+    the checkpoint's codec family from its keys. Raises ApucodecError for every user-fixable problem, leaving no
+    partial directory behind.
     """
     out = Path(out_dir)
     step_frames = tuple(sorted(set(int(s) for s in step_frames)))
@@ -101,11 +102,30 @@ def export_model(source: str | Path | APUCodec, out_dir: str | Path = DEFAULT_DI
     steps = StepLog(log, "export")
     # The staging folder is made first, so an unwritable destination fails before minutes of work.
     with new_model_dir(out, force) as stage:
-        _export_into(stage, source, steps, step_frames=step_frames, opset=opset, simplify=simplify,
-                     codebooks_dtype=codebooks_dtype, share_weights=share_weights)
+        encodec = _encodec_source(source, family)
+        if encodec is not None:
+            from apucodec.export.encodec_export import export_encodec_into
+
+            export_encodec_into(stage, *encodec, steps, step_frames=step_frames, opset=opset, simplify=simplify,
+                                codebooks_dtype=codebooks_dtype)
+        else:
+            _export_into(stage, source, steps, step_frames=step_frames, opset=opset, simplify=simplify,
+                         codebooks_dtype=codebooks_dtype, share_weights=share_weights)
     result = load_model_dir(out)
     steps.info(f"wrote {result.label}")
     return result
+
+
+def _encodec_source(source: Any, family: str | None) -> tuple[Any, dict[str, Any]] | None:
+    """(EncodecNet, source info) when `source` is an EnCodec model or checkpoint (or `family` says so), else None."""
+    from apucodec.codec.checkpoint import checkpoint_family, load_encodec_checkpoint
+    from apucodec.codec.encodec.model import EncodecNet
+
+    if isinstance(source, EncodecNet):
+        return source, {"format": "in-memory", "family": "encodec"}
+    if isinstance(source, APUCodec) or checkpoint_family(source, family) != "encodec":
+        return None
+    return load_encodec_checkpoint(source), {"checkpoint": Path(source).name, "format": "encodec", "step": 0}
 
 
 def _export_into(stage: Path, source: str | Path | APUCodec, steps: StepLog, *, step_frames: tuple[int, ...],

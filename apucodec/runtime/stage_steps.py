@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.contract.steps import step_role
+from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir
 from apucodec.runtime.int8_floor import FloorCounts, StepCall, guarded_step, stage_floor
 from apucodec.runtime.stage_plan import SessionSettings
@@ -84,9 +85,31 @@ class StageSteps:
             step = guarded_step(stage, step_frames, step, self._fp32_step(stage), self.settings.int8_floor_dbfs,
                                 counts)
         stepper = Stepper(step, step_frames=step_frames, state_size=facts.state_size,
-                          horizon=entry.horizon_frames, lead_frames=lead_frames, on_step=on_step, **shape)
+                          horizon=entry.horizon_frames, lead_frames=lead_frames, on_step=on_step,
+                          first=self._first_step(stage, step_frames), **shape)
         self._floor_counts[stepper] = (stage, counts)
         return stepper
+
+    def _first_step(self, stage: str, step_frames: int) -> tuple[StepCall, int, int] | None:
+        """EnCodec only: a stream's first step must span the config's `start_frames` (its reflect padding looks a few
+        frames ahead at the file's start); it runs on the shortest FP32 graph that long, on the CPU EP, opened on
+        first use and kept."""
+        start = int(getattr(self.model.config, "start_frames", 1))
+        if start <= step_frames:
+            return None
+        fits = [(e.step_frames, role) for role, e in self.model.files.items()
+                if e.stage == stage and e.precision == "fp32" and (e.step_frames or 0) >= start]
+        if not fits:
+            raise ApucodecError(f"{self.model.path}: no {stage} step graph spans the {start} frames a stream's first "
+                                "step needs; re-export with that step size in --step-frames")
+        frames, role = min(fits)
+        key = f"first:{stage}"
+        with self._lock:
+            if key not in self._fp32:
+                from apucodec.runtime.sessions import open_cpu_session
+
+                self._fp32[key] = session_step(open_cpu_session(self.model, role, self.settings))
+        return self._fp32[key], frames, self.model.files[role].horizon_frames
 
     def floor_counts(self, stepper: Stepper) -> FloorCounts:
         """Steps of `stepper` that ran on the INT8 and on the FP32 graph (all INT8 = 0 when unguarded)."""

@@ -35,17 +35,21 @@ class Stepper:
 
     `in_rate` / `out_rate` are samples per latent frame on each side (encoder: hop -> 1, decoder: 1 -> hop);
     `delay` is in output samples; `horizon` bounds the `bounds` input (the graph's exact-arithmetic range);
-    `on_step`, if given, is told the start and end of every step-graph call.
+    `on_step`, if given, is told the start and end of every step-graph call. `first`, if given, is (step function,
+    frames, horizon) of a longer graph that must run the stream's first step: EnCodec's reflect padding makes its first
+    outputs depend on the next few frames (apucodec/export/encodec_steps.py); the state layout does not depend on
+    the step size, so the stream carries on with the regular graph afterwards.
     """
 
     def __init__(self, step: StepFunction, *, step_frames: int, in_rate: int, out_rate: int, in_channels: int,
                  out_channels: int, delay: int, state_size: int, horizon: int, lead_frames: int = 0,
-                 on_step: StepObserver | None = None) -> None:
+                 on_step: StepObserver | None = None, first: tuple[StepFunction, int, int] | None = None) -> None:
         self._step = step
+        self._first = first if first is not None and first[1] > step_frames else None
         self._on_step = on_step
         self.step_frames, self.in_rate, self.out_rate = step_frames, in_rate, out_rate
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.delay, self.horizon = delay, horizon
+        self.delay, self.horizon = delay, max(horizon, self._first[2] if self._first is not None else 0)
         self.state = np.zeros((1, state_size), dtype=np.float32)
         # `lead_frames` zero frames before the stream's start shift the step boundaries (a decoder fed by an encoder
         # whose delay is not a whole number of steps then runs as soon as each encoder step lands); the graph
@@ -61,15 +65,20 @@ class Stepper:
     def step_samples(self) -> int:
         return self.step_frames * self.in_rate
 
+    def _first_samples(self) -> int:
+        """Input samples the next step takes: the first step's longer span, or the regular step."""
+        return self._first[1] * self.in_rate if self._first is not None and not self.steps else self.step_samples
+
     def _run(self, chunk: np.ndarray, frames_left: int | None) -> np.ndarray:
         h = self.horizon
         left = h if frames_left is None else max(-h, min(h, frames_left))
         bounds = np.array([max(-h, min(self.frames_in, h)), left], dtype=np.float32)
+        first = self._first is not None and not self.steps
         started = time.perf_counter()
-        out, self.state = self._step(chunk[None], self.state, bounds)
+        out, self.state = (self._first[0] if first else self._step)(chunk[None], self.state, bounds)
         if self._on_step is not None:
             self._on_step(started, time.perf_counter())
-        self.frames_in += self.step_frames
+        self.frames_in += chunk.shape[1] // self.in_rate
         self.steps += 1
         out = out[0]
         if self._to_drop:
@@ -87,10 +96,11 @@ class Stepper:
         piece = np.asarray(piece, dtype=np.float32).reshape(self.in_channels, -1)
         self.received += piece.shape[1]
         data = np.concatenate([self._pending, piece], axis=1) if self._pending.shape[1] else piece
-        n = self.step_samples
-        whole = data.shape[1] // n
-        pieces = [self._run(np.ascontiguousarray(data[:, k * n: (k + 1) * n]), None) for k in range(whole)]
-        self._pending = data[:, whole * n:].copy() if whole else data.copy()
+        pieces, start = [], 0
+        while data.shape[1] - start >= (n := self._first_samples()):
+            pieces.append(self._run(np.ascontiguousarray(data[:, start: start + n]), None))
+            start += n
+        self._pending = data[:, start:].copy()
         return self._collect(pieces)
 
     def finish(self, total_frames: int | None = None) -> np.ndarray:
@@ -103,8 +113,9 @@ class Stepper:
         produced = self.emitted
         data = self._pending
         while produced < target:
-            chunk = np.zeros((self.in_channels, self.step_samples), dtype=np.float32)
-            take = min(data.shape[1], self.step_samples)
+            n = self._first_samples()
+            chunk = np.zeros((self.in_channels, n), dtype=np.float32)
+            take = min(data.shape[1], n)
             chunk[:, :take] = data[:, :take]
             data = data[:, take:]
             out = self._run(chunk, total_frames - (self.frames_in))

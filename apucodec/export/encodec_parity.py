@@ -1,0 +1,69 @@
+"""EnCodec's step graphs, streamed on ORT through the runtime's own Stepper (first step included), against the
+whole-file torch network: the same check as apucodec/export/parity.py, with the stream's first step run on the
+graph long enough to reproduce EnCodec's reflect padding (as the runtime runs it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from apucodec.codec.encodec.model import EncodecNet
+from apucodec.export.encodec_steps import EncodecStepNetwork
+from apucodec.export.parity import PARITY_SECONDS, GraphParity, _compare_edges, _streamed, cpu_session
+from apucodec.runtime.steps import Stepper
+from apucodec.signals import SIGNALS, signal
+
+
+def ort_step(path: Path):  # noqa: ANN201 - a StepFunction
+    session = cpu_session(path)
+    names, outs = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
+
+    def step(x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y, nxt = session.run(outs, dict(zip(names, (x, state, bounds), strict=True)))
+        return y, nxt
+
+    return step
+
+
+def first_role(networks: dict[str, EncodecStepNetwork], kind: str, start: int) -> str:
+    """The role of the shortest `kind` graph whose step spans `start` frames (the one that runs a first step)."""
+    return min((net.step_frames, role) for role, net in networks.items()
+               if net.kind == kind and net.step_frames >= start)[1]
+
+
+def make_stepper(step, net: EncodecStepNetwork, first, first_net: EncodecStepNetwork,  # noqa: ANN001
+                 latent: int) -> Stepper:
+    hop = net.hop
+    shape = (dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent) if net.kind == "encoder" else
+             dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1))
+    return Stepper(step, step_frames=net.step_frames, delay=0, state_size=net.state_size, horizon=net.horizon_frames,
+                   first=(first, first_net.step_frames, first_net.horizon_frames), **shape)
+
+
+@torch.no_grad()
+def check_encodec_parity(model: EncodecNet, networks: dict[str, EncodecStepNetwork], paths: dict[str, Path],
+                         seconds: float = PARITY_SECONDS) -> dict[str, GraphParity]:
+    cfg = model.config
+    hop = cfg.hop_length
+    length = int(seconds * cfg.sample_rate) + 101
+    frames = -(-length // hop)
+    steps = {role: ort_step(paths[role]) for role in networks}
+    results: dict[str, dict[str, dict[str, float]]] = {role: {} for role in networks}
+    for kind in SIGNALS:
+        audio = np.zeros((1, 1, frames * hop), dtype=np.float32)
+        audio[..., :length] = signal(kind, length, cfg.sample_rate)
+        latent_ref = model.encoder(torch.from_numpy(audio))
+        quantized = model.quantizer.dequantize(model.quantizer.quantize_codes(latent_ref))
+        audio_ref = model.decoder(quantized).numpy()[0]
+        for role, net in networks.items():
+            first = first_role(networks, net.kind, net.start_frames)
+            stepper = make_stepper(steps[role], net, steps[first], networks[first], cfg.latent_dim)
+            if net.kind == "encoder":
+                got = _streamed(stepper, audio[0], frames, 3 * hop + 17)
+                results[role][kind] = _compare_edges(latent_ref.numpy()[0], got, 16)
+            else:
+                got = _streamed(stepper, quantized.numpy()[0].astype(np.float32), frames, 5)
+                results[role][kind] = _compare_edges(audio_ref, got, 16 * hop)
+    return {role: GraphParity(per_signal) for role, per_signal in results.items()}
