@@ -30,6 +30,7 @@ from apucodec.runtime import pipeline
 from apucodec.runtime.audio_stream import StreamResampler
 from apucodec.runtime.providers import SessionSettings
 from apucodec.runtime.stream import Flushed, Stream
+from apucodec.runtime.whole_sequence import approximation_line
 
 log = logging.getLogger("apucodec")
 
@@ -104,6 +105,9 @@ class Codec(pipeline.Codec):
         cache = self.__dict__.setdefault("_engines", {})
         if step_frames not in cache:
             cache[step_frames] = pipeline.Codec(self.model, self.settings, warn=None, step_frames=step_frames)
+            approximate = approximation_line(self.model, step_frames)
+            if approximate:  # a GroupNorm model: its live steps only approximate the exact offline calls
+                log.warning(approximate)
         return cache[step_frames]
 
     def algorithmic_latency(self, step_frames: int = LIVE_STEP_FRAMES) -> float:

@@ -20,9 +20,13 @@ import torch
 from apucodec import __version__
 from apucodec.codec.config import CodecConfig
 from apucodec.codec.model import APUCodec
+from apucodec.codec.seed_checks import (
+    SEED_CODEBOOK_PREFIX,
+    check_norm_groups,
+    check_project_layout,
+    check_seed_layout,
+)
 from apucodec.errors import ApucodecError, first_line, require_file
-
-SEED_CODEBOOK_PREFIX = "quantizer.codebooks."
 
 
 @dataclass
@@ -119,11 +123,15 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     try:
         if "state_dict" in data and "config" in data:
             config = CodecConfig.from_dict(dict(data["config"]))
+            check_project_layout(data["state_dict"], path)
+            if config.norm == "group":
+                check_norm_groups(data["state_dict"], config.norm_groups, path)
             model = APUCodec(config)
             state, fmt = data["state_dict"], "apucodec"
             extra = {k: v for k, v in data.items() if k not in ("config", "state_dict", "step")}
             step = int(data.get("step", 0))
         elif is_seed_state_dict(data):
+            check_seed_layout(data, path)
             config = config_from_seed_state_dict(data)
             model = APUCodec(config)
             state, fmt, extra, step = seed_to_state_dict(data, model), "seed", {}, 0

@@ -25,10 +25,12 @@ from apucodec.export.streaming import StepNetwork
 from apucodec.metrics import snr_db
 from apucodec.model_dir import file_entry
 from apucodec.passes import StepLog
-from apucodec.signals import SIGNALS, signal
+from apucodec.signals import signal
 
 REFERENCE_SECONDS = 10.0   # per clip of reference audio: long enough for running statistics to settle
 REFERENCE_CLIPS = 3
+SYNTHETIC = ("speech_like", "mixture")  # without recordings: the parity signals closest to real audio
+SYNTHETIC_SECONDS = 4.0
 
 
 def reference_material(path: Path | None, sample_rate: int) -> tuple[list[np.ndarray], str]:
@@ -38,9 +40,9 @@ def reference_material(path: Path | None, sample_rate: int) -> tuple[list[np.nda
     from apucodec.errors import ApucodecError
 
     if path is None:
-        n = int(REFERENCE_SECONDS * sample_rate)
-        return [signal(kind, n, sample_rate).astype(np.float32) for kind in SIGNALS], \
-            f"synthetic signals ({', '.join(SIGNALS)}), {REFERENCE_SECONDS:.0f} s each"
+        n = int(SYNTHETIC_SECONDS * sample_rate)
+        return [signal(kind, n, sample_rate).astype(np.float32) for kind in SYNTHETIC], \
+            f"synthetic signals ({', '.join(SYNTHETIC)}), {SYNTHETIC_SECONDS:.0f} s each (no --reference-audio)"
     files = [path] if path.is_file() else list_audio_files(path)
     if not files:
         raise ApucodecError(f"{path}: --reference-audio holds no audio files")
@@ -62,6 +64,7 @@ def measure_approximation(model: APUCodec, networks: dict[str, StepNetwork], pat
     hop = cfg.hop_length
     refs: dict[str, list[np.ndarray]] = {role: [] for role in networks}
     gots: dict[str, list[np.ndarray]] = {role: [] for role in networks}
+    sessions = {role: cpu_session(paths[role]) for role in networks}
     for clip in clips:
         frames = -(-clip.size // hop)
         audio = np.zeros((1, 1, frames * hop), dtype=np.float32)
@@ -70,7 +73,7 @@ def measure_approximation(model: APUCodec, networks: dict[str, StepNetwork], pat
         quantized = model.quantizer.dequantize(model.quantizer.quantize_codes(latent))
         decoded = model.decoder(quantized).numpy()[0]
         for role, net in networks.items():
-            stepper = _stepper(cpu_session(paths[role]), net, cfg)
+            stepper = _stepper(sessions[role], net, cfg)
             if net.kind == "encoder":
                 gots[role].append(_streamed(stepper, audio[0], frames, 4096).reshape(-1))
                 refs[role].append(latent.numpy()[0].reshape(-1))

@@ -68,8 +68,12 @@ class Codec:
         self._turn = processor_turns(self.placement)
         self._steps = StageSteps(model, self.sessions, self.settings)
         for caveat in (model.manifest.export.caveats if model.manifest.export else None) or []:
-            if warn is not None:  # e.g. a GroupNorm model: streamed output cannot equal whole-file output
+            if warn is not None:  # e.g. a GroupNorm model exported before whole-sequence graphs existed
                 warn(f"{model.path}: {caveat}")
+        approximate = None if self.whole_sequence else whole_sequence.approximation_line(
+            model, self.step_frames(next(iter(self.sessions))))
+        if approximate and warn is not None:  # a GroupNorm model through its step graphs
+            warn(approximate)
 
     @classmethod
     def open(cls, model_path: str | Path | None = None, settings: SessionSettings | None = None,

@@ -181,3 +181,20 @@ def chain(codec: Any, lanes: Lanes, kind: str, n: int, notes: list[str]) -> list
         stages.append(("decoder", decoder_stage(codec.sessions["decoder"], codec.hop, lanes, segmenter,
                                                 codec._turn["decoder"])))
     return stages
+
+
+def approximation_line(model: ModelDir, step_frames: int | None = None) -> str | None:
+    """One line for a pooled-norm model streamed through its step graphs: approximate, and how close (the export's
+    measurement at `step_frames`, else at each step size), or None for a model that streams exactly."""
+    record = model.manifest.export.approximate if model.manifest.export else None
+    if not record:
+        return None
+    graphs = record.get("graphs", {})
+    sizes = sorted({g["step_frames"] for g in graphs.values()})
+    shown = [step_frames] if step_frames in sizes else sizes
+    parts = []
+    for size in shown:
+        snr = {stage: graphs.get(f"{stage}.s{size}", {}).get("snr_db") for stage in ("encoder", "decoder")}
+        parts.append(f"{size} frames: encoder {snr['encoder']} dB, decoder {snr['decoder']} dB")
+    return (f"{model.path}: GroupNorm model: streaming is approximate (running statistics; SNR vs whole-file on "
+            f"{record.get('material', '?')}: {'; '.join(parts)}); offline run/encode/decode are exact")
