@@ -197,3 +197,31 @@ def test_malformed_checkpoints_end_in_one_line_naming_the_key(case, tmp_path):
     result = invoke("export", "--checkpoint", str(path), "--out", str(tmp_path / "m"))
     assert_one_line_error(result, str(path), key, progress="[export] ")
     assert not (tmp_path / "m").exists()
+
+
+def test_distilling_a_seed_model_lowers_the_loss_and_exports_with_exact_streaming(seed_checkpoint, tmp_path):
+    import soundfile as sf
+
+    from apucodec.codec.distill import DistillSettings, distill, student_of
+
+    data = tmp_path / "audio"
+    data.mkdir()
+    for i, kind in enumerate(("speech_like", "mixture", "chirp")):
+        sf.write(data / f"{i}.wav", 0.5 * signal(kind, 3 * 44100, 44100), 44100)
+    teacher = load_checkpoint(seed_checkpoint).model
+    student, copied, skipped = student_of(teacher)
+    assert skipped and all(".norm." in k for k in skipped) and copied == len(teacher.state_dict()) - len(skipped)
+    x = torch.from_numpy(signal("mixture", 8192, 44100)).view(1, 1, -1)
+    with torch.no_grad():  # convolutions carry the teacher's effective weights through weight norm
+        torch.testing.assert_close(student.encoder.input_conv.weight, teacher.encoder.input_conv.weight)
+        assert torch.equal(student.quantizer.codebooks, teacher.quantizer.codebooks)
+        assert student(x).audio.shape == teacher(x).audio.shape
+    settings = DistillSettings(steps=30, batch_size=2, segment_seconds=0.3, lr=3e-3, log_every=100)
+    with torch_threads(1):
+        result = distill(seed_checkpoint, data, tmp_path / "student.pt", settings, log=lambda m: None)
+    assert result.steps_done == 30
+    assert np.mean(result.losses[-5:]) < 0.8 * np.mean(result.losses[:5]), result.losses
+    model_dir = export_on_one_thread(tmp_path / "student.pt", tmp_path, step_frames=(4,))
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["codec"]["norm"] == "weight" and "approximate" not in manifest["export"]
+    assert all(p["snr_db"] is None or p["snr_db"] >= 80 for p in manifest["export"]["parity"].values())
