@@ -189,7 +189,7 @@ def open_cpu_session(model: ModelDir, role: str, settings: SessionSettings) -> S
                                  graph_sha=model.files[role].get("sha256"))
     except Exception as exc:  # onnxruntime's pybind errors have no common base we can name
         raise ApucodecError(f"{path}: cannot open it on the CPU EP ({_first_line(exc)})") from None
-    shapes = static_inputs(session, path, whole_dims(model))
+    shapes = static_inputs(session, path, whole_dims(model, role))
     check_io(shapes, path, manifest_inputs(model, role))
     placement = StagePlacement(model.files[role].stage or role, CPU, CPU, graph=path.name)
     return StageSession(session, placement, shapes, [o.name for o in session.get_outputs()])
@@ -219,7 +219,7 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
             try:
                 session, from_cache = create_session(cand.path, cand.ep, availability, cand.options, settings,
                                                      profile_dir, log, model.files.get(cand.role, {}).get("sha256"))
-                shapes = static_inputs(session, cand.path, whole_dims(model))
+                shapes = static_inputs(session, cand.path, whole_dims(model, cand.role))
                 check_io(shapes, cand.path, expected_input)
                 counts = node_counts(session, shapes, profile_dir)
             except ApucodecError:

@@ -38,9 +38,11 @@ MEMORY_SHARE = 0.5
 BYTES_PER_WIDEST_ACTIVATION = 8.0
 
 
-def whole_dims(model: ModelDir) -> dict[str, int]:
-    """Example sizes of a whole-sequence graph's named time axes (4 frames), for probing a session."""
-    return {"samples": 4 * model.hop, "frames": 4}
+def whole_dims(model: ModelDir, role: str) -> dict[str, int] | None:
+    """Example sizes of a whole-sequence graph's named time axes (4 frames), for probing a session; None for a
+    step graph (static: a named axis there is refused)."""
+    entry = model.files.get(role)
+    return {"samples": 4 * model.hop, "frames": 4} if entry is not None and entry.whole_sequence else None
 
 
 def widest_activation_bytes_per_second(config: Any) -> float:
