@@ -225,3 +225,30 @@ def test_distilling_a_seed_model_lowers_the_loss_and_exports_with_exact_streamin
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert manifest["codec"]["norm"] == "weight" and "approximate" not in manifest["export"]
     assert all(p["snr_db"] is None or p["snr_db"] >= 80 for p in manifest["export"]["parity"].values())
+
+
+def test_cpu_int8_quantizes_the_whole_sequence_graphs_a_seed_model_runs(seed_model_dir, tmp_path):
+    import shutil
+
+    import soundfile as sf
+
+    from apucodec.calibration.cpu_quantize import quantize_cpu
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(seed_model_dir, model_dir)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i, kind in enumerate(("speech_like", "mixture", "chirp", "noise_bursts")):
+        sf.write(calib / f"{i}.wav", 0.5 * signal(kind, 2 * 44100, 44100), 44100)
+    result = quantize_cpu(model_dir, calib, windows=3, threads=1)
+    assert set(result.paths) == {"encoder.whole.cpu-int8", "decoder.whole.cpu-int8"}
+    assert result.fidelity["latent_snr_db"] > 15
+    codec = Codec.open(model_dir, CPU_SETTINGS, warn=None)
+    assert codec.whole_sequence
+    assert [codec.placement.stage(s).graph for s in ("encoder", "decoder")] == \
+        ["encoder.whole.cpu-int8.onnx", "decoder.whole.cpu-int8.onnx"]
+    audio = (0.5 * signal("speech_like", 44100, 44100)).astype(np.float32)
+    out, _ = codec.run_array(audio)
+    fp32 = Codec.open(model_dir, dataclasses.replace(CPU_SETTINGS, encoder_graph="fp32", decoder_graph="fp32"),
+                      warn=None)
+    assert snr_db(fp32.run_array(audio)[0], out) > 10  # INT8, close to FP32
