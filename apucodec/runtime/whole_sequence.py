@@ -33,9 +33,10 @@ from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.steps import frames_for_length
 
 MEMORY_SHARE = 0.5
-# Peak resident memory of a whole-sequence graph call per second of audio, in units of its widest layer's float32
-# activation per second (measured by benchmarks/whole_sequence_memory.py on the 32.4M seed preset; see its output).
-BYTES_PER_WIDEST_ACTIVATION = 8.0
+# Peak resident memory of a whole-sequence run per second of audio, in units of its widest layer's float32 activation
+# per second: measured 3.7 on the 32.4M seed preset (benchmarks/whole_sequence_memory.py: 594 MB above the opened
+# sessions at 10 s, 1217 MB at 25 s, i.e. 41.5 MB per second against a widest layer of 11.3 MB/s), rounded up.
+BYTES_PER_WIDEST_ACTIVATION = 4.0
 
 
 def whole_dims(model: ModelDir, role: str) -> dict[str, int] | None:
