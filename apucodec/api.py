@@ -33,6 +33,7 @@ from apucodec.codes import Codes
 from apucodec.errors import ApucodecError, InputError, ModelError
 from apucodec.live_stream import Stream, check_codes
 from apucodec.precision import PRECISIONS, open_engine, stage_precision
+from apucodec.runtime.whole_sequence import approximation_line
 
 log = logging.getLogger("apucodec")
 
@@ -210,6 +211,9 @@ class Codec(CodecFiles):
         if step_frames not in self._streams:
             self._streams[step_frames] = open_engine(self.model, self._precision, self._options,
                                                      step_frames=int(step_frames))
+            approximate = approximation_line(self.model, int(step_frames))
+            if approximate:  # a GroupNorm model: its live steps only approximate the exact offline calls
+                log.warning(approximate)
         return self._streams[step_frames]
 
     def algorithmic_latency(self, step_frames: int = LIVE_STEP_FRAMES) -> float:

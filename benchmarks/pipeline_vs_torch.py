@@ -75,7 +75,7 @@ def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads:
     if int8_floor is not None:
         settings.int8_floor_dbfs = int8_floor
     codec = Codec.open(model, settings, warn=None, step_frames=step_frames)
-    codec.run_array(audio[: step_frames * codec.hop])  # warm-up: one step through every stage
+    codec.run_array(audio[: max(step_frames, 4) * codec.hop])  # warm-up: one step through every stage
     out, result = codec.run_array(audio)
     steps = {stage: result.steps_of(stage) for stage in ("encoder", "decoder")}
     graphs = "/".join(codec.placement.stage(stage).graph.removesuffix(".onnx") for stage in ("encoder", "decoder"))
@@ -151,19 +151,22 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="the checkpoint the model directory was exported from")
     parser.add_argument("--model", required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--step-frames", type=int, default=0, help="step graphs to run (0: the model's largest)")
+    parser.add_argument("--step-frames", type=int, default=0,
+                        help="step graphs to run (0: the model's largest; a GroupNorm model's whole-sequence graphs)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every variant, interleaved (median shown)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads and ORT intra-op threads per session (0: all cores for torch, the "
                              "runtime's own policy for ORT)")
     args = parser.parse_args()
 
-    from apucodec.contract.steps import step_role
+    from apucodec.contract.steps import WHOLE_SEQUENCE, step_role
     from apucodec.model_dir import load_model_dir
     from apucodec.tools.bench import generated_audio
 
     model = load_model_dir(args.model)
-    step = args.step_frames or max(model.step_sizes("encoder"))
+    # a pooled-norm (seed) model runs offline through its whole-sequence graphs (WHOLE_SEQUENCE, step "0")
+    whole = model.has(step_role("encoder", WHOLE_SEQUENCE))
+    step = args.step_frames or (WHOLE_SEQUENCE if whole else max(model.step_sizes("encoder")))
     audio = generated_audio(args.seconds, model.config.sample_rate)
     cores = os.cpu_count() or 1
     torch_threads = args.threads or cores

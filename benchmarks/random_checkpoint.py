@@ -1,6 +1,7 @@
 """A random-weight checkpoint of a preset (default: the 32.4M spec config) for benchmarks: no training needed.
 
     python benchmarks/random_checkpoint.py default.pt [--preset default] [--seed 1234]
+    python benchmarks/random_checkpoint.py seed.pt --preset seed --seed-format   # the original project's layout
 
 Like the tests' tiny checkpoint, the codebooks are initialised from data (one train-mode forward pass on generated
 audio), so RVQ codes spread as a trained model's do instead of landing on a few random codewords. To compare with
@@ -18,6 +19,8 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--seed-format", action="store_true",
+                        help="write a bare state dict in the original APU-Codec key layout (quantizer.codebooks.N)")
     args = parser.parse_args()
 
     import torch
@@ -36,7 +39,13 @@ def main() -> None:
     with torch.no_grad():
         model(audio)
     model.eval()
-    save_checkpoint(args.out, model, step=1)
+    if args.seed_format:
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith("quantizer.")}
+        for i, book in enumerate(model.quantizer.codebooks):
+            state[f"quantizer.codebooks.{i}"] = book.clone()
+        torch.save(state, args.out)
+    else:
+        save_checkpoint(args.out, model, step=1)
     print(f"wrote {args.out}: preset {args.preset}, seed {args.seed}, {model.param_count / 1e6:.2f}M parameters")
 
 

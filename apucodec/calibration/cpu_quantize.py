@@ -35,7 +35,7 @@ from apucodec.calibration.gelu_nodes import gelu_node_names
 from apucodec.calibration.step_nodes import bounds_nodes
 from apucodec.calibration.streams import graph_stepper, stream
 from apucodec.contract.manifest import CpuInt8Record, FileEntry
-from apucodec.contract.steps import STAGES, step_role
+from apucodec.contract.steps import STAGES, WHOLE_SEQUENCE, step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, file_entry, load_model_dir
 from apucodec.passes import Log, StepLog, install_files, update_model_dir
@@ -140,7 +140,7 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
                  method: str = DEFAULT_METHOD, seed: int = 0, threads: int = 0,
                  exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
                  on_status: StatusCallback | None = None,
-                 float_latent: Sequence[str] = FLOAT_LATENT) -> CpuQuantizeResult:
+                 float_latent: Sequence[str] = FLOAT_LATENT) -> CpuQuantizeResult | Any:
     """Quantize the model directory's offline FP32 encoder and decoder step graphs for the CPU EP; record them.
 
     `windows` is the number of calibration clips (CLIP_STEPS steps each); held-out clips come on top.
@@ -154,6 +154,10 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
     started = time.perf_counter()
     status = StepLog(on_status).info
     model = load_model_dir(Path(model_path).absolute())   # refuses missing step graphs or a sha256 mismatch
+    if model.has(step_role("encoder", WHOLE_SEQUENCE)):  # a GroupNorm model: offline it runs whole-sequence graphs
+        from apucodec.calibration.whole_int8 import quantize_whole_cpu
+
+        return quantize_whole_cpu(model, calib_folder, windows, method, seed, threads, status)
     step = max(model.step_sizes("encoder"))
     if step not in model.step_sizes("decoder"):
         raise ApucodecError(f"{model.path}: no decoder step graph of {step} frames to match encoder.s{step}")

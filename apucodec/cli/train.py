@@ -74,14 +74,21 @@ def _progress_bar(steps: int) -> Iterator[Callable[[int, str | None], None] | No
               help="Scale --lr with the number of data-parallel ranks.")
 @click.option("--upsample-init", type=click.Choice(["default", "icnr"]), default=None,
               help="Override the preset's decoder upsampler initialisation (icnr: no frame-rate comb at init).")
+@click.option("--distill-from", "distill_from", type=click.Path(path_type=Path), default=None,
+              help="A seed (GroupNorm) checkpoint: train its streamable student instead (the project's architecture, "
+                   "matching weights copied), with the seed model as teacher. Uses --steps, --batch-size, "
+                   "--segment-seconds, --lr, --log-every, --max-minutes, --seed.")
 def train(data_dir: Path, out: Path, preset_name: str, activation: str | None, steps: int, batch_size: int,
           segment_seconds: float, lr: float, warmup_steps: int, val_every: int, checkpoint_every: int,
           checkpoint_minutes: float, log_every: int, max_minutes: float | None, device: str, seed: int,
           l1_weight: float, stft_weight: float,
           mel_weight: float, commitment_weight: float, resume: Path | None, precision: str, compile_model: bool,
-          workers: int | None, lr_scaling: str, upsample_init: str | None) -> None:
+          workers: int | None, lr_scaling: str, upsample_init: str | None, distill_from: Path | None) -> None:
     """Train APU-Codec on every audio file under DATA_DIR (any format libsndfile reads)."""
     require("torch", "train")
+    if distill_from is not None:
+        _distill(distill_from, data_dir, out, steps, batch_size, segment_seconds, lr, log_every, max_minutes, seed)
+        return
     import dataclasses
 
     from apucodec.codec.config import preset
@@ -142,3 +149,16 @@ def _resumed(path: Path, settings: object, config: object, main_rank: bool) -> o
         for line in lines:
             click.echo(line, err=True)
     return settings
+
+
+def _distill(seed_checkpoint: Path, data_dir: Path, out: Path, steps: int, batch_size: int, segment_seconds: float,
+             lr: float, log_every: int, max_minutes: float | None, seed: int) -> None:
+    from apucodec.codec.distill import DistillSettings, distill
+
+    settings = DistillSettings(steps=steps, batch_size=batch_size, segment_seconds=segment_seconds, lr=lr,
+                               log_every=log_every, max_minutes=max_minutes, seed=seed)
+    result = distill(seed_checkpoint, data_dir, out, settings, log=lambda m: click.echo(m, err=True))
+    first, last = result.losses[0], result.losses[-1]
+    click.echo(f"wrote {out}: streamable student of {seed_checkpoint} ({result.copied} tensors copied), "
+               f"{result.steps_done} steps in {result.seconds:.0f} s, distillation loss {first:.4f} -> {last:.4f}; "
+               "export it for exact streaming")

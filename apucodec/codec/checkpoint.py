@@ -22,10 +22,14 @@ from apucodec.codec.config import CodecConfig
 from apucodec.codec.dac.checkpoint import is_dac_checkpoint
 from apucodec.codec.dac.model import DacModel
 from apucodec.codec.model import APUCodec
+from apucodec.codec.seed_checks import (
+    SEED_CODEBOOK_PREFIX,
+    check_norm_groups,
+    check_project_layout,
+    check_seed_layout,
+)
 from apucodec.contract.dac_config import DacConfig
 from apucodec.errors import ApucodecError, first_line, require_file
-
-SEED_CODEBOOK_PREFIX = "quantizer.codebooks."
 
 
 @dataclass
@@ -190,6 +194,9 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             config = CodecConfig.from_dict(dict(data["config"]))
             if not isinstance(data["state_dict"], dict):
                 raise ApucodecError(f"{path}: state_dict is a {type(data['state_dict']).__name__}, not a dict")
+            check_project_layout(data["state_dict"], path)
+            if config.norm == "group":
+                check_norm_groups(data["state_dict"], config.norm_groups, path)
             check_against_tensors(config, data["state_dict"], path)  # before a byte of the model is allocated
             model = APUCodec(config)
             state, fmt = data["state_dict"], "apucodec"
@@ -199,6 +206,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             model = DacModel(DacConfig.from_dac_kwargs(dict(data["metadata"]["kwargs"])))
             state, fmt, extra, step = data["state_dict"], "dac", {}, 0
         elif is_seed_state_dict(data):
+            check_seed_layout(data, path)
             config = config_from_seed_state_dict(data)
             model = APUCodec(config)
             state, fmt, extra, step = seed_to_state_dict(data, model), "seed", {}, 0

@@ -94,7 +94,7 @@ class ResidualUnit(nn.Module):
 
     def __init__(self, cfg: CodecConfig, channels: int, dilation: int) -> None:
         super().__init__()
-        self.norm = nn.GroupNorm(1, channels) if cfg.norm == "group" else nn.Identity()
+        self.norm = nn.GroupNorm(cfg.norm_groups, channels) if cfg.norm == "group" else nn.Identity()
         self.conv1 = conv1d(cfg, channels, channels, cfg.residual_kernel, dilation=dilation)
         self.act1 = make_activation(cfg.activation)
         self.conv2 = conv1d(cfg, channels, channels, 1)

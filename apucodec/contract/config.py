@@ -48,6 +48,9 @@ class CodecConfig:
     # "weight": weight-normalised convs, no pooled statistics (chunk-safe, folded away at export).
     # "group": GroupNorm(1, C) before each residual unit, as the original APU-Codec seed did (not chunk-safe).
     norm: str = "weight"
+    # Groups of each GroupNorm (norm="group"); the seed uses 1 (statistics over all channels). Must divide every
+    # channel width.
+    norm_groups: int = 1
     # Causal: every convolution padded on the left only and transposed convolutions trimmed on the right, so no
     # output depends on future input: zero lookahead, and the streaming latency is one step.
     causal: bool = False
@@ -72,6 +75,8 @@ class CodecConfig:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, not {self.activation!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, not {self.norm!r}")
+        if isinstance(self.norm_groups, bool) or not isinstance(self.norm_groups, int) or self.norm_groups < 1:
+            raise ValueError(f"norm_groups must be a positive integer, not {self.norm_groups!r}")
         if self.upsample_init not in UPSAMPLE_INITS:
             raise ValueError(f"upsample_init must be one of {UPSAMPLE_INITS}, not {self.upsample_init!r}")
         if any(s % 2 for s in self.strides):

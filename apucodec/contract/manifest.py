@@ -64,6 +64,7 @@ class FileEntry(Record):
     sha256: str
     bytes: int | None = None
     stage: str | None = None               # "encoder" | "decoder": set on step graphs only
+    whole_sequence: str | None = None      # "encoder" | "decoder": a whole-sequence graph (pooled-norm models)
     step_frames: int | None = None
     precision: str | None = None           # "fp32" | "cpu-int8" | "npu-int8"
     state_size: int | None = None

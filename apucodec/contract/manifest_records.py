@@ -88,6 +88,8 @@ class ExportRecord(Record):
     parity: dict[str, dict[str, Any]] | None = None   # role -> snr_db, max_abs_error, ...
     caveats: list[str] | None = None
     seconds: dict[str, float] | None = None
+    # A pooled-norm model's step graphs: how close their running statistics come to whole-file (never "parity")
+    approximate: dict[str, Any] | None = None
 
 
 @dataclass

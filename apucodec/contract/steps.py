@@ -13,11 +13,15 @@ STAGES = ("encoder", "decoder")
 PRECISIONS = ("fp32", "cpu-int8", "npu-int8")
 STEP_INPUTS = {"encoder": ("audio", "state", "bounds"), "decoder": ("latent", "state", "bounds")}
 STEP_OUTPUTS = {"encoder": ("latent", "next_state"), "decoder": ("audio", "next_state")}
+# The "step size" of a whole-sequence graph (a pooled-norm model's offline graphs, a dynamic time axis, no state):
+# the runtime picks graphs by (stage, step frames, precision), and this one takes the whole input at once.
+WHOLE_SEQUENCE = 0
 
 
 def step_role(stage: str, step_frames: int, precision: str = "fp32") -> str:
-    """The manifest role (and file stem) of a step graph: encoder.s4, decoder.s64, encoder.s64.npu-int8."""
-    base = f"{stage}.s{step_frames}"
+    """The manifest role (and file stem) of a step graph: encoder.s4, decoder.s64, encoder.s64.npu-int8; a
+    whole-sequence graph's: encoder.whole, encoder.whole.cpu-int8."""
+    base = f"{stage}.whole" if step_frames == WHOLE_SEQUENCE else f"{stage}.s{step_frames}"
     return base if precision == "fp32" else f"{base}.{precision}"
 
 

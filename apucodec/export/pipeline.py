@@ -59,9 +59,6 @@ from apucodec.rvq_projections import save_projections
 SUPPORTED_OPSETS = range(17, 21)
 CODEBOOK_DTYPES = ("float32", "float16")
 MAX_STEP_FRAMES = 4096
-GROUPNORM_CAVEAT = ("this model uses GroupNorm, which pools statistics over the whole sequence; its step graphs "
-                    "pool them over each step's new samples instead, so streamed output cannot equal whole-file "
-                    "output (larger steps come closer). Retrain with norm='weight' for exact streaming.")
 
 
 def _validate(step_frames: tuple[int, ...], opset: int, codebooks_dtype: str) -> None:
@@ -87,13 +84,16 @@ def producers(simplifier: str) -> dict[str, str]:
 def export_model(source: str | Path | APUCodec, out_dir: str | Path = DEFAULT_DIR_NAME, *,
                  step_frames: tuple[int, ...] = DEFAULT_STEP_FRAMES, opset: int = DEFAULT_OPSET,
                  simplify: bool = True, force: bool = False, codebooks_dtype: str = "float32",
-                 log: Log | None = print, share_weights: bool = True, family: str | None = None) -> ModelDir:
+                 log: Log | None = print, share_weights: bool = True, family: str | None = None,
+                 reference_audio: str | Path | None = None) -> ModelDir:
     """Export `source` (a checkpoint path or an APUCodec) into the model directory `out_dir` and return it.
 
     One encoder and one decoder step graph per entry of `step_frames` (frames per step; the defaults are a live
     step of 4 frames, 46 ms, and an offline one of 64). `share_weights`: each stage's step graphs read their
     weights from one shared file (the default) rather than each carrying a copy. `family` overrides recognising
-    the checkpoint's codec family from its keys. Raises ApucodecError for every user-fixable problem, leaving no
+    the checkpoint's codec family from its keys. A pooled-norm (GroupNorm) model also gets exact whole-sequence
+    graphs for offline work, and its step graphs' approximation is measured on `reference_audio` (recordings;
+    default: synthetic signals). Raises ApucodecError for every user-fixable problem, leaving no
     partial directory behind.
     """
     out = Path(out_dir)
@@ -110,7 +110,8 @@ def export_model(source: str | Path | APUCodec, out_dir: str | Path = DEFAULT_DI
                                 codebooks_dtype=codebooks_dtype)
         else:
             _export_into(stage, source, steps, step_frames=step_frames, opset=opset, simplify=simplify,
-                         codebooks_dtype=codebooks_dtype, share_weights=share_weights)
+                         codebooks_dtype=codebooks_dtype, share_weights=share_weights,
+                         reference_audio=Path(reference_audio) if reference_audio is not None else None)
     result = load_model_dir(out)
     steps.info(f"wrote {result.label}")
     return result
@@ -129,7 +130,8 @@ def _encodec_source(source: Any, family: str | None) -> tuple[Any, dict[str, Any
 
 
 def _export_into(stage: Path, source: str | Path | APUCodec, steps: StepLog, *, step_frames: tuple[int, ...],
-                 opset: int, simplify: bool, codebooks_dtype: str, share_weights: bool = True) -> None:
+                 opset: int, simplify: bool, codebooks_dtype: str, share_weights: bool = True,
+                 reference_audio: Path | None = None) -> None:
     """Every step of the export, writing the finished directory's content into `stage`."""
     model, source_info = _step_load(source, steps)
     cfg = model.config
@@ -138,6 +140,13 @@ def _export_into(stage: Path, source: str | Path | APUCodec, steps: StepLog, *, 
     protos, graph_info, exporter, simplifier = _step_graphs(networks, specs, opset, simplify, steps)
     paths, external = _step_write(stage, protos, specs, model, codebooks_dtype, steps, share_weights)
     parities, caveats = _step_parity(model, networks, specs, paths, steps)
+    whole_files: dict[str, FileEntry] = {}
+    approximate = None
+    if getattr(cfg, "norm", None) == "group":  # GroupNorm: exact whole-sequence graphs offline
+        from apucodec.export.pooled_export import export_offline
+
+        whole_files, parities, approximate = export_offline(model, modules, networks, paths, stage, opset, simplify,
+                                                            steps, reference_audio)
 
     files: dict[str, FileEntry] = {}
     for role, spec in specs.items():
@@ -147,6 +156,7 @@ def _export_into(stage: Path, source: str | Path | APUCodec, steps: StepLog, *, 
                                  inputs=[t.entry() for t in spec.inputs], outputs=[t.entry() for t in spec.outputs],
                                  graph=graph_info[role],
                                  **({"external_data": external[role]} if role in external else {}))
+    files.update(whole_files)
     files["codebooks"] = file_entry(paths["codebooks"], "codebooks", shape=list(model.quantizer.codebooks.shape),
                                     dtype=codebooks_dtype)
     for name in sorted({n for names in external.values() for n in names}):
@@ -160,8 +170,9 @@ def _export_into(stage: Path, source: str | Path | APUCodec, steps: StepLog, *, 
     manifest = Manifest(
         model_id=model_id(files), codec=codec_from_config(cfg), streaming=streaming, files=files,
         export=ExportRecord(source=source_info, exporter=exporter, opset=opset, weight_norm_folded=folded_count,
-                            simplifier=simplifier, parity={role: p.to_dict() for role, p in parities.items()},
-                            caveats=caveats, seconds=steps.seconds),
+                            simplifier=simplifier, parity={role: p if isinstance(p, dict) else p.to_dict()
+                                                           for role, p in parities.items()},
+                            caveats=caveats, seconds=steps.seconds, approximate=approximate),
         producers=producers(simplifier))
     write_manifest(stage / MANIFEST_NAME, manifest)
 
@@ -275,14 +286,13 @@ def _step_write(stage: Path, protos: dict[str, onnx.ModelProto], specs: dict[str
 def _step_parity(model: APUCodec, networks: dict[str, StepNetwork], specs: dict[str, GraphSpec],
                  paths: dict[str, Path], steps: StepLog) -> tuple[dict[str, parity.GraphParity], list[str]]:
     """files -> streamed-vs-whole-file error per graph; under MIN_SNR_DB refuses the export (GroupNorm models,
-    which cannot stream exactly, get a caveat instead)."""
+    which cannot stream exactly, are measured as approximate by pooled_export instead)."""
+    if getattr(model.config, "norm", None) == "group":
+        return {}, []
     with steps.step("parity") as said:
         parities = parity.check_parity(model, networks, paths)
         said.append(", ".join(f"{role} SNR {p.snr_db:.1f} dB (max abs err {p.max_abs_error:.1e}, at the edges "
                               f"{p.edge_max_abs_error:.1e})" for role, p in parities.items()))
-    if getattr(model.config, "norm", None) == "group":
-        steps.info(f"caveat: {GROUPNORM_CAVEAT}")
-        return parities, [GROUPNORM_CAVEAT]
     for role, p in parities.items():
         if p.snr_db < parity.MIN_SNR_DB:
             raise ApucodecError(f"{specs[role].filename}: streamed ONNX output differs from whole-file PyTorch (SNR "

@@ -17,7 +17,7 @@ cached convolutions, made exact at the file's ends:
 Zero state is the start of a stream. All caches are packed into one flat state tensor whose layout does not depend
 on S, so graphs of different step sizes can hand a stream over to each other (the runtime finishes a file with the
 small live step instead of padding a large one). Pooled normalisation (the seed's GroupNorm) cannot stream exactly:
-it is computed over each step's new samples.
+it runs on statistics carried in the state from the stream's start (apucodec/export/running_norm.py).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from apucodec.codec.modules import Decoder, Encoder, left_padding
+from apucodec.export.running_norm import RUNNING, stream_norm
 
 
 @dataclass(frozen=True)
@@ -167,9 +168,11 @@ class _Plain(nn.Module):
 class StreamResidual(nn.Module):
     """x + act2(conv2(act1(conv1(norm(x))))) with the skip path delayed to meet the branch."""
 
-    def __init__(self, unit: nn.Module, track: Track, layout: _Layout, name: str, samples: int) -> None:
+    def __init__(self, unit: nn.Module, track: Track, layout: _Layout, name: str, samples: int,
+                 norm_mode: str = RUNNING) -> None:
         super().__init__()
-        self.norm = unit.norm
+        # claimed before the convs: state parts are put in the order the ops run
+        self.norm = stream_norm(unit.norm, BoundsMask(track, samples), layout, f"{name}.norm", samples, norm_mode)
         self.conv1 = StreamConv(unit.conv1, track, layout, f"{name}.conv1")
         self.conv2 = StreamConv(unit.conv2, self.conv1.track_out, layout, f"{name}.conv2")
         self.act1, self.act2 = unit.act1, unit.act2
@@ -178,16 +181,16 @@ class StreamResidual(nn.Module):
         self.samples = samples
 
     def forward(self, x: torch.Tensor, step: _Step) -> torch.Tensor:
-        branch = self.act2(self.conv2(self.act1(self.conv1(self.norm(x), step)), step))
+        branch = self.act2(self.conv2(self.act1(self.conv1(self.norm(x, step), step)), step))
         return self.skip.extend(x, step)[..., : self.samples] + branch
 
 
 class StepNetwork(nn.Module):
     """The op chain of one step graph; forward(x, state, bounds) -> (y, next_state)."""
 
-    def __init__(self, kind: str, step_frames: int, hop: int) -> None:
+    def __init__(self, kind: str, step_frames: int, hop: int, norm_mode: str = RUNNING) -> None:
         super().__init__()
-        self.kind, self.step_frames, self.hop = kind, step_frames, hop
+        self.kind, self.step_frames, self.hop, self.norm_mode = kind, step_frames, hop, norm_mode
         self.layout = _Layout()
         self.ops = nn.ModuleList()
         self.track = Track(hop if kind == "encoder" else 1, 0)
@@ -220,7 +223,7 @@ class StepNetwork(nn.Module):
         self.track = Track(self.track.rate, self.track.delay, self.track.short + samples)
 
     def residual(self, unit: nn.Module, name: str) -> None:
-        op = StreamResidual(unit, self.track, self.layout, name, self._samples())
+        op = StreamResidual(unit, self.track, self.layout, name, self._samples(), self.norm_mode)
         self._add(op, op.track_out)
 
     # ---- facts ---------------------------------------------------------------------------------------------------
@@ -248,9 +251,9 @@ class StepNetwork(nn.Module):
         return x, torch.cat(step.parts, dim=1) if step.parts else state[:, :0]
 
 
-def build_encoder_steps(encoder: Encoder, step_frames: int, hop: int) -> StepNetwork:
+def build_encoder_steps(encoder: Encoder, step_frames: int, hop: int, norm_mode: str = RUNNING) -> StepNetwork:
     """The folded (plain-conv) encoder as a step network: [1, 1, S*hop] audio -> [1, latent, S]."""
-    net = StepNetwork("encoder", step_frames, hop)
+    net = StepNetwork("encoder", step_frames, hop, norm_mode)
     net.conv(encoder.input_conv, "input_conv")
     net.plain(encoder.input_act)
     net.mask()
@@ -265,9 +268,9 @@ def build_encoder_steps(encoder: Encoder, step_frames: int, hop: int) -> StepNet
     return net
 
 
-def build_decoder_steps(decoder: Decoder, step_frames: int, hop: int) -> StepNetwork:
+def build_decoder_steps(decoder: Decoder, step_frames: int, hop: int, norm_mode: str = RUNNING) -> StepNetwork:
     """The folded decoder as a step network: [1, latent, S] -> [1, 1, S*hop] audio."""
-    net = StepNetwork("decoder", step_frames, hop)
+    net = StepNetwork("decoder", step_frames, hop, norm_mode)
     net.conv(decoder.input_conv, "input_conv")
     net.plain(decoder.input_act)
     net.mask()
@@ -283,8 +286,10 @@ def build_decoder_steps(decoder: Decoder, step_frames: int, hop: int) -> StepNet
     return net
 
 
-def build_steps(module: Encoder | Decoder, step_frames: int, hop: int) -> StepNetwork:
+def build_steps(module: Encoder | Decoder, step_frames: int, hop: int, norm_mode: str = RUNNING) -> StepNetwork:
+    """`norm_mode` matters to pooled-norm models only: running statistics in the state (running_norm.py), or
+    each step's own statistics (the old graphs, kept for comparisons)."""
     build = build_encoder_steps if isinstance(module, Encoder) else build_decoder_steps
-    net = build(module, step_frames, hop)
+    net = build(module, step_frames, hop, norm_mode)
     net.eval()
     return net

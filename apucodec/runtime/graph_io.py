@@ -37,11 +37,12 @@ class SingleIO:
         return self.outputs[0]
 
 
-def static_inputs(session: Any, path: Path) -> dict[str, tuple[int, ...]]:
-    """Every input's shape from the graph itself; the runtime's graphs are static, so a symbolic dim is refused."""
+def static_inputs(session: Any, path: Path, dynamic: Mapping[str, int] | None = None) -> dict[str, tuple[int, ...]]:
+    """Every input's shape from the graph itself; step graphs are static, so a symbolic dim is refused, except in
+    a whole-sequence graph, whose named time axis (`dynamic`: name -> an example size) is sized for probing."""
     shapes = {}
     for node in session.get_inputs():
-        dims = list(node.shape)
+        dims = [dynamic.get(d, d) if dynamic and isinstance(d, str) else d for d in node.shape]
         if not all(isinstance(d, int) and d > 0 for d in dims):
             raise ApucodecError(f"{path}: input {node.name!r} has shape {dims}; the runtime needs static shapes")
         shapes[node.name] = tuple(dims)
@@ -82,7 +83,9 @@ def check_io(shapes: dict[str, tuple[int, ...]], path: Path, expected: Shapes | 
     for name, shape in expected.items():
         if name not in shapes:
             raise ApucodecError(f"{path}: has no input {name!r} (inputs: {', '.join(shapes)})")
-        if list(shapes[name]) != list(shape):
+        got, want = list(shapes[name]), list(shape)
+        # a str dim is a whole-sequence graph's named time axis: any size
+        if len(got) != len(want) or any(g != w for g, w in zip(got, want, strict=True) if not isinstance(w, str)):
             raise ApucodecError(f"{path}: input {name!r} has shape {list(shapes[name])}, the manifest's step graph "
                                 f"says {list(shape)}")
 

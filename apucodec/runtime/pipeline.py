@@ -29,7 +29,7 @@ from apucodec.contract.config import codebooks_to_use
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir, load_model_dir
 from apucodec.outputs import open_binary_output  # unnamed temp outputs, `-`, devices
-from apucodec.runtime import engine
+from apucodec.runtime import engine, whole_sequence
 from apucodec.runtime.apc_reader import ApcReader, open_apc
 from apucodec.runtime.audio_stream import AudioWriter, open_audio_output, open_input, read_blocks
 from apucodec.runtime.bitstream import ApcHeader, ApcWriter
@@ -68,8 +68,12 @@ class Codec:
         self._turn = processor_turns(self.placement)
         self._steps = StageSteps(model, self.sessions, self.settings)
         for caveat in (model.manifest.export.caveats if model.manifest.export else None) or []:
-            if warn is not None:  # e.g. a GroupNorm model: streamed output cannot equal whole-file output
+            if warn is not None:  # e.g. a GroupNorm model exported before whole-sequence graphs existed
                 warn(f"{model.path}: {caveat}")
+        approximate = None if self.whole_sequence else whole_sequence.approximation_line(
+            model, self.step_frames(next(iter(self.sessions))))
+        if approximate and warn is not None:  # a GroupNorm model through its step graphs
+            warn(approximate)
 
     @classmethod
     def open(cls, model_path: str | Path | None = None, settings: SessionSettings | None = None,
@@ -95,8 +99,14 @@ class Codec:
         return self.sessions[stage]
 
     def step_frames(self, stage: str) -> int:
+        """Frames per step of the stage's graph (WHOLE_SEQUENCE, 0: a pooled-norm model's whole-sequence graph)."""
         self._session(stage)
-        return self.model.files[self._steps.role(stage)].step_frames
+        return self.model.files[self._steps.role(stage)].step_frames or whole_sequence.WHOLE_SEQUENCE
+
+    @property
+    def whole_sequence(self) -> bool:
+        """Does this Codec run whole-sequence graphs (a pooled-norm model offline: exact, memory grows)?"""
+        return all(self.step_frames(stage) == whole_sequence.WHOLE_SEQUENCE for stage in self.sessions)
 
     def stepper(self, stage: str, *, lead_frames: int = 0, on_step: StepObserver | None = None) -> Stepper:
         """A fresh stream through `stage`'s step graph (zero state: the start of a stream); `on_step` is told the
@@ -104,9 +114,12 @@ class Codec:
         self._session(stage)
         return self._steps.stepper(stage, lead_frames=lead_frames, on_step=on_step)
 
-    def _chain(self, lanes: Lanes, kind: str, n: int,
-               steppers: dict[str, Stepper]) -> list[tuple[str, engine.StageFunction]]:
-        """The stages of `kind`; the Steppers it creates are left in `steppers` (their step counts)."""
+    def _chain(self, lanes: Lanes, kind: str, n: int, steppers: dict[str, Stepper],
+               notes: list[str]) -> list[tuple[str, engine.StageFunction]]:
+        """The stages of `kind`; the Steppers it creates are left in `steppers` (their step counts), and notes about
+        the run (a whole-sequence input cut into segments) in `notes`."""
+        if self.whole_sequence:
+            return whole_sequence.chain(self, lanes, kind, n, notes)
         stages: list[tuple[str, engine.StageFunction]] = []
         if kind in ("run", "encode"):
             steppers["encoder"] = self.stepper("encoder", on_step=lanes.step_recorder("encoder"))
@@ -134,11 +147,12 @@ class Codec:
                  notes: list[str], source_name: str = "reader") -> RunResult:
         start = time.perf_counter()
         steppers: dict[str, Stepper] = {}
-        total = engine.run_chain(lanes, source, self._chain(lanes, kind, n, steppers), sink, source_name)
+        run_notes: list[str] = []
+        total = engine.run_chain(lanes, source, self._chain(lanes, kind, n, steppers, run_notes), sink, source_name)
         if total == 0:
             raise ApucodecError("the input contains no audio samples")
         steps = max(s.steps for s in steppers.values()) if steppers else 0
-        notes = notes + self._steps.notes(list(steppers.values()))
+        notes = notes + self._steps.notes(list(steppers.values())) + run_notes
         return self._result(kind, lanes, total, n, time.perf_counter() - start, notes, steps)
 
     @staticmethod

@@ -42,6 +42,7 @@ from apucodec.runtime.stage_plan import (
 )
 from apucodec.runtime.vitisai import session_severity, write_bf16_config
 from apucodec.runtime.vitisai_report import check_npu_only, find_counts
+from apucodec.runtime.whole_sequence import whole_dims
 from apucodec.work_dirs import work_dir
 
 
@@ -188,7 +189,7 @@ def open_cpu_session(model: ModelDir, role: str, settings: SessionSettings) -> S
                                  graph_sha=model.content_sha256(role))
     except Exception as exc:  # onnxruntime's pybind errors have no common base we can name
         raise ApucodecError(f"{path}: cannot open it on the CPU EP ({_first_line(exc)})") from None
-    shapes = static_inputs(session, path)
+    shapes = static_inputs(session, path, whole_dims(model, role))
     check_io(shapes, path, manifest_inputs(model, role))
     placement = StagePlacement(model.files[role].stage or role, CPU, CPU, graph=path.name)
     return StageSession(session, placement, shapes, [o.name for o in session.get_outputs()])
@@ -219,7 +220,7 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
                 session, from_cache = create_session(cand.path, cand.ep, availability, cand.options, settings,
                                                      profile_dir, log,
                                                      model.content_sha256(cand.role) if model.has(cand.role) else None)
-                shapes = static_inputs(session, cand.path)
+                shapes = static_inputs(session, cand.path, whole_dims(model, cand.role))
                 check_io(shapes, cand.path, expected_input)
                 counts = node_counts(session, shapes, profile_dir)
             except ApucodecError:

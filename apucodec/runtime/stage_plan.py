@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apucodec.contract.steps import step_role
+from apucodec.contract.steps import WHOLE_SEQUENCE, step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir
 from apucodec.runtime.eps import CPU, STAGE_PREFERENCES, VITISAI, resolve_ep_name, same_ep, short_ep
@@ -51,8 +51,11 @@ class SessionSettings:
     worker_timeout: float = DEFAULT_STEP_TIMEOUT_S  # seconds a worker may take for one step (and 10x to open)
     bf16_optimize_level: int = DEFAULT_OPTIMIZE_LEVEL
     ep_context: dict[str, str] = field(default_factory=dict)  # session config entries (ep.context_*)
-    # Frames per step of the step graphs to open (None: each stage's largest, its offline step).
+    # Frames per step of the step graphs to open (None: each stage's largest, its offline step; a pooled-norm
+    # model's whole-sequence graph where it has one, WHOLE_SEQUENCE).
     step_frames: int | None = None
+    # Seconds of audio one whole-sequence graph call may take (None: from this machine's available memory).
+    whole_max_seconds: float | None = None
     # Steps of an INT8 graph quieter than this (dBFS) run on the FP32 graph (runtime/int8_floor.py); -inf: never.
     int8_floor_dbfs: float = DEFAULT_FLOOR_DBFS
 
@@ -78,8 +81,13 @@ class Candidate:
 
 
 def step_frames_for(model: ModelDir, stage: str, settings: SessionSettings) -> int:
-    """The step size whose graphs `stage` opens: the caller's, else the model's largest (the offline step)."""
+    """The step size whose graphs `stage` opens: the caller's, else the offline one: a pooled-norm model's
+    whole-sequence graph (exact, apucodec/runtime/whole_sequence.py), or the model's largest step."""
     sizes = model.step_sizes(stage)
+    whole = model.has(step_role(stage, WHOLE_SEQUENCE))
+    if (settings.step_frames is None and whole and stage not in settings.workers) or \
+            (settings.step_frames == WHOLE_SEQUENCE and whole):
+        return WHOLE_SEQUENCE
     step = max(sizes) if settings.step_frames is None else settings.step_frames
     if step not in sizes:
         raise ApucodecError(f"{model.path}: no {stage} step graph of {step} frames (this model has "
@@ -171,9 +179,11 @@ def stage_candidates(model: ModelDir, stage: str, settings: SessionSettings) -> 
         raise ApucodecError(f"{stage}: no execution provider to try")
     requested = order[0]
     eps = [requested] if settings.strict else (order if CPU in order else [*order, CPU])
+    step = step_frames_for(model, stage, settings)
+    if step == WHOLE_SEQUENCE and len(eps) > 1:  # a dynamic time axis: the NPU compiles static shapes only
+        eps = [ep for ep in eps if ep != VITISAI]
     npu = detect_npu() if VITISAI in eps else None
     candidates = []
-    step = step_frames_for(model, stage, settings)
     for ep in eps:
         role, reason = choose_encoder_graph(model, ep, settings.encoder_graph, step) if stage == "encoder" else \
             choose_decoder_graph(model, ep, settings.decoder_graph, step)
