@@ -45,7 +45,7 @@ def tie_gaps(codec: Codec, audio: np.ndarray, ours: np.ndarray, theirs: np.ndarr
         level = int(np.flatnonzero(ours[:, frame] != theirs[:, frame])[0])
         residual = latent[frame: frame + 1] - (rvq.dequantize(ours[:level, frame: frame + 1]) if level else 0)
         z_e = residual @ rvq._in_wt[level] + rvq._in_b[level]
-        z_e /= np.linalg.norm(z_e)
+        z_e = z_e[0] / np.linalg.norm(z_e)
         book = rvq.codebooks[level] / np.linalg.norm(rvq.codebooks[level], axis=1, keepdims=True)
         a, b = float(z_e @ book[ours[level, frame]]), float(z_e @ book[theirs[level, frame]])
         lines.append(f"    frame {frame} codebook {level}: ours {ours[level, frame]} cos {a:.8f}, DAC's "
