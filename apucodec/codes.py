@@ -67,7 +67,7 @@ class Codes:
         if not self.codebook_size or not self.hop:
             raise InputError("these Codes do not say their codebook size and hop (made by hand?): build them with "
                              "codebook_size= and hop=, or get them from Codec.encode")
-        with open_binary_output(Path(path)) as fh:
+        with open_binary_output(path) as fh:  # the path as given: "o.apc/" must stay refused
             write_apc(fh, self.array, original_length=self.length, sample_rate=self.sample_rate,
                       input_rate=self.input_rate, input_length=self.input_length, codebook_size=self.codebook_size,
                       hop=self.hop, model_id=self.model_id, precision=self.precision,

@@ -254,7 +254,7 @@ def test_an_apc_input_is_decoded_without_an_original(tmp_path: Path) -> None:
 
     codec = open_codec(None)
     codes = codec.encode(speech_like(SECONDS), 44100, n_codebooks=3)
-    codes.save(tmp_path / "clip.apc", codec.rvq.codebook_size, codec.hop)
+    codes.save(tmp_path / "clip.apc")
     out = tmp_path / "report"
     result = invoke("listen", str(tmp_path / "clip.apc"), "--export", str(out))
     assert result.exit_code == 0, result.output

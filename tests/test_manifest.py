@@ -63,8 +63,8 @@ def test_sections_read_by_attribute(bundled_manifest: Path) -> None:
     assert not manifest.files["codebooks"].is_step_graph and manifest.files["codebooks"].shape == [8, 2048, 128]
     assert manifest.export.parity.keys() == raw["export"]["parity"].keys()
     assert sorted(g.role for g in manifest.step_graphs) == [
-        "decoder.s128", "decoder.s128.cpu-int8", "decoder.s4", "encoder.s128", "encoder.s128.cpu-int8",
-        "encoder.s128.npu-int8", "encoder.s4"]
+        "decoder.s128", "decoder.s128.cpu-int8", "decoder.s4", "decoder.s4.cpu-int8", "encoder.s128",
+        "encoder.s128.cpu-int8", "encoder.s128.npu-int8", "encoder.s4", "encoder.s4.cpu-int8", "encoder.s4.npu-int8"]
 
 
 def test_records_still_read_like_the_json(bundled_manifest: Path) -> None:

@@ -69,7 +69,7 @@ def test_a_copy_of_dev_full_stays_a_device_and_fails_in_one_line(scene, tmp_path
 
 def test_codes_save_to_a_device_writes_in_place(scene, tmp_path, tiny_model_dir):
     node = _char_device(tmp_path, "null", 3)
-    _codes(scene).save(node, codebook_size=64, hop=512)
+    _codes(scene).save(node)
     assert stat.S_ISCHR(os.stat(node).st_mode) and listing(tmp_path) == ["null"]
 
 
@@ -79,7 +79,7 @@ def test_codes_save_to_a_fifo_streams_into_it(scene, tmp_path):
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
     reader.start()
-    _codes(scene).save(fifo, codebook_size=64, hop=512)
+    _codes(scene).save(fifo)
     reader.join(timeout=30)
     assert got and got[0] == scene["apc"].read_bytes()  # the same bytes `encode` wrote
     assert stat.S_ISFIFO(os.stat(fifo).st_mode) and listing(tmp_path) == ["codes.fifo"]
@@ -91,7 +91,7 @@ def test_stream_and_codes_save_to_dash_write_stdout_not_a_file(scene, tmp_path):
     assert stream.returncode == 0, stream.stderr
     assert stream.stdout[:4] == b"RIFF" and b"stream" in stream.stderr  # the summary went to stderr
     code = ("import sys; from apucodec.codes import Codes; "
-            f"Codes.load({str(scene['apc'])!r}).save('-', codebook_size=64, hop=512)")
+            f"Codes.load({str(scene['apc'])!r}).save('-')")
     save = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=cli_env(), capture_output=True, timeout=60)
     assert save.returncode == 0, save.stderr
     assert save.stdout == scene["apc"].read_bytes()
@@ -113,11 +113,11 @@ def test_codes_save_keeps_the_mode_and_new_files_get_the_umask(scene, tmp_path):
     kept = tmp_path / "kept.apc"
     kept.write_bytes(b"x")
     kept.chmod(0o640)
-    _codes(scene).save(kept, codebook_size=64, hop=512)
+    _codes(scene).save(kept)
     assert stat.S_IMODE(kept.stat().st_mode) == 0o640
     old = os.umask(0o077)
     try:
-        _codes(scene).save(tmp_path / "new.apc", codebook_size=64, hop=512)
+        _codes(scene).save(tmp_path / "new.apc")
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "new.apc").stat().st_mode) == 0o600
@@ -138,7 +138,7 @@ def test_encode_and_codes_save_refuse_a_trailing_slash(scene, tmp_path):
     result = invoke("encode", str(scene["wav"]), f"{tmp_path}/o.apc/", *CPU, model=scene["model"])
     assert_one_line_error(result, "names a directory")
     with pytest.raises(ApucodecError, match="names a directory"):
-        _codes(scene).save(f"{tmp_path}/c.apc/", codebook_size=64, hop=512)
+        _codes(scene).save(f"{tmp_path}/c.apc/")
     assert listing(tmp_path) == []
 
 

@@ -18,15 +18,10 @@ log = logging.getLogger("apucodec")
 
 
 def open_codec(model: str | Path | None):  # noqa: ANN201 - apucodec.api.Codec, imported lazily
-    from apucodec.api import Codec
-    from apucodec.model_dir import load_model_dir
-    from apucodec.model_location import locate_model
-    from apucodec.runtime.eps import parse_ep_list
-    from apucodec.runtime.providers import SessionSettings
+    """FP32 on the CPU EP for both stages: the decodes the page plays come from the very graph the browser runs."""
+    from apucodec.api import load
 
-    settings = SessionSettings(encoder_eps=parse_ep_list("cpu", "encoder"), decoder_eps=parse_ep_list("cpu", "decoder"),
-                               encoder_graph="fp32", decoder_graph="fp32")
-    return Codec(load_model_dir(locate_model(model).path), settings, warn=log.warning)
+    return load(model, precision="fp32", eps={"encoder": "cpu", "decoder": "cpu"})
 
 
 def build_site(paths: list[Path], model: str | Path | None) -> Site:
@@ -47,4 +42,4 @@ def build_site(paths: list[Path], model: str | Path | None) -> Site:
             if header.model_id != codec.model.model_id:
                 raise ApucodecError(f"{source.path}: codes were made by model {header.model_id}, not by "
                                     f"{codec.model.model_id} (pass that model with --model)")
-    return Site(Inputs(sources, codec), codec.model.path, codec.hop, bits_per_code(codec.rvq.codebook_size))
+    return Site(Inputs(sources, codec), codec.model.path, codec.hop, bits_per_code(codec.codebook_size))

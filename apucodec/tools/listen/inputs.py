@@ -147,7 +147,7 @@ def prepare(source: Source, codec: Any) -> Prepared:
         out = io.BytesIO()
         write_apc(out, codes.array, original_length=codes.length, sample_rate=codes.sample_rate,
                   input_rate=codes.input_rate, input_length=codes.input_length,
-                  codebook_size=codec.rvq.codebook_size, hop=codec.hop, model_id=codes.model_id)
+                  codebook_size=codec.codebook_size, hop=codec.hop, model_id=codes.model_id)
         data = out.getvalue()
     prepared = Prepared(source.name, rate, data, codes.n_codebooks, codes.frames, original)
     for n in range(1, codes.n_codebooks + 1):

@@ -5,6 +5,7 @@
 
 const MAGIC = [0x41, 0x50, 0x43, 0x1a];
 const HEADER_SIZE = 72;
+const HEADER_SIZE_V2 = 120;
 
 let crcTable = null;
 export function crc32(bytes) {
@@ -34,8 +35,12 @@ export function parseApc(buffer) {
   const bad = (why) => new Error(`not a valid .apc file (${why})`);
   if (bytes.length < HEADER_SIZE + 4) throw bad('truncated: shorter than the header');
   if (MAGIC.some((m, i) => bytes[i] !== m)) throw bad('wrong magic bytes');
-  if (view.getUint16(4, true) !== 1) throw new Error(`.apc format version ${view.getUint16(4, true)} is not supported`);
-  if (view.getUint16(6, true) !== HEADER_SIZE) throw bad('unexpected header layout');
+  const version = view.getUint16(4, true);
+  if (version !== 1 && version !== 2) throw new Error(`.apc format version ${version} is not supported`);
+  const headerSize = version === 1 ? HEADER_SIZE : HEADER_SIZE_V2;  // version 2 appends channels, precision, sha256
+  if (view.getUint16(6, true) !== headerSize || bytes.length < headerSize + 4) throw bad('unexpected header layout');
+  const channels = version === 1 ? 1 : view.getUint16(72, true);
+  if (channels < 1 || channels > 64) throw bad(`${channels} channels`);
   const stored = view.getUint32(bytes.length - 4, true);
   if (crc32(bytes.subarray(0, bytes.length - 4)) !== stored) throw bad('CRC32 mismatch: the file is truncated or corrupted');
   const header = {
@@ -43,16 +48,17 @@ export function parseApc(buffer) {
     bits: view.getUint8(17), codebookSize: view.getUint32(20, true), hop: view.getUint32(24, true),
     frames: u64(view, 28), originalLength: u64(view, 36),
     modelId: String.fromCharCode(...bytes.subarray(44, 60)).replace(/\0+$/, ''), inputLength: u64(view, 60),
+    version, channels,
   };
   const { nCodebooks: n, bits, codebookSize, hop, frames } = header;
   if (n < 1 || codebookSize < 2 || bits !== Math.max(1, Math.ceil(Math.log2(codebookSize)))) throw bad('bit width');
   if (hop < 1 || header.originalLength < 1 || frames !== Math.ceil(header.originalLength / hop)) {
     throw bad(`${frames} frames do not cover ${header.originalLength} samples`);
   }
-  const payload = Math.ceil((frames * n * bits) / 8);
-  if (bytes.length !== HEADER_SIZE + payload + 4) throw bad('the size does not match the header');
-  const codes = new Int32Array(n * frames);
-  let bitPos = HEADER_SIZE * 8;
+  const payload = Math.ceil((frames * n * channels * bits) / 8);
+  if (bytes.length !== headerSize + payload + 4) throw bad('the size does not match the header');
+  const codes = new Int32Array(n * frames);  // the first channel's codes (the page plays one signal)
+  let bitPos = headerSize * 8;
   for (let f = 0; f < frames; f++) {
     for (let c = 0; c < n; c++) {
       let value = 0;
