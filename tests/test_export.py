@@ -190,7 +190,8 @@ def test_group_norm_rewrite_is_exact_and_accurate_in_onnxruntime():
 
 def test_cli_export_replaces_a_folder_with_force_and_honours_step_frames(tiny_checkpoint, tmp_path):
     out = tmp_path / "model"
-    out.mkdir()
+    out.mkdir()  # an earlier model directory: --force replaces only one of ours (or an empty folder)
+    (out / "manifest.json").write_text(json.dumps({"format": "apucodec-model", "format_version": 2}))
     (out / "old.txt").write_text("previous content")
     result = CliRunner().invoke(cli, ["export", "--checkpoint", str(tiny_checkpoint), "--out", str(out),
                                       "--step-frames", "2,8", "--force"])
