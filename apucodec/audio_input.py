@@ -80,9 +80,8 @@ def _to_mono(array: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
     return array.mean(axis=1 if frames_first else 0, dtype=np.float64).astype(np.float32)
 
 
-def checked_array(array: Any, name: str, notes: list[str]) -> np.ndarray:
-    """An API caller's samples as float32 [samples, channels]: PCM integers scaled, NaN/Inf, empty and
-    wrongly-shaped arrays refused with one line (InputError)."""
+def _samples_array(array: Any, name: str) -> np.ndarray:
+    """A caller's object as a 1-D or 2-D, non-empty array, else one InputError line."""
     try:
         array = np.asarray(array)
     except (TypeError, ValueError) as exc:
@@ -92,7 +91,13 @@ def checked_array(array: Any, name: str, notes: list[str]) -> np.ndarray:
                          f"shape {list(array.shape)}")
     if array.size == 0:
         raise InputError(f"{name}: contains no audio samples")
-    frames = frames_by_channels(_as_float(array, name, notes), name, notes)
+    return array
+
+
+def checked_array(array: Any, name: str, notes: list[str]) -> np.ndarray:
+    """An API caller's samples as float32 [samples, channels]: PCM integers scaled, NaN/Inf, empty and
+    wrongly-shaped arrays refused with one line (InputError)."""
+    frames = frames_by_channels(_as_float(_samples_array(array, name), name, notes), name, notes)
     if not np.all(np.isfinite(frames)):
         raise InputError(f"{name}: contains NaN or infinite samples")
     return frames
@@ -113,16 +118,7 @@ def as_mono_float32(array: Any, sample_rate: int, target_rate: int = CODEC_RATE,
     """(float32 mono samples at `target_rate`, notes) from an API caller's array; InputError if it is not audio."""
     notes: list[str] = []
     check_rate(sample_rate, name)
-    try:
-        array = np.asarray(array)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name}: not an array of samples ({exc})") from None
-    if array.ndim == 0 or array.ndim > 2:
-        raise InputError(f"{name}: expected a 1-D (mono) or 2-D (multichannel) array, got {array.ndim}-D with "
-                            f"shape {list(array.shape)}")
-    if array.size == 0:
-        raise InputError(f"{name}: contains no audio samples")
-    samples = _to_mono(_as_float(array, name, notes), name, notes)
+    samples = _to_mono(_as_float(_samples_array(array, name), name, notes), name, notes)
     if not np.all(np.isfinite(samples)):
         raise InputError(f"{name}: contains NaN or infinite samples")
     if int(sample_rate) != target_rate:

@@ -16,10 +16,10 @@ from typing import Any
 
 import click
 
+from apucodec.cli.codebooks import BANDWIDTH_HELP, CODEBOOKS_HELP, check_codebooks, codebooks_for_bandwidth
 from apucodec.cli.param_types import file_path
 from apucodec.cli.stage_options import check_npu_precision, refuse_unused, settings_overrides, stage_options
 from apucodec.cli.stdio import stdin_input
-from apucodec.contract.config import codebooks_to_use
 from apucodec.errors import ApucodecError
 from apucodec.outputs import describe, extension, is_stdio
 
@@ -118,12 +118,6 @@ def _folder(kind: str, root: Path, out_root: Path, opts: dict[str, Any], stages:
     run_folder(kind, root, out_root, lambda: _open_codec(**opts, stages=stages, n_codebooks=n_codebooks), work)
 
 
-def check_codebooks(n_codebooks: int | None, model: Any) -> None:
-    """--codebooks against the model's manifest (the option's range depends on the model, so click cannot)."""
-    if n_codebooks is not None:
-        codebooks_to_use(n_codebooks, model.config.n_codebooks, model.path)
-
-
 @contextlib.contextmanager
 def _progress(seconds: float, total_samples: int, label: str) -> Iterator[Callable[[int], None] | None]:
     """A click progress bar on stderr for inputs long enough to wait for; None (no bar) otherwise."""
@@ -197,26 +191,6 @@ def _announce(info: Any, rate: int, rename: tuple[str, str]) -> tuple[str, ...]:
     notes = tuple(input_notes(info, rate))
     _notes(list(notes), rename)
     return notes
-
-
-CODEBOOKS_HELP = "Codebooks to use, 1..N where N is the model's count (fewer = lower bitrate; default all)."
-BANDWIDTH_HELP = ("Bitrate in kbps instead of --codebooks (EnCodec 24 kHz: 1.5, 3, 6, 12, 24 = 2, 4, 8, 16, 32 "
-                  "codebooks); must be a whole number of codebooks.")
-
-
-def codebooks_for_bandwidth(n_codebooks: int | None, kbps: float | None, codec: Any) -> int | None:
-    """--bandwidth -> codebooks (EnCodec's bandwidths are codebook counts): exact multiples of one codebook's
-    bitrate only, so the file's bitrate is what was asked for."""
-    if kbps is None:
-        return n_codebooks
-    if n_codebooks is not None:
-        raise ApucodecError("give --codebooks or --bandwidth, not both")
-    per_codebook = codec.config.bitrate(1) / 1000
-    n = round(kbps / per_codebook)
-    if abs(n * per_codebook - kbps) > 1e-6 or not 1 <= n <= codec.config.n_codebooks:
-        valid = ", ".join(f"{per_codebook * k:g}" for k in range(1, codec.config.n_codebooks + 1))
-        raise ApucodecError(f"--bandwidth {kbps:g}: this model ({codec.model.path}) codes at {valid} kbps")
-    return n
 
 
 @click.command()

@@ -35,8 +35,34 @@ def codebooks_to_use(requested: int | None, available: int, model: str | Path | 
     return n
 
 
+class CodeRate:
+    """The code stream's rates, derived alike for every codec family's config from its sample rate, hop and RVQ
+    shape (the family says only how its hop comes about)."""
+
+    sample_rate: int
+    n_codebooks: int
+    codebook_size: int
+
+    @property
+    def hop_length(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def bits_per_code(self) -> int:
+        return bits_per_code(self.codebook_size)
+
+    def bitrate(self, n_codebooks: int | None = None) -> float:
+        """Bits per second of the code stream at `n_codebooks` (default: all)."""
+        n = self.n_codebooks if n_codebooks is None else n_codebooks
+        return self.frame_rate * n * self.bits_per_code
+
+
 @dataclass(frozen=True)
-class CodecConfig:
+class CodecConfig(CodeRate):
     sample_rate: int = 44100
     # Channel width of the stem and after each encoder block; the decoder mirrors it.
     channels: tuple[int, ...] = (64, 128, 256, 512, 512)
@@ -86,19 +112,6 @@ class CodecConfig:
     def hop_length(self) -> int:
         """Samples per latent frame (512 for the spec)."""
         return math.prod(self.strides)
-
-    @property
-    def frame_rate(self) -> float:
-        return self.sample_rate / self.hop_length
-
-    @property
-    def bits_per_code(self) -> int:
-        return bits_per_code(self.codebook_size)
-
-    def bitrate(self, n_codebooks: int | None = None) -> float:
-        """Bits per second of the code stream at `n_codebooks` (default: all)."""
-        n = self.n_codebooks if n_codebooks is None else n_codebooks
-        return self.frame_rate * n * self.bits_per_code
 
     def frames_for(self, n_samples: int) -> int:
         """Latent frames the encoder produces for `n_samples` input samples (exact conv arithmetic)."""

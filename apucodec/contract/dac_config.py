@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from apucodec.contract.config import MAX_CODEBOOKS, bits_per_code
+from apucodec.contract.config import MAX_CODEBOOKS, CodeRate
 
 FAMILY = "dac"
 # DAC constructor arguments that only matter to training (ignored when a checkpoint's kwargs are read).
@@ -20,7 +20,7 @@ TRAINING_ONLY_KWARGS = ("quantizer_dropout",)
 
 
 @dataclass(frozen=True)
-class DacConfig:
+class DacConfig(CodeRate):
     sample_rate: int = 44100
     encoder_dim: int = 64
     encoder_rates: tuple[int, ...] = (2, 4, 8, 8)
@@ -53,18 +53,6 @@ class DacConfig:
     @property
     def hop_length(self) -> int:
         return math.prod(self.encoder_rates)
-
-    @property
-    def frame_rate(self) -> float:
-        return self.sample_rate / self.hop_length
-
-    @property
-    def bits_per_code(self) -> int:
-        return bits_per_code(self.codebook_size)
-
-    def bitrate(self, n_codebooks: int | None = None) -> float:
-        n = self.n_codebooks if n_codebooks is None else n_codebooks
-        return self.frame_rate * n * self.bits_per_code
 
     def frames_for(self, n_samples: int) -> int:
         """DAC's `preprocess` right-pads the input to a whole number of hops, so every started frame counts."""

@@ -21,13 +21,13 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from apucodec.contract.config import bits_per_code
+from apucodec.contract.config import CodeRate
 
 FAMILY = "encodec"
 
 
 @dataclass(frozen=True)
-class EncodecConfig:
+class EncodecConfig(CodeRate):
     sample_rate: int = 24000
     channels: int = 1
     latent_dim: int = 128            # EnCodec's `dimension`; the codebook dim too (no projections)
@@ -64,18 +64,6 @@ class EncodecConfig:
     @property
     def hop_length(self) -> int:
         return math.prod(self.ratios)
-
-    @property
-    def frame_rate(self) -> float:
-        return self.sample_rate / self.hop_length
-
-    @property
-    def bits_per_code(self) -> int:
-        return bits_per_code(self.codebook_size)
-
-    def bitrate(self, n_codebooks: int | None = None) -> float:
-        n = self.n_codebooks if n_codebooks is None else n_codebooks
-        return self.frame_rate * n * self.bits_per_code
 
     def frames_for(self, n_samples: int) -> int:
         """Causal strided convs over the input padded to whole frames: ceil(n / hop)."""
