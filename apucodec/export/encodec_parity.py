@@ -11,9 +11,15 @@ import torch
 
 from apucodec.codec.encodec.model import EncodecNet
 from apucodec.export.encodec_steps import EncodecStepNetwork
-from apucodec.export.parity import PARITY_SECONDS, GraphParity, _compare_edges, _streamed, cpu_session
+from apucodec.export.parity import (
+    PARITY_SECONDS,
+    GraphParity,
+    _compare_edges,
+    _streamed,
+    cpu_session,
+    parity_material,
+)
 from apucodec.runtime.steps import Stepper
-from apucodec.signals import SIGNALS, signal
 
 
 def ort_step(path: Path):  # noqa: ANN201 - a StepFunction
@@ -47,16 +53,10 @@ def check_encodec_parity(model: EncodecNet, networks: dict[str, EncodecStepNetwo
                          seconds: float = PARITY_SECONDS) -> dict[str, GraphParity]:
     cfg = model.config
     hop = cfg.hop_length
-    length = int(seconds * cfg.sample_rate) + 101
-    frames = -(-length // hop)
     steps = {role: ort_step(paths[role]) for role in networks}
     results: dict[str, dict[str, dict[str, float]]] = {role: {} for role in networks}
-    for kind in SIGNALS:
-        audio = np.zeros((1, 1, frames * hop), dtype=np.float32)
-        audio[..., :length] = signal(kind, length, cfg.sample_rate)
-        latent_ref = model.encoder(torch.from_numpy(audio))
-        quantized = model.quantizer.dequantize(model.quantizer.quantize_codes(latent_ref))
-        audio_ref = model.decoder(quantized).numpy()[0]
+    for kind, audio, latent_ref, quantized, audio_ref in parity_material(model, seconds):
+        frames = audio.shape[-1] // hop
         for role, net in networks.items():
             first = first_role(networks, net.kind, net.start_frames)
             stepper = make_stepper(steps[role], net, steps[first], networks[first], cfg.latent_dim)

@@ -9,6 +9,7 @@ Decoder inputs are real quantized latents of the same material (encoder + RVQ), 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,21 +105,31 @@ def _compare_edges(reference: np.ndarray, estimate: np.ndarray, edge: int) -> di
 
 
 @torch.no_grad()
+def parity_material(model: Any, seconds: float) -> Iterator[tuple[str, np.ndarray, Any, Any, np.ndarray]]:
+    """What every parity check compares on, per test signal: the audio [1, 1, frames * hop] (a length that is not a
+    whole number of frames, zero-padded), and the whole-file model's latent, quantized latent and decoded audio."""
+    cfg = model.config
+    hop = cfg.hop_length
+    length = int(seconds * cfg.sample_rate) + 101  # not a whole number of frames: the last frame is partial
+    frames = -(-length // hop)
+    for kind in SIGNALS:
+        audio = np.zeros((1, 1, frames * hop), dtype=np.float32)
+        audio[..., :length] = signal(kind, length, cfg.sample_rate)
+        latent_ref = model.encoder(torch.from_numpy(audio))
+        quantized = model.quantizer.dequantize(model.quantizer.quantize_codes(latent_ref))
+        yield kind, audio, latent_ref, quantized, model.decoder(quantized).numpy()[0]
+
+
+@torch.no_grad()
 def check_parity(model: APUCodec, networks: dict[str, StepNetwork], paths: dict[str, Path],
                  seconds: float = PARITY_SECONDS) -> dict[str, GraphParity]:
     """Each step graph at `paths` (role -> file), run step by step on ORT as the runtime runs it, against the
     whole-file PyTorch model (`model`, weight norm still parametrized, so the folding is checked too)."""
     cfg = model.config
     hop = cfg.hop_length
-    length = int(seconds * cfg.sample_rate) + 101  # not a whole number of frames: the last frame is partial
-    frames = -(-length // hop)
     results: dict[str, dict[str, dict[str, float]]] = {role: {} for role in networks}
-    for kind in SIGNALS:
-        audio = np.zeros((1, 1, frames * hop), dtype=np.float32)
-        audio[..., :length] = signal(kind, length, cfg.sample_rate)
-        latent_ref = model.encoder(torch.from_numpy(audio))
-        quantized = model.quantizer.dequantize(model.quantizer.quantize_codes(latent_ref))
-        audio_ref = model.decoder(quantized).numpy()[0]
+    for kind, audio, latent_ref, quantized, audio_ref in parity_material(model, seconds):
+        frames = audio.shape[-1] // hop
         for role, net in networks.items():
             stepper = _stepper(cpu_session(paths[role]), net, cfg)
             if net.kind == "encoder":

@@ -33,8 +33,7 @@ from apucodec.contract.steps import WHOLE_SEQUENCE as WHOLE
 from apucodec.errors import ApucodecError, first_line
 from apucodec.export import graph
 from apucodec.export.folding import MultiLevelGroupNorm
-from apucodec.export.parity import MIN_SNR_DB, GraphParity, _compare_edges, cpu_session
-from apucodec.signals import SIGNALS, signal
+from apucodec.export.parity import MIN_SNR_DB, GraphParity, _compare_edges, cpu_session, parity_material
 
 BLOCK = 64  # samples summed together at the first level (and blocks at the second)
 
@@ -130,18 +129,10 @@ def export_whole(folded: dict[str, nn.Module], model: APUCodec, stage_dir: Path,
 def check_whole_parity(model: APUCodec, paths: dict[str, Path], seconds: float = 1.5) -> dict[str, GraphParity]:
     """Each whole-sequence graph on ORT's CPU EP against the checkpoint's own whole-file forward (weight norm still
     parametrized), on the step graphs' parity material; a length that is not a whole number of frames."""
-    cfg = model.config
-    hop = cfg.hop_length
-    length = int(seconds * cfg.sample_rate) + 101
-    frames = -(-length // hop)
+    hop = model.config.hop_length
     sessions = {role: cpu_session(path) for role, path in paths.items()}
     results: dict[str, dict[str, dict[str, float]]] = {role: {} for role in paths}
-    for kind in SIGNALS:
-        audio = np.zeros((1, 1, frames * hop), dtype=np.float32)
-        audio[..., :length] = signal(kind, length, cfg.sample_rate)
-        latent_ref = model.encoder(torch.from_numpy(audio))
-        quantized = model.quantizer.dequantize(model.quantizer.quantize_codes(latent_ref))
-        audio_ref = model.decoder(quantized).numpy()[0]
+    for kind, audio, latent_ref, quantized, audio_ref in parity_material(model, seconds):
         for role, session in sessions.items():
             stage = role.split(".")[0]
             feed = audio if stage == "encoder" else quantized.numpy().astype(np.float32)
