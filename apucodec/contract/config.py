@@ -36,8 +36,10 @@ def codebooks_to_use(requested: int | None, available: int, model: str | Path | 
 
 
 class CodeRate:
-    """The code stream's rates, derived alike for every codec family's config from its sample rate, hop and RVQ
-    shape (the family says only how its hop comes about)."""
+    """What every codec family's config (a frozen dataclass) derives alike: the code stream's rates from its sample
+    rate, hop and RVQ shape (the family says only how its hop comes about), and its JSON form in the manifest."""
+
+    KIND = "codec"  # names the config in messages
 
     sample_rate: int
     n_codebooks: int
@@ -59,6 +61,18 @@ class CodeRate:
         """Bits per second of the code stream at `n_codebooks` (default: all)."""
         n = self.n_codebooks if n_codebooks is None else n_codebooks
         return self.frame_rate * n * self.bits_per_code
+
+    def to_dict(self) -> dict[str, Any]:
+        """Tuples as lists: the manifest's JSON."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """The inverse, refusing keys the config does not have (a newer apucodec's, or a typo)."""
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.KIND} config keys: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 @dataclass(frozen=True)
@@ -119,22 +133,6 @@ class CodecConfig(CodeRate):
         for s in self.strides:
             length = (length + 2 * (s // 2) - 2 * s) // s + 1
         return length
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, tuple):
-                data[key] = list(value)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown codec config keys: {sorted(unknown)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
 
 
 PRESETS: dict[str, CodecConfig] = {

@@ -9,7 +9,7 @@ checkpoint maps onto this class one to one (`from_dac_kwargs`). Defaults are the
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from apucodec.contract.config import MAX_CODEBOOKS, CodeRate
@@ -21,6 +21,7 @@ TRAINING_ONLY_KWARGS = ("quantizer_dropout",)
 
 @dataclass(frozen=True)
 class DacConfig(CodeRate):
+    KIND = "DAC"
     sample_rate: int = 44100
     encoder_dim: int = 64
     encoder_rates: tuple[int, ...] = (2, 4, 8, 8)
@@ -57,18 +58,6 @@ class DacConfig(CodeRate):
     def frames_for(self, n_samples: int) -> int:
         """DAC's `preprocess` right-pads the input to a whole number of hops, so every started frame counts."""
         return -(-n_samples // self.hop_length)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DacConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown DAC config keys: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     @classmethod
     def from_dac_kwargs(cls, kwargs: dict[str, Any]) -> DacConfig:

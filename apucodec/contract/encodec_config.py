@@ -18,8 +18,7 @@ that exactly by running the stream's first step over at least `start_frames` fra
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from apucodec.contract.config import CodeRate
 
@@ -28,6 +27,7 @@ FAMILY = "encodec"
 
 @dataclass(frozen=True)
 class EncodecConfig(CodeRate):
+    KIND = "encodec"
     sample_rate: int = 24000
     channels: int = 1
     latent_dim: int = 128            # EnCodec's `dimension`; the codebook dim too (no projections)
@@ -97,15 +97,3 @@ class EncodecConfig(CodeRate):
     def start_frames(self) -> int:
         """Frames the stream's first step must span so every reflection at the file's start is inside it."""
         return max((-(-(p + 1) // rate) for rate, p in self._reflect_needs() if p), default=1)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EncodecConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown encodec config keys: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
