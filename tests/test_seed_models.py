@@ -110,6 +110,30 @@ def test_a_run_past_the_memory_limit_uses_segments_and_says_so_once(seed_checkpo
     np.testing.assert_array_equal(decoded, out)
 
 
+@pytest.mark.parametrize("stages", [("encoder",), ("encoder", "decoder")])
+def test_worker_process_stages_run_the_exact_whole_sequence_graphs(seed_model_dir, stages):
+    """A stage in a worker process (another onnxruntime) runs the same exact graph as in this process, on
+    segments its buffer holds (cut the same way for the encoder and the decoder)."""
+    n = 2 * 44100 + 300
+    audio = (0.5 * signal("speech_like", n, 44100)).astype(np.float32)
+    settings = dataclasses.replace(CPU_SETTINGS, whole_max_seconds=0.8)
+    here = Codec.open(seed_model_dir, settings, warn=None)
+    expected, _ = here.run_array(audio)
+    codec = Codec.open(seed_model_dir, dataclasses.replace(settings, workers=dict.fromkeys(stages, "self")), warn=None)
+    try:
+        assert codec.whole_sequence
+        assert all(codec.placement.stage(s).graph == f"{s}.whole.onnx" for s in ("encoder", "decoder"))
+        assert all(codec.placement.stage(s).runtime.get("worker") for s in stages)
+        out, result = codec.run_array(audio)
+        assert len(result.notes) == 1 and "segments" in result.notes[0]
+        np.testing.assert_allclose(out, expected, atol=1e-6)
+        codes, _ = codec.encode_array(audio)
+        np.testing.assert_array_equal(codes, here.encode_array(audio)[0])
+    finally:
+        for session in codec.sessions.values():
+            session.close()
+
+
 def test_streaming_says_it_is_approximate_with_the_number(seed_model_dir: Path):
     warnings: list[str] = []
     codec = Codec.open(seed_model_dir, CPU_SETTINGS, warn=warnings.append, step_frames=4)

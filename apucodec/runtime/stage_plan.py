@@ -85,8 +85,7 @@ def step_frames_for(model: ModelDir, stage: str, settings: SessionSettings) -> i
     whole-sequence graph (exact, apucodec/runtime/whole_sequence.py), or the model's largest step."""
     sizes = model.step_sizes(stage)
     whole = model.has(step_role(stage, WHOLE_SEQUENCE))
-    if (settings.step_frames is None and whole and stage not in settings.workers) or \
-            (settings.step_frames == WHOLE_SEQUENCE and whole):
+    if whole and settings.step_frames in (None, WHOLE_SEQUENCE):
         return WHOLE_SEQUENCE
     step = max(sizes) if settings.step_frames is None else settings.step_frames
     if step not in sizes:

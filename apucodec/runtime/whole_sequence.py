@@ -172,6 +172,9 @@ def chain(codec: Any, lanes: Lanes, kind: str, n: int, notes: list[str]) -> list
     """The stages of `kind` ("run", "encode", "decode") on a pipeline.Codec's whole-sequence sessions; the run's
     note about segments, if any, lands in `notes`."""
     segmenter = Segmenter(codec.config, codec.settings.whole_max_seconds)
+    for session in codec.sessions.values():  # a worker's buffer holds at most one segment of its own
+        if getattr(session, "max_frames", None):
+            segmenter.frames = min(segmenter.frames, session.max_frames)
     segmenter.notes = notes
     stages: list[tuple[str, StageFunction]] = []
     if kind in ("run", "encode"):

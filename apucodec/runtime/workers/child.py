@@ -7,12 +7,16 @@ object per line:
   parent -> worker (stdin):  {"cmd": "open", "candidates": [...], "settings": {...}, "shm": PATH}
                              a candidate: {"ep", "path", "options", "severity", "compiling", "plugin", ...}
                              {"cmd": "run"}            inputs are already in shared memory
+                             {"cmd": "run", "shapes": {input: shape}}   a whole-sequence graph: this call's sizes
                              {"cmd": "close"} or EOF   exit
   worker -> parent (the original stdout; fd 1 is pointed at stderr so nothing else can write there):
                              {"ok": true, ...} or {"ok": false, "error": "one line"}
 
 Steps travel through one shared-memory file (PATH, in /dev/shm) that the worker sizes and maps after opening the
 session: every input, then every output, each at a 64-byte aligned offset reported in the "open" reply.
+A whole-sequence graph (a pooled-norm model offline) has a named time axis: "open" then carries "dims" (sizes to
+probe the session with) and "capacity" (the largest sizes one call may take, which size the buffer), each "run"
+names its inputs' shapes and the reply names its outputs'.
 """
 
 import json
@@ -102,14 +106,24 @@ def node_counts(session, shapes, profile_dir, np):
     return counts
 
 
-def static_shapes(nodes, what):
+def declared_shapes(nodes, what):
+    """Each tensor's shape as the graph declares it: ints, a named axis as its name, anything else None."""
     shapes = {}
     for node in nodes:
         if node.type != "tensor(float)":
             raise ValueError(f"{what} {node.name!r} is {node.type}; workers exchange float32 tensors only")
-        dims = list(node.shape)
-        shapes[node.name] = tuple(d if isinstance(d, int) and d > 0 else None for d in dims)
+        shapes[node.name] = tuple(d if (isinstance(d, int) and d > 0) or isinstance(d, str) else None
+                                  for d in node.shape)
     return shapes
+
+
+def sized(shapes, dims):
+    """`shapes` with named axes replaced by their sizes in `dims` (names not there become None)."""
+    return {name: tuple(dims.get(d) if isinstance(d, str) else d for d in shape) for name, shape in shapes.items()}
+
+
+def is_static(shapes):
+    return all(isinstance(d, int) for shape in shapes.values() for d in shape)
 
 
 def open_session(request, np, ort):
@@ -142,9 +156,10 @@ def open_session(request, np, ort):
                     session = ort.InferenceSession(cand["path"], so, providers=providers)
                 if ep != CPU and ep not in session.get_providers():
                     raise RuntimeError(f"onnxruntime did not enable {ep}")
-                inputs = static_shapes(session.get_inputs(), "input")
-                if any(None in shape for shape in inputs.values()):
-                    raise ValueError(f"symbolic input shape {inputs}; the runtime needs static shapes")
+                declared = declared_shapes(session.get_inputs(), "input")
+                inputs = sized(declared, request.get("dims") or {})
+                if not is_static(inputs):
+                    raise ValueError(f"symbolic input shape {declared}; the runtime needs static shapes")
                 counts = node_counts(session, inputs, profile_dir, np)
             except Exception as exc:  # onnxruntime's errors share no base class
                 failures.append([ep, "session creation failed: " + first_line(exc)])
@@ -154,8 +169,13 @@ def open_session(request, np, ort):
             failures.append([ep, "it took none of the graph's nodes"])
             hardware_failed = True
             continue
-        outputs = static_shapes(session.get_outputs(), "output")
-        if any(None in shape for shape in outputs.values()):  # learn them from one run
+        capacity = request.get("capacity")
+        outputs = declared_shapes(session.get_outputs(), "output")
+        if capacity:  # a whole-sequence graph: the buffer holds the largest call
+            inputs, outputs = sized(declared, capacity), sized(outputs, capacity)
+            if not (is_static(inputs) and is_static(outputs)):
+                raise ValueError(f"a time axis of {declared} or {outputs} is not among {sorted(capacity)}")
+        elif not is_static(outputs):  # learn them from one run
             zeros = {name: np.zeros(shape, dtype=np.float32) for name, shape in inputs.items()}
             outputs = {o: tuple(a.shape) for o, a in zip(outputs, session.run(list(outputs), zeros), strict=True)}
         placement = {"ran_on": ep, "path": cand["path"], "graph_reason": cand.get("graph_reason", ""),
@@ -173,6 +193,24 @@ def layout(inputs, outputs, np):
         offsets[name] = (offset, nbytes)
         offset += -(-nbytes // ALIGN) * ALIGN
     return offsets, max(offset, ALIGN)
+
+
+def at(buffer, offsets, name, shape, np):
+    """A float32 view of `shape` at `name`'s place in the buffer, refused past the room that place has."""
+    offset, room = offsets[name]
+    nbytes = 4 * int(np.prod(shape))
+    if nbytes > room:
+        raise ValueError(f"{name!r} of shape {list(shape)} is larger than the {room}-byte room the worker has")
+    return np.ndarray(tuple(shape), np.float32, buffer, offset)
+
+
+def run_sized(session, shapes, in_names, out_names, offsets, buffer, np):
+    """One call of a whole-sequence graph at this call's sizes; the outputs' shapes, for the reply."""
+    feeds = {name: at(buffer, offsets, name, shapes[name], np) for name in in_names}
+    results = session.run(out_names, feeds)
+    for name, value in zip(out_names, results, strict=True):
+        at(buffer, offsets, name, value.shape, np)[...] = value
+    return {name: list(value.shape) for name, value in zip(out_names, results, strict=True)}
 
 
 def serve(reply_fd):
@@ -216,6 +254,13 @@ def serve(reply_fd):
             send(ok=True, runtime=runtime, placement=placement, size=size,
                  inputs={k: list(v) for k, v in inputs.items()}, outputs={k: list(v) for k, v in outputs.items()},
                  offsets={k: list(v) for k, v in offsets.items()})
+        elif cmd == "run" and "shapes" in request:
+            try:
+                shapes = run_sized(session, request["shapes"], in_names, out_names, offsets, buffer, np)
+            except Exception as exc:
+                send(ok=False, error=first_line(exc))
+                continue
+            send(ok=True, shapes=shapes)
         elif cmd == "run":
             try:
                 results = session.run(out_names, {name: views[name] for name in in_names})

@@ -40,12 +40,24 @@ class WorkerSession(SingleIO):
     output_shapes: dict[str, tuple[int, ...]]
     timeout: float
     _views: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # A whole-sequence graph's largest call (named axis -> size), None for a step graph; with the buffer and each
+    # tensor's (offset, room) in it, since each call has its own shapes.
+    capacity: dict[str, int] | None = None
+    _buffer: Any = field(default=None, repr=False)
+    _offsets: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def max_frames(self) -> int | None:
+        """Frames one call may take (a whole-sequence graph in a worker: its buffer's size), None: no limit."""
+        return self.capacity["frames"] if self.capacity else None
 
     @property
     def outputs(self) -> list[str]:  # type: ignore[override]  # SingleIO's attribute, derived here
         return list(self.output_shapes)
 
     def run_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.capacity:
+            return self._run_sized(feeds)
         for name, shape in self.inputs.items():
             value = feeds.get(name)
             if value is None:
@@ -58,6 +70,30 @@ class WorkerSession(SingleIO):
         if not answer.get("ok"):
             raise ApucodecError(f"{self.worker.label}: {answer.get('error', 'step failed')}")
         return {name: self._views[name].copy() for name in self.output_shapes}
+
+    def _view(self, name: str, shape: Sequence[int]) -> np.ndarray:
+        offset, room = self._offsets[name]
+        if 4 * int(np.prod(shape)) > room:
+            raise ApucodecError(f"{self.worker.label}: {name!r} of shape {list(shape)} is larger than the worker's "
+                                f"buffer ({room} bytes)")
+        return np.ndarray(tuple(shape), np.float32, self._buffer, offset)
+
+    def _run_sized(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One call of a whole-sequence graph: each input at its own length, within the buffer's capacity."""
+        shapes = {}
+        for name, largest in self.inputs.items():
+            value = feeds.get(name)
+            if value is None:
+                raise ApucodecError(f"{self.worker.label}: no value for input {name!r}")
+            if np.ndim(value) != len(largest):
+                raise ApucodecError(f"{self.worker.label}: input {name!r} has shape {list(np.shape(value))}, "
+                                    f"the graph takes rank {len(largest)}")
+            np.copyto(self._view(name, np.shape(value)), value, casting="same_kind")
+            shapes[name] = list(np.shape(value))
+        answer = self.worker.request({"cmd": "run", "shapes": shapes}, self.timeout)
+        if not answer.get("ok"):
+            raise ApucodecError(f"{self.worker.label}: {answer.get('error', 'step failed')}")
+        return {name: self._view(name, answer["shapes"][name]).copy() for name in self.output_shapes}
 
     def run(self, array: np.ndarray) -> np.ndarray:
         if len(self.inputs) != 1 or len(self.output_shapes) != 1:
@@ -95,6 +131,18 @@ def _plugin(ep: str) -> list[str] | None:
     return [PLUGIN_MODULE, REGISTRATION_NAME]
 
 
+def _whole_sizes(model: ModelDir, role: str, settings: SessionSettings) -> tuple[dict | None, dict | None]:
+    """(probe sizes, capacity) of a whole-sequence graph's named axes, (None, None) for a step graph: the capacity
+    is one segment (apucodec/runtime/whole_sequence.py), decided now since the worker's buffer is mapped once."""
+    from apucodec.runtime.whole_sequence import segment_frames, whole_dims
+
+    dims = whole_dims(model, role)
+    if dims is None:
+        return None, None
+    frames = segment_frames(model.config, settings.whole_max_seconds)[0]
+    return dims, {"frames": frames, "samples": frames * model.hop}
+
+
 def _check_expected(label: str, inputs: dict[str, tuple[int, ...]],
                     expected: Mapping[str, Sequence[int]] | Sequence[int] | None, graph: str) -> None:
     """The same check as an in-process session's (apucodec.runtime.sessions.check_io)."""
@@ -109,11 +157,13 @@ def open_worker_session(model: ModelDir, stage: str, settings: SessionSettings,
     """Start the stage's worker, open its session on the first EP that works there, map the step buffer."""
     python = settings.workers[stage]
     python = sys.executable if python == "self" else python
-    requested, wire, _ = _candidates_for_worker(model, stage, settings)
+    requested, wire, candidates = _candidates_for_worker(model, stage, settings)
+    dims, capacity = _whole_sizes(model, candidates[0].role, settings) if candidates else (None, None)
     worker = WorkerProcess(stage, python)
     shm = shared_memory_file(stage)
     try:
-        answer = worker.request({"cmd": "open", "candidates": wire, "shm": str(shm),
+        answer = worker.request({"cmd": "open", "candidates": wire, "shm": str(shm), "dims": dims,
+                                 "capacity": capacity,
                                  "settings": {"threads": settings.threads, "spin": settings.spin,
                                               "strict": settings.strict, "ep_context": settings.ep_context}},
                                 settings.worker_timeout * OPEN_TIMEOUT_FACTOR)
@@ -141,7 +191,8 @@ def open_worker_session(model: ModelDir, stage: str, settings: SessionSettings,
     placement = StagePlacement(stage, requested, done["ran_on"], graph=graph, graph_reason=done["graph_reason"],
                                node_counts=dict(sorted(done["node_counts"].items(), key=lambda kv: -kv[1])),
                                options=done["options"], node_source=done["node_source"], runtime=runtime)
-    session = WorkerSession(worker, placement, inputs, outputs, settings.worker_timeout)
+    session = WorkerSession(worker, placement, inputs, outputs, settings.worker_timeout, capacity=capacity,
+                            _buffer=views_buffer, _offsets={k: tuple(v) for k, v in answer["offsets"].items()})
     weakref.finalize(session, worker.close)
     try:
         _check_expected(worker.label, inputs, expected, done["path"])
