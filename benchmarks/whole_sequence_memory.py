@@ -1,6 +1,6 @@
 """Peak memory of a pooled-norm (seed) model's offline run through whole-sequence graphs, per input length.
 
-    python benchmarks/whole_sequence_memory.py MODEL_DIR [--seconds 10,60,600] [--max-seconds S]
+    python benchmarks/whole_sequence_memory.py MODEL_DIR [--seconds 10,60,600] [--max-seconds S] [--graphs fp32]
 
 Each length runs in a fresh process (`apucodec run`'s engine, CPU EP, encoder + decoder, generated audio), which
 reports its resident memory after opening the sessions and its peak during the run (Linux: VmHWM, reset through
@@ -26,8 +26,9 @@ from apucodec.runtime.whole_sequence import (BYTES_PER_WIDEST_ACTIVATION, segmen
                                              widest_activation_bytes_per_second)
 from apucodec.signals import signal
 model, seconds, limit = sys.argv[1], float(sys.argv[2]), (float(sys.argv[3]) if sys.argv[3] != "none" else None)
-codec = Codec.open(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), whole_max_seconds=limit),
-                   warn=None)
+graph = sys.argv[4]
+codec = Codec.open(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), whole_max_seconds=limit,
+                                          encoder_graph=graph, decoder_graph=graph), warn=None)
 def status(key):
     with open("/proc/self/status") as fh:
         return next(int(x.split()[1]) * 1024 for x in fh if x.startswith(key))
@@ -54,11 +55,14 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("--seconds", default="10,60,600")
     parser.add_argument("--max-seconds", default="none", help="per-run limit (default: from available memory)")
+    parser.add_argument("--graphs", choices=("fp32", "auto"), default="fp32",
+                        help="fp32: the FP32 whole-sequence graphs (the budget's basis); auto: the runtime's choice "
+                             "(CPU INT8 where the model directory has it)")
     args = parser.parse_args()
     print(f"{'audio s':>8} {'opened MB':>10} {'peak MB':>9} {'run MB':>8} {'segment s':>9} {'wall s':>7}")
     rows = []
     for seconds in (float(s) for s in args.seconds.split(",")):
-        out = subprocess.run([sys.executable, "-c", CHILD, args.model, str(seconds), args.max_seconds],
+        out = subprocess.run([sys.executable, "-c", CHILD, args.model, str(seconds), args.max_seconds, args.graphs],
                              capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(r)

@@ -55,12 +55,13 @@ class StageSession(SingleIO):
     inputs: dict[str, tuple[int, ...]]
     outputs: list[str]
     _closers: list[Any] = field(default_factory=list, repr=False)
+    run_options: Any = None  # onnxruntime.RunOptions (a whole-sequence graph's: see whole_sequence_run_options)
 
     def run_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         missing = [name for name in self.inputs if name not in feeds]
         if missing:
             raise ApucodecError(f"{self.placement.graph}: no value for input {', '.join(map(repr, missing))}")
-        return dict(zip(self.outputs, self.session.run(self.outputs, dict(feeds)), strict=True))
+        return dict(zip(self.outputs, self.session.run(self.outputs, dict(feeds), self.run_options), strict=True))
 
     def run(self, array: np.ndarray) -> np.ndarray:
         """One-input/one-output graphs (the windowed encoder and decoder)."""
@@ -81,7 +82,7 @@ def _ort():
 
 
 def session_options(settings: SessionSettings, strict_ep: bool = False, profile_dir: str | None = None,
-                    severity: int | None = None, compiling: bool = True) -> Any:
+                    severity: int | None = None, compiling: bool = True, arena: bool = False) -> Any:
     """Session options for one stage; `compiling`: the EP compiles the graph (EP-context entries apply).
 
     The one place ONNX Runtime session options are made: export parity and quantization fidelity open their CPU
@@ -97,10 +98,15 @@ def session_options(settings: SessionSettings, strict_ep: bool = False, profile_
         so.inter_op_num_threads = 1
     if not settings.spin:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # No CPU memory arena: a step graph's intermediates (caches joined to each step's input, masks) come in many
-    # sizes, and the arena keeps the high-water mark of all of them (default encoder, 64-frame step: 321 MB peak
-    # with it, 231 MB without — the old windowed graph's level — at the same speed within noise).
-    so.enable_cpu_mem_arena = False
+    # No CPU memory arena for step graphs: their intermediates (caches joined to each step's input, masks) come in
+    # many sizes, and the arena keeps the high-water mark of all of them (default encoder, 64-frame step: 321 MB
+    # peak with it, 231 MB without, at the same speed within noise). A whole-sequence graph (`arena`) is the
+    # opposite: tensors of millions of values, each a fresh mmap and page faults without an arena. It shares the
+    # process's one arena (share_whole_sequence_arena), shrunk after every call (whole_sequence_run_options).
+    so.enable_cpu_mem_arena = arena
+    if arena:
+        share_whole_sequence_arena()
+        so.add_session_config_entry("session.use_env_allocators", "1")
     so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
     if strict_ep:
         so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
@@ -110,6 +116,37 @@ def session_options(settings: SessionSettings, strict_ep: bool = False, profile_
         so.enable_profiling = True
         so.profile_file_prefix = os.path.join(profile_dir, "placement")
     return so
+
+
+_SHARED_ARENA: list[bool] = []
+
+
+def share_whole_sequence_arena() -> None:
+    """Register, once per process, the CPU arena that whole-sequence sessions share: it grows by what is asked
+    (not to the next power of two) and, being one, holds the larger of the encoder's and the decoder's needs rather
+    than their sum. Measured on the 32.4M seed model, FP32 whole graphs, encoder then decoder on 60 s of audio
+    (apucodec/runtime/whole_sequence.py budgets with these): no arena 353 s and 2716 MB above the opened sessions;
+    one arena per session, shrunk after each call, 5843 MB; this shared arena, shrunk after each call, 192 s and
+    4332 MB. Faster by 1.8x for 1.6x the memory: the per-run limit, which comes from the measured cost per second,
+    cuts segments shorter instead."""
+    if _SHARED_ARENA:
+        return
+    ort = _ort()
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    with contextlib.suppress(Exception):  # registered already (another caller in this process): share that one
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))
+    _SHARED_ARENA.append(True)
+
+
+def whole_sequence_run_options(whole: bool) -> Any:
+    """Run options for a whole-sequence graph's calls (None for a step graph): the shared arena
+    (share_whole_sequence_arena) is shrunk at the end of every call, so what one call needed is not held while the
+    other stage runs, nor between files."""
+    if not whole:
+        return None
+    options = _ort().RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 
 
 def needs_profiler() -> bool:
@@ -137,7 +174,7 @@ def _stderr_to(buffer: io.StringIO, active: bool) -> Any:
 
 def create_session(path: Path, ep: str, availability: Any, options: dict[str, str], settings: SessionSettings,
                    profile_dir: str | None, log: io.StringIO | None = None,
-                   graph_sha: str | None = None) -> tuple[Any, bool]:
+                   graph_sha: str | None = None, arena: bool = False) -> tuple[Any, bool]:
     """(An InferenceSession on `ep` (plus the CPU EP for unsupported nodes unless strict), whether it loaded an
     optimized graph from the cache). On the CPU EP, a graph whose manifest sha256 is given goes through the
     optimized-graph cache."""
@@ -145,7 +182,7 @@ def create_session(path: Path, ep: str, availability: Any, options: dict[str, st
     strict_ep = settings.strict and ep != CPU
     vitisai = ep == VITISAI
     severity = (session_severity(options) if session_severity(options) is not None else 1) if vitisai else None
-    so = session_options(settings, strict_ep, profile_dir, severity, compiling=vitisai)
+    so = session_options(settings, strict_ep, profile_dir, severity, compiling=vitisai, arena=arena)
     options = {k: v for k, v in options.items() if k != "log_level"}
     if vitisai and "config_file" in options:
         write_bf16_config(Path(options["config_file"]), settings.bf16_optimize_level)
@@ -165,7 +202,8 @@ def create_session(path: Path, ep: str, availability: Any, options: dict[str, st
         elif ep == CPU and graph_sha and not options:
             # ORT's optimized graph from the user cache when an earlier session saved it (runtime/session_cache.py)
             session, from_cache = cpu_session_through_cache(
-                ort, path, graph_sha, so, lambda: session_options(settings, False, profile_dir, None, compiling=False))
+                ort, path, graph_sha, so,
+                lambda: session_options(settings, False, profile_dir, None, compiling=False, arena=arena))
         else:
             providers: list[Any] = [(ep, options) if options else ep]
             if ep != CPU and not strict_ep:
@@ -186,13 +224,14 @@ def open_cpu_session(model: ModelDir, role: str, settings: SessionSettings) -> S
     path = model.path_of(role)
     try:
         session, _ = create_session(path, CPU, probe_ep(CPU), {}, settings, None,
-                                 graph_sha=model.content_sha256(role))
+                                    graph_sha=model.content_sha256(role), arena=bool(model.files[role].whole_sequence))
     except Exception as exc:  # onnxruntime's pybind errors have no common base we can name
         raise ApucodecError(f"{path}: cannot open it on the CPU EP ({_first_line(exc)})") from None
     shapes = static_inputs(session, path, whole_dims(model, role))
     check_io(shapes, path, manifest_inputs(model, role))
     placement = StagePlacement(model.files[role].stage or role, CPU, CPU, graph=path.name)
-    return StageSession(session, placement, shapes, [o.name for o in session.get_outputs()])
+    return StageSession(session, placement, shapes, [o.name for o in session.get_outputs()],
+                        run_options=whole_sequence_run_options(bool(model.files[role].whole_sequence)))
 
 
 def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
@@ -217,9 +256,11 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
         with work_dir(tempfile.gettempdir(), "apucodec-profile-") as tmp:  # swept after a SIGKILL
             profile_dir = tmp if needs_profiler() else None
             try:
+                known = model.has(cand.role)
                 session, from_cache = create_session(cand.path, cand.ep, availability, cand.options, settings,
                                                      profile_dir, log,
-                                                     model.content_sha256(cand.role) if model.has(cand.role) else None)
+                                                     model.content_sha256(cand.role) if known else None,
+                                                     arena=known and bool(model.files[cand.role].whole_sequence))
                 shapes = static_inputs(session, cand.path, whole_dims(model, cand.role))
                 check_io(shapes, cand.path, expected_input)
                 counts = node_counts(session, shapes, profile_dir)
@@ -251,7 +292,8 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
             if message and warn is not None:
                 warn(message)
         outputs = [o.name for o in session.get_outputs()]
-        return StageSession(session, placement, shapes, outputs)
+        whole = model.has(cand.role) and bool(model.files[cand.role].whole_sequence)
+        return StageSession(session, placement, shapes, outputs, run_options=whole_sequence_run_options(whole))
     text = failure_text(failures)
     if settings.strict:
         raise PlacementError(f"{stage}: {requested} cannot run it ({text}); --strict forbids falling back")

@@ -63,6 +63,14 @@ def first_line(exc):
 def session_options(ort, settings, strict_ep, profile_dir, severity, compiling):
     so = ort.SessionOptions()
     so.log_severity_level = severity
+    so.enable_cpu_mem_arena = bool(settings.get("arena"))  # a whole-sequence graph: as in sessions.py
+    if settings.get("arena"):
+        try:
+            info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+            ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))
+            so.add_session_config_entry("session.use_env_allocators", "1")
+        except Exception:  # an older onnxruntime without shared allocators: the session's own arena
+            pass
     if settings.get("threads"):
         so.intra_op_num_threads = settings["threads"]
         so.inter_op_num_threads = 1
@@ -204,10 +212,13 @@ def at(buffer, offsets, name, shape, np):
     return np.ndarray(tuple(shape), np.float32, buffer, offset)
 
 
-def run_sized(session, shapes, in_names, out_names, offsets, buffer, np):
-    """One call of a whole-sequence graph at this call's sizes; the outputs' shapes, for the reply."""
+def run_sized(session, shapes, in_names, out_names, offsets, buffer, np, ort):
+    """One call of a whole-sequence graph at this call's sizes; the outputs' shapes, for the reply. Its arena is
+    shrunk after the call, as in the parent (apucodec/runtime/sessions.py, whole_sequence_run_options)."""
     feeds = {name: at(buffer, offsets, name, shapes[name], np) for name in in_names}
-    results = session.run(out_names, feeds)
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    results = session.run(out_names, feeds, options)
     for name, value in zip(out_names, results, strict=True):
         at(buffer, offsets, name, value.shape, np)[...] = value
     return {name: list(value.shape) for name, value in zip(out_names, results, strict=True)}
@@ -256,7 +267,7 @@ def serve(reply_fd):
                  offsets={k: list(v) for k, v in offsets.items()})
         elif cmd == "run" and "shapes" in request:
             try:
-                shapes = run_sized(session, request["shapes"], in_names, out_names, offsets, buffer, np)
+                shapes = run_sized(session, request["shapes"], in_names, out_names, offsets, buffer, np, ort)
             except Exception as exc:
                 send(ok=False, error=first_line(exc))
                 continue

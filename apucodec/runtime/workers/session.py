@@ -165,7 +165,8 @@ def open_worker_session(model: ModelDir, stage: str, settings: SessionSettings,
         answer = worker.request({"cmd": "open", "candidates": wire, "shm": str(shm), "dims": dims,
                                  "capacity": capacity,
                                  "settings": {"threads": settings.threads, "spin": settings.spin,
-                                              "strict": settings.strict, "ep_context": settings.ep_context}},
+                                              "strict": settings.strict, "ep_context": settings.ep_context,
+                                              "arena": capacity is not None}},
                                 settings.worker_timeout * OPEN_TIMEOUT_FACTOR)
         runtime = {**answer.get("runtime", {}), "worker": True}
         if not answer.get("ok"):
