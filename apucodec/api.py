@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.audio_input import check_rate, checked_array
 from apucodec.codec_paths import CodecFiles
 from apucodec.codes import Codes
 from apucodec.errors import ApucodecError, InputError, ModelError
+from apucodec.io.arrays import check_rate, checked_array
 from apucodec.live_stream import Stream, check_codes
 from apucodec.precision import PRECISIONS, open_engine, stage_precision
 from apucodec.runtime.whole_sequence import approximation_line
@@ -143,7 +143,7 @@ class Codec(CodecFiles):
         """soxr's streaming resampler in one piece: the same samples a stream at `rate` feeds its encoder."""
         if rate == self.sample_rate:
             return samples
-        from apucodec.runtime.audio_stream import StreamResampler
+        from apucodec.io.audio_blocks import StreamResampler
 
         resampler = StreamResampler(rate, self.sample_rate)
         return np.concatenate([resampler.process(samples), resampler.flush()]).astype(np.float32, copy=False)

@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from apucodec.audio_input import checked_array
 from apucodec.errors import InputError
-from apucodec.runtime.audio_stream import StreamResampler
+from apucodec.io.arrays import checked_array
+from apucodec.io.audio_blocks import StreamResampler
 from apucodec.runtime.stream import Stream as ChannelStream
 
 log = logging.getLogger("apucodec")

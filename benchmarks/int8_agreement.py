@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import apucodec
-from apucodec.audio import read_audio
+from apucodec.io.audio import read_audio
 from apucodec.metrics import mel_distance, si_sdr
 
 

@@ -44,7 +44,7 @@ def main() -> None:
     import torch
 
     from apucodec.codec.checkpoint import load_checkpoint
-    from apucodec.runtime.bitstream import HEADER_SIZE, read_apc
+    from apucodec.io.apc_file import HEADER_SIZE, read_apc
     from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.providers import SessionSettings
 

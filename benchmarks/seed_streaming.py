@@ -24,10 +24,10 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from apucodec.audio import read_audio
     from apucodec.codec.checkpoint import load_checkpoint
     from apucodec.export.folding import fold_weight_norm
     from apucodec.export.streaming import build_steps
+    from apucodec.io.audio import read_audio
     from apucodec.metrics import snr_db
     from apucodec.runtime.steps import Stepper
 

@@ -348,8 +348,8 @@ def test_failure_after_quantization_restores_the_directory(step_model: Path, cal
 def test_decoder_is_calibrated_on_the_dequantized_codes(step_model: Path, step_feeds: dict) -> None:
     """Decoder calibration inputs are the codebook sums of the streamed encoder's codes, in order, not latents."""
     from apucodec.calibration.streams import graph_stepper, session_step, stream
+    from apucodec.contract.steps import frames_for_length
     from apucodec.runtime.rvq import NumpyRVQ
-    from apucodec.runtime.steps import frames_for_length
 
     model = load_model_dir(step_model)
     rvq = NumpyRVQ(model.codebooks())

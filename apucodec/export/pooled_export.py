@@ -36,8 +36,8 @@ SYNTHETIC_SECONDS = 4.0
 def reference_material(path: Path | None, sample_rate: int) -> tuple[list[np.ndarray], str]:
     """Up to REFERENCE_CLIPS clips of REFERENCE_SECONDS from the recordings at `path` (a file or a folder), else the
     parity signals; and a description of what was used (for the manifest)."""
-    from apucodec.audio import list_audio_files, read_audio
     from apucodec.errors import ApucodecError
+    from apucodec.io.audio import list_audio_files, read_audio
 
     if path is None:
         n = int(SYNTHETIC_SECONDS * sample_rate)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from apucodec.audio import atomic_output
 from apucodec.errors import ApucodecError
 from apucodec.extras import require
-from apucodec.outputs import check_output_path, extension
+from apucodec.io.audio import atomic_output
+from apucodec.io.outputs import check_output_path, extension
 from apucodec.tools.bench_report import GRAPH_STAGES, PROCESSOR_OF, STAGES, BenchReport, RunStats
 
 # colour per stage; alternate bars are drawn lighter so neighbours stay distinguishable
