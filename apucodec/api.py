@@ -275,8 +275,8 @@ def load(model: str | Path | None = None, *, precision: str = "fp32", int8_floor
         eps["decoder"] = decoder_ep
     options = dict(int8_floor=int8_floor, eps=eps, workers=dict(workers or {}), threads=threads, strict=strict,
                    stages=tuple(stages), **engine_options)
-    from apucodec.model_dir import load_model_dir
-    from apucodec.model_location import locate_model
+    from apucodec.model.directory import load_model_dir
+    from apucodec.model.location import locate_model
 
     try:
         model_dir = load_model_dir(locate_model(model).path)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from apucodec.model_dir import ModelDir
+    from apucodec.model.directory import ModelDir
 
 
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -160,7 +160,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from apucodec.contract.steps import WHOLE_SEQUENCE, step_role
-    from apucodec.model_dir import load_model_dir
+    from apucodec.model.directory import load_model_dir
     from apucodec.tools.bench import generated_audio
 
     model = load_model_dir(args.model)

@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--windowed-model", type=Path, default=None, help="a format-1 export, for the old figure")
     args = parser.parse_args()
 
-    from apucodec.model_dir import load_model_dir
+    from apucodec.model.directory import load_model_dir
 
     model = load_model_dir(args.model)
     rate, hop = model.config.sample_rate, model.hop

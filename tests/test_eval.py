@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apucodec.model_dir import load_model_dir
+from apucodec.model.directory import load_model_dir
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.providers import SessionSettings
 from apucodec.tools.eval_quality import evaluate, systems_for

@@ -18,7 +18,7 @@ from apucodec.codec.config import preset
 from apucodec.codec.model import APUCodec
 from apucodec.export import export_model
 from apucodec.export.folding import fold_weight_norm
-from apucodec.model_dir import load_model_dir
+from apucodec.model.directory import load_model_dir
 from apucodec.signals import signal
 from tests.export_helpers import leftovers
 

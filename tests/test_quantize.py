@@ -28,8 +28,8 @@ from apucodec.cli.main import cli
 from apucodec.contract.npu_ops import check_npu_ops
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
-from apucodec.model_checks import external_data_refs
-from apucodec.model_dir import ModelDir, load_model_dir
+from apucodec.model.checks import external_data_refs
+from apucodec.model.directory import ModelDir, load_model_dir
 from tests.audio_factory import chirp, mixture, speech_like, tone
 from tests.cli_helpers import assert_one_line_error, invoke, modules_loaded
 from tests.hardening_helpers import dir_state
@@ -344,7 +344,7 @@ def test_quantized_encoder_is_qdq_and_streams_on_plain_cpu_ep(quantized_dir: Pat
 
 def test_failed_manifest_write_restores_previous_state(quantized_dir: Path, calib_folder: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from apucodec.model_dir import ModelDir
+    from apucodec.model.directory import ModelDir
 
     model = tmp_path / "model"
     shutil.copytree(quantized_dir, model)

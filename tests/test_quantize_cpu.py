@@ -26,8 +26,8 @@ from apucodec.calibration.feeds import level_augmented, stepped_feeds
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.metrics import snr_db
-from apucodec.model_checks import external_data_refs
-from apucodec.model_dir import load_model_dir
+from apucodec.model.checks import external_data_refs
+from apucodec.model.directory import load_model_dir
 from tests.audio_factory import mixture, speech_like, tone
 from tests.cli_helpers import invoke
 from tests.hardening_helpers import dir_state

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import file_entry, load_model_dir
+from apucodec.model.directory import file_entry, load_model_dir
 from apucodec.runtime import sessions
 from apucodec.runtime.providers import (
     CPU,

@@ -42,7 +42,7 @@ PARITY_CODE = """
 import json, sys
 import numpy as np
 import onnxruntime as ort
-from apucodec.model_dir import load_model_dir
+from apucodec.model.directory import load_model_dir
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.providers import CPU, WEBGPU, SessionSettings
 from apucodec.runtime.webgpu import add_webgpu_provider, find_webgpu_devices

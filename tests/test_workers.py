@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import file_entry, load_model_dir
+from apucodec.model.directory import file_entry, load_model_dir
 from apucodec.runtime import Codec, SessionSettings
 from apucodec.runtime.sessions import open_stage_session
 from apucodec.runtime.workers.plan import parse_worker_options, resolve_workers

@@ -32,7 +32,7 @@ from apucodec.calibration.streams import graph_stepper, session_step, stream
 from apucodec.contract.steps import frames_for_length
 from apucodec.errors import ApucodecError, first_line
 from apucodec.metrics import si_sdr, snr_db
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 from apucodec.runtime.eps import CPU
 from apucodec.runtime.rvq_projected import load_rvq
 from apucodec.runtime.sessions import session_options as runtime_session_options

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.contract.steps import frames_for_length
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 from apucodec.runtime.steps import StepFunction, Stepper
 
 Feeds = dict[str, np.ndarray]

@@ -86,8 +86,8 @@ def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bo
     """The CLI's options -> `apucodec.load()`, the one way every caller opens a codec. (The CLI's --precision int8
     keeps its meaning, the NPU's INT8 graph wherever the encoder runs; load()'s "int8" is the EP's own INT8.)"""
     from apucodec.api import load
-    from apucodec.model_dir import load_model_dir
-    from apucodec.model_location import locate_model
+    from apucodec.model.directory import load_model_dir
+    from apucodec.model.location import locate_model
     from apucodec.runtime.eps import warn_stderr
 
     command = click.get_current_context(silent=True)

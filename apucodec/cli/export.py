@@ -9,7 +9,7 @@ import click
 from apucodec.errors import ApucodecError
 from apucodec.export import DEFAULT_OPSET, DEFAULT_STEP_FRAMES
 from apucodec.extras import require
-from apucodec.model_dir import DEFAULT_DIR_NAME
+from apucodec.model.directory import DEFAULT_DIR_NAME
 
 
 def parse_step_frames(text: str) -> tuple[int, ...]:

@@ -23,8 +23,8 @@ from apucodec.export import whole_sequence
 from apucodec.export.parity import _stepper, _streamed, cpu_session
 from apucodec.export.streaming import StepNetwork
 from apucodec.metrics import snr_db
-from apucodec.model_dir import file_entry
-from apucodec.passes import StepLog
+from apucodec.model.directory import file_entry
+from apucodec.model.passes import StepLog
 from apucodec.signals import signal
 
 REFERENCE_SECONDS = 10.0   # per clip of reference audio: long enough for running statistics to settle

@@ -32,7 +32,7 @@ from apucodec.io.apc_reader import ApcReader, open_apc
 from apucodec.io.audio import AudioInfo, check_finite
 from apucodec.io.audio_blocks import AudioWriter, open_audio_output, open_input, read_blocks
 from apucodec.io.outputs import open_binary_output  # unnamed temp outputs, `-`, devices
-from apucodec.model_dir import ModelDir, load_model_dir
+from apucodec.model.directory import ModelDir, load_model_dir
 from apucodec.runtime import engine, whole_sequence
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.placement import processor_turns
@@ -81,7 +81,7 @@ class Codec:
              warn: Warn | None = warn_stderr, stages: tuple[str, ...] = ("encoder", "decoder"), queue_depth: int = 2,
              step_frames: int | None = None) -> Codec:
         """Open a model directory (default: --model's resolution: $APUCODEC_MODEL, ./apucodec-model, bundled)."""
-        from apucodec.model_location import locate_model
+        from apucodec.model.location import locate_model
 
         return cls(load_model_dir(locate_model(model_path).path), settings, warn, stages, queue_depth, step_frames)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 from apucodec.runtime.int8_floor import FloorCounts, StepCall, guarded_step, stage_floor
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.steps import StepObserver, Stepper

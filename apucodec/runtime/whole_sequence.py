@@ -29,7 +29,7 @@ from apucodec.contract.steps import (
     WHOLE_SEQUENCE,  # noqa: F401 (re-exported: pipeline.Codec reads it here)
     frames_for_length,
 )
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 from apucodec.runtime import engine
 from apucodec.runtime.engine import End, Item, Piece, StageFunction
 from apucodec.runtime.lanes import Lanes

@@ -21,8 +21,8 @@ from typing import Any
 
 from apucodec import __version__
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir, load_model_dir
-from apucodec.model_location import ModelLocation
+from apucodec.model.directory import ModelDir, load_model_dir
+from apucodec.model.location import ModelLocation
 
 # Distributions worth naming: the runtime's own, the onnxruntime variants that carry other EPs, and the toolchain.
 PACKAGES = ("onnxruntime", "onnxruntime-ep-webgpu", "onnxruntime-vitisai", "onnxruntime-gpu", "onnxruntime-directml",

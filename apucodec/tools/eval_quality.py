@@ -25,7 +25,7 @@ import numpy as np
 from apucodec.errors import ApucodecError
 from apucodec.io.audio import list_audio_files, read_audio, resample
 from apucodec.metrics import mel_distance, si_sdr
-from apucodec.model_dir import ModelDir, load_model_dir
+from apucodec.model.directory import ModelDir, load_model_dir
 from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.providers import SessionSettings
