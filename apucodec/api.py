@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.codec_paths import CodecFiles
 from apucodec.codes import Codes
 from apucodec.errors import ApucodecError, InputError, ModelError
 from apucodec.io.arrays import check_rate, checked_array
-from apucodec.live_stream import Stream, check_codes
-from apucodec.precision import PRECISIONS, open_engine, stage_precision
+from apucodec.runtime.codec_files import CodecFiles
+from apucodec.runtime.live_stream import Stream, check_codes
+from apucodec.runtime.precision import PRECISIONS, open_engine, stage_precision
 from apucodec.runtime.whole_sequence import approximation_line
 
 log = logging.getLogger("apucodec")
@@ -188,7 +188,7 @@ class Codec(CodecFiles):
                sample_rate: int | None = None, channels: int = 1) -> Stream:
         """A live stream at `step_frames` per step (the model's live step by default: 4 frames, 46 ms), at this
         Codec's precision; input at `sample_rate` (default the codec's), `channels` coded independently."""
-        from apucodec.runtime.stream import Stream as ChannelStream
+        from apucodec.runtime.channel_stream import ChannelStream
 
         rate = self.sample_rate if sample_rate is None else check_rate(sample_rate, "stream")
         if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or not 1 <= channels <= 64:
@@ -261,7 +261,7 @@ def load(model: str | Path | None = None, *, precision: str = "fp32", int8_floor
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise InputError(f"threads must be a non-negative integer, got {threads!r}")
     eps = dict(eps or {})
-    from apucodec.precision import ENGINE_OPTIONS
+    from apucodec.runtime.precision import ENGINE_OPTIONS
 
     strange = set(engine_options) - set(ENGINE_OPTIONS)
     if strange:

@@ -24,8 +24,8 @@ from comb_measure import frame_rate_comb
 from apucodec.codec.config import preset
 from apucodec.codec.losses import LossWeights
 from apucodec.codec.train import TrainSettings, train
+from apucodec.dsp.metrics import mel_distance, si_sdr
 from apucodec.io.audio import list_audio_files, read_audio
-from apucodec.metrics import mel_distance, si_sdr
 
 OPTIONS = {
     # name: (config changes, loss weights)

@@ -28,9 +28,9 @@ def main() -> None:
     import torch
 
     from apucodec.codec.checkpoint import load_checkpoint
+    from apucodec.dsp.metrics import snr_db
     from apucodec.io.apc_reader import open_apc
     from apucodec.io.audio import read_audio
-    from apucodec.metrics import snr_db
 
     audio, _ = read_audio(args.clip, 44100)
     model = load_checkpoint(args.checkpoint).model

@@ -27,7 +27,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "apucodec"
 # codes, the package itself) sits above the runtime it drives; errors sit under everything that raises them.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("apucodec.errors", "apucodec.contract"),
-    ("apucodec.io", "apucodec.model"),
+    ("apucodec.io", "apucodec.model", "apucodec.dsp"),
     ("apucodec.runtime", "apucodec.codec"),
     ("apucodec.export", "apucodec.calibration"),
     ("apucodec.codes", "apucodec.api", "apucodec.tools", "apucodec.dataset"),

@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from apucodec.cli.main import cli
+from apucodec.dsp.metrics import mel_distance
 from apucodec.io.audio import read_audio
-from apucodec.metrics import mel_distance
 from apucodec.model.directory import BUNDLED_DIR, ENV_VAR, load_model_dir
 from apucodec.model.location import locate_model
 

@@ -16,10 +16,10 @@ from apucodec.cli.main import cli
 from apucodec.codec.checkpoint import load_checkpoint
 from apucodec.codec.config import preset
 from apucodec.codec.model import APUCodec
+from apucodec.dsp.signals import signal
 from apucodec.export import export_model
 from apucodec.export.folding import fold_weight_norm
 from apucodec.model.directory import load_model_dir
-from apucodec.signals import signal
 from tests.export_helpers import leftovers
 
 PLAIN_OPS = {"Conv", "ConvTranspose", "LeakyRelu", "Add", "Tanh"}
@@ -164,9 +164,9 @@ def test_group_norm_rewrite_is_exact_and_accurate_in_onnxruntime():
     import io
     import warnings
 
+    from apucodec.dsp.metrics import snr_db
     from apucodec.export.folding import MultiLevelGroupNorm
     from apucodec.export.graph import simplify
-    from apucodec.metrics import snr_db
 
     torch.manual_seed(0)
     norm = torch.nn.GroupNorm(1, 4)

@@ -24,8 +24,8 @@ from apucodec.calibration.conv_transpose import conv_transpose_to_conv
 from apucodec.calibration.cpu_int8 import quantize_graph_cpu_int8
 from apucodec.calibration.feeds import level_augmented, stepped_feeds
 from apucodec.contract.steps import step_role
+from apucodec.dsp.metrics import snr_db
 from apucodec.errors import ApucodecError
-from apucodec.metrics import snr_db
 from apucodec.model.checks import external_data_refs
 from apucodec.model.directory import load_model_dir
 from tests.audio_factory import mixture, speech_like, tone

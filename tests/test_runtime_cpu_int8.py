@@ -17,8 +17,8 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from apucodec.cli.main import cli
+from apucodec.dsp.metrics import snr_db
 from apucodec.errors import ApucodecError
-from apucodec.metrics import snr_db
 from apucodec.model.directory import load_model_dir
 from apucodec.runtime.eps import CPU, VITISAI
 from apucodec.runtime.pipeline import Codec

@@ -32,8 +32,7 @@ import numpy as np
 
 from apucodec.calibration.graph_source import inline_copy
 from apucodec.contract.npu_ops import op_counts
-from apucodec.errors import ApucodecError, first_line
-from apucodec.extras import require
+from apucodec.errors import ApucodecError, first_line, require
 
 # Ops whose QDQ form ORT's CPU EP turns into integer kernels (QLinearConv, QLinearAdd, QLinearLeakyRelu, ...), and
 # the data-movement ops the polyphase ConvTranspose rewrite adds (they then move uint8 instead of float).

@@ -30,8 +30,8 @@ import onnxruntime as ort
 from apucodec.calibration.custom_ops import register_custom_ops
 from apucodec.calibration.streams import graph_stepper, session_step, stream
 from apucodec.contract.steps import frames_for_length
+from apucodec.dsp.metrics import si_sdr, snr_db
 from apucodec.errors import ApucodecError, first_line
-from apucodec.metrics import si_sdr, snr_db
 from apucodec.model.directory import ModelDir
 from apucodec.runtime.eps import CPU
 from apucodec.runtime.rvq_projected import load_rvq

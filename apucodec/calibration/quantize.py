@@ -45,8 +45,7 @@ from apucodec.contract.manifest import GraphFacts, Quantization
 from apucodec.contract.npu_ops import NpuOpReport, check_npu_ops, op_counts
 from apucodec.contract.npu_presets import AUTO, choose_npu_preset
 from apucodec.contract.steps import step_role
-from apucodec.errors import ApucodecError
-from apucodec.extras import require
+from apucodec.errors import ApucodecError, require
 from apucodec.model.directory import ModelDir, file_entry, load_model_dir
 from apucodec.model.passes import Log, StepLog, install_files, update_model_dir
 

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, require
 from apucodec.export import DEFAULT_OPSET, DEFAULT_STEP_FRAMES
-from apucodec.extras import require
 from apucodec.model.directory import DEFAULT_DIR_NAME
 
 

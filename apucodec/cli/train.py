@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from apucodec.cli.param_types import file_path, finite_float
-from apucodec.extras import require
+from apucodec.errors import require
 
 
 @contextlib.contextmanager

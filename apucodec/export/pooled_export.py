@@ -19,13 +19,13 @@ import torch
 
 from apucodec.codec.model import APUCodec
 from apucodec.contract.manifest import FileEntry
+from apucodec.dsp.metrics import snr_db
+from apucodec.dsp.signals import signal
 from apucodec.export import whole_sequence
 from apucodec.export.parity import _stepper, _streamed, cpu_session
 from apucodec.export.streaming import StepNetwork
-from apucodec.metrics import snr_db
 from apucodec.model.directory import file_entry
 from apucodec.model.passes import StepLog
-from apucodec.signals import signal
 
 REFERENCE_SECONDS = 10.0   # per clip of reference audio: long enough for running statistics to settle
 REFERENCE_CLIPS = 3

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apucodec.errors import ApucodecError
-from apucodec.extras import require
+from apucodec.errors import ApucodecError, require
 from apucodec.model.directory import ModelDir, load_model_dir
 from apucodec.model.download import Downloaded, fetch, recorded_sha256
 from apucodec.model.registry import Release, lookup, pulled_dir

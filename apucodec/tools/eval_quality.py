@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from apucodec.dsp.metrics import mel_distance, si_sdr
 from apucodec.errors import ApucodecError
 from apucodec.io.audio import list_audio_files, read_audio, resample
-from apucodec.metrics import mel_distance, si_sdr
 from apucodec.model.directory import ModelDir, load_model_dir
 from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
 from apucodec.runtime.pipeline import Codec

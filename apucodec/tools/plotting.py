@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from apucodec.errors import ApucodecError
-from apucodec.extras import require
+from apucodec.errors import ApucodecError, require
 from apucodec.io.audio import atomic_output
 from apucodec.io.outputs import check_output_path, extension
 from apucodec.tools.bench_report import GRAPH_STAGES, PROCESSOR_OF, STAGES, BenchReport, RunStats

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from apucodec.dsp.metrics import mel_distance, si_sdr
 from apucodec.errors import ApucodecError
-from apucodec.metrics import mel_distance, si_sdr
 from apucodec.tools.listen import images
 
 APC_SUFFIX = ".apc"

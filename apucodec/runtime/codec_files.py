@@ -29,7 +29,7 @@ class CodecFiles:
     _engine: Any
 
     def _file_tag(self) -> tuple[str, str]:
-        from apucodec.precision import stage_precision
+        from apucodec.runtime.precision import stage_precision
 
         return stage_precision(self._engine, "encoder")
 
