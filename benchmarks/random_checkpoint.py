@@ -26,8 +26,8 @@ def main() -> None:
     import torch
 
     from apucodec.codec.checkpoint import save_checkpoint
-    from apucodec.codec.config import preset
     from apucodec.codec.model import APUCodec
+    from apucodec.contract.config import preset
     from apucodec.dsp.signals import mixture
 
     torch.manual_seed(args.seed)

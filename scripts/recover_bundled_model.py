@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from apucodec.codec.checkpoint import save_checkpoint  # noqa: E402
-from apucodec.codec.config import CodecConfig  # noqa: E402
+from apucodec.contract.config import CodecConfig  # noqa: E402
 from apucodec.errors import ApucodecError  # noqa: E402
 from apucodec.export.recovery import compare_with_graphs, recover_codec  # noqa: E402
 from apucodec.io.audio import read_audio  # noqa: E402

@@ -264,7 +264,8 @@ def test_cli_quark_build_failure_is_one_line(model_copy: Path, calib_folder: Pat
 # --- the Quark pass --------------------------------------------------------------------------------------------------
 
 def test_quantized_encoder_written_and_recorded(quantized_dir: Path, step_model_dir: Path) -> None:
-    from apucodec.runtime.providers import VITISAI, choose_encoder_graph
+    from apucodec.runtime.eps import VITISAI
+    from apucodec.runtime.stage_plan import choose_encoder_graph
 
     model = load_model_dir(quantized_dir)                   # verifies every sha256, the new file's included
     assert step_role("encoder", STEP, "npu-int8") == INT8_ROLE

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from apucodec.codec.checkpoint import load_checkpoint
-from apucodec.codec.config import preset
 from apucodec.codec.model import APUCodec
+from apucodec.contract.config import preset
 from apucodec.dsp.metrics import snr_db
 from apucodec.dsp.signals import signal
 from apucodec.runtime.pipeline import Codec

@@ -28,7 +28,7 @@ PROGRESS_MIN_SECONDS = 5.0
 
 def _parse_ep_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     """--ep-option EP:KEY=VALUE (repeatable), e.g. vitisai:target=X2, webgpu:preferredLayout=NHWC."""
-    from apucodec.runtime.providers import resolve_ep_name
+    from apucodec.runtime.eps import resolve_ep_name
 
     options: dict[str, dict[str, str]] = {}
     for value in values:

@@ -91,10 +91,10 @@ def train(data_dir: Path, out: Path, preset_name: str, activation: str | None, s
         return
     import dataclasses
 
-    from apucodec.codec.config import preset
     from apucodec.codec.losses import LossWeights
     from apucodec.codec.train import TrainSettings
     from apucodec.codec.train import train as run_training
+    from apucodec.contract.config import preset
     from apucodec.errors import ApucodecError
 
     try:

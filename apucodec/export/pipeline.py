@@ -28,9 +28,9 @@ import torch
 
 from apucodec import __version__
 from apucodec.codec.checkpoint import load_checkpoint
-from apucodec.codec.config import CodecConfig
 from apucodec.codec.dac.model import DacModel
 from apucodec.codec.model import APUCodec
+from apucodec.contract.config import CodecConfig
 from apucodec.contract.families import codec_from_config
 from apucodec.contract.manifest import (
     MANIFEST_NAME,

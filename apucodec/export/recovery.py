@@ -26,8 +26,8 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from apucodec.codec.config import CodecConfig
 from apucodec.codec.model import APUCodec
+from apucodec.contract.config import CodecConfig
 from apucodec.dsp.metrics import snr_db
 from apucodec.errors import ApucodecError
 

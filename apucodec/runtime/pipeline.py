@@ -34,11 +34,13 @@ from apucodec.io.audio_blocks import AudioWriter, open_audio_output, open_input,
 from apucodec.io.outputs import open_binary_output  # unnamed temp outputs, `-`, devices
 from apucodec.model.directory import ModelDir, load_model_dir
 from apucodec.runtime import engine, whole_sequence
+from apucodec.runtime.eps import Warn, warn_stderr
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.placement import processor_turns
-from apucodec.runtime.providers import SessionSettings, StageSession, Warn, open_sessions, warn_stderr
 from apucodec.runtime.run_result import RunResult, check_distinct, input_notes  # noqa: F401 (re-exported)
 from apucodec.runtime.rvq_projected import load_rvq
+from apucodec.runtime.sessions import StageSession, open_sessions
+from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.stage_steps import StageSteps
 from apucodec.runtime.steps import StepObserver, Stepper
 

@@ -11,7 +11,7 @@ from typing import Any
 from apucodec.errors import ApucodecError
 from apucodec.io.audio import AudioInfo
 from apucodec.runtime.lanes import StageTiming
-from apucodec.runtime.providers import PlacementReport
+from apucodec.runtime.placement import PlacementReport
 
 
 @dataclass

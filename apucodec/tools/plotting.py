@@ -22,7 +22,7 @@ STAGE_COLOURS = {"encoder": ("#1f6fb4", "#7fb0dc"), "rvq": ("#d9822b", "#f0bd8a"
 
 def lane_label(report: BenchReport, stage: str) -> str:
     """'NPU lane: encoder' plus where it actually ran, e.g. 'ran on CPU (fallback)'."""
-    from apucodec.runtime.providers import short_ep
+    from apucodec.runtime.eps import short_ep
 
     try:
         placement = report.placement.stage(stage)
