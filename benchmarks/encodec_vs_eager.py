@@ -40,7 +40,7 @@ def snr(ref: np.ndarray, est: np.ndarray) -> float:
 
 
 def clips(audio_dir: Path, work: Path) -> list[Path]:
-    from apucodec.io.audio import list_audio_files, read_audio
+    from apucodec.io.audio_read import list_audio_files, read_audio
 
     out = []
     for i, path in enumerate(list_audio_files(audio_dir)):

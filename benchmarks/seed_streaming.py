@@ -28,7 +28,7 @@ def main() -> None:
     from apucodec.dsp.metrics import snr_db
     from apucodec.export.folding import fold_weight_norm
     from apucodec.export.streaming import build_steps
-    from apucodec.io.audio import read_audio
+    from apucodec.io.audio_read import read_audio
     from apucodec.runtime.steps import Stepper
 
     model = load_checkpoint(args.checkpoint).model

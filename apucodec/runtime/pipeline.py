@@ -29,8 +29,8 @@ from apucodec.contract.steps import frames_for_length
 from apucodec.errors import ApucodecError
 from apucodec.io.apc_file import ApcHeader, ApcWriter
 from apucodec.io.apc_reader import ApcReader, open_apc
-from apucodec.io.audio import AudioInfo, check_finite
-from apucodec.io.audio_blocks import AudioWriter, open_audio_output, open_input, read_blocks
+from apucodec.io.audio_read import AudioInfo, check_finite, probe, read_blocks
+from apucodec.io.audio_write import AudioWriter, open_audio_output
 from apucodec.io.outputs import open_binary_output  # unnamed temp outputs, `-`, devices
 from apucodec.model.directory import ModelDir, load_model_dir
 from apucodec.runtime import engine, whole_sequence
@@ -216,7 +216,7 @@ class Codec:
     # ---- files ---------------------------------------------------------------------------------------------------
 
     def _input(self, input_path: str | Path, notes: list[str]) -> AudioInfo:
-        info = open_input(input_path)
+        info = probe(input_path)
         notes.extend(input_notes(info, self.sample_rate))
         return info
 
