@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from apucodec.errors import ApucodecError, require
-from apucodec.export import DEFAULT_OPSET, DEFAULT_STEP_FRAMES
+from apucodec.export.specs import DEFAULT_OPSET, DEFAULT_STEP_FRAMES
 from apucodec.model.directory import DEFAULT_DIR_NAME
 
 
