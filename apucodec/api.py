@@ -12,7 +12,7 @@
 
 One `Codec` holds one precision for every path: a one-shot call and a stream run graphs of the same precision, so
 at the default (FP32, the same on any machine) they give the same codes and the same audio. The engine behind it
-(apucodec.runtime.pipeline) is private; the CLI, the dataset encoder and users all open codecs through `load()`.
+(apucodec.runtime.codec_runner) is private; the CLI, the dataset encoder and users all open codecs through `load()`.
 Errors a caller can tell apart: `InputError` (what was passed), `ModelError` (the model directory),
 `PlacementError` (where a stage runs), all `ApucodecError`. Notes (resampling, fallbacks) go through the
 `apucodec` logger, never print.
@@ -34,7 +34,7 @@ from apucodec.io.resample import check_rate, resample, resample_as_stream
 from apucodec.runtime.codec_files import CodecFiles
 from apucodec.runtime.live_stream import Stream, check_codes
 from apucodec.runtime.precision import PRECISIONS, open_engine, stage_precision
-from apucodec.runtime.whole_sequence import approximation_line
+from apucodec.runtime.segmented_stages import approximation_line
 
 log = logging.getLogger("apucodec")
 

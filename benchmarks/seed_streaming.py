@@ -29,7 +29,7 @@ def main() -> None:
     from apucodec.export.folding import fold_weight_norm
     from apucodec.export.streaming import build_steps
     from apucodec.io.audio_read import read_audio
-    from apucodec.runtime.steps import Stepper
+    from apucodec.runtime.stepper import Stepper
 
     model = load_checkpoint(args.checkpoint).model
     cfg, hop = model.config, model.config.hop_length

@@ -19,7 +19,7 @@ import numpy as np
 
 from apucodec.contract.steps import frames_for_length
 from apucodec.model.directory import ModelDir
-from apucodec.runtime.steps import StepFunction, Stepper
+from apucodec.runtime.stepper import StepFunction, Stepper
 
 Feeds = dict[str, np.ndarray]
 

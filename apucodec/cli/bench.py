@@ -36,7 +36,7 @@ def bench(seconds: float | None, input_path: Path | None, step_frames: int | Non
           plot_path: Path | None, **opts: Any) -> None:
     """Time the codec per stage and step, sequentially and pipelined, and show where each stage ran."""
     from apucodec.io.resample import resample
-    from apucodec.runtime.pipeline import input_notes
+    from apucodec.runtime.codec_runner import input_notes
     from apucodec.tools.bench import generated_audio, run_bench
     from apucodec.tools.bench_text import format_report
 

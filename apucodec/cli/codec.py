@@ -166,7 +166,7 @@ def check_output(output_path: Path, source: Path, audio_output: bool = True) -> 
     extension names (audio) or that it names none (.apc), that it is not the input, and that it can be written."""
     from apucodec.io.audio_write import output_format
     from apucodec.io.outputs import check_output_path
-    from apucodec.runtime.pipeline import check_distinct
+    from apucodec.runtime.codec_runner import check_distinct
 
     if audio_output:
         output_format(output_path)
@@ -186,7 +186,7 @@ def _check_apc_output(output_path: Path) -> None:
 
 
 def _announce(info: Any, rate: int, rename: tuple[str, str]) -> tuple[str, ...]:
-    from apucodec.runtime.pipeline import input_notes
+    from apucodec.runtime.codec_runner import input_notes
 
     notes = tuple(input_notes(info, rate))
     _notes(list(notes), rename)

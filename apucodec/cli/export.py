@@ -50,7 +50,7 @@ def export(checkpoint: Path, out: Path, step_frames: str, opset: int, no_simplif
     sizes = parse_step_frames(step_frames)
     require("torch", "export")
     require("onnx", "export")  # onnxsim (or onnxslim) is checked when simplification runs
-    from apucodec.export.pipeline import export_model
+    from apucodec.export.model_export import export_model
 
     log = None if quiet else (lambda message: click.echo(message, err=True))
     model = export_model(checkpoint, out, step_frames=sizes, opset=opset, simplify=not no_simplify, force=force,

@@ -15,7 +15,7 @@ __all__ = ["export_model"]
 
 def __getattr__(name: str) -> Any:
     if name == "export_model":
-        from apucodec.export.pipeline import export_model
+        from apucodec.export.model_export import export_model
 
         return export_model
     raise AttributeError(f"module 'apucodec.export' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Export of the EnCodec family: an `encodec` state dict (or an EncodecNet) -> the same model directory contract.
 
-The steps mirror apucodec/export/pipeline.py (load, steps, export/simplify/check, write, parity, manifest) and share
+The steps mirror apucodec/export/model_export.py (load, steps, export/simplify/check, write, parity, manifest) and share
 its graph, spec and manifest code; what differs is the network (apucodec/export/encodec_steps.py), the weight norm
 (folded at load), and the step sizes: a graph of `start_frames` frames is always added when a smaller step is asked
 for, because a stream's first step must span that many frames (EnCodec's reflect padding; see encodec_config.py).

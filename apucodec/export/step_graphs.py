@@ -1,6 +1,6 @@
 """Step networks -> checked ONNX graphs, and the versions that made them: the export steps every family shares.
 
-`export_model` (apucodec/export/pipeline.py) and the EnCodec export (encodec_export.py) both run these, so the
+`export_model` (apucodec/export/model_export.py) and the EnCodec export (encodec_export.py) both run these, so the
 export / simplify / check sequence and the manifest's producer versions are written once.
 """
 

@@ -40,8 +40,8 @@ class CodecFiles:
         from apucodec.io.audio_read import read_blocks
         from apucodec.io.outputs import open_binary_output
         from apucodec.runtime import engine as chains
+        from apucodec.runtime.codec_runner import check_distinct
         from apucodec.runtime.lanes import Lanes
-        from apucodec.runtime.pipeline import check_distinct
 
         eng = self._engine
         n = eng.n_codebooks(n_codebooks)
@@ -93,8 +93,8 @@ class CodecFiles:
     def _decode_channels(self, reader: Any, input_path: Path, output_path: Path, force: bool, match_input: bool,
                          progress: Progress | None) -> Any:
         from apucodec.runtime import engine as chains
+        from apucodec.runtime.codec_runner import check_distinct
         from apucodec.runtime.lanes import Lanes
-        from apucodec.runtime.pipeline import check_distinct
 
         eng, header = self._engine, reader.header
         check_distinct(input_path, output_path)
@@ -136,7 +136,7 @@ class CodecFiles:
                  match_input: bool = False, progress: Progress | None = None, mono: bool = False) -> Any:
         """Encode and decode a file; every channel kept (or their average with `mono`)."""
         from apucodec.io.audio_read import probe, read_blocks
-        from apucodec.runtime.pipeline import check_distinct
+        from apucodec.runtime.codec_runner import check_distinct
 
         eng = self._engine
         info = probe(input_path)
