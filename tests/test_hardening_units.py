@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from apucodec.errors import ApucodecError
-from apucodec.io.apc_file import parse_apc, write_apc
-from apucodec.io.apc_reader import ApcReader
+from apucodec.io.apc_reader import ApcReader, parse_apc
+from apucodec.io.apc_writer import write_apc
 from apucodec.io.arrays import checked_array
 from apucodec.io.outputs import open_binary_output, open_output
 from apucodec.io.resample import check_rate, resample_as_stream
