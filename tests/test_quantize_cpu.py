@@ -400,12 +400,25 @@ def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
 def test_quantize_target_npu_is_quantize_encoder(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
     model_path = _model_copy(step_model, tmp_path)
     result = invoke("quantize", "--target", "npu", "--model", str(model_path), "--calib", str(calib_folder),
-                    "--clips", "4", "--threads", "1")
+                    "--steps", "4", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert "calibration steps" in result.output          # plain progress lines when stderr is not a terminal
     assert "wrote" in result.output and "encoder.s16.npu-int8.onnx" in result.output
     assert load_model_dir(model_path).files["encoder.s16.npu-int8"]["quantization"]["preset"] == "xint8"
     assert (model_path / "encoder.s16.npu-int8.onnx").is_file()
+
+
+@pytest.mark.parametrize(("target", "option", "named"), [("npu", "--clips", "--steps"), ("cpu", "--steps", "--clips")])
+def test_quantize_refuses_the_other_targets_option(step_model: Path, calib_folder: Path, tmp_path: Path,
+                                                  target: str, option: str, named: str) -> None:
+    """--clips (CPU clips) and --steps (NPU steps) count different things: one given to the other target is an
+    error naming the right option, before anything is read or written."""
+    model_path = _model_copy(step_model, tmp_path)
+    before = dir_state(model_path)
+    result = invoke("quantize", "--target", target, "--model", str(model_path), "--calib", str(calib_folder),
+                    option, "4")
+    assert result.exit_code != 0 and f"takes {named}" in result.output
+    assert dir_state(model_path) == before
 
 
 def test_quantize_encoder_rejects_bad_level_gains(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
