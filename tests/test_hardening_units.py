@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from apucodec.contract.manifest_checks import check_entry_name
 from apucodec.errors import ApucodecError
 from apucodec.io.apc_reader import ApcReader, parse_apc
 from apucodec.io.apc_writer import write_apc
 from apucodec.io.arrays import checked_array
 from apucodec.io.outputs import open_binary_output, open_output
 from apucodec.io.resample import check_rate, resample_as_stream
-from apucodec.model.checks import check_file_name, check_no_external_data
+from apucodec.model.checks import check_no_external_data
 from tests.hardening_helpers import listing
 
 # ---- API array inputs ------------------------------------------------------------------------------------------------
@@ -174,8 +175,8 @@ def test_header_is_checked_against_the_file_size_before_reading_codes():
 @pytest.mark.parametrize("name", ["../x.npy", "/etc/passwd", "sub/x.npy", "a\\b.npy", ".", "..", "", "x\0y", 5, None])
 def test_only_plain_file_names(name):
     with pytest.raises(ApucodecError, match="files.codebooks.name"):
-        check_file_name(name, "codebooks", Path("m/manifest.json"))
-    assert check_file_name("codebooks.npy", "codebooks", Path("m/manifest.json")) == "codebooks.npy"
+        check_entry_name(name, "codebooks", Path("m/manifest.json"))
+    assert check_entry_name("codebooks.npy", "codebooks", Path("m/manifest.json")) == "codebooks.npy"
 
 
 def _field(number: int, payload: bytes) -> bytes:
