@@ -12,7 +12,7 @@
 
 One `Codec` holds one precision for every path: a one-shot call and a stream run graphs of the same precision, so
 at the default (FP32, the same on any machine) they give the same codes and the same audio. The engine behind it
-(apucodec.runtime.pipeline) is private; the CLI, the dataset encoder and users all open codecs through `load()`.
+(apucodec.runtime.codec_runner) is private; the CLI, the dataset encoder and users all open codecs through `load()`.
 Errors a caller can tell apart: `InputError` (what was passed), `ModelError` (the model directory),
 `PlacementError` (where a stage runs), all `ApucodecError`. Notes (resampling, fallbacks) go through the
 `apucodec` logger, never print.
@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.audio_input import check_rate, checked_array
-from apucodec.codec_paths import CodecFiles
 from apucodec.codes import Codes
 from apucodec.errors import ApucodecError, InputError, ModelError
-from apucodec.live_stream import Stream, check_codes
-from apucodec.precision import PRECISIONS, open_engine, stage_precision
-from apucodec.runtime.whole_sequence import approximation_line
+from apucodec.io.arrays import checked_array
+from apucodec.io.resample import check_rate, resample, resample_as_stream
+from apucodec.runtime.codec_files import CodecFiles
+from apucodec.runtime.live_stream import Stream, check_codes
+from apucodec.runtime.precision import PRECISIONS, open_engine, stage_precision
+from apucodec.runtime.segmented_stages import approximation_line
 
 log = logging.getLogger("apucodec")
 
@@ -128,7 +129,7 @@ class Codec(CodecFiles):
         per_channel = []
         length = 0
         for channel in frames.T:
-            samples = self._to_codec_rate(np.ascontiguousarray(channel), rate)
+            samples = resample_as_stream(np.ascontiguousarray(channel), rate, self.sample_rate)
             length = samples.size
             if not length:
                 raise InputError(f"<array>: {channel.size} samples at {rate} Hz are less than one at "
@@ -138,15 +139,6 @@ class Codec(CodecFiles):
         precision, sha = stage_precision(self._engine, "encoder")
         return Codes(array, length, self.sample_rate, rate, frames.shape[0], self.model_id, self.codebook_size,
                      self.hop, precision, sha)
-
-    def _to_codec_rate(self, samples: np.ndarray, rate: int) -> np.ndarray:
-        """soxr's streaming resampler in one piece: the same samples a stream at `rate` feeds its encoder."""
-        if rate == self.sample_rate:
-            return samples
-        from apucodec.runtime.audio_stream import StreamResampler
-
-        resampler = StreamResampler(rate, self.sample_rate)
-        return np.concatenate([resampler.process(samples), resampler.flush()]).astype(np.float32, copy=False)
 
     def decode(self, codes: Codes | np.ndarray, length: int | None = None, sample_rate: int | None = None,
                force: bool = False) -> np.ndarray:
@@ -174,9 +166,7 @@ class Codec(CodecFiles):
         for channel in checked:
             audio = self._engine.decode_codes(channel, total)[0]
             if out_rate != self.sample_rate:
-                import soxr
-
-                audio = soxr.resample(audio, self.sample_rate, out_rate, quality="HQ").astype(np.float32)
+                audio = resample(audio, self.sample_rate, out_rate)
                 if isinstance(codes, Codes) and out_rate == codes.input_rate:
                     audio = np.pad(audio, (0, max(codes.input_length - audio.size, 0)))[: codes.input_length]
             decoded.append(audio)
@@ -188,7 +178,7 @@ class Codec(CodecFiles):
                sample_rate: int | None = None, channels: int = 1) -> Stream:
         """A live stream at `step_frames` per step (the model's live step by default: 4 frames, 46 ms), at this
         Codec's precision; input at `sample_rate` (default the codec's), `channels` coded independently."""
-        from apucodec.runtime.stream import Stream as ChannelStream
+        from apucodec.runtime.channel_stream import ChannelStream
 
         rate = self.sample_rate if sample_rate is None else check_rate(sample_rate, "stream")
         if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or not 1 <= channels <= 64:
@@ -261,7 +251,7 @@ def load(model: str | Path | None = None, *, precision: str = "fp32", int8_floor
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise InputError(f"threads must be a non-negative integer, got {threads!r}")
     eps = dict(eps or {})
-    from apucodec.precision import ENGINE_OPTIONS
+    from apucodec.runtime.precision import ENGINE_OPTIONS
 
     strange = set(engine_options) - set(ENGINE_OPTIONS)
     if strange:
@@ -275,8 +265,8 @@ def load(model: str | Path | None = None, *, precision: str = "fp32", int8_floor
         eps["decoder"] = decoder_ep
     options = dict(int8_floor=int8_floor, eps=eps, workers=dict(workers or {}), threads=threads, strict=strict,
                    stages=tuple(stages), **engine_options)
-    from apucodec.model_dir import load_model_dir
-    from apucodec.model_location import locate_model
+    from apucodec.model.directory import load_model_dir
+    from apucodec.model.location import locate_model
 
     try:
         model_dir = load_model_dir(locate_model(model).path)

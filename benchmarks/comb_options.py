@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from comb_measure import frame_rate_comb
 
-from apucodec.audio import list_audio_files, read_audio
-from apucodec.codec.config import preset
 from apucodec.codec.losses import LossWeights
 from apucodec.codec.train import TrainSettings, train
-from apucodec.metrics import mel_distance, si_sdr
+from apucodec.contract.config import preset
+from apucodec.dsp.metrics import mel_distance, si_sdr
+from apucodec.io.audio_read import list_audio_files, read_audio
 
 OPTIONS = {
     # name: (config changes, loss weights)
@@ -47,7 +47,7 @@ def score(model: torch.nn.Module, dev: Path, seconds: float = 10.0) -> dict[str,
         audio = audio[: int(seconds * rate)]
         decoded = model(torch.from_numpy(audio.astype(np.float32)).view(1, 1, -1)).audio.view(-1).numpy()
         comb = frame_rate_comb(decoded, rate, model.config.hop_length)
-        rows.append({"si_sdr": si_sdr(audio, decoded), "mel": mel_distance(audio, decoded), **comb,
+        rows.append({"si_sdr": si_sdr(audio, decoded), "mel": mel_distance(audio, decoded, rate), **comb,
                      "input_comb_db": frame_rate_comb(audio, rate, model.config.hop_length)["comb_db"]})
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 

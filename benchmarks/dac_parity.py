@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from apucodec.metrics import snr_db
-from apucodec.runtime.bitstream import parse_apc
-from apucodec.runtime.pipeline import Codec
+from apucodec.dsp.metrics import snr_db
+from apucodec.io.apc_reader import parse_apc
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.stage_plan import SessionSettings
 
 

@@ -27,9 +27,9 @@ import onnxruntime as ort
 from apucodec.calibration.custom_ops import register_custom_ops
 from apucodec.calibration.streams import graph_stepper, session_step, stream
 from apucodec.contract.steps import step_role
-from apucodec.model_dir import ModelDir, load_model_dir
-from apucodec.model_location import locate_model
-from apucodec.signals import mixture
+from apucodec.dsp.signals import mixture
+from apucodec.model.directory import ModelDir, load_model_dir
+from apucodec.model.location import locate_model
 
 LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
           "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}

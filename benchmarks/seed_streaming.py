@@ -24,12 +24,12 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from apucodec.audio import read_audio
     from apucodec.codec.checkpoint import load_checkpoint
+    from apucodec.dsp.metrics import snr_db
     from apucodec.export.folding import fold_weight_norm
     from apucodec.export.streaming import build_steps
-    from apucodec.metrics import snr_db
-    from apucodec.runtime.steps import Stepper
+    from apucodec.io.audio_read import read_audio
+    from apucodec.runtime.stepper import Stepper
 
     model = load_checkpoint(args.checkpoint).model
     cfg, hop = model.config, model.config.hop_length

@@ -22,12 +22,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from apucodec.codec.config import preset
 from apucodec.codec.data import SegmentSource
 from apucodec.codec.losses import LossWeights
 from apucodec.codec.model import APUCodec
 from apucodec.codec.sampling import make_loader
 from apucodec.codec.step import apply_gradients, bf16_native, forward_losses
+from apucodec.contract.config import preset
 
 VARIANTS = {  # name: (precision, DataLoader workers, torch.compile)
     "fp32": ("fp32", 0, False),
@@ -90,7 +90,7 @@ def main() -> None:
     segment = int(round(args.segment_seconds * config.sample_rate / config.hop_length)) * config.hop_length
     with tempfile.TemporaryDirectory() as tmp:
         write_audio(Path(tmp))
-        source = SegmentSource(tmp, segment, log=lambda m: None)
+        source = SegmentSource(tmp, segment, sample_rate=config.sample_rate, log=lambda m: None)
         runners = [Runner(name, source, args, total) for name in variants]
         for runner in runners:
             for _ in range(warmup):

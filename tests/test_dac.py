@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from apucodec.contract.dac_config import DacConfig
 from apucodec.contract.families import codebook_shape, config_from_codec
 from apucodec.errors import ApucodecError
-from apucodec.runtime.pipeline import Codec
-from apucodec.rvq_projections import load_projections
+from apucodec.model.rvq_projections import load_projections
+from apucodec.runtime.codec_runner import Codec
 from tests.dac_models import TINY_DAC_KWARGS, save_dac_checkpoint, tiny_dac
 from tests.runtime_models import CPU_ONLY
 
@@ -162,7 +162,7 @@ def test_quantize_cpu_serves_a_dac_model(dac_export, tmp_path):
     import soundfile as sf
 
     from apucodec.calibration.cpu_quantize import quantize_cpu
-    from apucodec.model_dir import load_model_dir
+    from apucodec.model.directory import load_model_dir
 
     _, folder, _ = dac_export
     model_path = tmp_path / "model"
@@ -171,7 +171,7 @@ def test_quantize_cpu_serves_a_dac_model(dac_export, tmp_path):
     calib.mkdir()
     for i in range(4):
         sf.write(calib / f"c{i}.wav", _signal(12000, seed=100 + i), 16000)
-    result = quantize_cpu(model_path, calib, windows=6, seed=0)
+    result = quantize_cpu(model_path, calib, clips=6, seed=0)
     assert len(result.fidelity.code_agreement) == 3
     assert all(0.0 <= a <= 1.0 for a in result.fidelity.code_agreement)
     model = load_model_dir(model_path)

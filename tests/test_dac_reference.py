@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apucodec.metrics import snr_db
-from apucodec.runtime.bitstream import parse_apc
+from apucodec.dsp.metrics import snr_db
+from apucodec.io.apc_reader import parse_apc
 
 REF_PYTHON = os.environ.get("APUCODEC_TEST_REF_PYTHON")
 SCRIPT = Path(__file__).resolve().parent / "reference" / "dac_reference.py"
@@ -71,7 +71,7 @@ def test_apucodec_matches_the_dac_package(name, tmp_path):
     agreement = (codes == expected).mean(axis=1)
     assert np.all(agreement >= 0.999), f"per-codebook agreement {agreement}"
 
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.codec_runner import Codec
     from tests.runtime_models import CPU_ONLY
 
     codec = Codec.open(tmp_path / "model", CPU_ONLY, warn=None)

@@ -12,9 +12,9 @@ from apucodec.codec.encodec.checkpoint import is_encodec_state_dict, load_encode
 from apucodec.contract.encodec_config import EncodecConfig
 from apucodec.contract.families import codec_from_config, config_from_codec
 from apucodec.export.encodec_steps import build_encodec_steps
-from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.stage_plan import SessionSettings
-from apucodec.runtime.steps import Stepper
+from apucodec.runtime.stepper import Stepper
 from tests.encodec_helpers import SMALL, package_state_dict, small_model
 
 # Torch on one thread: faster on a shared 2-core box, and the reference codes do not depend on how many threads
@@ -106,7 +106,7 @@ def exported(tmp_path_factory):
 
 
 def test_export_recognises_the_state_dict_and_writes_an_encodec_directory(exported):
-    from apucodec.model_dir import load_model_dir
+    from apucodec.model.directory import load_model_dir
 
     _, root = exported
     model = load_model_dir(root / "model")

@@ -24,8 +24,11 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from apucodec.cli.main import cli
-from apucodec.model_dir import sha256_file
-from apucodec.runtime.bitstream import HEADER, MAGIC, BitPacker, bits_for
+from apucodec.contract.config import bits_per_code as bits_for
+from apucodec.io.apc_header import HEADER_V1 as HEADER
+from apucodec.io.apc_header import MAGIC
+from apucodec.io.apc_writer import BitPacker
+from apucodec.model.directory import sha256_file
 from tests.audio_factory import speech_like, tone
 from tests.cli_helpers import CPU
 from tests.hardening_helpers import digest, listing
@@ -171,7 +174,7 @@ def test_bad_outputs(scene):
 # ---- options ---------------------------------------------------------------------------------------------------------
 
 def test_bad_options_fail_before_sessions_open(scene, monkeypatch):
-    import apucodec.runtime.pipeline as pipeline
+    import apucodec.runtime.codec_runner as pipeline
 
     def no_sessions(*args, **kwargs):
         raise AssertionError("sessions were opened before the option was checked")

@@ -17,11 +17,11 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from apucodec.cli.main import cli
+from apucodec.dsp.metrics import snr_db
 from apucodec.errors import ApucodecError
-from apucodec.metrics import snr_db
-from apucodec.model_dir import load_model_dir
+from apucodec.model.directory import load_model_dir
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.eps import CPU, VITISAI
-from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.stage_plan import CPU_INT8_REASON, SessionSettings, choose_decoder_graph, choose_encoder_graph
 from tests.audio_factory import mixture, speech_like, tone
 from tests.runtime_models import export_tiny
@@ -44,7 +44,7 @@ def cpu_int8_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sf.write(calib / "speech.wav", speech_like(3.0, seed=4), RATE)
     sf.write(calib / "tone.wav", tone(3.0, 330.0), RATE)
     path = export_tiny(root / "model", step_frames=(4, 16)).path
-    quantize_cpu(path, calib, windows=4, threads=1)
+    quantize_cpu(path, calib, clips=4, threads=1)
     return path
 
 

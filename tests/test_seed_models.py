@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from apucodec.codec.checkpoint import load_checkpoint
-from apucodec.codec.config import preset
 from apucodec.codec.model import APUCodec
-from apucodec.metrics import snr_db
-from apucodec.runtime.pipeline import Codec
+from apucodec.contract.config import preset
+from apucodec.dsp.metrics import snr_db
+from apucodec.dsp.signals import signal
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.stage_plan import SessionSettings
-from apucodec.signals import signal
 from tests.cli_helpers import CPU, assert_one_line_error, invoke
 from tests.tiny_models import export_on_one_thread, torch_threads
 
@@ -268,7 +268,7 @@ def test_cpu_int8_quantizes_the_whole_sequence_graphs_a_seed_model_runs(seed_mod
     calib.mkdir()
     for i, kind in enumerate(("speech_like", "mixture", "chirp", "noise_bursts")):
         sf.write(calib / f"{i}.wav", 0.5 * signal(kind, 2 * 44100, 44100), 44100)
-    result = quantize_cpu(model_dir, calib, windows=3, threads=1)
+    result = quantize_cpu(model_dir, calib, clips=3, threads=1)
     assert set(result.paths) == {"encoder.whole.cpu-int8", "decoder.whole.cpu-int8"}
     assert result.fidelity["latent_snr_db"] > 15
     codec = Codec.open(model_dir, CPU_SETTINGS, warn=None)

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from apucodec.model_dir import sha256_file
+from apucodec.model.directory import sha256_file
 from apucodec.runtime import session_cache
 from apucodec.runtime.session_cache import cache_root, cached_graph, cached_session_path
 
@@ -134,7 +134,7 @@ def test_codec_sessions_use_the_cache_second_open_loads_optimized_graphs(tiny_mo
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """The runtime routes its CPU sessions through the cache: the first Codec fills it, the second loads from it
     (ORT's optimization off) and gives the same output to the bit."""
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.codec_runner import Codec
     from apucodec.runtime.stage_plan import SessionSettings
     from tests.audio_factory import mixture
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.model_dir import ModelDir
-from apucodec.runtime.steps import StepFunction, Stepper, frames_for_length
+from apucodec.contract.steps import frames_for_length
+from apucodec.model.directory import ModelDir
+from apucodec.runtime.stepper import StepFunction, Stepper
 
 Feeds = dict[str, np.ndarray]
 

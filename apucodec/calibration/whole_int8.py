@@ -1,6 +1,6 @@
 """`apucodec quantize --target cpu` for a pooled-norm (seed) model: CPU INT8 whole-sequence graphs.
 
-Offline, such a model runs its whole-sequence graphs (apucodec/runtime/whole_sequence.py), so those are the graphs
+Offline, such a model runs its whole-sequence graphs (apucodec/runtime/segmented_stages.py), so those are the graphs
 the CPU INT8 pass must quantize (`encoder.whole.cpu-int8`, `decoder.whole.cpu-int8`; the runtime picks them on the
 CPU EP like any CPU INT8 graph). Calibration feeds are whole clips: each clip through the FP32 whole encoder, its
 latent through the NumPy RVQ, the dequantized codes into the decoder, as `run` does. Clips are short (CLIP_SECONDS)
@@ -31,9 +31,9 @@ from apucodec.calibration.fidelity import cpu_session
 from apucodec.calibration.gelu_nodes import gelu_node_names
 from apucodec.contract.manifest import CpuInt8Record
 from apucodec.contract.steps import STAGES, WHOLE_SEQUENCE, step_role
-from apucodec.metrics import snr_db
-from apucodec.model_dir import ModelDir, file_entry
-from apucodec.passes import install_files, update_model_dir
+from apucodec.dsp.metrics import snr_db
+from apucodec.model.directory import ModelDir, file_entry
+from apucodec.model.passes import install_files, update_model_dir
 from apucodec.runtime.rvq import NumpyRVQ
 
 PRECISION = "cpu-int8"
@@ -78,7 +78,7 @@ def _codec(sessions: dict[str, Any], rvq: NumpyRVQ, clip: np.ndarray, hop: int) 
     return audio, latent, codes, quantized, decoded
 
 
-def quantize_whole_cpu(model: ModelDir, calib_folder: str | Path, windows: int, method: str, seed: int,
+def quantize_whole_cpu(model: ModelDir, calib_folder: str | Path, clips: int, method: str, seed: int,
                        threads: int, status: Any) -> WholeInt8Result:
     started = time.perf_counter()
     import onnx
@@ -86,9 +86,9 @@ def quantize_whole_cpu(model: ModelDir, calib_folder: str | Path, windows: int, 
     fp32_roles = {stage: step_role(stage, WHOLE_SEQUENCE) for stage in STAGES}
     roles = {stage: step_role(stage, WHOLE_SEQUENCE, PRECISION) for stage in STAGES}
     clip = int(CLIP_SECONDS * model.config.sample_rate)
-    status(f"collecting {windows} calibration clips of up to {CLIP_SECONDS} s from {calib_folder} (whole-sequence "
+    status(f"collecting {clips} calibration clips of up to {CLIP_SECONDS} s from {calib_folder} (whole-sequence "
            "graphs: this model pools GroupNorm statistics)")
-    calibration = collect_clips(calib_folder, clip, 8 * model.hop, count=windows, seed=seed)
+    calibration = collect_clips(calib_folder, clip, 8 * model.hop, count=clips, seed=seed)
     rvq = NumpyRVQ(model.codebooks())
     with update_model_dir(model, ".quantize-cpu-") as work:
         fp32 = {stage: cpu_session(model.path_of(fp32_roles[stage]), threads=threads) for stage in STAGES}
@@ -117,7 +117,7 @@ def quantize_whole_cpu(model: ModelDir, calib_folder: str | Path, windows: int, 
                   "whole_sequence": True,
                   "graphs": {stage: {"role": roles[stage], "source": fp32_roles[stage], **graphs[stage].to_dict(),
                                      **kept[stage], "op_types": list(OP_TYPES)} for stage in STAGES},
-                  "calibration": {"folder": str(calib_folder), "seed": seed, "clips_requested": windows,
+                  "calibration": {"folder": str(calib_folder), "seed": seed, "clips_requested": clips,
                                   "clip_seconds": CLIP_SECONDS, "method": "whole clips through the FP32 "
                                   "whole-sequence graphs; decoder fed the dequantized codes",
                                   **calibration.summary()},

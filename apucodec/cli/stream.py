@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from apucodec.cli.codec import session_options
+from apucodec.cli.codec import engine_options
 from apucodec.cli.param_types import file_path, finite_float
 from apucodec.errors import ApucodecError
 
@@ -26,7 +26,7 @@ from apucodec.errors import ApucodecError
 @click.option("--output-device", default=None, help="--live: output device (index or part of its name).")
 @click.option("--seconds", type=finite_float(min=0, min_open=True), default=None,
               help="--live: stop after this long (default: Ctrl-C).")
-@session_options
+@engine_options
 def stream(input_path: Path | None, output_path: Path | None, step_frames: int, realtime: bool, as_json: bool,
            live: bool, input_device: str | None, output_device: str | None, seconds: float | None,
            **session: object) -> None:
@@ -55,12 +55,12 @@ def stream(input_path: Path | None, output_path: Path | None, step_frames: int, 
 
 def _stream_file(codec: object, s: object, input_path: Path, output_path: Path, step_frames: int, realtime: bool,
                  as_json: bool, report: bool) -> None:
-    """Through the same input (`-`, FIFOs read once) and output path (apucodec.outputs) as run/encode/decode."""
-    from apucodec.audio import read_audio
+    """Through the same input (`-`, FIFOs read once) and output path (apucodec.io.outputs) as run/encode/decode."""
     from apucodec.cli.codec import check_output
-    from apucodec.cli.stdio import stdin_input
-    from apucodec.outputs import is_stdio
-    from apucodec.runtime.audio_stream import open_audio_output
+    from apucodec.io.audio_read import read_audio
+    from apucodec.io.audio_write import open_audio_output
+    from apucodec.io.outputs import is_stdio
+    from apucodec.io.stdio import stdin_input
     from apucodec.runtime.realtime import StreamStats, drive
 
     with stdin_input(input_path) as (source, _label):

@@ -19,7 +19,7 @@ from apucodec.export.parity import (
     cpu_session,
     parity_material,
 )
-from apucodec.runtime.steps import Stepper
+from apucodec.runtime.stepper import Stepper
 
 
 def ort_step(path: Path):  # noqa: ANN201 - a StepFunction

@@ -18,11 +18,14 @@ __all__ = ["Codec", "RunResult", "SessionSettings", "PlacementReport"]
 
 def __getattr__(name: str) -> Any:
     if name in ("Codec", "RunResult"):
-        from apucodec.runtime import pipeline
+        from apucodec.runtime import codec_runner
+        return getattr(codec_runner, name)
+    if name == "SessionSettings":
+        from apucodec.runtime.stage_plan import SessionSettings
 
-        return getattr(pipeline, name)
-    if name in ("SessionSettings", "PlacementReport"):
-        from apucodec.runtime import providers
+        return SessionSettings
+    if name == "PlacementReport":
+        from apucodec.runtime.placement import PlacementReport
 
-        return getattr(providers, name)
+        return PlacementReport
     raise AttributeError(f"module 'apucodec.runtime' has no attribute {name!r}")

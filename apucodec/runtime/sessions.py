@@ -28,10 +28,12 @@ import numpy as np
 
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError, PlacementError, first_line
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
+from apucodec.model.work_dirs import work_dir
 from apucodec.runtime.eps import CPU, VITISAI, WEBGPU, Warn, probe_ep, warn_stderr
-from apucodec.runtime.graph_io import Shapes, SingleIO, check_io, manifest_inputs, node_counts, static_inputs
+from apucodec.runtime.graph_io import Shapes, check_io, manifest_inputs, node_counts, static_inputs
 from apucodec.runtime.placement import PlacementReport, StagePlacement, rvq_placement
+from apucodec.runtime.segmented_stages import whole_dims
 from apucodec.runtime.session_cache import cpu_session_through_cache
 from apucodec.runtime.stage_plan import (
     SessionSettings,
@@ -42,12 +44,10 @@ from apucodec.runtime.stage_plan import (
 )
 from apucodec.runtime.vitisai import session_severity, write_bf16_config
 from apucodec.runtime.vitisai_report import check_npu_only, find_counts
-from apucodec.runtime.whole_sequence import whole_dims
-from apucodec.work_dirs import work_dir
 
 
 @dataclass
-class StageSession(SingleIO):
+class StageSession:
     """One ONNX Runtime session, its static inputs/outputs, and where it was placed."""
 
     session: Any  # onnxruntime.InferenceSession
@@ -62,13 +62,6 @@ class StageSession(SingleIO):
         if missing:
             raise ApucodecError(f"{self.placement.graph}: no value for input {', '.join(map(repr, missing))}")
         return dict(zip(self.outputs, self.session.run(self.outputs, dict(feeds), self.run_options), strict=True))
-
-    def run(self, array: np.ndarray) -> np.ndarray:
-        """One-input/one-output graphs (the windowed encoder and decoder)."""
-        if len(self.inputs) != 1 or len(self.outputs) != 1:
-            raise ApucodecError(f"{self.placement.graph}: has {len(self.inputs)} inputs and {len(self.outputs)} "
-                                "outputs; use run_feeds")
-        return self.session.run(self.outputs, {self.input_name: array})[0]
 
     def close(self) -> None:
         for close in self._closers:
@@ -125,7 +118,7 @@ def share_whole_sequence_arena() -> None:
     """Register, once per process, the CPU arena that whole-sequence sessions share: it grows by what is asked
     (not to the next power of two) and, being one, holds the larger of the encoder's and the decoder's needs rather
     than their sum. Measured on the 32.4M seed model, FP32 whole graphs, encoder then decoder on 60 s of audio
-    (apucodec/runtime/whole_sequence.py budgets with these): no arena 353 s and 2716 MB above the opened sessions;
+    (apucodec/runtime/segmented_stages.py budgets with these): no arena 353 s and 2716 MB above the opened sessions;
     one arena per session, shrunk after each call, 5843 MB; this shared arena, shrunk after each call, 192 s and
     4332 MB. Faster by 1.8x for 1.6x the memory: the per-run limit, which comes from the measured cost per second,
     cuts segments shorter instead."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from apucodec.contract.steps import WHOLE_SEQUENCE, step_role
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 from apucodec.runtime.eps import CPU, STAGE_PREFERENCES, VITISAI, resolve_ep_name, same_ep, short_ep
 from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
 from apucodec.runtime.vitisai import DEFAULT_OPTIMIZE_LEVEL, NpuGeneration, detect_npu, vitisai_options
@@ -82,7 +82,7 @@ class Candidate:
 
 def step_frames_for(model: ModelDir, stage: str, settings: SessionSettings) -> int:
     """The step size whose graphs `stage` opens: the caller's, else the offline one: a pooled-norm model's
-    whole-sequence graph (exact, apucodec/runtime/whole_sequence.py), or the model's largest step."""
+    whole-sequence graph (exact, apucodec/runtime/segmented_stages.py), or the model's largest step."""
     sizes = model.step_sizes(stage)
     whole = model.has(step_role(stage, WHOLE_SEQUENCE))
     if whole and settings.step_frames in (None, WHOLE_SEQUENCE):

@@ -18,10 +18,10 @@ import numpy as np
 
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 from apucodec.runtime.int8_floor import FloorCounts, StepCall, guarded_step, stage_floor
 from apucodec.runtime.stage_plan import SessionSettings
-from apucodec.runtime.steps import StepObserver, Stepper
+from apucodec.runtime.stepper import StepObserver, Stepper
 
 INT8_PRECISIONS = ("cpu-int8", "npu-int8")
 
@@ -110,10 +110,6 @@ class StageSteps:
 
                 self._fp32[key] = session_step(open_cpu_session(self.model, role, self.settings))
         return self._fp32[key], frames, self.model.files[role].horizon_frames
-
-    def floor_counts(self, stepper: Stepper) -> FloorCounts:
-        """Steps of `stepper` that ran on the INT8 and on the FP32 graph (all INT8 = 0 when unguarded)."""
-        return self._floor_counts[stepper][1]
 
     def notes(self, steppers: list[Stepper]) -> list[str]:
         """One line per stepper that sent steps to the FP32 graph (for the run report)."""

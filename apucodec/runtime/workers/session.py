@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 from apucodec.runtime.eps import INSTALL_HINTS, VITISAI, WEBGPU, Warn, warn_stderr
-from apucodec.runtime.graph_io import SingleIO
 from apucodec.runtime.placement import StagePlacement
 from apucodec.runtime.stage_plan import SessionSettings, failure_text, fallback_warning, stage_candidates
 from apucodec.runtime.vitisai import session_severity, write_bf16_config
@@ -31,8 +30,8 @@ OPEN_TIMEOUT_FACTOR = 10  # opening compiles the graph (minutes on a cold NPU ca
 
 
 @dataclass
-class WorkerSession(SingleIO):
-    """The engine's view of a stage in a worker: static inputs/outputs, run/run_feeds, placement."""
+class WorkerSession:
+    """The engine's view of a stage in a worker: static inputs/outputs, run_feeds, placement."""
 
     worker: WorkerProcess
     placement: StagePlacement
@@ -52,7 +51,7 @@ class WorkerSession(SingleIO):
         return self.capacity["frames"] if self.capacity else None
 
     @property
-    def outputs(self) -> list[str]:  # type: ignore[override]  # SingleIO's attribute, derived here
+    def outputs(self) -> list[str]:
         return list(self.output_shapes)
 
     def run_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -95,11 +94,6 @@ class WorkerSession(SingleIO):
             raise ApucodecError(f"{self.worker.label}: {answer.get('error', 'step failed')}")
         return {name: self._view(name, answer["shapes"][name]).copy() for name in self.output_shapes}
 
-    def run(self, array: np.ndarray) -> np.ndarray:
-        if len(self.inputs) != 1 or len(self.output_shapes) != 1:
-            raise ApucodecError(f"{self.placement.graph}: has {len(self.inputs)} inputs; use run_feeds")
-        return self.run_feeds({self.input_name: array})[self.output_name]
-
     def close(self) -> None:
         self._views.clear()
         self.worker.close()
@@ -133,8 +127,8 @@ def _plugin(ep: str) -> list[str] | None:
 
 def _whole_sizes(model: ModelDir, role: str, settings: SessionSettings) -> tuple[dict | None, dict | None]:
     """(probe sizes, capacity) of a whole-sequence graph's named axes, (None, None) for a step graph: the capacity
-    is one segment (apucodec/runtime/whole_sequence.py), decided now since the worker's buffer is mapped once."""
-    from apucodec.runtime.whole_sequence import segment_frames, whole_dims
+    is one segment (apucodec/runtime/segmented_stages.py), decided now since the worker's buffer is mapped once."""
+    from apucodec.runtime.segmented_stages import segment_frames, whole_dims
 
     dims = whole_dims(model, role)
     if dims is None:

@@ -38,9 +38,9 @@ def stage_precision(engine: Any, stage: str) -> tuple[str, str]:
 
 
 def _settings(model: Any, precision: str, options: dict[str, Any]) -> Any:
-    from apucodec.runtime.eps import STAGE_PREFERENCES, VITISAI
+    from apucodec.runtime.eps import STAGE_PREFERENCES, VITISAI, parse_ep_list
     from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
-    from apucodec.runtime.providers import SessionSettings, parse_ep_list
+    from apucodec.runtime.stage_plan import SessionSettings
     from apucodec.runtime.workers.plan import parse_worker_options, resolve_workers
 
     eps = options.get("eps") or {}
@@ -79,15 +79,14 @@ def _settings(model: Any, precision: str, options: dict[str, Any]) -> Any:
 
 
 def open_engine(model: Any, precision: str, options: dict[str, Any], step_frames: int | None = None) -> Any:
-    """The engine (apucodec.runtime.pipeline.Codec) for `model` at `precision`; errors sorted into InputError,
+    """The engine (apucodec.runtime.codec_runner.Codec) for `model` at `precision`; errors sorted into InputError,
     ModelError and PlacementError."""
-    from apucodec.runtime import pipeline
-
+    from apucodec.runtime import codec_runner
     settings = _settings(model, precision, options)
     stages = tuple(options.get("stages") or ("encoder", "decoder"))
     warn = options.get("warn", log.warning)
     try:
-        engine = pipeline.Codec(model, settings, warn=warn, stages=stages,
+        engine = codec_runner.Codec(model, settings, warn=warn, stages=stages,
                                 queue_depth=int(options.get("queue_depth") or 2), step_frames=step_frames)
     except (InputError, ModelError, PlacementError):
         raise

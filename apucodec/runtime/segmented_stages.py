@@ -25,12 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.contract.steps import WHOLE_SEQUENCE  # noqa: F401 (re-exported: pipeline.Codec reads it here)
-from apucodec.model_dir import ModelDir
+from apucodec.contract.steps import frames_for_length
+from apucodec.model.directory import ModelDir
 from apucodec.runtime import engine
 from apucodec.runtime.engine import End, Item, Piece, StageFunction
 from apucodec.runtime.lanes import Lanes
-from apucodec.runtime.steps import frames_for_length
 
 MEMORY_SHARE = 0.5
 # Peak resident memory of a whole-sequence run per second of audio, in units of its widest layer's float32 activation
@@ -99,11 +98,12 @@ class Segmenter:
 
 
 def _run(session: Any, x: np.ndarray) -> np.ndarray:
-    return session.run_feeds({session.input_name: x})[session.output_name][0]
+    """A whole-sequence graph: one input (audio or latent), one output."""
+    return session.run_feeds({next(iter(session.inputs)): x})[session.outputs[0]][0]
 
 
-def encoder_stage(session: Any, hop: int, latent_dim: int, lanes: Lanes, segmenter: Segmenter,
-                  turn: Any = None) -> StageFunction:
+def segment_encoder_stage(session: Any, hop: int, latent_dim: int, lanes: Lanes, segmenter: Segmenter,
+                          turn: Any = None) -> StageFunction:
     """Samples -> latent rows [frames, latent], one graph call per segment of `segmenter.frames` frames."""
     turn = turn or contextlib.nullcontext()
     size = segmenter.frames * hop
@@ -136,7 +136,8 @@ def encoder_stage(session: Any, hop: int, latent_dim: int, lanes: Lanes, segment
     return stage
 
 
-def decoder_stage(session: Any, hop: int, lanes: Lanes, segmenter: Segmenter, turn: Any = None) -> StageFunction:
+def segment_decoder_stage(session: Any, hop: int, lanes: Lanes, segmenter: Segmenter,
+                          turn: Any = None) -> StageFunction:
     """Latent rows -> samples, one graph call per segment; the End's total trims the output to the input's length."""
     turn = turn or contextlib.nullcontext()
     size = segmenter.frames
@@ -169,8 +170,8 @@ def decoder_stage(session: Any, hop: int, lanes: Lanes, segmenter: Segmenter, tu
     return stage
 
 
-def chain(codec: Any, lanes: Lanes, kind: str, n: int, notes: list[str]) -> list[tuple[str, StageFunction]]:
-    """The stages of `kind` ("run", "encode", "decode") on a pipeline.Codec's whole-sequence sessions; the run's
+def segmented_chain(codec: Any, lanes: Lanes, kind: str, n: int, notes: list[str]) -> list[tuple[str, StageFunction]]:
+    """The stages of `kind` ("run", "encode", "decode") on a codec_runner.Codec's whole-sequence sessions; the run's
     note about segments, if any, lands in `notes`."""
     segmenter = Segmenter(codec.config, codec.settings.whole_max_seconds)
     for session in codec.sessions.values():  # a worker's buffer holds at most one segment of its own
@@ -179,14 +180,14 @@ def chain(codec: Any, lanes: Lanes, kind: str, n: int, notes: list[str]) -> list
     segmenter.notes = notes
     stages: list[tuple[str, StageFunction]] = []
     if kind in ("run", "encode"):
-        stages.append(("encoder", encoder_stage(codec.sessions["encoder"], codec.hop, codec.config.latent_dim, lanes,
-                                                segmenter, codec._turn["encoder"])))
+        stages.append(("encoder", segment_encoder_stage(codec.sessions["encoder"], codec.hop, codec.config.latent_dim,
+                                                        lanes, segmenter, codec._turn["encoder"])))
         stages.append(("rvq", engine.rvq_stage(codec.rvq, lanes, "roundtrip" if kind == "run" else "quantize", n)))
     else:
         stages.append(("rvq", engine.rvq_stage(codec.rvq, lanes, "dequantize")))
     if kind in ("run", "decode"):
-        stages.append(("decoder", decoder_stage(codec.sessions["decoder"], codec.hop, lanes, segmenter,
-                                                codec._turn["decoder"])))
+        stages.append(("decoder", segment_decoder_stage(codec.sessions["decoder"], codec.hop, lanes, segmenter,
+                                                        codec._turn["decoder"])))
     return stages
 
 

@@ -1,5 +1,8 @@
 """Weights back out of exported graphs: a plain-convolution ONNX encoder/decoder -> the torch modules they came from.
 
+A one-off migration tool (scripts/recover_bundled_model.py runs it), kept out of the package: no command and no
+library code needs it.
+
 Why: a model directory may outlive its PyTorch checkpoint (the bundled default model was trained elsewhere and
 only its graphs were kept). After weight-norm folding an exported graph is nothing but Conv/ConvTranspose nodes
 with their weights as initializers, joined by LeakyReLU/GELU, Add and a final Tanh, so the effective weights are
@@ -26,10 +29,10 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from apucodec.codec.config import CodecConfig
 from apucodec.codec.model import APUCodec
+from apucodec.contract.config import CodecConfig
+from apucodec.dsp.metrics import snr_db
 from apucodec.errors import ApucodecError
-from apucodec.metrics import snr_db
 
 CONV_OPS = ("Conv", "ConvTranspose")
 # The other operators of a folded leaky_relu APU-Codec graph: none carries weights (LeakyRelu's slope is checked).
