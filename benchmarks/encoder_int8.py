@@ -100,14 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rate = model.config.sample_rate
     entry = model.files[int8_role]
-    step_seconds = entry["step_frames"] * model.hop / rate
+    step_seconds = entry.step_frames * model.hop / rate
     print(f"model {model.label}; step graphs {fp32_role} / {int8_role} ({step_seconds:.2f} s per step); "
-          f"INT8 preset {entry.get('preset', '?')}")
+          f"INT8 preset {entry.preset or '?'}")
     print(f"onnxruntime {ort.__version__}, CPU EP, {args.threads} thread(s), opt level {args.opt_level}, "
           f"CPU flags: {cpu_flags()}")
     print(f"{'input':>7} {'steps':>7} {'graph':>6} {'median ms':>10} {'min ms':>8} {'RTF':>7} {'INT8/FP32':>9}")
     graphs = [("fp32", model.path_of(fp32_role), []),
-              ("int8", model.path_of(int8_role), entry.get("custom_op_domains", []))]
+              ("int8", model.path_of(int8_role), entry.custom_op_domains or [])]
     sessions = {label: open_session(path, domains, args.threads, args.opt_level) for label, path, domains in graphs}
     for seconds in args.seconds:
         audio = mixture(int(seconds * rate), rate).astype(np.float32)

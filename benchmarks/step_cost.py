@@ -119,7 +119,7 @@ def main() -> None:
     print(f"{'step':>5s} {'GFLOP/step':>11s} {'steady GFLOP':>13s} {'vs whole':>9s} {'steps enc+dec':>14s} "
           f"{'clip GFLOP':>11s} {'vs whole':>9s}")
     for step in model.step_sizes("encoder"):
-        gflop = {s: model.files[model.step_graph(s, step).role]["graph"]["gflop"] for s in ("encoder", "decoder")}
+        gflop = {s: model.step_graph(s, step).graph.gflop for s in ("encoder", "decoder")}
         steady = sum(gflop.values()) / step * exact_frames
         steps = {s: runtime_steps(model, s, step, samples) for s in ("encoder", "decoder")}
         clip = sum(gflop[s] * steps[s] for s in steps)

@@ -99,7 +99,7 @@ def test_run_bench_reports_every_stage_per_step(codec):
     assert report.pipelining_gain == pytest.approx(report.sequential.wall_seconds / report.pipelined.wall_seconds)
     assert report.bottleneck.stage in STAGES
     assert report.peak_rss_bytes is None or report.peak_rss_bytes > 10 * 2**20
-    assert report.latency_ms == codec.model.manifest["streaming"]["algorithmic_latency"][str(report.step_frames)]["ms"]
+    assert report.latency_ms == codec.model.manifest.streaming.algorithmic_latency[str(report.step_frames)]["ms"]
     # the graph stages' work comes from the manifest's FLOP counts of the step graphs that ran; rvq has none
     step = report.step_frames
     files = codec.model.files

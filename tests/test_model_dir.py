@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -33,7 +34,7 @@ def edit_manifest(path, change) -> None:
 def test_exported_directory_loads_and_verifies(model_copy):
     model = load_model_dir(model_copy)
     assert model.model_id == model_id(model.files)
-    assert model.codebooks().shape == tuple(model.files["codebooks"]["shape"])
+    assert model.codebooks().shape == tuple(model.files["codebooks"].shape)
     assert model.label.endswith(f"(model {model.model_id})")
 
 
@@ -122,7 +123,8 @@ def test_missing_manifest_and_missing_directory(model_copy, tmp_path):
 def test_model_id_ignores_optional_files(model_copy):
     model = load_model_dir(model_copy)
     files = dict(model.files)
-    files["encoder.s64.npu-int8"] = {"sha256": "0" * 64, "stage": "encoder", "precision": "npu-int8"}
+    files["encoder.s64.npu-int8"] = replace(files["encoder.s64"], role="encoder.s64.npu-int8", sha256="0" * 64,
+                                            precision="npu-int8")
     assert model_id(files) == model.model_id  # quantizing the encoder keeps .apc files decodable
 
 

@@ -287,10 +287,10 @@ def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_fol
     for stage in ("encoder", "decoder"):
         role, fp32 = step_role(stage, 16, "cpu-int8"), step_role(stage, 16)
         entry = model.files[role]
-        assert entry["name"] == f"{role}.onnx" and entry["precision"] == "cpu-int8" and entry["target"] == "cpu"
+        assert entry.name == f"{role}.onnx" and entry.precision == "cpu-int8" and entry.target == "cpu"
         for key in ("stage", "step_frames", "state_size", "horizon_frames", "inputs", "outputs"):
-            assert entry[key] == model.files[fp32][key]
-        assert entry["graph"]["ops"]["QuantizeLinear"] > 0
+            assert getattr(entry, key) == getattr(model.files[fp32], key)
+        assert entry.graph.ops["QuantizeLinear"] > 0
         assert model.step_graph(stage, 16, "cpu-int8") is not None
     assert model.step_sizes("encoder") == [4, 16]             # the INT8 graphs add no step size
     report = manifest["cpu_int8"]
@@ -418,7 +418,7 @@ def test_quantize_target_npu_is_quantize_encoder(step_model: Path, calib_folder:
     assert result.exit_code == 0, result.output
     assert "calibration steps" in result.output          # plain progress lines when stderr is not a terminal
     assert "wrote" in result.output and "encoder.s16.npu-int8.onnx" in result.output
-    assert load_model_dir(model_path).files["encoder.s16.npu-int8"]["quantization"]["preset"] == "xint8"
+    assert load_model_dir(model_path).files["encoder.s16.npu-int8"].quantization.preset == "xint8"
     assert (model_path / "encoder.s16.npu-int8.onnx").is_file()
 
 

@@ -46,9 +46,10 @@ def model_with_int8(tiny_model_dir, tmp_path):
     shutil.copytree(tiny_model_dir, path)
     shutil.copy(path / "encoder.s64.onnx", path / "encoder.s64.npu-int8.onnx")
     model = load_model_dir(path)
-    fp32 = model.manifest["files"]["encoder.s64"]
-    model.manifest["files"]["encoder.s64.npu-int8"] = {
-        **fp32, **file_entry(path / "encoder.s64.npu-int8.onnx", "encoder.s64.npu-int8"), "precision": "npu-int8"}
+    fp32 = model.files["encoder.s64"]
+    model.files["encoder.s64.npu-int8"] = file_entry(path / "encoder.s64.npu-int8.onnx", "encoder.s64.npu-int8",
+                                                     precision="npu-int8", external_data=fp32.external_data,
+                                                     **fp32.step_facts())
     model.save_manifest()
     return load_model_dir(path)
 
@@ -77,8 +78,8 @@ def test_fallback_is_reported_and_warned_only_when_asked_for(model, tmp_path, mo
     assert (dec.requested, dec.ran_on) == (CUDA, CPU) and enc.fell_back and dec.fell_back
     assert report.stage("rvq").ran_on == "NumPy (CPU)" and not report.stage("rvq").fell_back
     # nodes per EP come from onnxruntime's assignment record: all of the graph's nodes, all on the CPU
-    info = model.files["encoder.s64"]["graph"]
-    graph_nodes = info["nodes"] - info["ops"].get("Constant", 0)  # ORT folds Constant nodes into initializers
+    info = model.files["encoder.s64"].graph
+    graph_nodes = info.nodes - info.ops.get("Constant", 0)  # ORT folds Constant nodes into initializers
     assert enc.node_counts == {CPU: graph_nodes}
     text = report.format()
     assert "asked VitisAI, ran on CPU" in text and f"CPU {graph_nodes}" in text and "fallback:" in text
@@ -112,8 +113,8 @@ def test_profiler_node_counts_equal_the_assignment_record(model, monkeypatch, tm
         assert (ran.node_source, assigned.node_source) == ("profiled", "assigned")
         assert set(ran.node_counts) == set(assigned.node_counts) == {CPU}
         # the profiler sees kernels after fusion (Conv + activation become one), so at most the graph's nodes
-        info = model.files[f"{stage}.s64"]["graph"]
-        assert 0 < ran.node_counts[CPU] <= assigned.node_counts[CPU] == info["nodes"] - info["ops"].get("Constant", 0)
+        info = model.files[f"{stage}.s64"].graph
+        assert 0 < ran.node_counts[CPU] <= assigned.node_counts[CPU] == info.nodes - info.ops.get("Constant", 0)
     assert "after fusion" in profiled.format()
 
 
@@ -135,7 +136,7 @@ def test_encoder_graph_choice(model, model_with_int8):
 
 def test_ep_options_from_manifest_and_caller(model_with_int8):
     model = model_with_int8
-    model.manifest["providers"] = {"VitisAIExecutionProvider": {"target": "X2", "cache_dir": "npu-cache"},
+    model.manifest.providers = {"VitisAIExecutionProvider": {"target": "X2", "cache_dir": "npu-cache"},
                                    "webgpu": {"preferredLayout": "NCHW"}}
     settings = SessionSettings(ep_options={VITISAI: {"target": "X1"}})
     options = stage_ep_options(model, VITISAI, settings, model.path_of("encoder.s64.npu-int8"))
@@ -144,7 +145,7 @@ def test_ep_options_from_manifest_and_caller(model_with_int8):
     # keyed by the graph's sha256 and, as this stand-in reads the shared weights file, that file's too: two models
     # with byte-identical graph files and other weights must not share a compiled NPU graph
     sha = model.content_sha256("encoder.s64.npu-int8")
-    assert sha != model.files["encoder.s64.npu-int8"]["sha256"]
+    assert sha != model.files["encoder.s64.npu-int8"].sha256
     assert options["cache_key"] == f"apucodec-encoder-s64-npu-int8-{sha[:16]}"
     assert options["enable_cache_file_io_in_mem"] == "0"  # else the INT8 cache is ignored and every run recompiles
     fp32 = stage_ep_options(model, VITISAI, settings, model.path_of("encoder.s64"))

@@ -170,6 +170,10 @@ def test_reader_codes_and_decode_match_the_runtime(tiny_model_dir, tmp_path):
     graph = model.summary["encoder_graph"]
     assert graph["precision"] == "fp32" and encoder.graph == ("fp32", graph["sha256"])
     assert graph["sha256"] == load_model_dir(tiny_model_dir).files[graph["file"].removesuffix(".onnx")].sha256
+    # the model's sections as JSON (a record read like a dict once let a missing top-level key pass as None)
+    manifest = load_model_dir(tiny_model_dir).manifest
+    assert model.summary["quantization"] is None and model.summary["codec"] == manifest.codec
+    assert model.summary["streaming"] == manifest.streaming.to_dict() and model.summary["producers"]
     dataset = TokenDataset(tmp_path)
     items = {item.path: item for item in dataset}
     for name, codes in expected.items():

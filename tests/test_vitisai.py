@@ -185,8 +185,8 @@ def test_a_shipped_ep_context_graph_is_what_the_npu_loads(tiny_model_dir, tmp_pa
     shutil.copy(path / "encoder.s64.onnx", path / "encoder.s64_ctx.onnx")  # stands in for a precompiled graph
     model = load_model_dir(path)
     # the stand-in is a copy of a step graph, so it reads the stage's shared weights file and its entry says so
-    model.manifest["files"]["encoder.s64_ctx"] = file_entry(path / "encoder.s64_ctx.onnx", "encoder.s64_ctx",
-                                                            external_data=["encoder.fp32.weights"])
+    model.files["encoder.s64_ctx"] = file_entry(path / "encoder.s64_ctx.onnx", "encoder.s64_ctx",
+                                                external_data=["encoder.fp32.weights"])
     model.save_manifest()
     model = load_model_dir(path)
     _, (npu, cpu) = stage_candidates(model, "encoder", SessionSettings())

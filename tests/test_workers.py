@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +78,8 @@ def test_run_feeds_on_a_multi_input_graph(tiny_model_dir, tmp_path, workers):
     shutil.copytree(tiny_model_dir, path)
     _two_in_two_out(path / "encoder.s64.onnx")  # the offline step graph's file, replaced by a small two-in graph
     model = load_model_dir(path, verify=False)
-    entry = model.manifest["files"]["encoder.s64"]
-    model.manifest["files"]["encoder.s64"] = {**entry, **file_entry(path / "encoder.s64.onnx", "encoder.s64")}
+    fresh = file_entry(path / "encoder.s64.onnx", "encoder.s64")
+    model.files["encoder.s64"] = replace(model.files["encoder.s64"], sha256=fresh.sha256, bytes=fresh.bytes)
     model.save_manifest()
     model = load_model_dir(path)
     settings = SessionSettings(**CPU_ONLY, workers=workers)

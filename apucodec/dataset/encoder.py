@@ -42,8 +42,8 @@ def resolve_model(option: str | Path | None, precision: str = "fp32") -> ModelIn
         role = next(r for r, e in model.files.items() if e.sha256 == sha)
     cfg = model.config
     summary = {"model_id": model.model_id, "path": str(model.path.resolve()), "bundled": model.is_bundled,
-               "codec": model.manifest.get("codec"), "streaming": model.manifest.get("streaming"),
-               "producers": model.manifest.get("producers"),
+               "codec": model.manifest.codec, "streaming": model.manifest.streaming.to_dict(),
+               "producers": model.manifest.producers,
                # the encoder graph that made the codes (the manifest has no top-level "quantization" record)
                "encoder_graph": {"precision": graph, "sha256": sha, "file": model.files[role].name,
                                  "asked": precision},
