@@ -139,7 +139,7 @@ def test_ep_options_from_manifest_and_caller(model_with_int8):
     model.manifest.providers = {"VitisAIExecutionProvider": {"target": "X2", "cache_dir": "npu-cache"},
                                    "webgpu": {"preferredLayout": "NCHW"}}
     settings = SessionSettings(ep_options={VITISAI: {"target": "X1"}})
-    options = stage_ep_options(model, VITISAI, settings, model.path_of("encoder.s64.npu-int8"))
+    options = stage_ep_options(model, VITISAI, settings, "encoder.s64.npu-int8")
     assert options["target"] == "X1"  # the caller wins over the manifest
     assert options["cache_dir"] == str((model.path / "npu-cache").resolve())  # relative to the model directory
     # keyed by the graph's sha256 and, as this stand-in reads the shared weights file, that file's too: two models
@@ -148,11 +148,11 @@ def test_ep_options_from_manifest_and_caller(model_with_int8):
     assert sha != model.files["encoder.s64.npu-int8"].sha256
     assert options["cache_key"] == f"apucodec-encoder-s64-npu-int8-{sha[:16]}"
     assert options["enable_cache_file_io_in_mem"] == "0"  # else the INT8 cache is ignored and every run recompiles
-    fp32 = stage_ep_options(model, VITISAI, settings, model.path_of("encoder.s64"))
+    fp32 = stage_ep_options(model, VITISAI, settings, "encoder.s64")
     assert fp32["cache_key"] != options["cache_key"]  # the two graphs never share a compiled cache entry
-    assert stage_ep_options(model, "WebGpuExecutionProvider", SessionSettings(), model.path_of("decoder.s64")) == {
+    assert stage_ep_options(model, "WebGpuExecutionProvider", SessionSettings(), "decoder.s64") == {
         "preferredLayout": "NCHW"}
-    assert stage_ep_options(model, CPU, settings, model.path_of("encoder.s64")) == {}
+    assert stage_ep_options(model, CPU, settings, "encoder.s64") == {}
 
 
 def test_a_graph_that_does_not_match_the_manifest_step_graph_is_refused(tiny_model_dir, tmp_path):

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from apucodec.contract.manifest import FileEntry
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir
@@ -48,13 +49,13 @@ class StageSteps:
         self._fp32: dict[str, StepCall] = {}
         self._lock = threading.Lock()
 
-    def role(self, stage: str) -> str:
-        graph = self.sessions[stage].placement.graph
-        return next(role for role, entry in self.model.files.items() if entry.name == graph)
+    def record(self, stage: str) -> FileEntry:
+        """The manifest entry of the step graph `stage`'s session runs (the session carries it)."""
+        return self.sessions[stage].record
 
     def guarded(self, stage: str) -> bool:
         """Does this stage run an INT8 graph with a floor (so quiet steps may run in FP32)?"""
-        precision = self.model.files[self.role(stage)].graph_precision
+        precision = self.record(stage).graph_precision
         return precision in INT8_PRECISIONS and math.isfinite(self.settings.int8_floor_dbfs)
 
     def _fp32_step(self, stage: str) -> Callable[[], StepCall]:
@@ -63,7 +64,7 @@ class StageSteps:
                 if stage not in self._fp32:
                     from apucodec.runtime.sessions import open_cpu_session
 
-                    entry = self.model.files[self.role(stage)]
+                    entry = self.record(stage)
                     session = open_cpu_session(self.model, step_role(stage, entry.step_frames), self.settings)
                     self._fp32[stage] = session_step(session)
                 return self._fp32[stage]
@@ -71,7 +72,7 @@ class StageSteps:
 
     def stepper(self, stage: str, *, lead_frames: int = 0, on_step: StepObserver | None = None) -> Stepper:
         """A fresh stream through `stage`'s step graph (zero state: the start of a stream)."""
-        entry = self.model.files[self.role(stage)]
+        entry = self.record(stage)
         facts = self.model.streaming(stage)
         latent, hop = self.model.config.latent_dim, self.model.hop
         if stage == "encoder":
