@@ -25,10 +25,11 @@ import numpy as np
 import onnxruntime as ort
 
 from apucodec.calibration.custom_ops import register_custom_ops
-from apucodec.calibration.streams import graph_stepper, session_step, stream
+from apucodec.calibration.streams import graph_stepper, stream
 from apucodec.contract.steps import step_role
 from apucodec.model_dir import ModelDir, load_model_dir
 from apucodec.model_location import locate_model
+from apucodec.runtime.onnx_step import onnx_step
 from apucodec.signals import mixture
 
 LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -61,7 +62,7 @@ def offline_roles(model: ModelDir) -> tuple[str, str]:
 
 def time_pass(model: ModelDir, role: str, session: ort.InferenceSession, audio: np.ndarray) -> tuple[float, int]:
     """Seconds to stream `audio` through the step graph from zero state, and the step runs that took."""
-    stepper = graph_stepper(model, role, session_step(session))
+    stepper = graph_stepper(model, role, onnx_step(session))
     started = time.perf_counter()
     stream(stepper, audio[None])
     return time.perf_counter() - started, stepper.steps

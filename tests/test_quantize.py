@@ -23,13 +23,14 @@ from click.testing import CliRunner
 from apucodec.calibration.clips import SILENCE_RMS, collect_clips, read_span
 from apucodec.calibration.conv2d import conv1d_to_conv2d
 from apucodec.calibration.step_nodes import bounds_nodes, state_nodes
-from apucodec.calibration.streams import graph_stepper, record_feeds, session_step, stream
+from apucodec.calibration.streams import graph_stepper, record_feeds, stream
 from apucodec.cli.main import cli
 from apucodec.contract.npu_ops import check_npu_ops
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_checks import external_data_refs
 from apucodec.model_dir import ModelDir, load_model_dir
+from apucodec.runtime.onnx_step import onnx_step
 from tests.audio_factory import chirp, mixture, speech_like, tone
 from tests.cli_helpers import assert_one_line_error, invoke, modules_loaded
 from tests.hardening_helpers import dir_state
@@ -314,7 +315,7 @@ def test_quantized_encoder_written_and_recorded(quantized_dir: Path, step_model_
 
 def _streamed_latent(model: ModelDir, path: Path, audio: np.ndarray) -> np.ndarray:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return stream(graph_stepper(model, FP32_ROLE, session_step(session)), audio[None])
+    return stream(graph_stepper(model, FP32_ROLE, onnx_step(session)), audio[None])
 
 
 def test_quantized_encoder_is_qdq_and_streams_on_plain_cpu_ep(quantized_dir: Path) -> None:

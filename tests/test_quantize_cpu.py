@@ -347,7 +347,8 @@ def test_failure_after_quantization_restores_the_directory(step_model: Path, cal
 
 def test_decoder_is_calibrated_on_the_dequantized_codes(step_model: Path, step_feeds: dict) -> None:
     """Decoder calibration inputs are the codebook sums of the streamed encoder's codes, in order, not latents."""
-    from apucodec.calibration.streams import graph_stepper, session_step, stream
+    from apucodec.calibration.streams import graph_stepper, stream
+    from apucodec.runtime.onnx_step import onnx_step
     from apucodec.runtime.rvq import NumpyRVQ
     from apucodec.runtime.steps import frames_for_length
 
@@ -355,7 +356,7 @@ def test_decoder_is_calibrated_on_the_dequantized_codes(step_model: Path, step_f
     rvq = NumpyRVQ(model.codebooks())
     clip = mixture(0.5, seed=1)                                # the first clip of `step_feeds`
     frames = frames_for_length(clip.size, model.hop)
-    encoder = graph_stepper(model, "encoder.s16", session_step(_session(model.path_of("encoder.s16"))))
+    encoder = graph_stepper(model, "encoder.s16", onnx_step(_session(model.path_of("encoder.s16"))))
     latent = stream(encoder, clip[None], frames)               # [D, F]
     expected = rvq.dequantize(rvq.quantize(np.ascontiguousarray(latent.T))).T
     steps = -(-frames // 16)
@@ -389,13 +390,14 @@ def test_quark_config_uses_the_cores_and_the_chosen_minmse_mode() -> None:
         build_qconfig(quark_onnx, preset("xint8"), "/tmp/unused", minmse_mode="Fast")
 
 
-def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
-    """A runtime stepper driving RecordingStep yields the same feeds as threading the state by hand."""
-    from apucodec.calibration.feeds import RecordingStep
+def test_onnx_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
+    """onnx_step recording a stream's feeds yields the same feeds as threading the state by hand."""
+    from apucodec.runtime.onnx_step import onnx_step
 
     step = 16
     _, session, signal, steps = _stepped_input(tmp_path, 5, seed=2, step=step)
-    recorder = RecordingStep(session)
+    recorded: list = []
+    recorder = onnx_step(session, recorded=recorded)
     state = np.zeros((1, 4), np.float32)
     bounds = np.array([0, step], np.float32)
     outs = []
@@ -403,8 +405,8 @@ def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
         out, state = recorder(signal[None, None, i * step:(i + 1) * step], state, bounds)
         outs.append(out)
     by_hand = list(stepped_feeds(session, steps, {"state": "next_state"}))
-    assert len(recorder.feeds) == 5
-    for ours, theirs in zip(recorder.feeds, by_hand, strict=True):
+    assert len(recorded) == 5
+    for ours, theirs in zip(recorded, by_hand, strict=True):
         assert ours.keys() == theirs.keys()
         for name in ours:
             np.testing.assert_array_equal(ours[name], theirs[name])

@@ -14,28 +14,16 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from apucodec.contract.manifest import FileEntry
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.model_dir import ModelDir
 from apucodec.runtime.int8_floor import FloorCounts, StepCall, guarded_step, stage_floor
+from apucodec.runtime.onnx_step import onnx_step, stage_stepper
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.steps import StepObserver, Stepper
 
 INT8_PRECISIONS = ("cpu-int8", "npu-int8")
-
-
-def session_step(session: Any) -> StepCall:
-    """A StageSession (in-process or worker) as a step function."""
-    names, outputs = list(session.inputs), list(session.outputs)
-
-    def step(x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = session.run_feeds(dict(zip(names, (x, state, bounds), strict=True)))
-        return out[outputs[0]], out[outputs[1]]
-
-    return step
 
 
 class StageSteps:
@@ -66,28 +54,21 @@ class StageSteps:
 
                     entry = self.record(stage)
                     session = open_cpu_session(self.model, step_role(stage, entry.step_frames), self.settings)
-                    self._fp32[stage] = session_step(session)
+                    self._fp32[stage] = onnx_step(session, session.record)
                 return self._fp32[stage]
         return factory
 
     def stepper(self, stage: str, *, lead_frames: int = 0, on_step: StepObserver | None = None) -> Stepper:
         """A fresh stream through `stage`'s step graph (zero state: the start of a stream)."""
         entry = self.record(stage)
-        facts = self.model.streaming(stage)
-        latent, hop = self.model.config.latent_dim, self.model.hop
-        if stage == "encoder":
-            shape = dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent, delay=facts.delay_samples // hop)
-        else:
-            shape = dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1, delay=facts.delay_samples)
         step_frames = entry.step_frames
-        step = session_step(self.sessions[stage])
+        step = onnx_step(self.sessions[stage], entry)
         counts = FloorCounts()
         if self.guarded(stage):
             step = guarded_step(stage, step_frames, step, self._fp32_step(stage), self.settings.int8_floor_dbfs,
                                 counts)
-        stepper = Stepper(step, step_frames=step_frames, state_size=facts.state_size,
-                          horizon=entry.horizon_frames, lead_frames=lead_frames, on_step=on_step,
-                          first=self._first_step(stage, step_frames), **shape)
+        stepper = stage_stepper(self.model, entry, step, lead_frames=lead_frames, on_step=on_step,
+                                first=self._first_step(stage, step_frames))
         self._floor_counts[stepper] = (stage, counts)
         return stepper
 
@@ -109,7 +90,8 @@ class StageSteps:
             if key not in self._fp32:
                 from apucodec.runtime.sessions import open_cpu_session
 
-                self._fp32[key] = session_step(open_cpu_session(self.model, role, self.settings))
+                session = open_cpu_session(self.model, role, self.settings)
+                self._fp32[key] = onnx_step(session, session.record)
         return self._fp32[key], frames, self.model.files[role].horizon_frames
 
     def floor_counts(self, stepper: Stepper) -> FloorCounts:
