@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.audio_input import check_rate, checked_array
-from apucodec.codec_paths import CodecFiles
 from apucodec.codes import Codes
 from apucodec.errors import ApucodecError, InputError, ModelError
-from apucodec.live_stream import Stream, check_codes
-from apucodec.precision import PRECISIONS, open_engine, stage_precision
+from apucodec.io.arrays import check_rate, checked_array
+from apucodec.runtime.codec_files import CodecFiles
+from apucodec.runtime.live_stream import Stream, check_codes
+from apucodec.runtime.precision import PRECISIONS, open_engine, stage_precision
 from apucodec.runtime.whole_sequence import approximation_line
 
 log = logging.getLogger("apucodec")
@@ -147,7 +147,7 @@ class Codec(CodecFiles):
         """soxr's streaming resampler in one piece: the same samples a stream at `rate` feeds its encoder."""
         if rate == self.sample_rate:
             return samples
-        from apucodec.runtime.audio_stream import StreamResampler
+        from apucodec.io.audio_blocks import StreamResampler
 
         resampler = StreamResampler(rate, self.sample_rate)
         return np.concatenate([resampler.process(samples), resampler.flush()]).astype(np.float32, copy=False)
@@ -192,7 +192,7 @@ class Codec(CodecFiles):
                sample_rate: int | None = None, channels: int = 1) -> Stream:
         """A live stream at `step_frames` per step (the model's live step by default: 4 frames, 46 ms), at this
         Codec's precision; input at `sample_rate` (default the codec's), `channels` coded independently."""
-        from apucodec.runtime.stream import Stream as ChannelStream
+        from apucodec.runtime.channel_stream import ChannelStream
 
         rate = self.sample_rate if sample_rate is None else check_rate(sample_rate, "stream")
         if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or not 1 <= channels <= 64:
@@ -265,7 +265,7 @@ def load(model: str | Path | None = None, *, precision: str = "fp32", int8_floor
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise InputError(f"threads must be a non-negative integer, got {threads!r}")
     eps = dict(eps or {})
-    from apucodec.precision import ENGINE_OPTIONS
+    from apucodec.runtime.precision import ENGINE_OPTIONS
 
     strange = set(engine_options) - set(ENGINE_OPTIONS)
     if strange:
@@ -279,8 +279,8 @@ def load(model: str | Path | None = None, *, precision: str = "fp32", int8_floor
         eps["decoder"] = decoder_ep
     options = dict(int8_floor=int8_floor, eps=eps, workers=dict(workers or {}), threads=threads, strict=strict,
                    stages=tuple(stages), **engine_options)
-    from apucodec.model_dir import load_model_dir
-    from apucodec.model_location import locate_model
+    from apucodec.model.directory import load_model_dir
+    from apucodec.model.location import locate_model
 
     try:
         model_dir = load_model_dir(locate_model(model).path)

@@ -5,7 +5,9 @@ The CLI turns it into a single line on stderr and a non-zero exit, so raising it
 the user's input, not our bug" — anything else is a real bug and keeps its traceback.
 """
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 
 class ApucodecError(Exception):
@@ -44,3 +46,18 @@ def require_file(path: Path, expected: str, missing: str = "no such file") -> Pa
     if path.is_dir():
         raise ApucodecError(f"{path}: is a directory, expected {expected}")
     return path
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import an optional heavy dependency (torch, onnx, amd-quark, matplotlib, ray), or raise a one-line error
+    naming the apucodec extra that provides it.
+
+    The runtime stays installable with onnxruntime + numpy + audio I/O alone, so those are imported only by the
+    commands that need them, and a missing one says what to install instead of surfacing an ImportError traceback.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ApucodecError(
+            f"{module} is not installed ({exc.msg}); install it with: pip install 'apucodec[{extra}]'"
+        ) from None

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from comb_measure import frame_rate_comb
 
-from apucodec.audio import list_audio_files, read_audio
-from apucodec.codec.config import preset
 from apucodec.codec.losses import LossWeights
 from apucodec.codec.train import TrainSettings, train
-from apucodec.metrics import mel_distance, si_sdr
+from apucodec.contract.config import preset
+from apucodec.dsp.metrics import mel_distance, si_sdr
+from apucodec.io.audio import list_audio_files, read_audio
 
 OPTIONS = {
     # name: (config changes, loss weights)

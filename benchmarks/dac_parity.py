@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from apucodec.metrics import snr_db
-from apucodec.runtime.bitstream import parse_apc
+from apucodec.dsp.metrics import snr_db
+from apucodec.io.apc_file import parse_apc
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.stage_plan import SessionSettings
 

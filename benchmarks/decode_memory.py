@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apucodec.runtime.bitstream import HEADER, MAGIC, BitPacker, bits_for
+from apucodec.io.apc_file import HEADER, MAGIC, BitPacker, bits_for
 
 
 def write_random_apc(path: Path, manifest: dict, seconds: float) -> None:

@@ -40,7 +40,7 @@ def snr(ref: np.ndarray, est: np.ndarray) -> float:
 
 
 def clips(audio_dir: Path, work: Path) -> list[Path]:
-    from apucodec.audio import list_audio_files, read_audio
+    from apucodec.io.audio import list_audio_files, read_audio
 
     out = []
     for i, path in enumerate(list_audio_files(audio_dir)):
@@ -70,7 +70,7 @@ def apucodec_cli(*args: str) -> None:
 
 def open_codec(model: Path, step: int, threads: int, precision: str = "fp32"):  # noqa: ANN201
     """A runtime Codec at `step` frames; precision "fp32" (both stages) or "auto" (CPU INT8 graphs where present)."""
-    from apucodec.model_dir import load_model_dir
+    from apucodec.model.directory import load_model_dir
     from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.stage_plan import SessionSettings
 
@@ -101,7 +101,7 @@ def lstm_int8_cost(model_dir: Path, paths: list[Path], work: Path) -> None:
     DynamicQuantizeLSTM, int8 weights) against the FP32 encoder: latent SNR and 6 kbps code agreement."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from apucodec.model_dir import load_model_dir
+    from apucodec.model.directory import load_model_dir
     from apucodec.runtime.rvq import NumpyRVQ
 
     model = load_model_dir(model_dir)

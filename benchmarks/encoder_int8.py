@@ -27,10 +27,10 @@ import onnxruntime as ort
 from apucodec.calibration.custom_ops import register_custom_ops
 from apucodec.calibration.streams import graph_stepper, stream
 from apucodec.contract.steps import step_role
-from apucodec.model_dir import ModelDir, load_model_dir
-from apucodec.model_location import locate_model
+from apucodec.dsp.signals import mixture
+from apucodec.model.directory import ModelDir, load_model_dir
+from apucodec.model.location import locate_model
 from apucodec.runtime.onnx_step import onnx_step
-from apucodec.signals import mixture
 
 LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
           "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}

@@ -5,7 +5,7 @@
 
 Runs the clip through the public API (`apucodec.load()`, encode then decode: the same model and graphs `eval` runs
 by default) and scores it with the correlation form of SI-SDR, 10 log10(rho^2 / (1 - rho^2)), which shares no code
-with apucodec/metrics.py's projection form; prints both and their difference.
+with apucodec/dsp/metrics.py's projection form; prints both and their difference.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 import apucodec
-from apucodec.audio import read_audio
-from apucodec.metrics import mel_distance, si_sdr
+from apucodec.dsp.metrics import mel_distance, si_sdr
+from apucodec.io.audio import read_audio
 
 
 def main() -> None:

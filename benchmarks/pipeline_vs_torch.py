@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from apucodec.model_dir import ModelDir
+    from apucodec.model.directory import ModelDir
 
 
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -68,7 +68,7 @@ def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads:
     """Wall seconds of the ORT pipeline (pipelined lanes, CPU EP), its output, the placement summary (graphs
     included), and the step-graph calls each graph stage made."""
     from apucodec.runtime.pipeline import Codec
-    from apucodec.runtime.providers import SessionSettings
+    from apucodec.runtime.stage_plan import SessionSettings
 
     settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), encoder_graph=encoder_graph,
                                decoder_graph=decoder_graph, threads=threads)
@@ -160,7 +160,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from apucodec.contract.steps import WHOLE_SEQUENCE, step_role
-    from apucodec.model_dir import load_model_dir
+    from apucodec.model.directory import load_model_dir
     from apucodec.tools.bench import generated_audio
 
     model = load_model_dir(args.model)

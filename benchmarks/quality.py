@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from apucodec.errors import ApucodecError
-from apucodec.model_location import locate_model
+from apucodec.model.location import locate_model
 from apucodec.tools.eval_quality import evaluate, systems_for
 from apucodec.tools.eval_report import format_result
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from apucodec.calibration.quantize import quantize_encoder
-from apucodec.signals import mixture
+from apucodec.dsp.signals import mixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from encoder_int8 import offline_roles, open_session, time_graphs  # noqa: E402  (sibling benchmark script)

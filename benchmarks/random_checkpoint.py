@@ -26,9 +26,9 @@ def main() -> None:
     import torch
 
     from apucodec.codec.checkpoint import save_checkpoint
-    from apucodec.codec.config import preset
     from apucodec.codec.model import APUCodec
-    from apucodec.signals import mixture
+    from apucodec.contract.config import preset
+    from apucodec.dsp.signals import mixture
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)  # the codebooks' data init sums in a thread-count-dependent order: pin it

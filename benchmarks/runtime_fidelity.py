@@ -44,9 +44,9 @@ def main() -> None:
     import torch
 
     from apucodec.codec.checkpoint import load_checkpoint
-    from apucodec.runtime.bitstream import HEADER_SIZE, read_apc
+    from apucodec.io.apc_file import HEADER_SIZE, read_apc
     from apucodec.runtime.pipeline import Codec
-    from apucodec.runtime.providers import SessionSettings
+    from apucodec.runtime.stage_plan import SessionSettings
 
     torch_model = load_checkpoint(args.checkpoint).model.eval()
     codec = Codec.open(args.model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=args.threads),

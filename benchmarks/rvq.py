@@ -36,8 +36,8 @@ def time_numpy(rvq, pieces: list[np.ndarray], repeats: int) -> tuple[float, np.n
 def time_torch(codebooks: np.ndarray, pieces: list[np.ndarray], repeats: int) -> tuple[float, np.ndarray]:
     import torch
 
-    from apucodec.codec.config import CodecConfig
     from apucodec.codec.quantizer import ResidualVectorQuantizer
+    from apucodec.contract.config import CodecConfig
 
     torch.set_num_threads(1)
     n, k, d = codebooks.shape
@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from apucodec.runtime.pipeline import Codec
-    from apucodec.runtime.providers import SessionSettings
+    from apucodec.runtime.stage_plan import SessionSettings
     from apucodec.tools.bench import generated_audio
     codec = Codec.open(args.model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=args.threads),
                        warn=None, step_frames=args.step_frames or None)

@@ -27,10 +27,10 @@ def main() -> None:
     import soundfile as sf
     import torch
 
-    from apucodec.audio import read_audio
     from apucodec.codec.checkpoint import load_checkpoint
-    from apucodec.metrics import snr_db
-    from apucodec.runtime.apc_reader import open_apc
+    from apucodec.dsp.metrics import snr_db
+    from apucodec.io.apc_reader import open_apc
+    from apucodec.io.audio import read_audio
 
     audio, _ = read_audio(args.clip, 44100)
     model = load_checkpoint(args.checkpoint).model

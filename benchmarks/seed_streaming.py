@@ -24,11 +24,11 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from apucodec.audio import read_audio
     from apucodec.codec.checkpoint import load_checkpoint
+    from apucodec.dsp.metrics import snr_db
     from apucodec.export.folding import fold_weight_norm
     from apucodec.export.streaming import build_steps
-    from apucodec.metrics import snr_db
+    from apucodec.io.audio import read_audio
     from apucodec.runtime.steps import Stepper
 
     model = load_checkpoint(args.checkpoint).model

@@ -28,10 +28,10 @@ def main() -> None:
 
     import numpy as np
 
+    from apucodec.dsp.signals import mixture
     from apucodec.export import export_model
     from apucodec.runtime.pipeline import Codec
     from apucodec.runtime.stage_plan import SessionSettings
-    from apucodec.signals import mixture
 
     with tempfile.TemporaryDirectory(prefix="shared-weights-") as tmp:
         dirs = {}

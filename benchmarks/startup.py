@@ -35,7 +35,7 @@ import json, sys, time
 from pathlib import Path
 started = time.perf_counter()
 import onnxruntime as ort
-from apucodec import model_dir
+from apucodec.model import directory as model_dir
 report = sys.argv[1]
 sys.argv = ["apucodec"] + sys.argv[2:]
 spent = {"verify_s": 0.0, "sessions_s": 0.0}

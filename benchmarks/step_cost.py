@@ -58,7 +58,8 @@ def whole_file_gflop(checkpoint: str, frames: int) -> dict[str, float]:
 def runtime_steps(model, stage: str, step: int, samples: int) -> int:
     """Step-graph calls the runtime makes for a clip of `samples`: the runtime's Stepper, set up as Codec.stepper
     sets it up, over a stand-in step function (zeros), so no session is needed."""
-    from apucodec.runtime.steps import Stepper, frames_for_length
+    from apucodec.contract.steps import frames_for_length
+    from apucodec.runtime.steps import Stepper
 
     hop, latent = model.hop, model.config.latent_dim
     facts, entry = model.streaming(stage), model.step_graph(stage, step)
@@ -101,7 +102,7 @@ def main() -> None:
     parser.add_argument("--windowed-model", type=Path, default=None, help="a format-1 export, for the old figure")
     args = parser.parse_args()
 
-    from apucodec.model_dir import load_model_dir
+    from apucodec.model.directory import load_model_dir
 
     model = load_model_dir(args.model)
     rate, hop = model.config.sample_rate, model.hop

@@ -34,7 +34,7 @@ def _clip(seconds: float, path: Path) -> Path:
 def _export(preset: str, steps: list[int], out: Path) -> Path:
     if (out / "manifest.json").is_file():
         return out
-    code = ("import sys, torch; from apucodec.codec.config import preset; from apucodec.codec.model import APUCodec;"
+    code = ("import sys, torch; from apucodec.contract.config import preset; from apucodec.codec.model import APUCodec;"
             "from apucodec.export import export_model; torch.manual_seed(0);"
             f"export_model(APUCodec(preset({preset!r})).eval(), sys.argv[1], step_frames={tuple(steps)!r}, log=None)")
     subprocess.run([sys.executable, "-c", code, str(out)], check=True)

@@ -26,9 +26,9 @@ import soundfile as sf
 
 from apucodec.dataset.cluster import ray_session
 from apucodec.dataset.pipeline import TokenizeOptions, tokenize
-from apucodec.model_location import locate_model
+from apucodec.model.location import locate_model
 from apucodec.runtime.pipeline import Codec
-from apucodec.runtime.providers import SessionSettings
+from apucodec.runtime.stage_plan import SessionSettings
 
 
 def make_corpus(source: Path, copies: int, folder: Path) -> tuple[list[Path], float]:

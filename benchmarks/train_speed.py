@@ -22,12 +22,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from apucodec.codec.config import preset
 from apucodec.codec.data import SegmentSource
 from apucodec.codec.losses import LossWeights
 from apucodec.codec.model import APUCodec
 from apucodec.codec.sampling import make_loader
 from apucodec.codec.step import apply_gradients, bf16_native, forward_losses
+from apucodec.contract.config import preset
 
 VARIANTS = {  # name: (precision, DataLoader workers, torch.compile)
     "fp32": ("fp32", 0, False),

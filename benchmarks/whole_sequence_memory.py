@@ -24,7 +24,7 @@ from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.whole_sequence import (BYTES_PER_WIDEST_ACTIVATION, segment_frames,
                                              widest_activation_bytes_per_second)
-from apucodec.signals import signal
+from apucodec.dsp.signals import signal
 model, seconds, limit = sys.argv[1], float(sys.argv[2]), (float(sys.argv[3]) if sys.argv[3] != "none" else None)
 codec = Codec.open(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), whole_max_seconds=limit),
                    warn=None)

@@ -47,8 +47,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
-    from apucodec.model_dir import load_model_dir
-    from apucodec.model_location import locate_model
+    from apucodec.model.directory import load_model_dir
+    from apucodec.model.location import locate_model
     from apucodec.runtime import Codec, SessionSettings
 
     model = load_model_dir(locate_model(args.model).path)

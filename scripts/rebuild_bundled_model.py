@@ -93,7 +93,8 @@ def main() -> None:
             _apucodec("quantize-encoder", "--model", str(work), "--calib", str(args.npu_calib or args.calib),
                       "--preset", "xint8", "--steps", str(args.npu_steps), "--seed", str(args.seed))
         # the result must open and verify (every sha256) before it replaces anything
-        _run(sys.executable, "-c", f"from apucodec.model_dir import load_model_dir; load_model_dir({str(work)!r})")
+        _run(sys.executable, "-c",
+             f"from apucodec.model.directory import load_model_dir; load_model_dir({str(work)!r})")
         backup = Path(tmp) / "previous"
         if out.exists():
             out.rename(backup)

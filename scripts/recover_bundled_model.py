@@ -35,12 +35,12 @@ import onnx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from apucodec.audio import read_audio  # noqa: E402
 from apucodec.codec.checkpoint import save_checkpoint  # noqa: E402
-from apucodec.codec.config import CodecConfig  # noqa: E402
+from apucodec.contract.config import CodecConfig  # noqa: E402
 from apucodec.errors import ApucodecError  # noqa: E402
 from apucodec.export.recovery import compare_with_graphs, recover_codec  # noqa: E402
-from apucodec.model_dir import load_model_dir  # noqa: E402
+from apucodec.io.audio import read_audio  # noqa: E402
+from apucodec.model.directory import load_model_dir  # noqa: E402
 
 SOURCE_COMMIT = "148b4b8"  # the last commit with the format-1 bundled model
 BUNDLED = "apucodec/models/default"

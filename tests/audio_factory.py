@@ -1,6 +1,6 @@
-"""Generated test audio in seconds (no files needed): apucodec.signals' material, plus folders of WAV files.
+"""Generated test audio in seconds (no files needed): apucodec.dsp.signals' material, plus folders of WAV files.
 
-The signals themselves live in apucodec.signals (export parity and `bench` use the same ones); this module only
+The signals themselves live in apucodec.dsp.signals (export parity and `bench` use the same ones); this module only
 adapts them to the tests' habit of asking for seconds at 44.1 kHz as float32, and adds the tests' own `tonal`
 material and `write_folder`.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from apucodec import signals
+from apucodec.dsp import signals
 
 RATE = 44100
 

@@ -28,7 +28,7 @@ def _private_user_cache(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from apucodec.codec.checkpoint import save_checkpoint
-    from apucodec.signals import mixture
+    from apucodec.dsp.signals import mixture
 
     model = tiny_codec(1234, mixture(44100, 44100))
     path = tmp_path_factory.mktemp("tiny_checkpoint") / "tiny.pt"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from apucodec.codec.config import preset
 from apucodec.codec.train import TrainSettings, train
+from apucodec.contract.config import preset
 
 
 def digest(tensors: dict[str, torch.Tensor]) -> str:

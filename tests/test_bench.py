@@ -11,7 +11,7 @@ import soundfile as sf
 
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.pipeline import Codec
-from apucodec.runtime.providers import SessionSettings
+from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.tools.bench import run_bench
 from apucodec.tools.bench_report import GRAPH_STAGES, STAGES
 from apucodec.tools.bench_text import format_report
@@ -200,8 +200,8 @@ def test_graph_stages_on_one_processor_take_turns_in_the_pipelined_run(codec):
 
 
 def test_processor_turns_are_shared_only_by_stages_on_the_same_ep():
-    from apucodec.runtime.placement import processor_turns
-    from apucodec.runtime.providers import CPU, VITISAI, WEBGPU, PlacementReport, StagePlacement
+    from apucodec.runtime.eps import CPU, VITISAI, WEBGPU
+    from apucodec.runtime.placement import PlacementReport, StagePlacement, processor_turns
 
     def report(encoder_ep: str, decoder_ep: str) -> PlacementReport:
         return PlacementReport([StagePlacement("encoder", VITISAI, encoder_ep),

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apucodec.errors import ApucodecError
-from apucodec.runtime.bitstream import (
+from apucodec.io.apc_file import (
     HEADER_SIZE,
     MAGIC,
     ApcWriter,

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from apucodec.cache_admin import clear, enforce_cap, mark_used, usage
+from apucodec.model.cache_admin import clear, enforce_cap, mark_used, usage
 
 ROOT = Path(__file__).resolve().parents[1]
 

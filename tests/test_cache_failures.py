@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from apucodec.model.verified_hashes import sha256_file
 from apucodec.runtime.session_cache import SUBDIR
-from apucodec.verified_hashes import sha256_file
 from tests.audio_factory import speech_like
 from tests.cli_helpers import CPU
 from tests.tokenize_helpers import cli_env

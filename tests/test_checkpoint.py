@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from apucodec.codec.checkpoint import is_seed_state_dict, load_checkpoint, save_checkpoint
-from apucodec.codec.config import preset
 from apucodec.codec.model import APUCodec
+from apucodec.contract.config import preset
 from apucodec.errors import ApucodecError
 
 

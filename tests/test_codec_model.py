@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from apucodec.codec.config import CodecConfig, preset
 from apucodec.codec.model import APUCodec
+from apucodec.contract.config import CodecConfig, preset
 
 SPEC_PARAMS = 32_401_793
 

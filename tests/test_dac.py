@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from apucodec.contract.dac_config import DacConfig
 from apucodec.contract.families import codebook_shape, config_from_codec
 from apucodec.errors import ApucodecError
+from apucodec.model.rvq_projections import load_projections
 from apucodec.runtime.pipeline import Codec
-from apucodec.rvq_projections import load_projections
 from tests.dac_models import TINY_DAC_KWARGS, save_dac_checkpoint, tiny_dac
 from tests.runtime_models import CPU_ONLY
 
@@ -162,7 +162,7 @@ def test_quantize_cpu_serves_a_dac_model(dac_export, tmp_path):
     import soundfile as sf
 
     from apucodec.calibration.cpu_quantize import quantize_cpu
-    from apucodec.model_dir import load_model_dir
+    from apucodec.model.directory import load_model_dir
 
     _, folder, _ = dac_export
     model_path = tmp_path / "model"

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from apucodec.audio import read_audio
 from apucodec.cli.main import cli
-from apucodec.metrics import mel_distance
-from apucodec.model_dir import BUNDLED_DIR, ENV_VAR, load_model_dir
-from apucodec.model_location import locate_model
+from apucodec.dsp.metrics import mel_distance
+from apucodec.io.audio import read_audio
+from apucodec.model.directory import BUNDLED_DIR, ENV_VAR, load_model_dir
+from apucodec.model.location import locate_model
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello.wav"
 

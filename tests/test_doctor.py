@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from apucodec.cli.main import cli
-from apucodec.runtime.providers import STAGE_PREFERENCES, WEBGPU
+from apucodec.runtime.eps import STAGE_PREFERENCES, WEBGPU
 from tests.cli_helpers import cli_modules_loaded
 
 

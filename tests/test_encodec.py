@@ -106,7 +106,7 @@ def exported(tmp_path_factory):
 
 
 def test_export_recognises_the_state_dict_and_writes_an_encodec_directory(exported):
-    from apucodec.model_dir import load_model_dir
+    from apucodec.model.directory import load_model_dir
 
     _, root = exported
     model = load_model_dir(root / "model")

@@ -14,12 +14,12 @@ from click.testing import CliRunner
 
 from apucodec.cli.main import cli
 from apucodec.codec.checkpoint import load_checkpoint
-from apucodec.codec.config import preset
 from apucodec.codec.model import APUCodec
+from apucodec.contract.config import preset
+from apucodec.dsp.signals import signal
 from apucodec.export import export_model
 from apucodec.export.folding import fold_weight_norm
-from apucodec.model_dir import load_model_dir
-from apucodec.signals import signal
+from apucodec.model.directory import load_model_dir
 from tests.export_helpers import leftovers
 
 PLAIN_OPS = {"Conv", "ConvTranspose", "LeakyRelu", "Add", "Tanh"}
@@ -96,7 +96,7 @@ def test_streamed_onnx_graphs_match_the_checkpoint_in_pytorch(tiny_model_dir, ti
     """An independent parity check: the checkpoint reloaded, a signal the export did not use (a different chirp),
     streamed through the runtime at both step sizes, compared with the whole-file torch network everywhere."""
     from apucodec.runtime.pipeline import Codec
-    from apucodec.runtime.providers import SessionSettings
+    from apucodec.runtime.stage_plan import SessionSettings
 
     model = load_checkpoint(tiny_checkpoint).model
     n = 3 * 44100 + 77
@@ -166,9 +166,9 @@ def test_group_norm_rewrite_is_exact_and_accurate_in_onnxruntime():
     import io
     import warnings
 
+    from apucodec.dsp.metrics import snr_db
     from apucodec.export.folding import MultiLevelGroupNorm
     from apucodec.export.graph import simplify
-    from apucodec.metrics import snr_db
 
     torch.manual_seed(0)
     norm = torch.nn.GroupNorm(1, 4)

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from apucodec.codec.checkpoint import load_checkpoint
 from apucodec.export.cost import graph_gflop
-from apucodec.model_dir import load_model_dir
+from apucodec.model.directory import load_model_dir
 
 
 def _graph(node: onnx.NodeProto, x_shape: list, weight: np.ndarray, out_shape: list | None) -> onnx.ModelProto:

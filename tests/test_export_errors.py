@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from apucodec.codec.config import preset
 from apucodec.codec.model import APUCodec
+from apucodec.contract.config import preset
 from apucodec.errors import ApucodecError
 from apucodec.export import export_model, parity
 from tests.cli_helpers import assert_one_line_error, invoke

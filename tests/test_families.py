@@ -9,7 +9,7 @@ from apucodec.contract.config import CodecConfig, preset
 from apucodec.contract.families import DEFAULT_FAMILY, codec_from_config, config_from_codec, family_of
 from apucodec.contract.manifest import read_manifest
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import BUNDLED_DIR
+from apucodec.model.directory import BUNDLED_DIR
 
 
 def test_absent_family_is_the_projects_own_and_round_trips():

@@ -24,8 +24,8 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from apucodec.cli.main import cli
-from apucodec.model_dir import sha256_file
-from apucodec.runtime.bitstream import HEADER, MAGIC, BitPacker, bits_for
+from apucodec.io.apc_file import HEADER, MAGIC, BitPacker, bits_for
+from apucodec.model.directory import sha256_file
 from tests.audio_factory import speech_like, tone
 from tests.cli_helpers import CPU
 from tests.hardening_helpers import digest, listing

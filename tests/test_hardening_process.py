@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apucodec.runtime.bitstream import HEADER, MAGIC, BitPacker, bits_for, parse_apc
+from apucodec.io.apc_file import HEADER, MAGIC, BitPacker, bits_for, parse_apc
 from tests.audio_factory import tone
 from tests.cli_helpers import CPU
 from tests.hardening_helpers import digest, listing, writing_into

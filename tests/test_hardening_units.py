@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apucodec.audio_input import as_mono_float32
 from apucodec.errors import ApucodecError
-from apucodec.model_checks import check_file_name, check_no_external_data
-from apucodec.outputs import open_binary_output, open_output
-from apucodec.runtime.apc_reader import ApcReader
-from apucodec.runtime.bitstream import parse_apc, write_apc
+from apucodec.io.apc_file import parse_apc, write_apc
+from apucodec.io.apc_reader import ApcReader
+from apucodec.io.arrays import as_mono_float32
+from apucodec.io.outputs import open_binary_output, open_output
+from apucodec.model.checks import check_file_name, check_no_external_data
 from tests.hardening_helpers import listing
 
 # ---- API array inputs ------------------------------------------------------------------------------------------------

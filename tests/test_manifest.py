@@ -1,4 +1,4 @@
-"""The typed manifest (apucodec/contract/manifest.py) and the passes' shared helpers (apucodec/passes.py).
+"""The typed manifest (apucodec/contract/manifest.py) and the passes' shared helpers (apucodec/model/passes.py).
 
 The manifest format predates the typed classes, so the tests hold them to it: a manifest read and written back is
 the same file byte for byte, keys apucodec does not know survive, and every section reads by attribute.
@@ -26,8 +26,8 @@ from apucodec.contract.manifest import (
     write_manifest,
 )
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import BUNDLED_DIR, ModelDir, file_entry
-from apucodec.passes import StepLog, install_files, new_model_dir, staging_folder
+from apucodec.model.directory import BUNDLED_DIR, ModelDir, file_entry
+from apucodec.model.passes import StepLog, install_files, new_model_dir, staging_folder
 
 PACKAGE = Path(__file__).resolve().parent.parent / "apucodec"
 
@@ -155,7 +155,7 @@ def _apucodec_imports(path: Path) -> set[str]:
 def test_the_contract_and_model_dir_import_nothing_above_them() -> None:
     """model_dir, model_checks and contract/ (and whatever of apucodec they import, transitively) stay clear of
     torch, onnx and the codec/export/calibration packages: the runtime imports them."""
-    todo = ["apucodec.model_dir", "apucodec.model_checks", "apucodec.passes",
+    todo = ["apucodec.model.directory", "apucodec.model.checks", "apucodec.model.passes",
             *(f"apucodec.contract.{p.stem}" for p in (PACKAGE / "contract").glob("*.py") if p.stem != "__init__")]
     seen: set[str] = set()
     while todo:

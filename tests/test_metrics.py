@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from apucodec.metrics import snr_db
+from apucodec.dsp.metrics import snr_db
 
 
 def test_snr_is_infinite_for_an_exact_copy_and_finite_otherwise():

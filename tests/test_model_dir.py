@@ -9,14 +9,14 @@ from dataclasses import replace
 import pytest
 
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import (
+from apucodec.model.directory import (
     ENV_VAR,
     FORMAT_VERSION,
     MANIFEST_NAME,
     load_model_dir,
     model_id,
 )
-from apucodec.model_location import locate_model
+from apucodec.model.location import locate_model
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Which model directory the CLI and the API open: one rule (apucodec.model_location), the same for every caller."""
+"""Which model directory the CLI and the API open: one rule (apucodec.model.location), the same for every caller."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from apucodec.model_dir import BUNDLED_DIR, ENV_VAR
-from apucodec.model_location import locate_model
+from apucodec.model.directory import BUNDLED_DIR, ENV_VAR
+from apucodec.model.location import locate_model
 
 
 @pytest.fixture

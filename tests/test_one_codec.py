@@ -12,7 +12,7 @@ import pytest
 
 import apucodec
 from apucodec.errors import ApucodecError, InputError, ModelError
-from apucodec.runtime.bitstream import HEADER_SIZE, read_apc
+from apucodec.io.apc_file import HEADER_SIZE, read_apc
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Every writer goes through the one output path (apucodec.outputs): devices and FIFOs are written in place and never
+"""Every writer goes through the one output path (apucodec.io.outputs): devices and FIFOs are written in place and never
 replaced, `-` is standard output everywhere, a replaced file keeps its mode, and names that can never be a file
 (`o.wav/`, a 304-byte component) are refused with one line, while non-UTF-8 names are ordinary paths.
 

@@ -260,7 +260,7 @@ def test_pull_exports_the_release_and_it_loads_by_name(server, cache, tmp_path, 
 
 
 def test_a_name_resolves_to_the_pulled_directory_and_a_folder_of_that_name_wins(cache, tmp_path, monkeypatch):
-    from apucodec.model_location import locate_model
+    from apucodec.model.location import locate_model
 
     registry(tmp_path, monkeypatch, small={"url": "https://example.invalid/w.pth", "file_name": "w.pth"})
     pulled = cache / "models" / "small"

@@ -28,8 +28,8 @@ from apucodec.cli.main import cli
 from apucodec.contract.npu_ops import check_npu_ops
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
-from apucodec.model_checks import external_data_refs
-from apucodec.model_dir import ModelDir, load_model_dir
+from apucodec.model.checks import external_data_refs
+from apucodec.model.directory import ModelDir, load_model_dir
 from apucodec.runtime.onnx_step import onnx_step
 from tests.audio_factory import chirp, mixture, speech_like, tone
 from tests.cli_helpers import assert_one_line_error, invoke, modules_loaded
@@ -130,7 +130,7 @@ def test_a_file_shorter_than_a_clip_is_one_whole_clip(tmp_path: Path, step_model
 def test_read_span_matches_whole_file_resampling(calib_folder: Path) -> None:
     """A span read by seeking into a 48 kHz stereo file equals the same span of the whole file downmixed and
     resampled (away from the span's edges, where the resampler sees less context)."""
-    from apucodec.audio import read_audio
+    from apucodec.io.audio import read_audio
 
     whole, _ = read_audio(calib_folder / "sweep48k.wav")
     start, length = 50_000, 40_000
@@ -265,7 +265,8 @@ def test_cli_quark_build_failure_is_one_line(model_copy: Path, calib_folder: Pat
 # --- the Quark pass --------------------------------------------------------------------------------------------------
 
 def test_quantized_encoder_written_and_recorded(quantized_dir: Path, step_model_dir: Path) -> None:
-    from apucodec.runtime.providers import VITISAI, choose_encoder_graph
+    from apucodec.runtime.eps import VITISAI
+    from apucodec.runtime.stage_plan import choose_encoder_graph
 
     model = load_model_dir(quantized_dir)                   # verifies every sha256, the new file's included
     assert step_role("encoder", STEP, "npu-int8") == INT8_ROLE
@@ -345,7 +346,7 @@ def test_quantized_encoder_is_qdq_and_streams_on_plain_cpu_ep(quantized_dir: Pat
 
 def test_failed_manifest_write_restores_previous_state(quantized_dir: Path, calib_folder: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from apucodec.model_dir import ModelDir
+    from apucodec.model.directory import ModelDir
 
     model = tmp_path / "model"
     shutil.copytree(quantized_dir, model)

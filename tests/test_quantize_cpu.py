@@ -24,10 +24,10 @@ from apucodec.calibration.conv_transpose import conv_transpose_to_conv
 from apucodec.calibration.cpu_int8 import quantize_graph_cpu_int8
 from apucodec.calibration.feeds import level_augmented, stepped_feeds
 from apucodec.contract.steps import step_role
+from apucodec.dsp.metrics import snr_db
 from apucodec.errors import ApucodecError
-from apucodec.metrics import snr_db
-from apucodec.model_checks import external_data_refs
-from apucodec.model_dir import load_model_dir
+from apucodec.model.checks import external_data_refs
+from apucodec.model.directory import load_model_dir
 from tests.audio_factory import mixture, speech_like, tone
 from tests.cli_helpers import invoke
 from tests.hardening_helpers import dir_state
@@ -348,9 +348,9 @@ def test_failure_after_quantization_restores_the_directory(step_model: Path, cal
 def test_decoder_is_calibrated_on_the_dequantized_codes(step_model: Path, step_feeds: dict) -> None:
     """Decoder calibration inputs are the codebook sums of the streamed encoder's codes, in order, not latents."""
     from apucodec.calibration.streams import graph_stepper, stream
+    from apucodec.contract.steps import frames_for_length
     from apucodec.runtime.onnx_step import onnx_step
     from apucodec.runtime.rvq import NumpyRVQ
-    from apucodec.runtime.steps import frames_for_length
 
     model = load_model_dir(step_model)
     rvq = NumpyRVQ(model.codebooks())

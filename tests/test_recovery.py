@@ -9,8 +9,8 @@ import onnx
 import pytest
 import torch
 
-from apucodec.codec.config import preset
 from apucodec.codec.model import APUCodec
+from apucodec.contract.config import preset
 from apucodec.errors import ApucodecError
 from apucodec.export.folding import fold_weight_norm
 from apucodec.export.recovery import compare_with_graphs, recover_codec

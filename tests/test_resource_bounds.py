@@ -103,7 +103,7 @@ def test_a_deeply_nested_user_config_is_one_line(scene, tmp_path, monkeypatch):
 
 
 def test_an_unreadable_graph_file_is_one_line(scene, tmp_path, monkeypatch):
-    import apucodec.model_dir as model_dir
+    import apucodec.model.directory as model_dir
 
     def refuse(path, expected, root=None):
         raise PermissionError(13, "Permission denied", str(path))

@@ -17,9 +17,9 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from apucodec.cli.main import cli
+from apucodec.dsp.metrics import snr_db
 from apucodec.errors import ApucodecError
-from apucodec.metrics import snr_db
-from apucodec.model_dir import load_model_dir
+from apucodec.model.directory import load_model_dir
 from apucodec.runtime.eps import CPU, VITISAI
 from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.stage_plan import CPU_INT8_REASON, SessionSettings, choose_decoder_graph, choose_encoder_graph

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from apucodec.errors import ApucodecError
-from apucodec.runtime.bitstream import HEADER_SIZE, read_apc
+from apucodec.io.apc_file import HEADER_SIZE, read_apc
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.pipeline import Codec
 from tests.audio_factory import chirp, noise_bursts, speech_like, tone
@@ -155,7 +155,7 @@ def test_resampled_stereo_input_and_match_input(codec, tmp_path):
 
 
 def test_decode_refuses_another_models_file_unless_forced(codec, tmp_path):
-    from apucodec.runtime.bitstream import write_apc
+    from apucodec.io.apc_file import write_apc
 
     apc = tmp_path / "other.apc"
     with open(apc, "w+b") as fh:

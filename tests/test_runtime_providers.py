@@ -13,19 +13,11 @@ import onnxruntime as ort
 import pytest
 
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import file_entry, load_model_dir
+from apucodec.model.directory import file_entry, load_model_dir
 from apucodec.runtime import sessions
-from apucodec.runtime.providers import (
-    CPU,
-    CUDA,
-    VITISAI,
-    SessionSettings,
-    choose_encoder_graph,
-    open_sessions,
-    parse_ep_list,
-    resolve_ep_name,
-    stage_ep_options,
-)
+from apucodec.runtime.eps import CPU, CUDA, VITISAI, parse_ep_list, resolve_ep_name
+from apucodec.runtime.sessions import open_sessions
+from apucodec.runtime.stage_plan import SessionSettings, choose_encoder_graph, stage_ep_options
 from tests.runtime_models import CPU_ONLY
 
 needs_no_vitisai = pytest.mark.skipif(VITISAI in ort.get_available_providers(),
@@ -171,7 +163,7 @@ WEBGPU_SCRIPT = textwrap.dedent("""
     if not find_webgpu_devices().available:
         print("NO-WEBGPU", find_webgpu_devices().reason); sys.exit(0)
     from apucodec.runtime import Codec, SessionSettings
-    from apucodec.runtime.providers import parse_ep_list
+    from apucodec.runtime.eps import parse_ep_list
     x = (0.3 * np.sin(np.arange(30000) / 7.0)).astype(np.float32)
     warnings = []
     gpu = Codec.open(sys.argv[1], SessionSettings(encoder_eps=("cpu",), decoder_eps=parse_ep_list("webgpu", "decoder"),

@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 
 
 def _reference_codes(codebooks: np.ndarray, vectors: np.ndarray, n: int) -> np.ndarray:
-    from apucodec.codec.config import CodecConfig
     from apucodec.codec.quantizer import ResidualVectorQuantizer
+    from apucodec.contract.config import CodecConfig
 
     cfg = CodecConfig(latent_dim=codebooks.shape[2], codebook_size=codebooks.shape[1], n_codebooks=codebooks.shape[0])
     rvq = ResidualVectorQuantizer(cfg).eval()
@@ -47,8 +47,8 @@ def test_codes_match_torch_with_fewer_codebooks_and_dequantize_matches():
     assert_codes_equal_ties_aside(codebooks, vectors, ours, ref)
     np.testing.assert_array_equal(ours, ref)
 
-    from apucodec.codec.config import CodecConfig
     from apucodec.codec.quantizer import ResidualVectorQuantizer
+    from apucodec.contract.config import CodecConfig
 
     torch_rvq = ResidualVectorQuantizer(CodecConfig(latent_dim=16, codebook_size=64, n_codebooks=4))
     torch_rvq.codebooks.copy_(torch.from_numpy(codebooks))

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from apucodec.model_dir import sha256_file
+from apucodec.model.directory import sha256_file
 from apucodec.runtime import session_cache
 from apucodec.runtime.session_cache import cache_root, cached_graph, cached_session_path
 

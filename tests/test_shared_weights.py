@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 from apucodec.export.shared_weights import MIN_BYTES
-from apucodec.model_dir import load_model_dir, sha256_file
+from apucodec.model.directory import load_model_dir, sha256_file
 from tests.audio_factory import mixture
 from tests.cli_helpers import CPU, assert_one_line_error, invoke
 from tests.tiny_models import export_on_one_thread

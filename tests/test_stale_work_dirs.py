@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from apucodec.work_dirs import LOCK_NAME, UNLOCKED_GRACE_S, sweep_stale, work_dir
+from apucodec.model.work_dirs import LOCK_NAME, UNLOCKED_GRACE_S, sweep_stale, work_dir
 from tests.tokenize_helpers import cli_env
 
 # Opens a work folder the way the named pass does, prints its path, then waits to be killed.
@@ -26,14 +26,14 @@ HOLDER = textwrap.dedent("""
     from pathlib import Path
     kind, where = sys.argv[1], Path(sys.argv[2])
     if kind == "export":
-        from apucodec.passes import new_model_dir
+        from apucodec.model.passes import new_model_dir
         context = new_model_dir(where / "model", force=False)
     elif kind == "quantize":
-        from apucodec.passes import staging_folder
+        from apucodec.model.passes import staging_folder
         context = staging_folder(where, ".quantize-cpu-", where, "write into the model directory")
     else:
         import tempfile
-        from apucodec.work_dirs import work_dir
+        from apucodec.model.work_dirs import work_dir
         context = work_dir(tempfile.gettempdir(), "apucodec-int8-")
     with context as folder:
         print(folder, flush=True)
@@ -101,7 +101,7 @@ def test_a_work_folder_is_gone_after_an_exception(tmp_path):
 
 
 def test_a_published_model_directory_carries_no_lock_file(tmp_path):
-    from apucodec.passes import new_model_dir
+    from apucodec.model.passes import new_model_dir
 
     with new_model_dir(tmp_path / "model", force=False) as stage:
         (stage / "manifest.json").write_text("{}")

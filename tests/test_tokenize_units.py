@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from apucodec.model_dir import load_model_dir
+from apucodec.model.directory import load_model_dir
 
 pa = pytest.importorskip("pyarrow")
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from apucodec.codec.config import preset
 from apucodec.codec.resume_settings import resumed_settings
 from apucodec.codec.train import TrainSettings, train
 from apucodec.codec.train_pace import Pace, cpu_warning, format_duration
 from apucodec.codec.train_stop import CheckpointClock, StopRequests
+from apucodec.contract.config import preset
 from tests.audio_factory import write_folder
 
 ROOT = Path(__file__).resolve().parents[1]

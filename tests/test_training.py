@@ -7,8 +7,8 @@ from click.testing import CliRunner
 
 from apucodec.cli.main import cli
 from apucodec.codec.checkpoint import load_checkpoint
-from apucodec.codec.config import preset
 from apucodec.codec.train import TrainSettings, train
+from apucodec.contract.config import preset
 from tests.audio_factory import write_folder
 
 

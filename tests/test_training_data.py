@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from apucodec.codec.config import CodecConfig, preset
 from apucodec.codec.data import SegmentSource
 from apucodec.codec.init import icnr_
 from apucodec.codec.model import APUCodec
 from apucodec.codec.sampling import StepBatches, make_loader
 from apucodec.codec.step import resolve_precision
+from apucodec.contract.config import CodecConfig, preset
 from tests.audio_factory import write_folder
 
 

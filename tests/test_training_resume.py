@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from apucodec.codec.config import preset
 from apucodec.codec.train import TrainSettings, train
+from apucodec.contract.config import preset
 from tests.audio_factory import write_folder
 
 ROOT = Path(__file__).resolve().parents[1]

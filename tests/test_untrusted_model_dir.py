@@ -95,7 +95,7 @@ def test_export_force_refuses_a_folder_that_is_not_a_model_directory(tiny_checkp
 
 
 def test_export_force_accepts_a_model_directory_or_an_empty_folder(tiny_model_dir, tmp_path):
-    from apucodec.passes import check_destination
+    from apucodec.model.passes import check_destination
 
     model = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
     (model / "extra.txt").write_text("a file the user put there")  # still a model directory: ours to replace

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from apucodec import verified_hashes
-from apucodec.verified_hashes import matches_sha256
+from apucodec.model import verified_hashes
+from apucodec.model.verified_hashes import matches_sha256
 
 
 def _file(tmp_path: Path, data: bytes = b"graph bytes" * 100) -> tuple[Path, str]:

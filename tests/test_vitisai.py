@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import load_model_dir
+from apucodec.model.directory import load_model_dir
 from apucodec.runtime.eps import VITISAI
 from apucodec.runtime.sessions import session_options
 from apucodec.runtime.stage_plan import SessionSettings, stage_candidates, stage_ep_options
@@ -178,7 +178,7 @@ def test_gelu_and_relu_rewrites_are_numerically_equal():
 def test_a_shipped_ep_context_graph_is_what_the_npu_loads(tiny_model_dir, tmp_path):
     import shutil
 
-    from apucodec.model_dir import file_entry
+    from apucodec.model.directory import file_entry
 
     path = tmp_path / "model"
     shutil.copytree(tiny_model_dir, path)

@@ -42,9 +42,10 @@ PARITY_CODE = """
 import json, sys
 import numpy as np
 import onnxruntime as ort
-from apucodec.model_dir import load_model_dir
+from apucodec.model.directory import load_model_dir
 from apucodec.runtime.pipeline import Codec
-from apucodec.runtime.providers import CPU, WEBGPU, SessionSettings
+from apucodec.runtime.eps import CPU, WEBGPU
+from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.webgpu import add_webgpu_provider, find_webgpu_devices
 
 model = load_model_dir(sys.argv[1])

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import file_entry, load_model_dir
+from apucodec.model.directory import file_entry, load_model_dir
 from apucodec.runtime import Codec, SessionSettings
 from apucodec.runtime.sessions import open_stage_session
 from apucodec.runtime.workers.plan import parse_worker_options, resolve_workers
@@ -200,7 +200,7 @@ def test_encoder_under_another_onnxruntime_with_the_decoder_on_webgpu(tiny_model
 
     apucodec("encode", str(clip), str(tmp_path / "local.apc"))
     apucodec("encode", str(clip), str(tmp_path / "worker.apc"), "--worker", f"encoder={SECOND_VENV}")
-    from apucodec.runtime.bitstream import read_apc
+    from apucodec.io.apc_file import read_apc
 
     local, worker = read_apc(tmp_path / "local.apc")[1], read_apc(tmp_path / "worker.apc")[1]
     assert np.array_equal(local, worker)

@@ -35,8 +35,8 @@ def tiny_codec(seed: int, audio: np.ndarray, preset_name: str = "tiny") -> Any:
     """
     import torch
 
-    from apucodec.codec.config import preset
     from apucodec.codec.model import APUCodec
+    from apucodec.contract.config import preset
 
     batch = torch.from_numpy(np.asarray(audio, dtype=np.float32)).reshape(-1, 1, np.shape(audio)[-1])
     with torch.random.fork_rng():

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from apucodec.audio import CODEC_RATE, list_audio_files, probe, resample, to_mono
 from apucodec.errors import ApucodecError
+from apucodec.io.audio import CODEC_RATE, list_audio_files, probe, resample, to_mono
 
 # A clip whose RMS is below this is "near-silent" (-50 dBFS): it says nothing about activation ranges.
 SILENCE_RMS = 10 ** (-50 / 20)

@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.errors import ApucodecError
-from apucodec.extras import require
+from apucodec.errors import ApucodecError, require
 
 H_AXIS = 2
 AXES_NAME = "conv2d_h_axis"

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.extras import require
+from apucodec.errors import require
 
 INT64_MAX = np.iinfo(np.int64).max
 

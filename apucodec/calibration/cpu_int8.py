@@ -32,8 +32,7 @@ import numpy as np
 
 from apucodec.calibration.graph_source import inline_copy
 from apucodec.contract.npu_ops import op_counts
-from apucodec.errors import ApucodecError, first_line
-from apucodec.extras import require
+from apucodec.errors import ApucodecError, first_line, require
 
 # Ops whose QDQ form ORT's CPU EP turns into integer kernels (QLinearConv, QLinearAdd, QLinearLeakyRelu, ...), and
 # the data-movement ops the polyphase ConvTranspose rewrite adds (they then move uint8 instead of float).
@@ -187,7 +186,7 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
     os.close(fd)
-    from apucodec.work_dirs import work_dir
+    from apucodec.model.work_dirs import work_dir
 
     with work_dir(tempfile.gettempdir(), "apucodec-int8-") as work:  # a killed run's folder is swept by the next
         source = Path(work) / "fp32.onnx"

@@ -35,13 +35,12 @@ from apucodec.calibration.gelu_nodes import gelu_node_names
 from apucodec.calibration.step_nodes import bounds_nodes
 from apucodec.calibration.streams import graph_stepper, stream
 from apucodec.contract.manifest import CpuInt8Record, FileEntry
-from apucodec.contract.steps import STAGES, WHOLE_SEQUENCE, step_role
+from apucodec.contract.steps import STAGES, WHOLE_SEQUENCE, frames_for_length, step_role
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir, file_entry, load_model_dir
-from apucodec.passes import Log, StepLog, install_files, update_model_dir
+from apucodec.model.directory import ModelDir, file_entry, load_model_dir
+from apucodec.model.passes import Log, StepLog, install_files, update_model_dir
 from apucodec.runtime.onnx_step import onnx_step
 from apucodec.runtime.rvq_projected import load_rvq
-from apucodec.runtime.steps import frames_for_length
 
 LOG = logging.getLogger("apucodec.quantize")
 PRECISION = "cpu-int8"

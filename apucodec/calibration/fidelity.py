@@ -29,15 +29,15 @@ import onnxruntime as ort
 
 from apucodec.calibration.custom_ops import register_custom_ops
 from apucodec.calibration.streams import graph_stepper, stream
+from apucodec.contract.steps import frames_for_length
+from apucodec.dsp.metrics import si_sdr, snr_db
 from apucodec.errors import ApucodecError, first_line
-from apucodec.metrics import si_sdr, snr_db
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 from apucodec.runtime.eps import CPU
 from apucodec.runtime.onnx_step import onnx_step
 from apucodec.runtime.rvq_projected import load_rvq
 from apucodec.runtime.sessions import session_options as runtime_session_options
 from apucodec.runtime.stage_plan import SessionSettings
-from apucodec.runtime.steps import frames_for_length
 
 GRAPH_OPTIMIZATION = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 EDGE_FRAMES = 16

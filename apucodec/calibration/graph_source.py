@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from apucodec.model_checks import external_data_refs
+from apucodec.model.checks import external_data_refs
 
 
 def reads_external_data(path: Path) -> bool:

@@ -25,8 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from apucodec.calibration.custom_ops import quark_cache_dir
-from apucodec.errors import ApucodecError, first_line
-from apucodec.extras import require
+from apucodec.errors import ApucodecError, first_line, require
 
 QUARK_VERSION_TESTED = "0.13"
 

@@ -13,7 +13,7 @@ model (16..192) passed 9 GB with 3; a8w8 (percentile histograms) quantized the b
 
 Everything is staged in a hidden folder inside the model directory and only moved into place once the quantized
 graph has loaded on the plain CPU EP, been scored on held-out clips and its NPU op check is done (the staging and
-the install transaction are apucodec/passes.py's, shared with the CPU pass and the export). The previous INT8
+the install transaction are apucodec/model/passes.py's, shared with the CPU pass and the export). The previous INT8
 graph (if any) is kept aside until the new manifest is written, so any failure — bad audio, a Quark error, Ctrl-C,
 a full disk — leaves the directory exactly as it was. Quark writes a `quantized_info.csv` into the current
 directory and caches calibration tensors on disk; both are confined to the staging folder.
@@ -45,10 +45,9 @@ from apucodec.contract.manifest import GraphFacts, Quantization
 from apucodec.contract.npu_ops import NpuOpReport, check_npu_ops, op_counts
 from apucodec.contract.npu_presets import AUTO, choose_npu_preset
 from apucodec.contract.steps import step_role
-from apucodec.errors import ApucodecError
-from apucodec.extras import require
-from apucodec.model_dir import ModelDir, file_entry, load_model_dir
-from apucodec.passes import Log, StepLog, install_files, update_model_dir
+from apucodec.errors import ApucodecError, require
+from apucodec.model.directory import ModelDir, file_entry, load_model_dir
+from apucodec.model.passes import Log, StepLog, install_files, update_model_dir
 
 PRECISION = "npu-int8"
 OPSET = 17

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.model_dir import ModelDir
+from apucodec.contract.steps import frames_for_length
+from apucodec.model.directory import ModelDir
 from apucodec.runtime.onnx_step import Feeds, onnx_step, stage_stepper
-from apucodec.runtime.steps import StepFunction, Stepper, frames_for_length
+from apucodec.runtime.steps import StepFunction, Stepper
 
 
 def graph_stepper(model: ModelDir, role: str, step: StepFunction) -> Stepper:

@@ -25,9 +25,9 @@ from apucodec.calibration.fidelity import cpu_session
 from apucodec.calibration.gelu_nodes import gelu_node_names
 from apucodec.contract.manifest import CpuInt8Record
 from apucodec.contract.steps import STAGES, WHOLE_SEQUENCE, step_role
-from apucodec.metrics import snr_db
-from apucodec.model_dir import ModelDir, file_entry
-from apucodec.passes import install_files, update_model_dir
+from apucodec.dsp.metrics import snr_db
+from apucodec.model.directory import ModelDir, file_entry
+from apucodec.model.passes import install_files, update_model_dir
 from apucodec.runtime.rvq import NumpyRVQ
 
 PRECISION = "cpu-int8"

@@ -35,7 +35,7 @@ MAX_SECONDS = 3600.0  # generated audio is held in memory: an hour is 635 MB of 
 def bench(seconds: float | None, input_path: Path | None, step_frames: int | None, queue_depth: int, as_json: bool,
           plot_path: Path | None, **opts: Any) -> None:
     """Time the codec per stage and step, sequentially and pipelined, and show where each stage ran."""
-    from apucodec.audio import CODEC_RATE, resample
+    from apucodec.io.audio import CODEC_RATE, resample
     from apucodec.tools.bench import generated_audio, run_bench
     from apucodec.tools.bench_text import format_report
 
@@ -68,7 +68,7 @@ def _input_audio(input_path: Path | None, seconds: float | None) -> tuple[Any, s
     """(codec-rate samples or None for generated audio, source label, notes about downmix/resampling)."""
     if input_path is None:
         return None, "generated", []
-    from apucodec.audio import CODEC_RATE, read_audio
+    from apucodec.io.audio import CODEC_RATE, read_audio
     from apucodec.runtime.pipeline import input_notes
 
     audio, info = read_audio(input_path, CODEC_RATE)

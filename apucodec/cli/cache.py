@@ -18,9 +18,9 @@ def _mb(size: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the sizes as JSON.")
 def cache(clear_kinds: bool, kinds: tuple[str, ...], as_json: bool) -> None:
     """Show the size of apucodec's per-user cache per kind ($APUCODEC_CACHE_DIR, else ~/.cache/apucodec)."""
-    from apucodec.cache_admin import DEFAULT_MAX_MB, KINDS, MAX_ENV, clear, max_bytes, usage
     from apucodec.errors import ApucodecError
-    from apucodec.user_cache import cache_root
+    from apucodec.model.cache_admin import DEFAULT_MAX_MB, KINDS, MAX_ENV, clear, max_bytes, usage
+    from apucodec.model.user_cache import cache_root
 
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:

@@ -19,16 +19,16 @@ import click
 from apucodec.cli.codebooks import BANDWIDTH_HELP, CODEBOOKS_HELP, check_codebooks, codebooks_for_bandwidth
 from apucodec.cli.param_types import file_path
 from apucodec.cli.stage_options import check_npu_precision, refuse_unused, settings_overrides, stage_options
-from apucodec.cli.stdio import stdin_input
 from apucodec.errors import ApucodecError
-from apucodec.outputs import describe, extension, is_stdio
+from apucodec.io.outputs import describe, extension, is_stdio
+from apucodec.io.stdio import stdin_input
 
 PROGRESS_MIN_SECONDS = 5.0
 
 
 def _parse_ep_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     """--ep-option EP:KEY=VALUE (repeatable), e.g. vitisai:target=X2, webgpu:preferredLayout=NHWC."""
-    from apucodec.runtime.providers import resolve_ep_name
+    from apucodec.runtime.eps import resolve_ep_name
 
     options: dict[str, dict[str, str]] = {}
     for value in values:
@@ -86,8 +86,8 @@ def _open_codec(model_path: Path | None, ep_options: tuple[str, ...], strict: bo
     """The CLI's options -> `apucodec.load()`, the one way every caller opens a codec. (The CLI's --precision int8
     keeps its meaning, the NPU's INT8 graph wherever the encoder runs; load()'s "int8" is the EP's own INT8.)"""
     from apucodec.api import load
-    from apucodec.model_dir import load_model_dir
-    from apucodec.model_location import locate_model
+    from apucodec.model.directory import load_model_dir
+    from apucodec.model.location import locate_model
     from apucodec.runtime.eps import warn_stderr
 
     command = click.get_current_context(silent=True)
@@ -129,7 +129,7 @@ def _progress(seconds: float, total_samples: int, label: str) -> Iterator[Callab
 
 
 def _notes(notes: list[str], rename: tuple[str, str] = ("", "")) -> None:
-    from apucodec.path_names import printable
+    from apucodec.io.path_names import printable
 
     for note in notes:
         click.echo(printable(f"note: {note.replace(*rename) if rename[0] else note}"), err=True)
@@ -139,7 +139,7 @@ def _finish(result: Any, codec: Any, report: bool, extra: str = "", shown: tuple
             to_stderr: bool = False, rename: tuple[str, str] = ("", "")) -> None:
     """The summary line (on stderr when the output itself goes to stdout, so a pipe gets only the audio). The INT8
     floor's step counts are routine on ordinary input: they appear with --report only."""
-    from apucodec.path_names import printable
+    from apucodec.io.path_names import printable
     from apucodec.runtime.int8_floor import is_floor_note
 
     _notes([n for n in result.notes if n not in shown and (report or not is_floor_note(n))], rename)
@@ -154,7 +154,7 @@ def _codec_rate_length(info: Any, rate: int) -> int:
 
 def _check_paths(input_path: Path, output_path: Path, audio_output: bool = True) -> Any:
     """Fail fast on bad input/output paths, before the (slow) sessions are opened."""
-    from apucodec.runtime.audio_stream import open_input
+    from apucodec.io.audio_blocks import open_input
 
     info = open_input(input_path)
     check_output(output_path, info.path, audio_output)
@@ -164,8 +164,8 @@ def _check_paths(input_path: Path, output_path: Path, audio_output: bool = True)
 def check_output(output_path: Path, source: Path, audio_output: bool = True) -> None:
     """Every check on OUTPUT that can fail before slow work starts, in one order for every command: the format its
     extension names (audio) or that it names none (.apc), that it is not the input, and that it can be written."""
-    from apucodec.outputs import check_output_path
-    from apucodec.runtime.audio_stream import output_format
+    from apucodec.io.audio_blocks import output_format
+    from apucodec.io.outputs import check_output_path
     from apucodec.runtime.pipeline import check_distinct
 
     if audio_output:
@@ -178,7 +178,7 @@ def check_output(output_path: Path, source: Path, audio_output: bool = True) -> 
 
 
 def _check_apc_output(output_path: Path) -> None:
-    from apucodec.runtime.audio_stream import OUTPUT_EXTENSIONS
+    from apucodec.io.audio_blocks import OUTPUT_EXTENSIONS
 
     if extension(output_path) in OUTPUT_EXTENSIONS:
         raise ApucodecError(f"{output_path}: encode writes .apc codes, not {output_path.suffix} audio; use "
@@ -251,7 +251,7 @@ def encode(input_path: Path, output_path: Path, n_codebooks: int | None, bandwid
         with _progress(info.seconds, _codec_rate_length(info, codec.sample_rate), "encode") as progress:
             result = codec.encode_file(source, output_path, n_codebooks, progress, mono)
     # header + packed codes + CRC, computed: the output may be stdout or a device, where stat() says nothing
-    from apucodec.runtime.apc_header import HEADER_SIZE
+    from apucodec.io.apc_header import HEADER_SIZE
 
     channels = 1 if mono else info.channels
     size = -(-channels * result.frames * result.n_codebooks * codec.config.bits_per_code // 8) + HEADER_SIZE + 4
@@ -269,7 +269,7 @@ def encode(input_path: Path, output_path: Path, n_codebooks: int | None, bandwid
 def decode(input_path: Path, output_path: Path, force: bool, match_input: bool, **opts: Any) -> None:
     """Decode an .apc code file into OUTPUT (44.1 kHz WAV with the encoded channels by default; `-`: standard input
     / output; a folder: every .apc in it, mirrored into the folder OUTPUT)."""
-    from apucodec.runtime.apc_reader import open_apc
+    from apucodec.io.apc_reader import open_apc
 
     if input_path.is_dir():
         opts.pop("report")

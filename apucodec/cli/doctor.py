@@ -15,7 +15,7 @@ import click
               help="Plan a stage worker under PYTHON (as run's --worker; also read from the config file/manifest).")
 def doctor(model_option: str | None, as_json: bool, workers: tuple[str, ...]) -> None:
     """Show onnxruntime's EPs, the WebGPU/Vulkan adapter, the NPU, package versions and the per-stage plan."""
-    from apucodec.model_location import locate_model
+    from apucodec.model.location import locate_model
     from apucodec.runtime.workers.plan import parse_worker_options
     from apucodec.tools.doctor import collect, format_text
 

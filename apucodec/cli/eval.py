@@ -39,7 +39,7 @@ def eval_command(folder: Path, models: tuple[Path, ...], codebooks: tuple[str, .
     """SI-SDR, mel distance, ViSQOL (when installed), the frame-rate comb and the bitrate of every audio file
     under FOLDER through the codec (and Opus), per clip and averaged."""
     from apucodec.errors import ApucodecError
-    from apucodec.model_location import locate_model
+    from apucodec.model.location import locate_model
     from apucodec.tools.eval_opus import opus_tools
     from apucodec.tools.eval_quality import evaluate, systems_for
     from apucodec.tools.eval_report import format_result

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from apucodec.errors import ApucodecError
+from apucodec.errors import ApucodecError, require
 from apucodec.export import DEFAULT_OPSET, DEFAULT_STEP_FRAMES
-from apucodec.extras import require
-from apucodec.model_dir import DEFAULT_DIR_NAME
+from apucodec.model.directory import DEFAULT_DIR_NAME
 
 
 def parse_step_frames(text: str) -> tuple[int, ...]:

@@ -43,11 +43,11 @@ def _finished(source: Path, target: Path) -> bool:
 def _seconds(source: Path, kind: str) -> float:
     try:
         if kind == "decode":
-            from apucodec.runtime.apc_reader import open_apc
+            from apucodec.io.apc_reader import open_apc
 
             with open_apc(source) as reader:
                 return reader.header.seconds
-        from apucodec.audio import probe
+        from apucodec.io.audio import probe
 
         return probe(source).frames / max(probe(source).sample_rate, 1)
     except ApucodecError:

@@ -53,14 +53,14 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ApucodecError as exc:
-            from apucodec.path_names import printable
+            from apucodec.io.path_names import printable
 
             click.echo(f"error: {printable(str(exc))}", err=True)  # a non-UTF-8 file name prints as \xNN
             sys.exit(1)
         except OSError as exc:  # a named file the checks did not foresee (a 304-byte name, EIO): still one line
             if exc.filename is None:
                 raise
-            from apucodec.path_names import shown
+            from apucodec.io.path_names import shown
 
             click.echo(f"error: {shown(exc.filename)}: {exc.strerror or exc}", err=True)
             sys.exit(1)

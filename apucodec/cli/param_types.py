@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from apucodec.errors import ApucodecError
-from apucodec.path_names import check_file_name
+from apucodec.io.path_names import check_file_name
 
 
 class FilePath(click.Path):

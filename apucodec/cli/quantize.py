@@ -93,7 +93,7 @@ def quantize(ctx: click.Context, target: str, model_option: Path | None, calib: 
                    steps=windows or 64, seed=seed, conv2d=False, threads=threads, verbose=verbose)
         return
     from apucodec.calibration.cpu_quantize import DEFAULT_CPU_WINDOWS, quantize_cpu
-    from apucodec.model_location import locate_model
+    from apucodec.model.location import locate_model
 
     model_path = locate_model(model_option, writing=True).path
     result = quantize_cpu(model_path, calib, windows=windows or DEFAULT_CPU_WINDOWS, method=method, seed=seed,
@@ -130,7 +130,7 @@ def quantize_encoder(model_option: Path | None, calib: Path, preset_name: str, s
                      step_frames: str, conv2d: bool, threads: int, verbose: bool) -> None:
     """Quantize the encoder's step graphs with AMD Quark: encoder.s{S}.npu-int8.onnx next to each."""
     from apucodec.calibration.quantize import quantize_encoder as run_quantize
-    from apucodec.model_location import locate_model
+    from apucodec.model.location import locate_model
 
     model_path = locate_model(model_option, writing=True).path
     for frames in _encoder_steps(model_path, step_frames):
@@ -149,7 +149,7 @@ def quantize_encoder(model_option: Path | None, calib: Path, preset_name: str, s
 def _encoder_steps(model_path: Path, value: str) -> list[int | None]:
     """--step-frames: "all" -> every FP32 encoder step of the model directory, else the listed sizes."""
     from apucodec.errors import ApucodecError
-    from apucodec.model_dir import load_model_dir
+    from apucodec.model.directory import load_model_dir
 
     if value.strip().lower() == "all":
         try:

@@ -55,12 +55,12 @@ def stream(input_path: Path | None, output_path: Path | None, step_frames: int, 
 
 def _stream_file(codec: object, s: object, input_path: Path, output_path: Path, step_frames: int, realtime: bool,
                  as_json: bool, report: bool) -> None:
-    """Through the same input (`-`, FIFOs read once) and output path (apucodec.outputs) as run/encode/decode."""
-    from apucodec.audio import read_audio
+    """Through the same input (`-`, FIFOs read once) and output path (apucodec.io.outputs) as run/encode/decode."""
     from apucodec.cli.codec import check_output
-    from apucodec.cli.stdio import stdin_input
-    from apucodec.outputs import is_stdio
-    from apucodec.runtime.audio_stream import open_audio_output
+    from apucodec.io.audio import read_audio
+    from apucodec.io.audio_blocks import open_audio_output
+    from apucodec.io.outputs import is_stdio
+    from apucodec.io.stdio import stdin_input
     from apucodec.runtime.realtime import StreamStats, drive
 
     with stdin_input(input_path) as (source, _label):

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from apucodec.cli.param_types import file_path, finite_float
-from apucodec.extras import require
+from apucodec.errors import require
 
 
 @contextlib.contextmanager
@@ -91,10 +91,10 @@ def train(data_dir: Path, out: Path, preset_name: str, activation: str | None, s
         return
     import dataclasses
 
-    from apucodec.codec.config import preset
     from apucodec.codec.losses import LossWeights
     from apucodec.codec.train import TrainSettings
     from apucodec.codec.train import train as run_training
+    from apucodec.contract.config import preset
     from apucodec.errors import ApucodecError
 
     try:

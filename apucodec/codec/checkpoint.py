@@ -18,7 +18,6 @@ from typing import Any
 import torch
 
 from apucodec import __version__
-from apucodec.codec.config import CodecConfig
 from apucodec.codec.dac.checkpoint import is_dac_checkpoint
 from apucodec.codec.dac.model import DacModel
 from apucodec.codec.model import APUCodec
@@ -28,6 +27,7 @@ from apucodec.codec.seed_checks import (
     check_project_layout,
     check_seed_layout,
 )
+from apucodec.contract.config import CodecConfig
 from apucodec.contract.dac_config import DacConfig
 from apucodec.errors import ApucodecError, first_line, require_file
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from apucodec.audio import CODEC_RATE, list_audio_files, read_audio
 from apucodec.errors import ApucodecError
+from apucodec.io.audio import CODEC_RATE, list_audio_files, read_audio
 
 SILENCE_RMS = 10 ** (-60 / 20)
 

@@ -2,7 +2,7 @@
 
 L1 alone blurs high frequencies; the STFT terms (spectral convergence + log magnitude) at several resolutions
 catch both transients and tonal detail; the log-mel term weights errors the way hearing does. The mel filters come
-from apucodec.metrics so the training loss and the reported mel distance are literally the same quantity.
+from apucodec.dsp.metrics so the training loss and the reported mel distance are literally the same quantity.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from apucodec.metrics import MEL_SCALES, mel_filterbank
+from apucodec.dsp.metrics import MEL_SCALES, mel_filterbank
 
 STFT_SIZES: tuple[int, ...] = (2048, 1024, 512, 256, 128)
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from apucodec.codec.config import CodecConfig
 from apucodec.codec.modules import Decoder, Encoder
 from apucodec.codec.quantizer import ResidualVectorQuantizer
+from apucodec.contract.config import CodecConfig
 
 
 @dataclass

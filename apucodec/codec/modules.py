@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from apucodec.codec.config import CodecConfig
 from apucodec.codec.init import init_upsampler
+from apucodec.contract.config import CodecConfig
 
 
 def make_activation(name: str) -> nn.Module:

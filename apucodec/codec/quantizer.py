@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from apucodec.codec import distributed
-from apucodec.codec.config import CodecConfig
+from apucodec.contract.config import CodecConfig
 
 
 @dataclass

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from apucodec.codec.checkpoint import _read
-from apucodec.codec.config import CodecConfig
 from apucodec.codec.losses import LossWeights
 from apucodec.codec.train import TrainSettings
+from apucodec.contract.config import CodecConfig
 from apucodec.errors import ApucodecError
 
 # a flat name per setting, as the command line spells it (without the dashes, underscores for dashes)

@@ -24,7 +24,6 @@ import torch
 
 from apucodec.codec import distributed
 from apucodec.codec.checkpoint import load_checkpoint, save_checkpoint
-from apucodec.codec.config import CodecConfig
 from apucodec.codec.data import SegmentSource
 from apucodec.codec.losses import LossWeights
 from apucodec.codec.model import APUCodec
@@ -34,6 +33,7 @@ from apucodec.codec.train_pace import Pace, cpu_warning
 from apucodec.codec.train_state import capture_rng, restore_rng
 from apucodec.codec.train_stop import CheckpointClock, StopRequests, agree
 from apucodec.codec.validation import validate
+from apucodec.contract.config import CodecConfig
 from apucodec.errors import ApucodecError
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from apucodec.codec.config import PRESETS, CodecConfig
+from apucodec.contract.config import PRESETS, CodecConfig
 
 # presets a warning may suggest (the seed preset is the original project's format, not a speed choice)
 SUGGESTED_PRESETS = ("default", "small", "tiny")

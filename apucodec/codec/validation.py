@@ -8,7 +8,7 @@ import torch
 
 from apucodec.codec.losses import LossWeights, reconstruction_losses, total_loss
 from apucodec.codec.model import APUCodec
-from apucodec.metrics import mel_distance, si_sdr
+from apucodec.dsp.metrics import mel_distance, si_sdr
 
 
 @torch.no_grad()

@@ -58,7 +58,7 @@ def _registry() -> dict[str, Any]:
 
 def codebook_shape(config: FamilyConfig) -> tuple[int, int, int]:
     """[n_codebooks, codebook_size, dim] of codebooks.npy: dim is the latent's, or a factorized family's
-    `codebook_dim` (DAC searches each codebook in a projected space; apucodec/rvq_projections.py)."""
+    `codebook_dim` (DAC searches each codebook in a projected space; apucodec/model/rvq_projections.py)."""
     return config.n_codebooks, config.codebook_size, int(getattr(config, "codebook_dim", config.latent_dim))
 
 

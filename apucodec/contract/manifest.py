@@ -209,7 +209,7 @@ class Manifest(Record):
 def read_manifest(path: str | Path) -> Manifest:
     """manifest.json -> Manifest, refusing (one line naming the file) anything that is not a version-2 manifest
     with sane names and values."""
-    from apucodec.json_limits import read_json_bounded
+    from apucodec.contract.json_limits import read_json_bounded
 
     path = Path(path)
     data = read_json_bounded(path, "manifest")  # size, depth and file type bounded before anything walks it

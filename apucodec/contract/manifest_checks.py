@@ -2,7 +2,7 @@
 
 A model directory is shared like any download, so its manifest is untrusted: a file name in it could be `../x.npy`
 or `/etc/passwd` (with a matching sha256), and a config value could be 0 where the runtime divides by it. Each ends
-here with one line naming the manifest (the files themselves are checked by apucodec/model_checks.py).
+here with one line naming the manifest (the files themselves are checked by apucodec/model/checks.py).
 """
 
 from __future__ import annotations

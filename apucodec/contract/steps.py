@@ -18,6 +18,11 @@ STEP_OUTPUTS = {"encoder": ("latent", "next_state"), "decoder": ("audio", "next_
 WHOLE_SEQUENCE = 0
 
 
+def frames_for_length(length: int, hop: int) -> int:
+    """Frames that cover `length` samples (the last one zero-padded)."""
+    return -(-length // hop)
+
+
 def step_role(stage: str, step_frames: int, precision: str = "fp32") -> str:
     """The manifest role (and file stem) of a step graph: encoder.s4, decoder.s64, encoder.s64.npu-int8; a
     whole-sequence graph's: encoder.whole, encoder.whole.cpu-int8."""

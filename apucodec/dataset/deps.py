@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from apucodec.extras import require
+from apucodec.errors import require
 
 EXTRA = "tokenize"
 

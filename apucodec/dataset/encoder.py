@@ -25,7 +25,7 @@ class ModelInfo:
     n_codebooks: int      # the model's; a dataset may use fewer
     codebook_size: int
     summary: dict[str, Any]
-    precision: str = "fp32"       # what tokenize asked for (apucodec.precision)
+    precision: str = "fp32"       # what tokenize asked for (apucodec.runtime.precision)
     graph_precision: str = "fp32"  # the encoder graph that precision runs here ("fp32", "cpu-int8", "npu-int8")
     graph_sha256: str = ""
 

@@ -22,8 +22,8 @@ from apucodec.export import parity
 from apucodec.export.encodec_parity import check_encodec_parity
 from apucodec.export.encodec_steps import EncodecStepNetwork, build_encodec_steps
 from apucodec.export.specs import GraphSpec, step_spec
-from apucodec.model_dir import file_entry, model_id
-from apucodec.passes import StepLog
+from apucodec.model.directory import file_entry, model_id
+from apucodec.model.passes import StepLog
 
 
 def start_note(start: int, cfg: Any) -> str:

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from apucodec.codec.config import CodecConfig
+from apucodec.contract.config import CodecConfig
 
 
 def effective_state_dict(module: nn.Module) -> dict:

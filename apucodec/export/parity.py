@@ -19,14 +19,14 @@ import onnxruntime as ort
 import torch
 
 from apucodec.codec.model import APUCodec
+from apucodec.dsp.metrics import snr_db
+from apucodec.dsp.signals import SIGNALS, signal
 from apucodec.export.streaming import StepNetwork
-from apucodec.metrics import snr_db
 from apucodec.runtime.eps import CPU
 from apucodec.runtime.onnx_step import onnx_step
 from apucodec.runtime.sessions import session_options
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.steps import Stepper
-from apucodec.signals import SIGNALS, signal
 
 MIN_SNR_DB = 80.0
 PARITY_SECONDS = 1.5

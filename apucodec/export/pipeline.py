@@ -28,9 +28,9 @@ import torch
 
 from apucodec import __version__
 from apucodec.codec.checkpoint import load_checkpoint
-from apucodec.codec.config import CodecConfig
 from apucodec.codec.dac.model import DacModel
 from apucodec.codec.model import APUCodec
+from apucodec.contract.config import CodecConfig
 from apucodec.contract.families import codec_from_config
 from apucodec.contract.manifest import (
     MANIFEST_NAME,
@@ -50,11 +50,11 @@ from apucodec.export.folding import fold_weight_norm
 from apucodec.export.shared_weights import share_weights as move_weights
 from apucodec.export.specs import GraphSpec, step_spec
 from apucodec.export.streaming import StepNetwork, build_steps
-from apucodec.model_dir import DEFAULT_DIR_NAME, ModelDir, file_entry, load_model_dir, model_id
-from apucodec.passes import Log, StepLog, new_model_dir
-from apucodec.rvq_projections import FILENAME as PROJECTIONS_FILE
-from apucodec.rvq_projections import ROLE as PROJECTIONS
-from apucodec.rvq_projections import save_projections
+from apucodec.model.directory import DEFAULT_DIR_NAME, ModelDir, file_entry, load_model_dir, model_id
+from apucodec.model.passes import Log, StepLog, new_model_dir
+from apucodec.model.rvq_projections import FILENAME as PROJECTIONS_FILE
+from apucodec.model.rvq_projections import ROLE as PROJECTIONS
+from apucodec.model.rvq_projections import save_projections
 
 SUPPORTED_OPSETS = range(17, 21)
 CODEBOOK_DTYPES = ("float32", "float16")

@@ -19,13 +19,13 @@ import torch
 
 from apucodec.codec.model import APUCodec
 from apucodec.contract.manifest import FileEntry
+from apucodec.dsp.metrics import snr_db
+from apucodec.dsp.signals import signal
 from apucodec.export import whole_sequence
 from apucodec.export.parity import _streamed, cpu_session, net_stepper
 from apucodec.export.streaming import StepNetwork
-from apucodec.metrics import snr_db
-from apucodec.model_dir import file_entry
-from apucodec.passes import StepLog
-from apucodec.signals import signal
+from apucodec.model.directory import file_entry
+from apucodec.model.passes import StepLog
 
 REFERENCE_SECONDS = 10.0   # per clip of reference audio: long enough for running statistics to settle
 REFERENCE_CLIPS = 3
@@ -36,8 +36,8 @@ SYNTHETIC_SECONDS = 4.0
 def reference_material(path: Path | None, sample_rate: int) -> tuple[list[np.ndarray], str]:
     """Up to REFERENCE_CLIPS clips of REFERENCE_SECONDS from the recordings at `path` (a file or a folder), else the
     parity signals; and a description of what was used (for the manifest)."""
-    from apucodec.audio import list_audio_files, read_audio
     from apucodec.errors import ApucodecError
+    from apucodec.io.audio import list_audio_files, read_audio
 
     if path is None:
         n = int(SYNTHETIC_SECONDS * sample_rate)

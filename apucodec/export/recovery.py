@@ -26,10 +26,10 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from apucodec.codec.config import CodecConfig
 from apucodec.codec.model import APUCodec
+from apucodec.contract.config import CodecConfig
+from apucodec.dsp.metrics import snr_db
 from apucodec.errors import ApucodecError
-from apucodec.metrics import snr_db
 
 CONV_OPS = ("Conv", "ConvTranspose")
 # The other operators of a folded leaky_relu APU-Codec graph: none carries weights (LeakyRelu's slope is checked).

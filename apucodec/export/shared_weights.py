@@ -9,7 +9,7 @@ stay inline, where the graph's own sha256 covers them.
 
 The weights file is a model file like any other: listed in the manifest with its sha256 and `format`
 WEIGHTS_FORMAT, and each graph's entry names the weights files it reads (`external_data`). The runtime accepts
-external data only under those rules (apucodec/model_checks.py). Offsets of large blobs are aligned to a page, so
+external data only under those rules (apucodec/model/checks.py). Offsets of large blobs are aligned to a page, so
 ONNX Runtime can map them instead of copying.
 """
 

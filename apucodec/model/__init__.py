@@ -1,5 +1,6 @@
-"""Models by name: the registry of official releases, their download into the user cache, and `apucodec pull`.
+"""The model directory and where models come from: its location, loading and checks (every file's sha256, cached
+per file in verified_hashes), the passes that install a new version of it as a transaction (work_dirs), the user
+cache and its upkeep, and models by name (the registry of official releases, their download, `apucodec pull`).
 
-(The model directory's own modules, apucodec/model_dir.py, model_checks.py and model_location.py, are to move here
-as the target layout in ARCHITECTURE.md says.) Torch-free: pulling exports, which imports torch lazily.
+Torch-free: pulling exports, which imports torch lazily.
 """

@@ -1,6 +1,6 @@
 """Download one release file into the user cache, resumably, and check its sha256 before anyone reads it.
 
-Where: cache_root()/downloads/FILE (apucodec/user_cache.py). While it arrives it is FILE.part; only a complete file
+Where: cache_root()/downloads/FILE (model/user_cache.py). While it arrives it is FILE.part; only a complete file
 whose sha256 passed its check is renamed to FILE, so a half-written or wrong file never carries the final name.
 
 What is left behind when it fails (each failure is one line):
@@ -36,7 +36,7 @@ from pathlib import Path
 from apucodec import __version__
 from apucodec.errors import ApucodecError
 from apucodec.model.registry import Release
-from apucodec.user_cache import cache_root
+from apucodec.model.user_cache import cache_root
 
 DOWNLOADS_SUBDIR = "downloads"
 FIRST_USE_FILE = "first-use-sha256.json"

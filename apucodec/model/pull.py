@@ -3,7 +3,7 @@
 The steps: look the name up (apucodec/model/registry.py), fetch the file into the user cache and check its sha256
 (apucodec/model/download.py), export it with the one export pipeline (apucodec.export.export_model, which
 recognises the checkpoint's family), into cache_root()/models/NAME. From then on `--model NAME` and
-`apucodec.load("NAME")` open it (apucodec/model_location.py). The manifest's export.source records where the
+`apucodec.load("NAME")` open it (apucodec/model/location.py). The manifest's export.source records where the
 weights came from: the URL, the file's sha256 and how it was trusted. Pulling again is a no-op while the model
 directory was made from the same file; `force` exports again.
 """
@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apucodec.errors import ApucodecError
-from apucodec.extras import require
+from apucodec.errors import ApucodecError, require
+from apucodec.model.directory import ModelDir, load_model_dir
 from apucodec.model.download import Downloaded, fetch, recorded_sha256
 from apucodec.model.registry import Release, lookup, pulled_dir
-from apucodec.model_dir import ModelDir, load_model_dir
 
 Log = Callable[[str], None]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apucodec.errors import ApucodecError
-from apucodec.user_cache import cache_root
+from apucodec.model.user_cache import cache_root
 
 REGISTRY_ENV = "APUCODEC_REGISTRY"
 MODELS_SUBDIR = "models"        # cache_root()/models/NAME: a pulled model's directory

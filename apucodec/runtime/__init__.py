@@ -21,8 +21,12 @@ def __getattr__(name: str) -> Any:
         from apucodec.runtime import pipeline
 
         return getattr(pipeline, name)
-    if name in ("SessionSettings", "PlacementReport"):
-        from apucodec.runtime import providers
+    if name == "SessionSettings":
+        from apucodec.runtime.stage_plan import SessionSettings
 
-        return getattr(providers, name)
+        return SessionSettings
+    if name == "PlacementReport":
+        from apucodec.runtime.placement import PlacementReport
+
+        return PlacementReport
     raise AttributeError(f"module 'apucodec.runtime' has no attribute {name!r}")

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from apucodec.contract.steps import frames_for_length
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.rvq import NumpyRVQ
-from apucodec.runtime.steps import Stepper, frames_for_length
+from apucodec.runtime.steps import Stepper
 
 
 @dataclass

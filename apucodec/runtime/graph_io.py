@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 
 Shapes = Mapping[str, Sequence[int]]
 

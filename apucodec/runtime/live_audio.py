@@ -1,4 +1,4 @@
-"""Microphone -> Stream -> speakers through PortAudio (the `sounddevice` package, extra `live`).
+"""Microphone -> ChannelStream -> speakers through PortAudio (the `sounddevice` package, extra `live`).
 
 PortAudio calls back once per block of one step; the callback runs the stream (encode, RVQ, decode) and plays what
 is ready, silence until the lookahead has filled. On a machine without audio devices (a server, CI) this ends with
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.errors import ApucodecError, first_line
-from apucodec.runtime.stream import Stream
+from apucodec.runtime.channel_stream import ChannelStream
 
 
 def _sounddevice() -> Any:
@@ -55,7 +55,7 @@ def pick_devices(input_device: str | None, output_device: str | None) -> tuple[A
     return resolve(input_device, inputs), resolve(output_device, outputs)
 
 
-def run_live(stream: Stream, rate: int, step_samples: int, input_device: Any, output_device: Any,
+def run_live(stream: ChannelStream, rate: int, step_samples: int, input_device: Any, output_device: Any,
              seconds: float | None) -> int:
     """Microphone to speakers until Ctrl-C (or `seconds`); returns the number of blocks that underran."""
     sd = _sounddevice()

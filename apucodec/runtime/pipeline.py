@@ -24,22 +24,25 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.audio import AudioInfo, check_finite
 from apucodec.contract.config import codebooks_to_use
+from apucodec.contract.steps import frames_for_length
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir, load_model_dir
-from apucodec.outputs import open_binary_output  # unnamed temp outputs, `-`, devices
+from apucodec.io.apc_file import ApcHeader, ApcWriter
+from apucodec.io.apc_reader import ApcReader, open_apc
+from apucodec.io.audio import AudioInfo, check_finite
+from apucodec.io.audio_blocks import AudioWriter, open_audio_output, open_input, read_blocks
+from apucodec.io.outputs import open_binary_output  # unnamed temp outputs, `-`, devices
+from apucodec.model.directory import ModelDir, load_model_dir
 from apucodec.runtime import engine, whole_sequence
-from apucodec.runtime.apc_reader import ApcReader, open_apc
-from apucodec.runtime.audio_stream import AudioWriter, open_audio_output, open_input, read_blocks
-from apucodec.runtime.bitstream import ApcHeader, ApcWriter
+from apucodec.runtime.eps import Warn, warn_stderr
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.placement import processor_turns
-from apucodec.runtime.providers import SessionSettings, StageSession, Warn, open_sessions, warn_stderr
 from apucodec.runtime.run_result import RunResult, check_distinct, input_notes  # noqa: F401 (re-exported)
 from apucodec.runtime.rvq_projected import load_rvq
+from apucodec.runtime.sessions import StageSession, open_sessions
+from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.stage_steps import StageSteps
-from apucodec.runtime.steps import StepObserver, Stepper, frames_for_length
+from apucodec.runtime.steps import StepObserver, Stepper
 
 Progress = Callable[[int], None]  # called with the number of codec-rate samples just finished
 
@@ -80,7 +83,7 @@ class Codec:
              warn: Warn | None = warn_stderr, stages: tuple[str, ...] = ("encoder", "decoder"), queue_depth: int = 2,
              step_frames: int | None = None) -> Codec:
         """Open a model directory (default: --model's resolution: $APUCODEC_MODEL, ./apucodec-model, bundled)."""
-        from apucodec.model_location import locate_model
+        from apucodec.model.location import locate_model
 
         return cls(load_model_dir(locate_model(model_path).path), settings, warn, stages, queue_depth, step_frames)
 

@@ -1,4 +1,4 @@
-"""Driving a live Stream as a microphone would, and measuring what a listener would feel.
+"""Driving a live ChannelStream as a microphone would, and measuring what a listener would feel.
 
 With `paced=True` step k's input is released when its last sample would have arrived from a microphone
 (t0 + (k+1) * step / rate); without it, as fast as possible (same output, compute times only: input that is all
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.runtime.stream import Stream
+from apucodec.runtime.channel_stream import ChannelStream
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -67,7 +67,7 @@ class StreamStats:
                 f"{lat['p95']:.1f}/{lat['p99']:.1f}/{lat['max']:.1f} ms; deadline misses {self.misses}")
 
 
-def drive(stream: Stream, audio: np.ndarray, rate: int, step_samples: int, stats: StreamStats,
+def drive(stream: ChannelStream, audio: np.ndarray, rate: int, step_samples: int, stats: StreamStats,
           write: Callable[[np.ndarray], None], paced: bool) -> None:
     """Feed `audio` (mono, codec rate) step by step, write every ready output, flush, and fill `stats`."""
     emitted = 0

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apucodec.audio import AudioInfo
 from apucodec.errors import ApucodecError
+from apucodec.io.audio import AudioInfo
 from apucodec.runtime.lanes import StageTiming
-from apucodec.runtime.providers import PlacementReport
+from apucodec.runtime.placement import PlacementReport
 
 
 @dataclass

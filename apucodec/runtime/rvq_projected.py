@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
+from apucodec.model.rvq_projections import ROLE, load_projections
 from apucodec.runtime.rvq import NumpyRVQ, _blas_controller
-from apucodec.rvq_projections import ROLE, load_projections
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:

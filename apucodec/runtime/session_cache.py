@@ -15,7 +15,7 @@ Safety: entries are written to a unique temporary name and renamed into place (a
 concurrent writers never expose a half-written file; each entry has a metadata file recording its key and the
 optimized file's sha256, checked on every load (re-hashed only when the file changed, as model files are). A
 mismatch (another version's file, a truncated copy, a hand edit) is a miss, never a load. The cache lives in the
-user cache (apucodec/user_cache.py), under `ort-optimized/`, capped in size (apucodec/cache_admin.py: least
+user cache (apucodec/model/user_cache.py), under `ort-optimized/`, capped in size (apucodec/model/cache_admin.py: least
 recently used entries go; `apucodec cache` shows and clears it). runtime/sessions.py routes every in-process CPU EP
 session through it. Torch-free.
 """
@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apucodec.cache_admin import enforce_cap, mark_used
 from apucodec.errors import ApucodecError
-from apucodec.model_checks import external_data_refs
-from apucodec.user_cache import CACHE_ENV, cache_root, note_cache_unusable  # noqa: F401 (CACHE_ENV re-exported)
-from apucodec.verified_hashes import matches_sha256, sha256_file
+from apucodec.model.cache_admin import enforce_cap, mark_used
+from apucodec.model.checks import external_data_refs
+from apucodec.model.user_cache import CACHE_ENV, cache_root, note_cache_unusable  # noqa: F401 (CACHE_ENV re-exported)
+from apucodec.model.verified_hashes import matches_sha256, sha256_file
 
 SUBDIR = "ort-optimized"
 # A graph whose weights live in a shared file beside it (ONNX external data, export/shared_weights.py) would be

@@ -21,7 +21,7 @@ from pathlib import Path
 from apucodec.contract.manifest import FileEntry
 from apucodec.contract.steps import WHOLE_SEQUENCE, step_role
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 from apucodec.runtime.eps import CPU, STAGE_PREFERENCES, VITISAI, resolve_ep_name, same_ep, short_ep
 from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
 from apucodec.runtime.vitisai import DEFAULT_OPTIMIZE_LEVEL, NpuGeneration, detect_npu, vitisai_options

@@ -17,7 +17,7 @@ from typing import Any
 from apucodec.contract.manifest import FileEntry
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 from apucodec.runtime.int8_floor import FloorCounts, StepCall, guarded_step, stage_floor
 from apucodec.runtime.onnx_step import onnx_step, stage_stepper
 from apucodec.runtime.stage_plan import SessionSettings

@@ -19,16 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from apucodec.contract.steps import frames_for_length
+
 # (input [1, C, n], state [1, N], bounds [2]) -> (output [1, C', m], next state [1, N])
 StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 # Told (start, end) perf_counter seconds of every step-graph call: `bench` reports per-step latency from these,
 # because a lane's item can hold any number of steps (or none, while input is buffered).
 StepObserver = Callable[[float, float], None]
-
-
-def frames_for_length(length: int, hop: int) -> int:
-    """Frames that cover `length` samples (the last one zero-padded)."""
-    return -(-length // hop)
 
 
 class Stepper:

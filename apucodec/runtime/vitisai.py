@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apucodec.user_cache import cache_root
+from apucodec.model.user_cache import cache_root
 
 AMD_VENDOR = 0x1022
 PCI_DEVICES = Path("/sys/bus/pci/devices")

@@ -7,7 +7,7 @@ nothing about it, so the probe here also asks the Vulkan loader (apucodec.runtim
 that is what lets `doctor` and the placement report say *why* there is no adapter rather than just "none".
 (doctor's rendering of this probe is apucodec.tools.gpu_report; this module decides what sessions can use.)
 
-Public API (used by apucodec.runtime.providers for the decoder, and by `apucodec doctor`):
+Public API (used by apucodec.runtime.eps and sessions for the decoder, and by `apucodec doctor`):
 
     probe = find_webgpu_devices()          # WebGpuProbe; never raises
     if probe.available:

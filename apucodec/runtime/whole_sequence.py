@@ -25,12 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.contract.steps import WHOLE_SEQUENCE  # noqa: F401 (re-exported: pipeline.Codec reads it here)
-from apucodec.model_dir import ModelDir
+from apucodec.contract.steps import (
+    WHOLE_SEQUENCE,  # noqa: F401 (re-exported: pipeline.Codec reads it here)
+    frames_for_length,
+)
+from apucodec.model.directory import ModelDir
 from apucodec.runtime import engine
 from apucodec.runtime.engine import End, Item, Piece, StageFunction
 from apucodec.runtime.lanes import Lanes
-from apucodec.runtime.steps import frames_for_length
 
 MEMORY_SHARE = 0.5
 # Peak resident memory of a whole-sequence run per second of audio, in units of its widest layer's float32 activation

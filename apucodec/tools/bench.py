@@ -27,8 +27,8 @@ import time
 
 import numpy as np
 
+from apucodec.dsp.signals import mixture
 from apucodec.runtime.pipeline import Codec
-from apucodec.signals import mixture
 from apucodec.tools.bench_report import GRAPH_STAGES, BenchReport, RunStats
 
 

@@ -60,7 +60,7 @@ def _work_lines(report: BenchReport) -> list[str]:
 
 
 def _ran_on(report: BenchReport, stage: str) -> str:
-    from apucodec.runtime.providers import short_ep
+    from apucodec.runtime.eps import short_ep
 
     try:
         return short_ep(report.placement.stage(stage).ran_on)

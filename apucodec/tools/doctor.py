@@ -3,8 +3,9 @@
 A user whose decoder lands on the CPU instead of the GPU needs to see, in one place, which onnxruntime build and
 execution providers are installed, whether the WebGPU plugin found a Vulkan adapter (and if not, why), whether an
 NPU and the Vitis AI EP are present, and what the runtime would actually do with their model. The per-stage plan
-reuses apucodec.runtime.providers, so doctor never disagrees with `run`; with a model directory it opens the real
-sessions, so the node counts are onnxruntime's own assignment, not a guess.
+reuses the runtime's EP probing and sessions (apucodec.runtime.eps, .sessions), so doctor never disagrees with
+`run`; with a model directory it opens the real sessions, so the node counts are onnxruntime's own
+assignment, not a guess.
 
 Torch-free: package versions come from importlib.metadata, never from importing the packages.
 """
@@ -21,8 +22,8 @@ from typing import Any
 
 from apucodec import __version__
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir, load_model_dir
-from apucodec.model_location import ModelLocation
+from apucodec.model.directory import ModelDir, load_model_dir
+from apucodec.model.location import ModelLocation
 
 # Distributions worth naming: the runtime's own, the onnxruntime variants that carry other EPs, and the toolchain.
 PACKAGES = ("onnxruntime", "onnxruntime-ep-webgpu", "onnxruntime-vitisai", "onnxruntime-gpu", "onnxruntime-directml",
@@ -61,7 +62,7 @@ def onnxruntime_info() -> dict[str, Any]:
 
 def npu_info(available_providers: list[str], ep_devices: list[dict[str, Any]]) -> dict[str, Any]:
     """NPU device nodes (amdxdna driver), xrt-smi's view of them, and whether the Vitis AI EP can be used."""
-    from apucodec.runtime.providers import VITISAI
+    from apucodec.runtime.eps import VITISAI
 
     nodes = sorted(glob.glob("/dev/accel/accel*"))
     xrt_smi = next((found for c in XRT_SMI_CANDIDATES if (found := shutil.which(c))), None)
@@ -78,7 +79,7 @@ def npu_info(available_providers: list[str], ep_devices: list[dict[str, Any]]) -
 
 def stage_plan_without_model() -> dict[str, list[dict[str, Any]]]:
     """Per stage, every EP in preference order with whether it can run here and why not."""
-    from apucodec.runtime.providers import STAGE_PREFERENCES, probe_ep
+    from apucodec.runtime.eps import STAGE_PREFERENCES, probe_ep
 
     plan: dict[str, list[dict[str, Any]]] = {}
     for stage, order in STAGE_PREFERENCES.items():
@@ -92,7 +93,8 @@ def stage_plan_without_model() -> dict[str, list[dict[str, Any]]]:
 
 def model_plan(model: ModelDir) -> dict[str, Any]:
     """Open the model's sessions the way `run` would and return its placement report (real node assignment)."""
-    from apucodec.runtime.providers import SessionSettings, open_sessions
+    from apucodec.runtime.sessions import open_sessions
+    from apucodec.runtime.stage_plan import SessionSettings
 
     warnings: list[str] = []
     try:
@@ -141,7 +143,7 @@ def collect(location: ModelLocation | None, workers: dict[str, str] | None = Non
 
 def format_text(report: dict[str, Any]) -> str:
     """The human-readable report: one fact per line, reasons next to every "no"."""
-    from apucodec.runtime.providers import short_ep
+    from apucodec.runtime.eps import short_ep
     from apucodec.tools.gpu_report import webgpu_lines
 
     lines = [f"apucodec {report['apucodec']} | python {report['python']} | {report['platform']}"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from apucodec.errors import first_line
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 
 WORKER_PROBE_TIMEOUT_S = 30
 _PROBE = ("import json, sys, numpy, onnxruntime as o; print(json.dumps({'onnxruntime': o.__version__, "

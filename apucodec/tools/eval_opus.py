@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from apucodec.audio import resample
 from apucodec.errors import ApucodecError
+from apucodec.io.audio import resample
 
 OPUS_RATE = 48000
 

@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.audio import list_audio_files, read_audio, resample
+from apucodec.dsp.metrics import mel_distance, si_sdr
 from apucodec.errors import ApucodecError
-from apucodec.metrics import mel_distance, si_sdr
-from apucodec.model_dir import ModelDir, load_model_dir
+from apucodec.io.audio import list_audio_files, read_audio, resample
+from apucodec.model.directory import ModelDir, load_model_dir
 from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
 from apucodec.runtime.pipeline import Codec
-from apucodec.runtime.providers import SessionSettings
+from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.tools.comb import frame_rate_comb
 from apucodec.tools.eval_opus import opus_roundtrip
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from apucodec.audio import atomic_output
-from apucodec.errors import ApucodecError
-from apucodec.extras import require
-from apucodec.outputs import check_output_path, extension
+from apucodec.errors import ApucodecError, require
+from apucodec.io.audio import atomic_output
+from apucodec.io.outputs import check_output_path, extension
 from apucodec.tools.bench_report import GRAPH_STAGES, PROCESSOR_OF, STAGES, BenchReport, RunStats
 
 # colour per stage; alternate bars are drawn lighter so neighbours stay distinguishable
@@ -23,7 +22,7 @@ STAGE_COLOURS = {"encoder": ("#1f6fb4", "#7fb0dc"), "rvq": ("#d9822b", "#f0bd8a"
 
 def lane_label(report: BenchReport, stage: str) -> str:
     """'NPU lane: encoder' plus where it actually ran, e.g. 'ran on CPU (fallback)'."""
-    from apucodec.runtime.providers import short_ep
+    from apucodec.runtime.eps import short_ep
 
     try:
         placement = report.placement.stage(stage)

@@ -82,7 +82,7 @@ def config_workers(path: Path | None = None) -> dict[str, str]:
             return {}
     except (OSError, RuntimeError):  # HOME unset or unreadable: no config file, as if absent
         return {}
-    from apucodec.json_limits import read_json_bounded
+    from apucodec.contract.json_limits import read_json_bounded
 
     return _section(read_json_bounded(path, "JSON config"), str(path))
 

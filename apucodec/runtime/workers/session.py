@@ -19,7 +19,7 @@ import numpy as np
 
 from apucodec.contract.manifest import FileEntry
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 from apucodec.runtime.eps import INSTALL_HINTS, VITISAI, WEBGPU, Warn, warn_stderr
 from apucodec.runtime.graph_io import SingleIO
 from apucodec.runtime.placement import StagePlacement

@@ -2,7 +2,7 @@
 
     offset size  field
     0      4     magic b"APC\\x1a"
-    4      2     format version (2; version 1 files still read, apucodec/runtime/apc_header.py)
+    4      2     format version (2; version 1 files still read, apucodec/io/apc_header.py)
     6      2     header size in bytes (120; 72 in version 1), so a later version can grow the header and stay readable
     8      4     sample rate of the codec (Hz)
     12     4     sample rate of the original input (Hz), for `decode --match-input`
@@ -37,8 +37,9 @@ import numpy as np
 
 from apucodec.contract.config import MAX_CODEBOOKS
 from apucodec.contract.config import bits_per_code as bits_for
+from apucodec.contract.steps import frames_for_length
 from apucodec.errors import InputError
-from apucodec.runtime.apc_header import (  # noqa: F401 (re-exported: the header's names live with the format)
+from apucodec.io.apc_header import (  # noqa: F401 (re-exported: the header's names live with the format)
     CRC_SIZE,
     FORMAT_VERSION,
     HEADER_SIZE,
@@ -50,7 +51,6 @@ from apucodec.runtime.apc_header import (  # noqa: F401 (re-exported: the header
     check_header,
     header_length,
 )
-from apucodec.runtime.steps import frames_for_length
 
 HEADER = HEADER_V1  # the version 1 layout: the first 72 bytes of every version
 
@@ -192,7 +192,7 @@ def parse_apc(data: bytes, source: str = "<bytes>") -> tuple[ApcHeader, np.ndarr
 def read_apc(path: str | Path) -> tuple[ApcHeader, np.ndarray]:
     """Read and validate a whole .apc file (one-line errors for missing, directory, truncated, corrupted): codes
     [n_codebooks, frames], or [channels, n_codebooks, frames] when the file holds several channels."""
-    from apucodec.runtime.apc_reader import open_apc  # the streaming reader builds on this module
+    from apucodec.io.apc_reader import open_apc  # the streaming reader builds on this module
 
     with open_apc(path) as reader:
         header = reader.header

@@ -1,7 +1,7 @@
 """The public live stream: `Codec.stream()` — the same input checks as one-shot `encode`, any rate, any channels.
 
-The runtime's `apucodec.runtime.stream.Stream` is one mono signal at the codec's rate, fed float32. A caller hands a
-stream what it hands `encode`: int16 from a sound card (scaled like one-shot input, not used raw), [n, channels]
+`apucodec.runtime.channel_stream.ChannelStream` is one mono signal at the codec's rate, fed float32. A caller hands
+a stream what it hands `encode`: int16 from a sound card (scaled like one-shot input, not used raw), [n, channels]
 frames, 48 kHz audio. This wrapper checks and converts each piece exactly as `Codec.encode` converts a whole array,
 so a stream fed any piece sizes gives the codes and audio one-shot `encode`/`decode` give:
 
@@ -21,10 +21,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from apucodec.audio_input import checked_array
 from apucodec.errors import InputError
-from apucodec.runtime.audio_stream import StreamResampler
-from apucodec.runtime.stream import Stream as ChannelStream
+from apucodec.io.arrays import checked_array
+from apucodec.io.audio_blocks import StreamResampler
+from apucodec.runtime.channel_stream import ChannelStream
 
 log = logging.getLogger("apucodec")
 

@@ -1,6 +1,6 @@
 """Arrays handed to the Python API, turned into what the codec hears: float32 mono at the codec rate.
 
-File inputs are defined by apucodec.audio (libsndfile gives float frames x channels); arrays come from anywhere —
+File inputs are defined by apucodec.io.audio (libsndfile gives float frames x channels); arrays come from anywhere —
 int16 from a WAV reader, float64 from librosa, [channels, samples] from torch — so each kind is interpreted on
 purpose instead of being flattened or used unscaled:
 
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.audio import CODEC_RATE, MAX_RATE, MIN_RATE, resample
 from apucodec.errors import InputError
+from apucodec.io.audio import CODEC_RATE, MAX_RATE, MIN_RATE, resample
 
 log = logging.getLogger("apucodec")
 

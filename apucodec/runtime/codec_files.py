@@ -29,17 +29,17 @@ class CodecFiles:
     _engine: Any
 
     def _file_tag(self) -> tuple[str, str]:
-        from apucodec.precision import stage_precision
+        from apucodec.runtime.precision import stage_precision
 
         return stage_precision(self._engine, "encoder")
 
     def encode_file(self, input_path: str | Path, output_path: str | Path, n_codebooks: int | None = None,
                     progress: Progress | None = None, mono: bool = False) -> Any:
         """Audio file -> .apc file (every channel, or their average with `mono`); returns the run's RunResult."""
-        from apucodec.outputs import open_binary_output
+        from apucodec.io.apc_file import ApcWriter
+        from apucodec.io.audio_blocks import read_blocks
+        from apucodec.io.outputs import open_binary_output
         from apucodec.runtime import engine as chains
-        from apucodec.runtime.audio_stream import read_blocks
-        from apucodec.runtime.bitstream import ApcWriter
         from apucodec.runtime.lanes import Lanes
         from apucodec.runtime.pipeline import check_distinct
 
@@ -81,7 +81,7 @@ class CodecFiles:
                     match_input: bool = False, progress: Progress | None = None) -> Any:
         """.apc file -> audio file with the channels it was encoded with (44.1 kHz, or the original input's rate
         with `match_input`)."""
-        from apucodec.runtime.apc_reader import open_apc
+        from apucodec.io.apc_reader import open_apc
 
         input_path, output_path = Path(input_path), Path(output_path)
         with open_apc(input_path) as reader:
@@ -118,7 +118,7 @@ class CodecFiles:
 
     def _write_channels(self, output_path: Path, decoded: list[np.ndarray], out_rate: int,
                         target: int | None) -> None:
-        from apucodec.runtime.audio_stream import StreamResampler, open_audio_output
+        from apucodec.io.audio_blocks import StreamResampler, open_audio_output
 
         columns = []
         for audio in decoded:
@@ -134,7 +134,7 @@ class CodecFiles:
     def run_file(self, input_path: str | Path, output_path: str | Path, n_codebooks: int | None = None,
                  match_input: bool = False, progress: Progress | None = None, mono: bool = False) -> Any:
         """Encode and decode a file; every channel kept (or their average with `mono`)."""
-        from apucodec.runtime.audio_stream import open_input, read_blocks
+        from apucodec.io.audio_blocks import open_input, read_blocks
         from apucodec.runtime.pipeline import check_distinct
 
         eng = self._engine

@@ -1,7 +1,7 @@
 """Live streaming: feed any number of samples, get the codes and audio that are ready.
 
-A `Stream` holds one encoder Stepper and one decoder Stepper (zero state: a new stream) over sessions at a live step
-size, and calls them synchronously in the caller's thread, so a real-time program (a microphone callback, a network
+A `ChannelStream` holds one encoder Stepper and one decoder Stepper (zero state: a new stream) over sessions at a live
+step size, and calls them synchronously in the caller's thread, so a real-time program (a microphone callback, a network
 loop) decides its own threading. Codes come out only for whole frames, so the decoder never sees a frame whose end
 is not known; `flush()` drains both lookaheads at the end, after which the concatenated output has exactly the
 input's length and equals one-shot `decode(encode(x))` at every sample.
@@ -21,12 +21,12 @@ from apucodec.runtime.rvq import NumpyRVQ
 from apucodec.runtime.steps import Stepper
 
 
-class Flushed(NamedTuple):
+class ChannelFlushed(NamedTuple):
     codes: np.ndarray   # [n_codebooks, frames] the last codes (the final, possibly partial, frame included)
     audio: np.ndarray   # [samples] the rest of the decoded audio
 
 
-class Stream:
+class ChannelStream:
     """encode(samples) -> codes ready; decode(codes) -> samples ready; flush() -> the rest of both."""
 
     def __init__(self, encoder: Stepper, decoder: Stepper, rvq: NumpyRVQ, n_codebooks: int, hop: int) -> None:
@@ -65,7 +65,7 @@ class Stream:
         """encode then decode: the voice-link loop in one call."""
         return self.decode(self.encode(samples))
 
-    def flush(self, last: np.ndarray | None = None) -> Flushed:
+    def flush(self, last: np.ndarray | None = None) -> ChannelFlushed:
         """End of input: the last codes, and (if this stream decodes) the rest of the audio, trimmed so that all
         decoded output together is exactly as long as all input. `last`: samples that end the input (a resampler's
         tail), encoded here so that their codes are decoded with the rest."""
@@ -81,7 +81,7 @@ class Stream:
             np.zeros((self.n_codebooks, 0), dtype=np.int32)
         encoded_before = self.encoder.emitted - codes.shape[1]
         if not self.samples_in or (encoded_before and not self.frames_decoded):
-            return Flushed(codes, np.zeros(0, dtype=np.float32))  # nothing in, or an encode-only stream
+            return ChannelFlushed(codes, np.zeros(0, dtype=np.float32))  # nothing in, or an encode-only stream
         if self.frames_decoded != encoded_before:
             raise ApucodecError("flush: decode() was not given every code encode() returned, in order")
         head = self.decoder.push(self.rvq.dequantize(codes).T).reshape(-1) if codes.shape[1] else \
@@ -89,9 +89,9 @@ class Stream:
         emitted_before = self.decoder.emitted - head.size
         tail = self.decoder.finish(self.frames_decoded + codes.shape[1]).reshape(-1)
         audio = np.concatenate([head, tail])
-        return Flushed(codes, audio[: max(self.samples_in - emitted_before, 0)])
+        return ChannelFlushed(codes, audio[: max(self.samples_in - emitted_before, 0)])
 
-    def __enter__(self) -> Stream:
+    def __enter__(self) -> ChannelStream:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,7 +8,7 @@ the file, and a user cannot set it back, so a changed file always misses and is 
 git's index makes. It guards against corruption and mix-ups, as the hash check itself does; it is no defence
 against someone who can also rewrite the manifest.
 
-Records live under the user cache (apucodec/user_cache.py), `verified/`, one small JSON file per path, written
+Records live under the user cache (apucodec/model/user_cache.py), `verified/`, one small JSON file per path, written
 atomically. A missing, unreadable or unwritable record only means hashing as before.
 """
 
@@ -21,7 +21,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from apucodec.user_cache import cache_root
+from apucodec.model.user_cache import cache_root
 
 SUBDIR = "verified"
 

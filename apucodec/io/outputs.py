@@ -10,7 +10,7 @@ Every output goes through `open_output`:
   (the CLI turns SIGTERM into an exception); only SIGKILL can leave that one behind.
 * A new file is created with mode 0666 minus the umask, as `open(path, "w")` would; an existing file that is
   replaced keeps its mode (a 0600 output stays 0600), and its owner where the process may set it.
-* A name that can never be a file (`o.wav/`, a 304-byte component) is refused first (apucodec.path_names).
+* A name that can never be a file (`o.wav/`, a 304-byte component) is refused first (apucodec.io.path_names).
 * `-` is standard output; an existing character device (`/dev/null`, a tty) or FIFO is written *directly*, as a
   shell redirection would: such a node is never replaced by a regular file, and nothing is staged. Other non-regular
   files (block devices, sockets) are refused. A symlink is followed: the file it points to is replaced.
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apucodec.errors import ApucodecError
-from apucodec.guarded_raw import GuardedRaw as _GuardedRaw
-from apucodec.path_names import check_file_name, shown
-from apucodec.unnamed_files import link_into_place, open_unnamed
+from apucodec.io.guarded_raw import GuardedRaw as _GuardedRaw
+from apucodec.io.path_names import check_file_name, shown
+from apucodec.io.unnamed_files import link_into_place, open_unnamed
 
 STDIO = "-"
 

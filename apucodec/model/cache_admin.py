@@ -1,4 +1,4 @@
-"""Looking after the per-user cache (apucodec/user_cache.py): what it holds per kind, clearing it, and a size cap.
+"""Looking after the per-user cache (apucodec/model/user_cache.py): what it holds per kind, clearing it, and a size cap.
 
 ONNX Runtime's optimized copy of a graph is larger than the graph (prepacked weights, fused layouts: 62 MB for the
 bundled model's 6.4 MB graphs), and a new copy is written for every graph, onnxruntime version, option set and
@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from apucodec.user_cache import cache_root
+from apucodec.model.user_cache import cache_root
 
 MAX_ENV = "APUCODEC_CACHE_MAX_MB"
 DEFAULT_MAX_MB = 256.0

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import BUNDLED_DIR, DEFAULT_DIR_NAME, ENV_VAR, MANIFEST_NAME
+from apucodec.model.directory import BUNDLED_DIR, DEFAULT_DIR_NAME, ENV_VAR, MANIFEST_NAME
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 from apucodec.contract.manifest import WEIGHTS_FORMAT, FileEntry
 from apucodec.contract.manifest_checks import check_file_name
 from apucodec.errors import ApucodecError
-from apucodec.rvq_projections import ROLE, load_projections
+from apucodec.model.rvq_projections import ROLE, load_projections
 
 __all__ = ["check_external_data", "check_file_name", "check_inside", "check_model_files", "check_no_external_data",
            "external_data_refs", "load_codebooks"]

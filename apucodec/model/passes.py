@@ -26,8 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from apucodec.errors import ApucodecError
-from apucodec.model_dir import ModelDir
-from apucodec.work_dirs import release
+from apucodec.model.directory import ModelDir
+from apucodec.model.work_dirs import release
 
 Log = Callable[[str], None]
 
@@ -65,9 +65,9 @@ class StepLog:
 @contextmanager
 def staging_folder(parent: Path, prefix: str, target: Path, what: str) -> Iterator[Path]:
     """A new hidden folder in `parent`, removed when the block ends however it ends (and, after a SIGKILL, by the
-    next pass that stages there: apucodec.work_dirs); failing to make it is one line, `{target}: cannot {what}
+    next pass that stages there: apucodec.model.work_dirs); failing to make it is one line, `{target}: cannot {what}
     (reason)`."""
-    from apucodec.work_dirs import work_dir
+    from apucodec.model.work_dirs import work_dir
 
     with contextlib.ExitStack() as stack:
         try:
@@ -100,9 +100,9 @@ def check_destination(out: Path, force: bool) -> None:
 
 def is_model_dir(folder: Path) -> bool:
     """Does `folder` hold an apucodec manifest (its format field is ours)? Anything unreadable: no."""
+    from apucodec.contract.json_limits import read_json_bounded
     from apucodec.contract.manifest import FORMAT_NAME
-    from apucodec.json_limits import read_json_bounded
-    from apucodec.model_dir import MANIFEST_NAME
+    from apucodec.model.directory import MANIFEST_NAME
 
     try:
         data = read_json_bounded(folder / MANIFEST_NAME, "manifest")

@@ -37,9 +37,9 @@ def stage_precision(engine: Any, stage: str) -> tuple[str, str]:
 
 
 def _settings(model: Any, precision: str, options: dict[str, Any]) -> Any:
-    from apucodec.runtime.eps import STAGE_PREFERENCES, VITISAI
+    from apucodec.runtime.eps import STAGE_PREFERENCES, VITISAI, parse_ep_list
     from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
-    from apucodec.runtime.providers import SessionSettings, parse_ep_list
+    from apucodec.runtime.stage_plan import SessionSettings
     from apucodec.runtime.workers.plan import parse_worker_options, resolve_workers
 
     eps = options.get("eps") or {}

@@ -1,4 +1,4 @@
-"""A file descriptor as a binary file whose write failures are recorded instead of raised (apucodec.outputs).
+"""A file descriptor as a binary file whose write failures are recorded instead of raised (apucodec.io.outputs).
 
 libsndfile calls `write` from C through cffi, where a Python exception would be printed as a traceback and lost, so
 the error is kept and re-raised as one line when the output's block ends.

@@ -16,7 +16,7 @@ from typing import BinaryIO
 import numpy as np
 
 from apucodec.errors import ApucodecError, InputError, require_file
-from apucodec.runtime.apc_header import CRC_SIZE, MAGIC, V1_HEADER_SIZE, check_header, header_length
+from apucodec.io.apc_header import CRC_SIZE, MAGIC, V1_HEADER_SIZE, check_header, header_length
 
 
 class ApcReader:

@@ -1,6 +1,6 @@
 """Streaming audio in and out of the pipeline: soundfile blocks, downmix, NaN checks, soxr's streaming resampler.
 
-apucodec.audio reads whole files, which is right for training and calibration but would make the runtime's memory
+apucodec.io.audio reads whole files, which is right for training and calibration but would make the runtime's memory
 grow with the file; here the same definition of "what the codec hears" (float32 mono, channel average, soxr HQ at
 44.1 kHz) is applied one block at a time, so memory stays at a few blocks whatever the length.
 """
@@ -16,9 +16,9 @@ from typing import Any, BinaryIO
 import numpy as np
 import soundfile as sf
 
-from apucodec.audio import AudioInfo, check_finite, probe, to_mono
 from apucodec.errors import ApucodecError, first_line
-from apucodec.path_names import sf_name
+from apucodec.io.audio import AudioInfo, check_finite, probe, to_mono
+from apucodec.io.path_names import sf_name
 
 BLOCK_FRAMES = 1 << 16
 
@@ -87,7 +87,7 @@ def output_format(path: Path) -> tuple[str, str]:
 
     A silent fallback to WAV used to turn `out.mp4` into a WAV file named .mp4; now the user hears about it.
     """
-    from apucodec.outputs import describe, extension
+    from apucodec.io.outputs import describe, extension
 
     ext = extension(path)
     if ext == ".apc":
@@ -125,13 +125,13 @@ class StreamingWav:
 @contextlib.contextmanager
 def open_audio_output(path: str | Path, samplerate: int, frames: int | None = None,
                       subtype: str | None = None, channels: int = 1) -> Iterator[Any]:
-    """A mono audio sink (`.samplerate`, `.write(block)`) committed only if the block finishes (apucodec.outputs).
+    """A mono audio sink (`.samplerate`, `.write(block)`) committed only if the block finishes (apucodec.io.outputs).
 
     Regular files go through libsndfile in any container; `-`, devices and FIFOs get the container from the
     extension if libsndfile can stream it (FLAC, AU, RAW, OGG), and a streamed WAV otherwise. `frames`, when the
     caller knows the final length, lets a streamed WAV header carry it.
     """
-    from apucodec.outputs import open_output
+    from apucodec.io.outputs import open_output
 
     path = Path(path)
     fmt, default_subtype = output_format(path)

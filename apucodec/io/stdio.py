@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from apucodec.errors import ApucodecError
-from apucodec.outputs import is_stdio, open_spool
+from apucodec.io.outputs import is_stdio, open_spool
 
 STDIN_LABEL = "<stdin>"
 

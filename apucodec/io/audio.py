@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from apucodec.errors import ApucodecError, first_line, require_file
-from apucodec.path_names import check_file_name, sf_name
+from apucodec.io.path_names import check_file_name, sf_name
 
 CODEC_RATE = 44100
 # Sample rates apucodec reads. A header is a few bytes an attacker controls: a 400 KB WAV that says 1 Hz asks the
@@ -113,10 +113,10 @@ def list_audio_files(folder: str | Path) -> list[Path]:
 @contextlib.contextmanager
 def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a path that a path-only writer (matplotlib) may write; what it writes reaches `path` through the one
-    output path (apucodec.outputs: unnamed temp file, devices and FIFOs in place, `-`, the existing file's mode)
+    output path (apucodec.io.outputs: unnamed temp file, devices and FIFOs in place, `-`, the existing file's mode)
     only if the block finishes. `suffix` is kept for callers that passed one; the yielded name needs none.
     """
-    from apucodec.outputs import open_binary_output
+    from apucodec.io.outputs import open_binary_output
 
     with open_binary_output(path) as fh:
         fh.flush()
@@ -125,8 +125,8 @@ def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int = CODEC_RATE, subtype: str | None = None) -> None:
-    """Write mono audio atomically (apucodec.outputs); the container comes from the extension (WAV when none)."""
-    from apucodec.runtime.audio_stream import open_audio_output
+    """Write mono audio atomically (apucodec.io.outputs); the container comes from the extension (WAV when none)."""
+    from apucodec.io.audio_blocks import open_audio_output
 
     with open_audio_output(path, sample_rate, len(audio), subtype) as fh:
         fh.write(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))

@@ -43,8 +43,8 @@ from apucodec.contract.manifest import (
 )
 from apucodec.contract.steps import STAGES
 from apucodec.errors import ApucodecError
-from apucodec.model_checks import check_model_files, load_codebooks
-from apucodec.verified_hashes import matches_sha256, sha256_file
+from apucodec.model.checks import check_model_files, load_codebooks
+from apucodec.model.verified_hashes import matches_sha256, sha256_file
 
 __all__ = ["BUNDLED_DIR", "DEFAULT_DIR_NAME", "ENV_VAR", "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "ModelDir",
            "file_entry", "load_model_dir", "model_id", "sha256_file"]
@@ -52,7 +52,7 @@ __all__ = ["BUNDLED_DIR", "DEFAULT_DIR_NAME", "ENV_VAR", "FORMAT_NAME", "FORMAT_
 DEFAULT_DIR_NAME = "apucodec-model"
 ENV_VAR = "APUCODEC_MODEL"
 # A small trained model shipped inside the package, so `apucodec run in.wav out.wav` works out of the box.
-BUNDLED_DIR = Path(__file__).resolve().parent / "models" / "default"
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models" / "default"  # apucodec/models/default
 
 
 def file_entry(path: Path, role: str, **fields: Any) -> FileEntry:
@@ -139,12 +139,12 @@ class ModelDir:
 
     def codebooks(self) -> np.ndarray:
         """[n_codebooks, codebook_size, latent] float32 (stored float16 models are widened here)."""
-        # h16: no pickles, header and shape checked before reading (apucodec.model_checks)
+        # h16: no pickles, header and shape checked before reading (apucodec.model.checks)
         return load_codebooks(self.path_of("codebooks"), codebook_shape(self.config))
 
     def verify(self, roles: tuple[str, ...] | None = None) -> None:
         """Check each file's sha256 against the manifest; raise naming the first file that differs. (A file unchanged
-        since it last matched is not hashed again: apucodec/verified_hashes.py.)"""
+        since it last matched is not hashed again: apucodec/model/verified_hashes.py.)"""
         for role, entry in self.files.items():
             if roles is not None and role not in roles:
                 continue
@@ -199,6 +199,6 @@ def load_model_dir(path: str | Path, verify: bool = True) -> ModelDir:
                                     f"streaming facts (state {g.state_size} vs {facts.state_size})")
     if verify:
         model.verify()
-        cfg = model.config  # h16: graphs without external data, codebooks loadable (apucodec.model_checks)
+        cfg = model.config  # h16: graphs without external data, codebooks loadable (apucodec.model.checks)
         check_model_files(path, model.files, codebook_shape(cfg), cfg.latent_dim)
     return model
