@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.contract.manifest import FileEntry
-from apucodec.model_dir import ModelDir
+from apucodec.model.directory import ModelDir
 from apucodec.runtime.steps import StepFunction, Stepper
 
 Feeds = dict[str, np.ndarray]
