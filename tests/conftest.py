@@ -1,8 +1,10 @@
-"""Shared fixtures: a tiny exported model directory and a tiny checkpoint, built once per test session.
+"""Shared fixtures: tiny exported model directories and a tiny checkpoint.
 
-`tiny_checkpoint` is a saved tiny codec (tests.tiny_models: random weights, codebooks initialised from generated
-audio). `tiny_model_dir` is that checkpoint exported with the default window geometry.
-Both are read-only for tests: copy them before modifying anything.
+`runtime_model_dir` is the checked-in model (tests/data/tiny-model, made by scripts/build_test_model.py; live step
+4 frames, offline 8): the runtime tests load it without torch. `tiny_checkpoint` is a saved tiny codec
+(tests.tiny_models: random weights, codebooks initialised from generated audio) and `tiny_model_dir` that
+checkpoint exported in this session (steps 4 and 64); both need torch.
+All are read-only for tests: copy them before modifying anything.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.runtime_models import CHECKED_IN_MODEL
 from tests.tiny_models import export_on_one_thread, tiny_codec, torch_threads
 
 
@@ -23,6 +26,16 @@ def _private_user_cache(tmp_path_factory: pytest.TempPathFactory):
     patch.setenv("APUCODEC_CACHE_DIR", str(tmp_path_factory.mktemp("user_cache")))
     yield
     patch.undo()
+
+
+@pytest.fixture(scope="session")
+def runtime_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the checked-in tiny model (a test that writes into it by mistake cannot change the repository)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("runtime_model") / "model"
+    shutil.copytree(CHECKED_IN_MODEL, out)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ from apucodec.runtime.stage_plan import SessionSettings
 from tests.audio_factory import speech_like, tone
 from tests.tiny_models import tiny_codec
 
+# The checked-in tiny model (scripts/build_test_model.py): live step 4 frames, offline 8; loads without torch.
+CHECKED_IN_MODEL = Path(__file__).parent / "data" / "tiny-model"
 STEP_FRAMES = (4, 16)  # a 3 s clip crosses ~16 offline-step boundaries
 CPU_ONLY = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)  # both graph stages, 1 thread
 
