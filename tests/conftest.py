@@ -1,6 +1,6 @@
 """Shared fixtures: tiny exported model directories and a tiny checkpoint.
 
-`runtime_model_dir` is the checked-in model (tests/data/tiny-model, made by scripts/build_test_model.py; live step
+`runtime_model` is the checked-in model (tests/data/tiny-model, made by scripts/build_test_model.py; live step
 4 frames, offline 8): the runtime tests load it without torch. `tiny_checkpoint` is a saved tiny codec
 (tests.tiny_models: random weights, codebooks initialised from generated audio) and `tiny_model_dir` that
 checkpoint exported in this session (steps 4 and 64); both need torch.
@@ -29,7 +29,7 @@ def _private_user_cache(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def runtime_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def runtime_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the checked-in tiny model (a test that writes into it by mistake cannot change the repository)."""
     import shutil
 

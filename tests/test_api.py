@@ -23,8 +23,8 @@ OFFLINE = 8  # the checked-in model's offline step (tests/data/tiny-model; its l
 
 
 @pytest.fixture(scope="module")
-def model_path(runtime_model_dir):
-    return runtime_model_dir
+def model_path(runtime_model):
+    return runtime_model
 
 
 @pytest.fixture(scope="module")

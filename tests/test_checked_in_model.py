@@ -1,9 +1,9 @@
 """The checked-in tiny model (tests/data/tiny-model) is what scripts/build_test_model.py makes, so it cannot rot.
 
 The runtime tests load it without torch. Fast checks: every file matches its manifest sha256, and the manifest
-describes the script's RECIPE (config, step sizes). The third check (~10 s, needs torch) exports the recipe again with this
-apucodec and compares the bytes: a change to the exporter's output or to the recipe fails here, naming the script
-to run.
+describes the script's RECIPE (config, step sizes). The third check (~10 s, needs torch) exports the recipe again
+with this apucodec and compares the bytes: a change to the exporter's output or to the recipe fails here, naming
+the script to run.
 """
 
 from __future__ import annotations

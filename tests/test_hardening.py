@@ -60,12 +60,12 @@ class Scene:
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory, tiny_model_dir) -> Scene:
+def scene(tmp_path_factory, runtime_model) -> Scene:
     root = tmp_path_factory.mktemp("hardening")
-    s = Scene(root, tiny_model_dir)
+    s = Scene(root, runtime_model)
     sf.write(root / "in.wav", speech_like(2.0) + 0.3 * tone(2.0, 220.0), 44100)
     result = CliRunner().invoke(cli, ["encode", str(root / "in.wav"), str(root / "good.apc"), *CPU, "--model",
-                                      str(tiny_model_dir)], catch_exceptions=False)
+                                      str(runtime_model)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return s
 
@@ -292,8 +292,8 @@ def test_hostile_model_directories(scene):
                    ["not a plain file name"]),
         "absolute": (_variant(scene, "absolute", rename("codebooks", "/etc/passwd", sha256_file("/etc/passwd"))),
                      ["'/etc/passwd'", "not a plain file name"]),
-        "subdir": (_variant(scene, "subdir", rename("decoder.s64", "sub/decoder.s64.onnx")), ["not a plain file name"]),
-        "dot": (_variant(scene, "dot", rename("decoder.s64", ".")), ["not a plain file name"]),
+        "subdir": (_variant(scene, "subdir", rename("decoder.s8", "sub/decoder.s8.onnx")), ["not a plain file name"]),
+        "dot": (_variant(scene, "dot", rename("decoder.s8", ".")), ["not a plain file name"]),
         "symlink": (symlinked("symlink"), ["points outside the model directory"]),
         "text_npy": (_variant(scene, "text_npy", files={"codebooks.npy": b"0.1 0.2 0.3\n" * 100}),
                      ["codebooks.npy", "not a NumPy .npy array"]),
@@ -326,15 +326,15 @@ def test_hostile_model_directories(scene):
 def test_onnx_external_data_is_refused(scene):
     onnx = pytest.importorskip("onnx")
     model = _variant(scene, "external")
-    proto = onnx.load(str(model / "decoder.s64.onnx"))
-    onnx.save_model(proto, str(model / "decoder.s64.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+    proto = onnx.load(str(model / "decoder.s8.onnx"))
+    onnx.save_model(proto, str(model / "decoder.s8.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
                     location="weights.bin", size_threshold=0)
     manifest = json.loads((model / "manifest.json").read_text())
-    manifest["files"]["decoder.s64"]["sha256"] = sha256_file(model / "decoder.s64.onnx")
+    manifest["files"]["decoder.s8"]["sha256"] = sha256_file(model / "decoder.s8.onnx")
     (model / "manifest.json").write_text(json.dumps(manifest))
     src = str(scene.root / "in.wav")
-    scene.refused(["run", src, str(scene.out / "o.wav"), *CPU], "decoder.s64.onnx", "external data", model=model)
-    scene.refused(["doctor", "--model", str(model)], "decoder.s64.onnx", "external data", add_model=False)
+    scene.refused(["run", src, str(scene.out / "o.wav"), *CPU], "decoder.s8.onnx", "external data", model=model)
+    scene.refused(["doctor", "--model", str(model)], "decoder.s8.onnx", "external data", add_model=False)
 
 
 def test_checkpoint_with_nan_weights_says_so(scene, tiny_checkpoint):

@@ -28,12 +28,12 @@ from tests.tokenize_helpers import cli_env
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
+def scene(tmp_path_factory, runtime_model) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bounds")
     sf.write(root / "in.wav", speech_like(1.0), 44100)
-    result = invoke("encode", str(root / "in.wav"), str(root / "in.apc"), *CPU, model=tiny_model_dir)
+    result = invoke("encode", str(root / "in.wav"), str(root / "in.apc"), *CPU, model=runtime_model)
     assert result.exit_code == 0, result.output
-    return {"root": root, "wav": root / "in.wav", "apc": root / "in.apc", "model": tiny_model_dir}
+    return {"root": root, "wav": root / "in.wav", "apc": root / "in.apc", "model": runtime_model}
 
 
 def _model_copy(scene, tmp_path: Path) -> Path:
