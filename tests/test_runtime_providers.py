@@ -194,3 +194,23 @@ def test_webgpu_decoder_on_the_software_adapter(runtime_model):
     ran_on, reason = lines["BAD"].split(" ", 1)
     assert ran_on == CPU and "session creation failed" in reason  # a refused option falls back, with the reason
     assert lines["WARNINGS"] == "1"
+
+
+@pytest.mark.parametrize("workers", [{}, {"encoder": "self"}], ids=["in-process", "worker"])
+def test_a_stage_session_carries_the_manifest_entry_it_runs(model_with_int8, workers):
+    """The session, not a search of the manifest by file name, says which step graph a stage runs."""
+    settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), encoder_graph="int8", threads=1,
+                               workers=workers)
+    opened, report = open_sessions(model_with_int8, settings, warn=None)
+    try:
+        encoder, decoder = opened["encoder"].record, opened["decoder"].record
+        assert (encoder.role, encoder.precision, encoder.step_frames) == ("encoder.s8.npu-int8", "npu-int8", 8)
+        assert encoder is model_with_int8.files["encoder.s8.npu-int8"]
+        assert (decoder.role, decoder.graph_precision) == ("decoder.s8", "fp32")
+        assert report.stage("encoder").graph == encoder.name  # the report names the same file, for people
+    finally:
+        for session in opened.values():
+            session.close()
+    live, _ = open_sessions(model_with_int8, settings, warn=None, step_frames=4, stages=("decoder",))
+    assert live["decoder"].record.role == "decoder.s4"
+    live["decoder"].close()
