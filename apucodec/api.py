@@ -12,7 +12,7 @@
 
 One `Codec` holds one precision for every path: a one-shot call and a stream run graphs of the same precision, so
 at the default (FP32, the same on any machine) they give the same codes and the same audio. The engine behind it
-(apucodec.runtime.pipeline) is private; the CLI, the dataset encoder and users all open codecs through `load()`.
+(apucodec.runtime.codec_runner) is private; the CLI, the dataset encoder and users all open codecs through `load()`.
 Errors a caller can tell apart: `InputError` (what was passed), `ModelError` (the model directory),
 `PlacementError` (where a stage runs), all `ApucodecError`. Notes (resampling, fallbacks) go through the
 `apucodec` logger, never print.
@@ -29,11 +29,12 @@ import numpy as np
 
 from apucodec.codes import Codes
 from apucodec.errors import ApucodecError, InputError, ModelError
-from apucodec.io.arrays import check_rate, checked_array
+from apucodec.io.arrays import checked_array
+from apucodec.io.resample import check_rate, resample, resample_as_stream
 from apucodec.runtime.codec_files import CodecFiles
 from apucodec.runtime.live_stream import Stream, check_codes
 from apucodec.runtime.precision import PRECISIONS, open_engine, stage_precision
-from apucodec.runtime.whole_sequence import approximation_line
+from apucodec.runtime.segmented_stages import approximation_line
 
 log = logging.getLogger("apucodec")
 
@@ -132,7 +133,7 @@ class Codec(CodecFiles):
         per_channel = []
         length = 0
         for channel in frames.T:
-            samples = self._to_codec_rate(np.ascontiguousarray(channel), rate)
+            samples = resample_as_stream(np.ascontiguousarray(channel), rate, self.sample_rate)
             length = samples.size
             if not length:
                 raise InputError(f"<array>: {channel.size} samples at {rate} Hz are less than one at "
@@ -142,15 +143,6 @@ class Codec(CodecFiles):
         precision, sha = stage_precision(self._engine, "encoder")
         return Codes(array, length, self.sample_rate, rate, frames.shape[0], self.model_id, self.codebook_size,
                      self.hop, precision, sha)
-
-    def _to_codec_rate(self, samples: np.ndarray, rate: int) -> np.ndarray:
-        """soxr's streaming resampler in one piece: the same samples a stream at `rate` feeds its encoder."""
-        if rate == self.sample_rate:
-            return samples
-        from apucodec.io.audio_blocks import StreamResampler
-
-        resampler = StreamResampler(rate, self.sample_rate)
-        return np.concatenate([resampler.process(samples), resampler.flush()]).astype(np.float32, copy=False)
 
     def decode(self, codes: Codes | np.ndarray, length: int | None = None, sample_rate: int | None = None,
                force: bool = False) -> np.ndarray:
@@ -178,9 +170,7 @@ class Codec(CodecFiles):
         for channel in checked:
             audio = self._engine.decode_codes(channel, total)[0]
             if out_rate != self.sample_rate:
-                import soxr
-
-                audio = soxr.resample(audio, self.sample_rate, out_rate, quality="HQ").astype(np.float32)
+                audio = resample(audio, self.sample_rate, out_rate)
                 if isinstance(codes, Codes) and out_rate == codes.input_rate:
                     audio = np.pad(audio, (0, max(codes.input_length - audio.size, 0)))[: codes.input_length]
             decoded.append(audio)

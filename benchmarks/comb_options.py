@@ -25,7 +25,7 @@ from apucodec.codec.losses import LossWeights
 from apucodec.codec.train import TrainSettings, train
 from apucodec.contract.config import preset
 from apucodec.dsp.metrics import mel_distance, si_sdr
-from apucodec.io.audio import list_audio_files, read_audio
+from apucodec.io.audio_read import list_audio_files, read_audio
 
 OPTIONS = {
     # name: (config changes, loss weights)

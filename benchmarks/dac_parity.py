@@ -23,7 +23,7 @@ import soundfile as sf
 
 from apucodec.dsp.metrics import snr_db
 from apucodec.io.apc_file import parse_apc
-from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.stage_plan import SessionSettings
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.stage_plan import SessionSettings
 
 REF_SCRIPT = Path(__file__).resolve().parent.parent / "tests" / "reference" / "dac_reference.py"

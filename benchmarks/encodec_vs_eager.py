@@ -40,7 +40,7 @@ def snr(ref: np.ndarray, est: np.ndarray) -> float:
 
 
 def clips(audio_dir: Path, work: Path) -> list[Path]:
-    from apucodec.io.audio import list_audio_files, read_audio
+    from apucodec.io.audio_read import list_audio_files, read_audio
 
     out = []
     for i, path in enumerate(list_audio_files(audio_dir)):
@@ -71,7 +71,7 @@ def apucodec_cli(*args: str) -> None:
 def open_codec(model: Path, step: int, threads: int, precision: str = "fp32"):  # noqa: ANN201
     """A runtime Codec at `step` frames; precision "fp32" (both stages) or "auto" (CPU INT8 graphs where present)."""
     from apucodec.model.directory import load_model_dir
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.codec_runner import Codec
     from apucodec.runtime.stage_plan import SessionSettings
 
     settings = SessionSettings(step_frames=step, threads=threads, encoder_graph=precision, decoder_graph=precision)
@@ -82,7 +82,7 @@ def stream_graph(path: Path, entry, audio: np.ndarray) -> np.ndarray:  # noqa: A
     """An encoder step graph streamed over `audio` on the ORT CPU EP (its step >= the start frames)."""
     import onnxruntime as ort
 
-    from apucodec.runtime.steps import Stepper
+    from apucodec.runtime.stepper import Stepper
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names, outs = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]

@@ -18,7 +18,7 @@ import numpy as np
 
 import apucodec
 from apucodec.dsp.metrics import mel_distance, si_sdr
-from apucodec.io.audio import read_audio
+from apucodec.io.audio_read import read_audio
 
 
 def main() -> None:

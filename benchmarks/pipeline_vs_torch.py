@@ -67,7 +67,7 @@ def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads:
                      int8_floor: float | None = None) -> tuple[float, np.ndarray, str, dict[str, int]]:
     """Wall seconds of the ORT pipeline (pipelined lanes, CPU EP), its output, the placement summary (graphs
     included), and the step-graph calls each graph stage made."""
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.codec_runner import Codec
     from apucodec.runtime.stage_plan import SessionSettings
 
     settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), encoder_graph=encoder_graph,

@@ -45,7 +45,7 @@ def main() -> None:
 
     from apucodec.codec.checkpoint import load_checkpoint
     from apucodec.io.apc_file import HEADER_SIZE, read_apc
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.codec_runner import Codec
     from apucodec.runtime.stage_plan import SessionSettings
 
     torch_model = load_checkpoint(args.checkpoint).model.eval()

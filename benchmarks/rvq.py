@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads per session (0: runtime policy)")
     args = parser.parse_args()
 
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.codec_runner import Codec
     from apucodec.runtime.stage_plan import SessionSettings
     from apucodec.tools.bench import generated_audio
     codec = Codec.open(args.model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=args.threads),

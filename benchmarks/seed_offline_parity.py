@@ -30,7 +30,7 @@ def main() -> None:
     from apucodec.codec.checkpoint import load_checkpoint
     from apucodec.dsp.metrics import snr_db
     from apucodec.io.apc_reader import open_apc
-    from apucodec.io.audio import read_audio
+    from apucodec.io.audio_read import read_audio
 
     audio, _ = read_audio(args.clip, 44100)
     model = load_checkpoint(args.checkpoint).model

@@ -28,8 +28,8 @@ def main() -> None:
     from apucodec.dsp.metrics import snr_db
     from apucodec.export.folding import fold_weight_norm
     from apucodec.export.streaming import build_steps
-    from apucodec.io.audio import read_audio
-    from apucodec.runtime.steps import Stepper
+    from apucodec.io.audio_read import read_audio
+    from apucodec.runtime.stepper import Stepper
 
     model = load_checkpoint(args.checkpoint).model
     cfg, hop = model.config, model.config.hop_length

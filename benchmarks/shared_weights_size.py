@@ -30,7 +30,7 @@ def main() -> None:
 
     from apucodec.dsp.signals import mixture
     from apucodec.export import export_model
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.codec_runner import Codec
     from apucodec.runtime.stage_plan import SessionSettings
 
     with tempfile.TemporaryDirectory(prefix="shared-weights-") as tmp:

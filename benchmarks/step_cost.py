@@ -59,7 +59,7 @@ def runtime_steps(model, stage: str, step: int, samples: int) -> int:
     """Step-graph calls the runtime makes for a clip of `samples`: the runtime's Stepper, set up as Codec.stepper
     sets it up, over a stand-in step function (zeros), so no session is needed."""
     from apucodec.contract.steps import frames_for_length
-    from apucodec.runtime.steps import Stepper
+    from apucodec.runtime.stepper import Stepper
 
     hop, latent = model.hop, model.config.latent_dim
     facts, entry = model.streaming(stage), model.step_graph(stage, step)

@@ -25,9 +25,9 @@ import numpy as np
 import soundfile as sf
 
 from apucodec.dataset.cluster import ray_session
-from apucodec.dataset.pipeline import TokenizeOptions, tokenize
+from apucodec.dataset.tokenize_run import TokenizeOptions, tokenize
 from apucodec.model.location import locate_model
-from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.stage_plan import SessionSettings
 
 

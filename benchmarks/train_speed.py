@@ -90,7 +90,7 @@ def main() -> None:
     segment = int(round(args.segment_seconds * config.sample_rate / config.hop_length)) * config.hop_length
     with tempfile.TemporaryDirectory() as tmp:
         write_audio(Path(tmp))
-        source = SegmentSource(tmp, segment, log=lambda m: None)
+        source = SegmentSource(tmp, segment, sample_rate=config.sample_rate, log=lambda m: None)
         runners = [Runner(name, source, args, total) for name in variants]
         for runner in runners:
             for _ in range(warmup):

@@ -6,7 +6,7 @@ Each length runs in a fresh process (`apucodec run`'s engine, CPU EP, encoder + 
 reports its resident memory after opening the sessions and its peak during the run (Linux: VmHWM, reset through
 /proc/self/clear_refs once the sessions are open); the peak above the opened
 sessions, per second of audio, divided by the widest layer's float32 bytes per second, is the factor
-apucodec/runtime/whole_sequence.py budgets with. Inputs past the per-run limit are cut into segments: the run's note
+apucodec/runtime/segmented_stages.py budgets with. Inputs past the per-run limit are cut into segments: the run's note
 says so, and the peak stays at one segment's.
 """
 
@@ -20,9 +20,9 @@ import sys
 CHILD = r"""
 import json, sys, time
 import numpy as np
-from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.stage_plan import SessionSettings
-from apucodec.runtime.whole_sequence import (BYTES_PER_WIDEST_ACTIVATION, segment_frames,
+from apucodec.runtime.segmented_stages import (BYTES_PER_WIDEST_ACTIVATION, segment_frames,
                                              widest_activation_bytes_per_second)
 from apucodec.dsp.signals import signal
 model, seconds, limit = sys.argv[1], float(sys.argv[2]), (float(sys.argv[3]) if sys.argv[3] != "none" else None)
@@ -72,7 +72,7 @@ def main() -> None:
         per_s = (b["peak_mb"] - b["opened_mb"] - a["peak_mb"] + a["opened_mb"]) / (b["seconds"] - a["seconds"])
         print(f"{a['seconds']:.0f} s -> {b['seconds']:.0f} s: {per_s:.1f} MB more per second of audio = "
               f"{per_s / r['widest_mb_per_s']:.2f} x the widest layer's {r['widest_mb_per_s']:.1f} MB/s "
-              f"(runtime/whole_sequence.py budgets {r['budget_factor']:.1f} x)")
+              f"(runtime/segmented_stages.py budgets {r['budget_factor']:.1f} x)")
 
 
 if __name__ == "__main__":

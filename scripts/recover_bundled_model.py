@@ -39,7 +39,7 @@ from apucodec.codec.checkpoint import save_checkpoint  # noqa: E402
 from apucodec.contract.config import CodecConfig  # noqa: E402
 from apucodec.errors import ApucodecError  # noqa: E402
 from apucodec.export.recovery import compare_with_graphs, recover_codec  # noqa: E402
-from apucodec.io.audio import read_audio  # noqa: E402
+from apucodec.io.audio_read import read_audio  # noqa: E402
 from apucodec.model.directory import load_model_dir  # noqa: E402
 
 SOURCE_COMMIT = "148b4b8"  # the last commit with the format-1 bundled model
@@ -83,7 +83,7 @@ def check_hashes(files: dict[str, bytes], manifest: dict[str, Any]) -> dict[str,
 
 def comparison_windows(samples: int) -> dict[str, np.ndarray]:
     """Windows of the graphs' static length: the middle of the example recording, and a loud chirp with noise."""
-    audio, _ = read_audio(EXAMPLE)
+    audio, _ = read_audio(EXAMPLE, 44100)  # the bundled model codes at 44.1 kHz
     start = max(0, (audio.size - samples) // 2)
     speech = np.zeros(samples, np.float32)
     piece = audio[start:start + samples]

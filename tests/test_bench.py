@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.lanes import Lanes
-from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.tools.bench import run_bench
 from apucodec.tools.bench_report import GRAPH_STAGES, STAGES

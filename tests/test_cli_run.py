@@ -157,7 +157,7 @@ def test_bad_apc_files_and_another_models_file(runtime_model, clip, tmp_path):
 
 
 def test_runtime_commands_do_not_import_torch(runtime_model, clip, tmp_path):
-    probe, loaded = modules_loaded("import apucodec.runtime, apucodec.runtime.pipeline, apucodec.cli.codec")
+    probe, loaded = modules_loaded("import apucodec.runtime, apucodec.runtime.codec_runner, apucodec.cli.codec")
     assert probe.returncode == 0, probe.stderr
     assert loaded == []
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -20,7 +20,7 @@ from apucodec.contract.dac_config import DacConfig
 from apucodec.contract.families import codebook_shape, config_from_codec
 from apucodec.errors import ApucodecError
 from apucodec.model.rvq_projections import load_projections
-from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.codec_runner import Codec
 from tests.dac_models import TINY_DAC_KWARGS, save_dac_checkpoint, tiny_dac
 from tests.runtime_models import CPU_ONLY
 

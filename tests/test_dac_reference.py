@@ -71,7 +71,7 @@ def test_apucodec_matches_the_dac_package(name, tmp_path):
     agreement = (codes == expected).mean(axis=1)
     assert np.all(agreement >= 0.999), f"per-codebook agreement {agreement}"
 
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.codec_runner import Codec
     from tests.runtime_models import CPU_ONLY
 
     codec = Codec.open(tmp_path / "model", CPU_ONLY, warn=None)

@@ -12,9 +12,9 @@ from apucodec.codec.encodec.checkpoint import is_encodec_state_dict, load_encode
 from apucodec.contract.encodec_config import EncodecConfig
 from apucodec.contract.families import codec_from_config, config_from_codec
 from apucodec.export.encodec_steps import build_encodec_steps
-from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.stage_plan import SessionSettings
-from apucodec.runtime.steps import Stepper
+from apucodec.runtime.stepper import Stepper
 from tests.encodec_helpers import SMALL, package_state_dict, small_model
 
 # Torch on one thread: faster on a shared 2-core box, and the reference codes do not depend on how many threads

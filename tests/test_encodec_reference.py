@@ -61,8 +61,8 @@ def test_torch_model_matches_the_package(reference):
 
 
 def test_step_graphs_streamed_one_frame_at_a_time_match_the_package(reference):
-    from apucodec.export.pipeline import export_model
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.export.model_export import export_model
+    from apucodec.runtime.codec_runner import Codec
     from apucodec.runtime.stage_plan import SessionSettings
 
     root, clips, ref = reference

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from apucodec.model.directory import load_model_dir
-from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.tools.eval_quality import evaluate, systems_for
 from apucodec.tools.eval_report import format_result

@@ -95,7 +95,7 @@ def test_graphs_are_static_opset17_step_graphs(tiny_model_dir):
 def test_streamed_onnx_graphs_match_the_checkpoint_in_pytorch(tiny_model_dir, tiny_checkpoint):
     """An independent parity check: the checkpoint reloaded, a signal the export did not use (a different chirp),
     streamed through the runtime at both step sizes, compared with the whole-file torch network everywhere."""
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.codec_runner import Codec
     from apucodec.runtime.stage_plan import SessionSettings
 
     model = load_checkpoint(tiny_checkpoint).model

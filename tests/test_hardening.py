@@ -171,7 +171,7 @@ def test_bad_outputs(scene):
 # ---- options ---------------------------------------------------------------------------------------------------------
 
 def test_bad_options_fail_before_sessions_open(scene, monkeypatch):
-    import apucodec.runtime.pipeline as pipeline
+    import apucodec.runtime.codec_runner as pipeline
 
     def no_sessions(*args, **kwargs):
         raise AssertionError("sessions were opened before the option was checked")

@@ -1,62 +1,29 @@
-"""The package's layers, checked statically: arrows point down (cli -> tools -> runtime -> contract).
+"""The package's layers, checked statically: arrows point down, as ARCHITECTURE.md draws them —
+cli -> tools/dataset/api -> export/calibration -> runtime/codec -> io/model/dsp -> contract/errors.
 
 The deployed runtime must not depend on the torch side of the project (codec/, export/, calibration/), not even
-through a lazy import inside a function or through a module it imports; and nothing in the runtime may reach up
-into the tools built about it. Every module is read as source (its AST walked), never imported, so a violation is
-found even on a path no test happens to execute.
+through a lazy import inside a function or through a module it imports; nothing imports a module of a higher layer;
+no two modules import each other, directly or round a longer loop (lazy imports count: a cycle that only closes at
+run time still means neither module can be read or moved alone); and the package root holds only the public face.
+Every module is read as source (its AST walked), never imported, so a violation is found even on a path no test
+happens to execute. The walk is scripts/layout_report.py's, so the report's counts and these checks agree.
 """
 
 from __future__ import annotations
 
-import ast
+import importlib.util
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "apucodec"
+_spec = importlib.util.spec_from_file_location(
+    "layout_report", Path(__file__).resolve().parent.parent / "scripts" / "layout_report.py")
+layout = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(layout)
+
+PACKAGE = layout.PACKAGE
 TORCH_SIDE = ("apucodec.codec", "apucodec.export", "apucodec.calibration")
-
-
-def module_name(path: Path, root: Path = PACKAGE) -> str:
-    parts = list(path.relative_to(root.parent).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def module_file(name: str, root: Path = PACKAGE) -> Path | None:
-    """The source file of an `apucodec...` module or package, or None for a name inside a module."""
-    base = root.parent.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def imported_names(path: Path, root: Path = PACKAGE) -> set[str]:
-    """Every module name `path` imports, at any depth of its code (relative imports resolved), that exists under
-    the package; `from pkg import name` counts `pkg.name` when that is a module, else `pkg`."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    own = module_name(path, root).split(".")
-    package = own if path.name == "__init__.py" else own[:-1]
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package[: len(package) - (node.level - 1)]
-                base = ".".join([*anchor, base] if base else anchor)
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)
-    found = set()
-    for name in names:
-        if name.split(".")[0] != root.name:
-            continue
-        while name and module_file(name, root) is None:  # `from pkg.mod import function` -> pkg.mod
-            name = name.rpartition(".")[0]
-        if name:
-            found.add(name)
-    return found
+module_name, module_file, imported_names = layout.module_name, layout.module_file, layout.imported_names
 
 
 def reachable(start: list[Path], root: Path = PACKAGE) -> dict[str, str]:
@@ -119,7 +86,7 @@ def test_contract_depends_on_nothing_above_it():
 
 
 @pytest.mark.parametrize("line", ["from apucodec.codec.config import CodecConfig",
-                                  "import apucodec.export.pipeline",
+                                  "import apucodec.export.model_export",
                                   "def f():\n    from ..calibration import quantize\n",
                                   "from apucodec.middle import helper"])
 def test_the_walk_finds_a_violation(tmp_path, line):
@@ -138,3 +105,54 @@ def test_the_walk_finds_a_violation(tmp_path, line):
     assert violations([module], TORCH_SIDE, root) != []
     (root / "runtime" / "clean.py").write_text("import numpy\n")
     assert violations([root / "runtime" / "clean.py"], TORCH_SIDE, root) == []
+
+
+def test_no_import_cycles_among_package_modules():
+    """Strongly connected components of the import graph (every import at any depth, lazy ones included)."""
+    graph = layout.import_graph()
+    assert len(graph) > 100, "the walk found too few modules to prove anything"
+    assert layout.cycles(graph) == []
+
+
+def test_no_module_imports_a_higher_layer():
+    graph = layout.import_graph()
+    unplaced = sorted(name for name in graph if layout.layer_of(name) is None)
+    assert unplaced == [], "every module belongs to a layer of ARCHITECTURE.md"
+    assert layout.upward_imports(graph) == []
+
+
+def test_the_package_root_holds_only_the_public_face():
+    assert sorted(layout.root_modules()) == sorted(layout.PUBLIC_FACE)
+
+
+def test_the_layers_below_the_runtime_stay_torch_free():
+    """io/, model/, dsp/ and contract/ are read by the runtime and by training alike: none may pull torch in."""
+    start = [p for folder in ("io", "model", "dsp", "contract") for p in modules_under(folder)]
+    assert violations(start, TORCH_SIDE) == []
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "apucodec"
+    for rel, text in {"__init__.py": "", **files}.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for parent in path.relative_to(root).parents:
+            (root / parent / "__init__.py").touch()
+        path.write_text(text)
+    return root
+
+
+def test_the_cycle_check_finds_a_lazy_cycle(tmp_path):
+    root = _tree(tmp_path, {"io/a.py": "from apucodec.io import b\n",
+                            "io/b.py": "def f():\n    from apucodec.io.c import g\n",
+                            "io/c.py": "from .a import x\n", "io/d.py": "from apucodec.io import a\n"})
+    assert layout.cycles(layout.import_graph(root)) == [["apucodec.io.a", "apucodec.io.b", "apucodec.io.c"]]
+    (root / "io" / "c.py").write_text("import numpy\n")
+    assert layout.cycles(layout.import_graph(root)) == []
+
+
+def test_the_layer_check_finds_an_upward_import(tmp_path):
+    root = _tree(tmp_path, {"model/pull.py": "def f():\n    from apucodec.export import model_export\n",
+                            "export/model_export.py": "from apucodec.model import pull\n",
+                            "io/audio.py": "from apucodec import __version__\n"})
+    assert layout.upward_imports(layout.import_graph(root)) == ["apucodec.model.pull -> apucodec.export.model_export"]

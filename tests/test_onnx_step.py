@@ -12,7 +12,7 @@ from apucodec.model.directory import load_model_dir
 from apucodec.runtime import Codec
 from apucodec.runtime.onnx_step import onnx_step, stage_stepper
 from apucodec.runtime.sessions import open_sessions
-from apucodec.runtime.steps import Stepper
+from apucodec.runtime.stepper import Stepper
 from tests.audio_factory import speech_like
 from tests.runtime_models import CPU_ONLY
 

@@ -20,8 +20,8 @@ from apucodec.cli.main import cli
 from apucodec.dsp.metrics import snr_db
 from apucodec.errors import ApucodecError
 from apucodec.model.directory import load_model_dir
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.eps import CPU, VITISAI
-from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.stage_plan import CPU_INT8_REASON, SessionSettings, choose_decoder_graph, choose_encoder_graph
 from tests.audio_factory import mixture, speech_like, tone
 from tests.runtime_models import export_tiny

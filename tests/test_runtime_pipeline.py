@@ -13,8 +13,8 @@ import soundfile as sf
 
 from apucodec.errors import ApucodecError
 from apucodec.io.apc_file import HEADER_SIZE, read_apc
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.lanes import Lanes
-from apucodec.runtime.pipeline import Codec
 from tests.audio_factory import chirp, noise_bursts, speech_like, tone
 from tests.runtime_models import CPU_ONLY, assert_codes_equal_ties_aside, export_tiny, whole_file_reference
 

@@ -16,7 +16,7 @@ from apucodec.codec.model import APUCodec
 from apucodec.contract.config import preset
 from apucodec.dsp.metrics import snr_db
 from apucodec.dsp.signals import signal
-from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.stage_plan import SessionSettings
 from tests.cli_helpers import CPU, assert_one_line_error, invoke
 from tests.tiny_models import export_on_one_thread, torch_threads

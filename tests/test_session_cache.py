@@ -134,7 +134,7 @@ def test_codec_sessions_use_the_cache_second_open_loads_optimized_graphs(runtime
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """The runtime routes its CPU sessions through the cache: the first Codec fills it, the second loads from it
     (ORT's optimization off) and gives the same output to the bit."""
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.codec_runner import Codec
     from apucodec.runtime.stage_plan import SessionSettings
     from tests.audio_factory import mixture
 

@@ -73,7 +73,7 @@ def test_each_stage_writes_its_weights_once_and_its_graphs_point_at_the_same_byt
 
 
 def test_shared_weights_run_exactly_like_the_self_contained_export(tiny_model_dir: Path, inline_model: Path):
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.codec_runner import Codec
     from apucodec.runtime.stage_plan import SessionSettings
 
     assert not any(p.suffix == ".weights" for p in inline_model.iterdir())
@@ -186,7 +186,7 @@ def test_optimized_graph_cache_tells_apart_models_whose_graph_files_are_identica
     """Two models whose graph files are byte-identical and whose weights files differ (as two checkpoints of one
     config can be, their small inline tensors aside): the CPU EP's optimized-graph cache must key by graph *and*
     weights, or the second model runs the first's weights."""
-    from apucodec.runtime.pipeline import Codec
+    from apucodec.runtime.codec_runner import Codec
     from apucodec.runtime.stage_plan import SessionSettings
 
     other = _copy(tiny_model_dir, tmp_path)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.codec_runner import Codec
 from tests.runtime_models import CPU_ONLY, export_tiny
 
 torch = pytest.importorskip("torch")

@@ -24,7 +24,7 @@ from apucodec.cli.main import cli  # noqa: E402
 from apucodec.dataset import TokenDataset, shards  # noqa: E402
 from apucodec.dataset.corpus import list_corpus, probe_item  # noqa: E402
 from apucodec.dataset.encoder import CodecAdapter, resolve_model  # noqa: E402
-from apucodec.dataset.pipeline import plan  # noqa: E402
+from apucodec.dataset.tokenize_run import plan  # noqa: E402
 from apucodec.errors import ApucodecError  # noqa: E402
 from tests.audio_factory import mixture, tone  # noqa: E402
 from tests.cli_helpers import assert_one_line_error, modules_loaded  # noqa: E402
@@ -224,7 +224,7 @@ def test_missing_extra_names_it(monkeypatch):
 
 
 def test_runtime_and_cli_import_no_ray_or_pyarrow():
-    code = "import apucodec, apucodec.runtime.pipeline, apucodec.cli.main, apucodec.dataset"
+    code = "import apucodec, apucodec.runtime.codec_runner, apucodec.cli.main, apucodec.dataset"
     out, loaded = modules_loaded(code, watch=("ray", "pyarrow", "torch"), cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert loaded == []
@@ -246,9 +246,9 @@ def test_errors_inside_ray_become_one_line():
 
 
 def test_one_run_per_output_folder(tmp_path):
-    from apucodec.dataset.pipeline import exclusive
+    from apucodec.dataset.tokenize_run import exclusive
 
-    code = ("import sys; from pathlib import Path; from apucodec.dataset.pipeline import exclusive\n"
+    code = ("import sys; from pathlib import Path; from apucodec.dataset.tokenize_run import exclusive\n"
             "try:\n    with exclusive(Path(sys.argv[1])): print('got it')\n"
             "except Exception as exc: print(exc)")
 

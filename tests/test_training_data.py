@@ -19,7 +19,7 @@ from tests.audio_factory import write_folder
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     folder = write_folder(tmp_path_factory.mktemp("data_audio"), seconds=3.0, count=2, kind="tonal")
-    return SegmentSource(folder, 11264, log=lambda m: None)
+    return SegmentSource(folder, 11264, sample_rate=44100, log=lambda m: None)
 
 
 def test_ranks_shard_each_epoch_disjointly():

@@ -43,7 +43,7 @@ import json, sys
 import numpy as np
 import onnxruntime as ort
 from apucodec.model.directory import load_model_dir
-from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.eps import CPU, WEBGPU
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.webgpu import add_webgpu_provider, find_webgpu_devices

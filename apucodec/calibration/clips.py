@@ -26,13 +26,16 @@ import numpy as np
 import soundfile as sf
 
 from apucodec.errors import ApucodecError
-from apucodec.io.audio import CODEC_RATE, list_audio_files, probe, resample, to_mono
+from apucodec.io.audio_read import list_audio_files, probe, to_mono
+from apucodec.io.resample import resample
 
 # A clip whose RMS is below this is "near-silent" (-50 dBFS): it says nothing about activation ranges.
 SILENCE_RMS = 10 ** (-50 / 20)
 # Held-out clips for the fidelity report: at most this many, and never more than a fifth of what is available.
 MAX_EVAL_CLIPS = 8
 EVAL_SHARE = 5
+# Clips are cut at the rate of the project's own family, whose encoders the NPU presets calibrate.
+CODEC_RATE = 44100
 # Extra codec-rate samples read on each side of a resampled clip, so soxr's filter has real context there.
 RESAMPLE_MARGIN = 1024
 

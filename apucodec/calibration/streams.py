@@ -20,7 +20,7 @@ import numpy as np
 from apucodec.contract.steps import frames_for_length
 from apucodec.model.directory import ModelDir
 from apucodec.runtime.onnx_step import Feeds, onnx_step, stage_stepper
-from apucodec.runtime.steps import StepFunction, Stepper
+from apucodec.runtime.stepper import StepFunction, Stepper
 
 
 def graph_stepper(model: ModelDir, role: str, step: StepFunction) -> Stepper:

@@ -1,6 +1,6 @@
 """`apucodec quantize --target cpu` for a pooled-norm (seed) model: CPU INT8 whole-sequence graphs.
 
-Offline, such a model runs its whole-sequence graphs (apucodec/runtime/whole_sequence.py), so those are the graphs
+Offline, such a model runs its whole-sequence graphs (apucodec/runtime/segmented_stages.py), so those are the graphs
 the CPU INT8 pass must quantize (`encoder.whole.cpu-int8`, `decoder.whole.cpu-int8`; the runtime picks them on the
 CPU EP like any CPU INT8 graph). Calibration feeds are whole clips: each clip through the FP32 whole encoder, its
 latent through the NumPy RVQ, the dequantized codes into the decoder, as `run` does. Clips are short (CLIP_SECONDS)

@@ -35,7 +35,8 @@ MAX_SECONDS = 3600.0  # generated audio is held in memory: an hour is 635 MB of 
 def bench(seconds: float | None, input_path: Path | None, step_frames: int | None, queue_depth: int, as_json: bool,
           plot_path: Path | None, **opts: Any) -> None:
     """Time the codec per stage and step, sequentially and pipelined, and show where each stage ran."""
-    from apucodec.io.audio import CODEC_RATE, resample
+    from apucodec.io.resample import resample
+    from apucodec.runtime.codec_runner import input_notes
     from apucodec.tools.bench import generated_audio, run_bench
     from apucodec.tools.bench_text import format_report
 
@@ -43,14 +44,15 @@ def bench(seconds: float | None, input_path: Path | None, step_frames: int | Non
         from apucodec.tools.plotting import check_plot_path
 
         check_plot_path(plot_path)  # a missing matplotlib or a bad path fails now, not after the benchmark
-    audio, source, notes = _input_audio(input_path, seconds)  # read before the (slow) sessions are opened
+    audio, rate, source, info = _input_audio(input_path, seconds)  # read before the (slow) sessions are opened
     # bench measures the engine itself (its lanes, steps and queue), not the public Codec's surface
     codec = _open_codec(**opts, stages=("encoder", "decoder"), step_frames=step_frames)._engine
     codec.queue_depth = queue_depth
     if audio is None:
         audio = generated_audio(seconds or DEFAULT_SECONDS, codec.sample_rate)
-    elif codec.sample_rate != CODEC_RATE:
-        audio = resample(audio, CODEC_RATE, codec.sample_rate)
+    else:  # one conversion, from the file's rate straight to the model's
+        audio = resample(audio, rate, codec.sample_rate)
+    notes = [] if info is None else input_notes(info, codec.sample_rate)
     report = run_bench(codec, audio, source=source, model_label=codec.model.label, notes=notes)
     if plot_path is not None:
         from apucodec.tools.plotting import plot_timeline
@@ -64,16 +66,16 @@ def bench(seconds: float | None, input_path: Path | None, step_frames: int | Non
 bench.params = [param for param in bench.params if param.name != "report"]
 
 
-def _input_audio(input_path: Path | None, seconds: float | None) -> tuple[Any, str, list[str]]:
-    """(codec-rate samples or None for generated audio, source label, notes about downmix/resampling)."""
+def _input_audio(input_path: Path | None, seconds: float | None) -> tuple[Any, int, str, Any]:
+    """(mono samples at the file's own rate, or None for generated audio; that rate; source label; the file's
+    AudioInfo, or None). The model's rate is known only once it is open: resampling waits until then."""
     if input_path is None:
-        return None, "generated", []
-    from apucodec.io.audio import CODEC_RATE, read_audio
-    from apucodec.runtime.pipeline import input_notes
+        return None, 0, "generated", None
+    from apucodec.io.audio_read import read_audio
 
-    audio, info = read_audio(input_path, CODEC_RATE)
+    audio, info = read_audio(input_path, None)
     if seconds is not None:
-        audio = audio[: int(round(seconds * CODEC_RATE))]
+        audio = audio[: int(round(seconds * info.sample_rate))]
     if audio.size == 0:
         raise ApucodecError(f"{input_path}: contains no audio samples")
-    return audio, str(input_path), input_notes(info, CODEC_RATE)
+    return audio, info.sample_rate, str(input_path), info

@@ -154,9 +154,9 @@ def _codec_rate_length(info: Any, rate: int) -> int:
 
 def _check_paths(input_path: Path, output_path: Path, audio_output: bool = True) -> Any:
     """Fail fast on bad input/output paths, before the (slow) sessions are opened."""
-    from apucodec.io.audio_blocks import open_input
+    from apucodec.io.audio_read import probe
 
-    info = open_input(input_path)
+    info = probe(input_path)
     check_output(output_path, info.path, audio_output)
     return info
 
@@ -164,9 +164,9 @@ def _check_paths(input_path: Path, output_path: Path, audio_output: bool = True)
 def check_output(output_path: Path, source: Path, audio_output: bool = True) -> None:
     """Every check on OUTPUT that can fail before slow work starts, in one order for every command: the format its
     extension names (audio) or that it names none (.apc), that it is not the input, and that it can be written."""
-    from apucodec.io.audio_blocks import output_format
+    from apucodec.io.audio_write import output_format
     from apucodec.io.outputs import check_output_path
-    from apucodec.runtime.pipeline import check_distinct
+    from apucodec.runtime.codec_runner import check_distinct
 
     if audio_output:
         output_format(output_path)
@@ -178,7 +178,7 @@ def check_output(output_path: Path, source: Path, audio_output: bool = True) -> 
 
 
 def _check_apc_output(output_path: Path) -> None:
-    from apucodec.io.audio_blocks import OUTPUT_EXTENSIONS
+    from apucodec.io.audio_write import OUTPUT_EXTENSIONS
 
     if extension(output_path) in OUTPUT_EXTENSIONS:
         raise ApucodecError(f"{output_path}: encode writes .apc codes, not {output_path.suffix} audio; use "
@@ -186,7 +186,7 @@ def _check_apc_output(output_path: Path) -> None:
 
 
 def _announce(info: Any, rate: int, rename: tuple[str, str]) -> tuple[str, ...]:
-    from apucodec.runtime.pipeline import input_notes
+    from apucodec.runtime.codec_runner import input_notes
 
     notes = tuple(input_notes(info, rate))
     _notes(list(notes), rename)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from apucodec.errors import ApucodecError, require
-from apucodec.export import DEFAULT_OPSET, DEFAULT_STEP_FRAMES
+from apucodec.export.specs import DEFAULT_OPSET, DEFAULT_STEP_FRAMES
 from apucodec.model.directory import DEFAULT_DIR_NAME
 
 
@@ -50,7 +50,7 @@ def export(checkpoint: Path, out: Path, step_frames: str, opset: int, no_simplif
     sizes = parse_step_frames(step_frames)
     require("torch", "export")
     require("onnx", "export")  # onnxsim (or onnxslim) is checked when simplification runs
-    from apucodec.export.pipeline import export_model
+    from apucodec.export.model_export import export_model
 
     log = None if quiet else (lambda message: click.echo(message, err=True))
     model = export_model(checkpoint, out, step_frames=sizes, opset=opset, simplify=not no_simplify, force=force,

@@ -47,7 +47,7 @@ def _seconds(source: Path, kind: str) -> float:
 
             with open_apc(source) as reader:
                 return reader.header.seconds
-        from apucodec.io.audio import probe
+        from apucodec.io.audio_read import probe
 
         return probe(source).frames / max(probe(source).sample_rate, 1)
     except ApucodecError:

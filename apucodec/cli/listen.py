@@ -28,7 +28,7 @@ def listen(inputs: tuple[Path, ...], model_option: str | None, port: int, export
 
     site = build_site(list(inputs), model_option)
     if export_dir is not None:
-        from apucodec.tools.listen.export import export_site
+        from apucodec.tools.listen.static_site import export_site
 
         count = export_site(site, export_dir)
         click.echo(f"wrote {count} files to {export_dir}; serve it with: python -m http.server -d {export_dir}")

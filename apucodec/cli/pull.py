@@ -25,7 +25,7 @@ def pull(name: str | None, list_names: bool, force: bool, quiet: bool) -> None:
         return
     if not name:
         raise ApucodecError("pull needs a model NAME (apucodec pull --list shows them)")
-    from apucodec.model.pull import pull as run_pull
+    from apucodec.export.pull_release import pull as run_pull
 
     log = None if quiet else (lambda message: click.echo(message, err=True))
     result = run_pull(name, force=force, log=log)

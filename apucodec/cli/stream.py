@@ -57,8 +57,8 @@ def _stream_file(codec: object, s: object, input_path: Path, output_path: Path, 
                  as_json: bool, report: bool) -> None:
     """Through the same input (`-`, FIFOs read once) and output path (apucodec.io.outputs) as run/encode/decode."""
     from apucodec.cli.codec import check_output
-    from apucodec.io.audio import read_audio
-    from apucodec.io.audio_blocks import open_audio_output
+    from apucodec.io.audio_read import read_audio
+    from apucodec.io.audio_write import open_audio_output
     from apucodec.io.outputs import is_stdio
     from apucodec.io.stdio import stdin_input
     from apucodec.runtime.realtime import StreamStats, drive

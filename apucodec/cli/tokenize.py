@@ -36,8 +36,8 @@ def tokenize(corpus: Path, out: Path, n_codebooks: int | None, workers: int, thr
              ray_address: str | None, model_path: Path | None, precision: str) -> None:
     """Encode every audio file of CORPUS (a folder, or a CSV/JSONL/Parquet manifest with a 'path' column) into
     Parquet shards of codes in OUT. Rerunning skips what is done (by content sha256)."""
-    from apucodec.dataset.pipeline import TokenizeOptions
-    from apucodec.dataset.pipeline import tokenize as run_tokenize
+    from apucodec.dataset.tokenize_run import TokenizeOptions
+    from apucodec.dataset.tokenize_run import tokenize as run_tokenize
 
     options = TokenizeOptions(model=model_path, codebooks=n_codebooks, workers=workers, threads=threads,
                               shard_size=shard_size, ray_address=ray_address, precision=precision)

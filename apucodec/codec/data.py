@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from apucodec.errors import ApucodecError
-from apucodec.io.audio import CODEC_RATE, list_audio_files, read_audio
+from apucodec.io.audio_read import list_audio_files, read_audio
 
 SILENCE_RMS = 10 ** (-60 / 20)
 
@@ -30,11 +30,12 @@ class Clip:
 
 class SegmentSource:
     def __init__(self, folder: str | Path, segment_samples: int, *, val_fraction: float = 0.1,
-                 sample_rate: int = CODEC_RATE, log=print) -> None:
+                 sample_rate: int, log=print) -> None:
         files = list_audio_files(folder)
         if not files:
             raise ApucodecError(f"{folder}: no decodable audio files found")
         self.segment = segment_samples
+        self.sample_rate = sample_rate
         self.clips: list[Clip] = []
         for path in files:
             audio, _ = read_audio(path, sample_rate)
@@ -55,7 +56,7 @@ class SegmentSource:
 
     @property
     def seconds(self) -> float:
-        return sum(len(c.audio) for c in self.clips) / CODEC_RATE
+        return sum(len(c.audio) for c in self.clips) / self.sample_rate
 
     @property
     def slots(self) -> int:

@@ -17,11 +17,9 @@ __all__ = ["TokenDataset", "TokenItem", "TokenizeOptions", "TokenizeReport", "to
 
 def __getattr__(name: str) -> Any:
     if name in ("TokenDataset", "TokenItem"):
-        from apucodec.dataset import reader
-
-        return getattr(reader, name)
+        from apucodec.dataset import shard_reader
+        return getattr(shard_reader, name)
     if name in ("TokenizeOptions", "TokenizeReport", "tokenize"):
-        from apucodec.dataset import pipeline
-
-        return getattr(pipeline, name)
+        from apucodec.dataset import tokenize_run
+        return getattr(tokenize_run, name)
     raise AttributeError(f"module 'apucodec.dataset' has no attribute {name!r}")

@@ -122,7 +122,7 @@ def probe_item(path: str) -> dict[str, Any]:
 
     Runs in a Ray task. Never raises for a bad file: one bad file must not stop a corpus-sized job.
     """
-    from apucodec.io.audio import probe
+    from apucodec.io.audio_read import probe
 
     out: dict[str, Any] = {"sha256": "", "duration": 0.0, "sample_rate": 0, "error": ""}
     try:

@@ -34,9 +34,9 @@ def resolve_model(option: str | Path | None, precision: str = "fp32") -> ModelIn
     """--model, $APUCODEC_MODEL, ./apucodec-model or the bundled model at `precision`: the encoder graph that
     precision runs on this machine is found by opening it once (encoder only), so the shards and dataset.json can
     say which graph made the codes, and an output folder can refuse codes of another."""
-    import apucodec
+    from apucodec.api import load
 
-    with apucodec.load(option, precision=precision, stages=("encoder",), warn=None) as codec:
+    with load(option, precision=precision, stages=("encoder",), warn=None) as codec:
         model = codec.model
         graph, sha = codec.graph_precision("encoder"), codec.graph_sha256("encoder")
         graph_file = codec.graph_record("encoder").name
@@ -58,9 +58,9 @@ class CodecAdapter:
 
     def __init__(self, model_path: str | Path, threads: int = 0, stages: tuple[str, ...] = ("encoder",),
                  precision: str = "fp32") -> None:
-        import apucodec
+        from apucodec.api import load
 
-        self._codec = apucodec.load(model_path, precision=precision, threads=threads, stages=stages, warn=None)
+        self._codec = load(model_path, precision=precision, threads=threads, stages=stages, warn=None)
         self.model_id: str = self._codec.model_id
         self.sample_rate: int = self._codec.sample_rate
         self.graph = (self._codec.graph_precision("encoder"), self._codec.graph_sha256("encoder")) \

@@ -31,7 +31,7 @@ def probe_batch(batch: Batch) -> Batch:
 
 def read_batch(batch: Batch, sample_rate: int) -> Batch:
     """Decode, downmix and resample each file to the codec rate on a CPU task (NaN/Inf and decode errors -> error)."""
-    from apucodec.io.audio import read_audio
+    from apucodec.io.audio_read import read_audio
 
     audio: list[bytes] = []
     errors: list[str] = []

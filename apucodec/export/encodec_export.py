@@ -1,6 +1,6 @@
 """Export of the EnCodec family: an `encodec` state dict (or an EncodecNet) -> the same model directory contract.
 
-The steps mirror apucodec/export/pipeline.py (load, steps, export/simplify/check, write, parity, manifest) and share
+The steps mirror apucodec/export/model_export.py (load, steps, export/simplify/check, write, parity, manifest) and share
 its graph, spec and manifest code; what differs is the network (apucodec/export/encodec_steps.py), the weight norm
 (folded at load), and the step sizes: a graph of `start_frames` frames is always added when a smaller step is asked
 for, because a stream's first step must span that many frames (EnCodec's reflect padding; see encodec_config.py).
@@ -22,6 +22,7 @@ from apucodec.export import parity
 from apucodec.export.encodec_parity import check_encodec_parity
 from apucodec.export.encodec_steps import EncodecStepNetwork, build_encodec_steps
 from apucodec.export.specs import GraphSpec, step_spec
+from apucodec.export.step_graphs import producers, step_graphs
 from apucodec.model.directory import file_entry, model_id
 from apucodec.model.passes import StepLog
 
@@ -35,8 +36,6 @@ def start_note(start: int, cfg: Any) -> str:
 def export_encodec_into(stage: Path, model: EncodecNet, source_info: dict[str, Any], steps: StepLog, *,
                         step_frames: tuple[int, ...], opset: int, simplify: bool, codebooks_dtype: str) -> None:
     """Every export step for an EnCodec model, writing the finished directory's content into `stage`."""
-    from apucodec.export.pipeline import _step_graphs, producers
-
     cfg = model.config
     with steps.step("load") as said:
         said.append(f"{source_info.get('checkpoint', 'in-memory model')} (encodec format, "
@@ -57,7 +56,7 @@ def export_encodec_into(stage: Path, model: EncodecNet, source_info: dict[str, A
             said.append(f"{name}: causal (delay 0), state {net.state_size} values (LSTM (h, c) included), first "
                         f"step {cfg.start_frames} frames")
     steps.info(start_note(cfg.start_frames, cfg))
-    protos, graph_info, exporter, simplifier = _step_graphs(networks, specs, opset, simplify, steps)
+    protos, graph_info, exporter, simplifier = step_graphs(networks, specs, opset, simplify, steps)
     with steps.step("write") as said:
         paths = {role: stage / spec.filename for role, spec in specs.items()}
         import onnx

@@ -20,7 +20,7 @@ from apucodec.export.parity import (
     parity_material,
 )
 from apucodec.runtime.onnx_step import onnx_step
-from apucodec.runtime.steps import StepFunction, Stepper
+from apucodec.runtime.stepper import StepFunction, Stepper
 
 
 def first_role(networks: dict[str, EncodecStepNetwork], kind: str, start: int) -> str:

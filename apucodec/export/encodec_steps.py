@@ -7,7 +7,7 @@ What EnCodec adds to the project's causal networks:
   A zero state is the start of a stream, so on a stream's first step (bounds[0] == 0) each such conv adds the
   reflection of its step input to its (zero) cache. That needs the step to hold p + 1 samples at that layer: a graph
   whose step is shorter cannot reproduce the start and must not run a stream's first step; `start_frames` says how
-  long a first step must be, and the runtime runs it on the smallest graph that long (apucodec/runtime/steps.py).
+  long a first step must be, and the runtime runs it on the smallest graph that long (apucodec/runtime/stepper.py).
 - before a reflecting conv, samples past the file's end are zeroed (EnCodec zero-extends a too-short signal before
   it reflects); everywhere else the networks are causal, so nothing after the end can reach an earlier output.
 Every delay is zero: a causal network's output frame t is final once input frame t has arrived.

@@ -26,7 +26,7 @@ from apucodec.runtime.eps import CPU
 from apucodec.runtime.onnx_step import onnx_step
 from apucodec.runtime.sessions import session_options
 from apucodec.runtime.stage_plan import SessionSettings
-from apucodec.runtime.steps import Stepper
+from apucodec.runtime.stepper import Stepper
 
 MIN_SNR_DB = 80.0
 PARITY_SECONDS = 1.5

@@ -37,7 +37,7 @@ def reference_material(path: Path | None, sample_rate: int) -> tuple[list[np.nda
     """Up to REFERENCE_CLIPS clips of REFERENCE_SECONDS from the recordings at `path` (a file or a folder), else the
     parity signals; and a description of what was used (for the manifest)."""
     from apucodec.errors import ApucodecError
-    from apucodec.io.audio import list_audio_files, read_audio
+    from apucodec.io.audio_read import list_audio_files, read_audio
 
     if path is None:
         n = int(SYNTHETIC_SECONDS * sample_rate)

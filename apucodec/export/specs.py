@@ -13,6 +13,10 @@ from apucodec.contract.config import CodecConfig
 from apucodec.contract.manifest import TensorEntry
 from apucodec.contract.steps import STEP_INPUTS, STEP_OUTPUTS, step_role
 
+# A live step (4 frames, 46 ms) and an offline one (64 frames, 0.74 s): see apucodec/export/streaming.py.
+DEFAULT_STEP_FRAMES = (4, 64)
+DEFAULT_OPSET = 17
+
 
 @dataclass(frozen=True)
 class TensorSpec:

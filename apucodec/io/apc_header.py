@@ -23,6 +23,7 @@ from apucodec.contract.config import MAX_CODEBOOKS
 from apucodec.contract.config import bits_per_code as bits_for
 from apucodec.contract.steps import frames_for_length
 from apucodec.errors import InputError
+from apucodec.io.resample import MAX_RATE, MIN_RATE
 
 MAGIC = b"APC\x1a"
 FORMAT_VERSION = 2
@@ -33,7 +34,6 @@ V1_HEADER_SIZE = HEADER_V1.size
 HEADER_SIZE = V1_HEADER_SIZE + EXTENSION_V2.size  # what this apucodec writes
 CRC_SIZE = 4
 MAX_CHANNELS = 64
-MIN_RATE, MAX_RATE = 1000, 1_000_000  # the rates apucodec reads (apucodec.io.audio.check_rate)
 MAX_HOP = 1 << 20
 MAX_CODEBOOK_SIZE = 1 << 24
 # input_length must agree with original_length converted between the rates, give or take what a streaming

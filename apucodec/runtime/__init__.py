@@ -18,9 +18,8 @@ __all__ = ["Codec", "RunResult", "SessionSettings", "PlacementReport"]
 
 def __getattr__(name: str) -> Any:
     if name in ("Codec", "RunResult"):
-        from apucodec.runtime import pipeline
-
-        return getattr(pipeline, name)
+        from apucodec.runtime import codec_runner
+        return getattr(codec_runner, name)
     if name == "SessionSettings":
         from apucodec.runtime.stage_plan import SessionSettings
 

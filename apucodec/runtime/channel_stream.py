@@ -18,7 +18,7 @@ import numpy as np
 
 from apucodec.errors import ApucodecError
 from apucodec.runtime.rvq import NumpyRVQ
-from apucodec.runtime.steps import Stepper
+from apucodec.runtime.stepper import Stepper
 
 
 class ChannelFlushed(NamedTuple):

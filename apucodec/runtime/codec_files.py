@@ -37,11 +37,11 @@ class CodecFiles:
                     progress: Progress | None = None, mono: bool = False) -> Any:
         """Audio file -> .apc file (every channel, or their average with `mono`); returns the run's RunResult."""
         from apucodec.io.apc_file import ApcWriter
-        from apucodec.io.audio_blocks import read_blocks
+        from apucodec.io.audio_read import read_blocks
         from apucodec.io.outputs import open_binary_output
         from apucodec.runtime import engine as chains
+        from apucodec.runtime.codec_runner import check_distinct
         from apucodec.runtime.lanes import Lanes
-        from apucodec.runtime.pipeline import check_distinct
 
         eng = self._engine
         n = eng.n_codebooks(n_codebooks)
@@ -93,8 +93,8 @@ class CodecFiles:
     def _decode_channels(self, reader: Any, input_path: Path, output_path: Path, force: bool, match_input: bool,
                          progress: Progress | None) -> Any:
         from apucodec.runtime import engine as chains
+        from apucodec.runtime.codec_runner import check_distinct
         from apucodec.runtime.lanes import Lanes
-        from apucodec.runtime.pipeline import check_distinct
 
         eng, header = self._engine, reader.header
         check_distinct(input_path, output_path)
@@ -118,7 +118,8 @@ class CodecFiles:
 
     def _write_channels(self, output_path: Path, decoded: list[np.ndarray], out_rate: int,
                         target: int | None) -> None:
-        from apucodec.io.audio_blocks import StreamResampler, open_audio_output
+        from apucodec.io.audio_write import open_audio_output
+        from apucodec.io.resample import StreamResampler
 
         columns = []
         for audio in decoded:
@@ -134,11 +135,11 @@ class CodecFiles:
     def run_file(self, input_path: str | Path, output_path: str | Path, n_codebooks: int | None = None,
                  match_input: bool = False, progress: Progress | None = None, mono: bool = False) -> Any:
         """Encode and decode a file; every channel kept (or their average with `mono`)."""
-        from apucodec.io.audio_blocks import open_input, read_blocks
-        from apucodec.runtime.pipeline import check_distinct
+        from apucodec.io.audio_read import probe, read_blocks
+        from apucodec.runtime.codec_runner import check_distinct
 
         eng = self._engine
-        info = open_input(input_path)
+        info = probe(input_path)
         if mono or info.channels == 1:
             return eng.run_file(input_path, output_path, n_codebooks, match_input, progress)
         output_path = Path(output_path)

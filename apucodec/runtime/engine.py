@@ -23,7 +23,7 @@ import numpy as np
 from apucodec.contract.steps import frames_for_length
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.rvq import NumpyRVQ
-from apucodec.runtime.steps import Stepper
+from apucodec.runtime.stepper import Stepper
 
 
 @dataclass

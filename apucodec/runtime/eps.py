@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from apucodec.errors import ApucodecError
+from apucodec.runtime.webgpu import EP_NAME as WEBGPU_EP_NAME
 
 CPU = "CPUExecutionProvider"
 VITISAI = "VitisAIExecutionProvider"
-WEBGPU = "WebGpuExecutionProvider"
+WEBGPU = WEBGPU_EP_NAME  # a plugin EP: its module owns the name, the probe and the registration
 MIGRAPHX = "MIGraphXExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 DIRECTML = "DmlExecutionProvider"

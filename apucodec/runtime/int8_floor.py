@@ -34,7 +34,7 @@ DEFAULT_FLOOR_DBFS = -45.0
 # the -60 dBFS clip and most others at the end of a file.
 DECODER_MARGIN_DB = 15.0
 
-# (input, state, bounds) -> (output, next state), as apucodec.runtime.steps.StepFunction
+# (input, state, bounds) -> (output, next state), as apucodec.runtime.stepper.StepFunction
 StepCall = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from apucodec.errors import InputError
 from apucodec.io.arrays import checked_array
-from apucodec.io.audio_blocks import StreamResampler
+from apucodec.io.resample import StreamResampler
 from apucodec.runtime.channel_stream import ChannelStream
 
 log = logging.getLogger("apucodec")

@@ -18,7 +18,7 @@ import numpy as np
 
 from apucodec.contract.manifest import FileEntry
 from apucodec.model.directory import ModelDir
-from apucodec.runtime.steps import StepFunction, Stepper
+from apucodec.runtime.stepper import StepFunction, Stepper
 
 Feeds = dict[str, np.ndarray]
 

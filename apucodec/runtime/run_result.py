@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from apucodec.errors import ApucodecError
-from apucodec.io.audio import AudioInfo
+from apucodec.io.audio_read import AudioInfo
 from apucodec.runtime.lanes import StageTiming
 from apucodec.runtime.placement import PlacementReport
 

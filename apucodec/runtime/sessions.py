@@ -34,6 +34,7 @@ from apucodec.model.work_dirs import work_dir
 from apucodec.runtime.eps import CPU, VITISAI, WEBGPU, Warn, probe_ep, warn_stderr
 from apucodec.runtime.graph_io import Shapes, SingleIO, check_io, manifest_inputs, node_counts, static_inputs
 from apucodec.runtime.placement import PlacementReport, StagePlacement, rvq_placement
+from apucodec.runtime.segmented_stages import whole_dims
 from apucodec.runtime.session_cache import cpu_session_through_cache
 from apucodec.runtime.stage_plan import (
     SessionSettings,
@@ -44,7 +45,6 @@ from apucodec.runtime.stage_plan import (
 )
 from apucodec.runtime.vitisai import session_severity, write_bf16_config
 from apucodec.runtime.vitisai_report import check_npu_only, find_counts
-from apucodec.runtime.whole_sequence import whole_dims
 
 
 @dataclass

@@ -89,7 +89,7 @@ class Candidate:
 
 def step_frames_for(model: ModelDir, stage: str, settings: SessionSettings) -> int:
     """The step size whose graphs `stage` opens: the caller's, else the offline one: a pooled-norm model's
-    whole-sequence graph (exact, apucodec/runtime/whole_sequence.py), or the model's largest step."""
+    whole-sequence graph (exact, apucodec/runtime/segmented_stages.py), or the model's largest step."""
     sizes = model.step_sizes(stage)
     whole = model.has(step_role(stage, WHOLE_SEQUENCE))
     if (settings.step_frames is None and whole and stage not in settings.workers) or \

@@ -21,7 +21,7 @@ from apucodec.model.directory import ModelDir
 from apucodec.runtime.int8_floor import FloorCounts, StepCall, guarded_step, stage_floor
 from apucodec.runtime.onnx_step import onnx_step, stage_stepper
 from apucodec.runtime.stage_plan import SessionSettings
-from apucodec.runtime.steps import StepObserver, Stepper
+from apucodec.runtime.stepper import StepObserver, Stepper
 
 INT8_PRECISIONS = ("cpu-int8", "npu-int8")
 

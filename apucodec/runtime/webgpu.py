@@ -23,7 +23,7 @@ ever sets that variable: tests and CI do.
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
 import importlib.util
 import os
 import sys
@@ -31,10 +31,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from apucodec.runtime.eps import WEBGPU
 from apucodec.runtime.vulkan import NO_DRIVER, VulkanDevice, VulkanReport, probe_vulkan
 
-EP_NAME = WEBGPU
+EP_NAME = "WebGpuExecutionProvider"  # the plugin's EP name (apucodec.runtime.eps.WEBGPU is this)
 PLUGIN_MODULE = "onnxruntime_ep_webgpu"
 PLUGIN_DISTRIBUTION = "onnxruntime-ep-webgpu"
 REGISTRATION_NAME = "webgpu"
@@ -91,6 +90,8 @@ def software_allowed() -> bool:
 
 
 def plugin_version() -> str | None:
+    import importlib.metadata  # here, not at the top: the EP table (eps.py) imports this module on every start
+
     try:
         return importlib.metadata.version(PLUGIN_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from apucodec.dsp.signals import mixture
-from apucodec.runtime.pipeline import Codec
+from apucodec.runtime.codec_runner import Codec
 from apucodec.tools.bench_report import GRAPH_STAGES, BenchReport, RunStats
 
 

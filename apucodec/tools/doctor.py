@@ -101,7 +101,7 @@ def model_plan(model: ModelDir) -> dict[str, Any]:
         _, report = open_sessions(model, SessionSettings(), warn=warnings.append)
     except ApucodecError as exc:
         return {"path": str(model.path), "model_id": model.model_id, "error": str(exc), "warnings": warnings}
-    from apucodec.runtime.whole_sequence import approximation_line
+    from apucodec.runtime.segmented_stages import approximation_line
 
     approximate = approximation_line(model)  # a GroupNorm model: offline exact, streaming approximate
     return {"path": str(model.path), "model_id": model.model_id, "placement": report.to_dict(),

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from apucodec.errors import ApucodecError
-from apucodec.io.audio import resample
+from apucodec.io.resample import resample
 
 OPUS_RATE = 48000
 

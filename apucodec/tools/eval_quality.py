@@ -24,10 +24,11 @@ import numpy as np
 
 from apucodec.dsp.metrics import mel_distance, si_sdr
 from apucodec.errors import ApucodecError
-from apucodec.io.audio import list_audio_files, read_audio, resample
+from apucodec.io.audio_read import list_audio_files, read_audio
+from apucodec.io.resample import resample
 from apucodec.model.directory import ModelDir, load_model_dir
+from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
-from apucodec.runtime.pipeline import Codec
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.tools.comb import frame_rate_comb
 from apucodec.tools.eval_opus import opus_roundtrip

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from apucodec.errors import ApucodecError, require
-from apucodec.io.audio import atomic_output
+from apucodec.io.audio_write import atomic_output
 from apucodec.io.outputs import check_output_path, extension
 from apucodec.tools.bench_report import GRAPH_STAGES, PROCESSOR_OF, STAGES, BenchReport, RunStats
 

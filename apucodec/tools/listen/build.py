@@ -28,7 +28,7 @@ def build_site(paths: list[Path], model: str | Path | None) -> Site:
     """The page's site for `paths` (files or folders): every input checked to exist and be readable first."""
     from apucodec.contract.config import bits_per_code
     from apucodec.io.apc_file import HEADER_SIZE, check_header
-    from apucodec.io.audio import probe
+    from apucodec.io.audio_read import probe
 
     sources = list_sources(paths)
     codec = open_codec(model)

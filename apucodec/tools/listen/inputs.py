@@ -44,7 +44,7 @@ def list_sources(paths: list[Path]) -> list[Source]:
     A file named on the command line is served even through a symlink (the user chose it); a folder contributes
     only files that really lie inside it.
     """
-    from apucodec.io.audio import list_audio_files
+    from apucodec.io.audio_read import list_audio_files
 
     if not paths:
         raise ApucodecError("listen: name at least one audio file, .apc file or folder")
@@ -130,7 +130,7 @@ def prepare(source: Source, codec: Any) -> Prepared:
     """Encode (audio inputs), decode at every codebook count, and score against the original."""
     from apucodec.codes import Codes
     from apucodec.io.apc_file import parse_apc, write_apc
-    from apucodec.io.audio import read_audio
+    from apucodec.io.audio_read import read_audio
 
     rate = codec.sample_rate
     if source.is_apc:
@@ -176,7 +176,7 @@ def visqol_mos(original: np.ndarray, decoded: np.ndarray, rate: int) -> float | 
         import visqol  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
         return None
-    from apucodec.io.audio import resample
+    from apucodec.io.resample import resample
 
     ref, deg = (resample(np.asarray(x, np.float32), rate, 48000).astype(np.float64) for x in (original, decoded))
     try:

@@ -1,5 +1,5 @@
 // Decoding .apc codes in the browser with onnxruntime-web, under the runtime's step contract
-// (apucodec/runtime/steps.py's Stepper, decoder side): latent frames go through the FP32 decoder step graph S
+// (apucodec/runtime/stepper.py's Stepper, decoder side): latent frames go through the FP32 decoder step graph S
 // frames at a time with the graph's state carried from step to step and bounds = [frames consumed so far,
 // frames left] clamped to the graph's horizon (frames left = horizon while input is still coming); the first
 // `delay_samples` outputs are dropped; after the last frame, zero steps flush the lookahead until frames * hop

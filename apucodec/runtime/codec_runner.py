@@ -7,7 +7,7 @@
     codec.encode_file("in.wav", "in.apc"); codec.decode_file("in.apc", "out.wav")
     audio, result = codec.run_array(samples)             # in memory, same lanes (tests, bench)
 
-Each graph stage runs a step graph with state (apucodec/runtime/steps.py), so the output equals whole-file
+Each graph stage runs a step graph with state (apucodec/runtime/stepper.py), so the output equals whole-file
 inference at every sample and no context is recomputed. `run` is exactly `encode` then `decode`: the same steps,
 the same codes — only the .apc file in between is skipped — so an encode/decode round trip reproduces `run` bit for
 bit. The chains themselves are built in apucodec/runtime/engine.py.
@@ -25,15 +25,15 @@ from typing import Any
 import numpy as np
 
 from apucodec.contract.config import codebooks_to_use
-from apucodec.contract.steps import frames_for_length
+from apucodec.contract.steps import WHOLE_SEQUENCE, frames_for_length
 from apucodec.errors import ApucodecError
 from apucodec.io.apc_file import ApcHeader, ApcWriter
 from apucodec.io.apc_reader import ApcReader, open_apc
-from apucodec.io.audio import AudioInfo, check_finite
-from apucodec.io.audio_blocks import AudioWriter, open_audio_output, open_input, read_blocks
+from apucodec.io.audio_read import AudioInfo, check_finite, probe, read_blocks
+from apucodec.io.audio_write import AudioWriter, open_audio_output
 from apucodec.io.outputs import open_binary_output  # unnamed temp outputs, `-`, devices
 from apucodec.model.directory import ModelDir, load_model_dir
-from apucodec.runtime import engine, whole_sequence
+from apucodec.runtime import engine, segmented_stages
 from apucodec.runtime.eps import Warn, warn_stderr
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.placement import processor_turns
@@ -42,7 +42,7 @@ from apucodec.runtime.rvq_projected import load_rvq
 from apucodec.runtime.sessions import StageSession, open_sessions
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.stage_steps import StageSteps
-from apucodec.runtime.steps import StepObserver, Stepper
+from apucodec.runtime.stepper import StepObserver, Stepper
 
 Progress = Callable[[int], None]  # called with the number of codec-rate samples just finished
 
@@ -73,7 +73,7 @@ class Codec:
         for caveat in (model.manifest.export.caveats if model.manifest.export else None) or []:
             if warn is not None:  # e.g. a GroupNorm model exported before whole-sequence graphs existed
                 warn(f"{model.path}: {caveat}")
-        approximate = None if self.whole_sequence else whole_sequence.approximation_line(
+        approximate = None if self.whole_sequence else segmented_stages.approximation_line(
             model, self.step_frames(next(iter(self.sessions))))
         if approximate and warn is not None:  # a GroupNorm model through its step graphs
             warn(approximate)
@@ -103,12 +103,12 @@ class Codec:
 
     def step_frames(self, stage: str) -> int:
         """Frames per step of the stage's graph (WHOLE_SEQUENCE, 0: a pooled-norm model's whole-sequence graph)."""
-        return self._session(stage).record.step_frames or whole_sequence.WHOLE_SEQUENCE
+        return self._session(stage).record.step_frames or WHOLE_SEQUENCE
 
     @property
     def whole_sequence(self) -> bool:
         """Does this Codec run whole-sequence graphs (a pooled-norm model offline: exact, memory grows)?"""
-        return all(self.step_frames(stage) == whole_sequence.WHOLE_SEQUENCE for stage in self.sessions)
+        return all(self.step_frames(stage) == WHOLE_SEQUENCE for stage in self.sessions)
 
     def stepper(self, stage: str, *, lead_frames: int = 0, on_step: StepObserver | None = None) -> Stepper:
         """A fresh stream through `stage`'s step graph (zero state: the start of a stream); `on_step` is told the
@@ -121,7 +121,7 @@ class Codec:
         """The stages of `kind`; the Steppers it creates are left in `steppers` (their step counts), and notes about
         the run (a whole-sequence input cut into segments) in `notes`."""
         if self.whole_sequence:
-            return whole_sequence.chain(self, lanes, kind, n, notes)
+            return segmented_stages.chain(self, lanes, kind, n, notes)
         stages: list[tuple[str, engine.StageFunction]] = []
         if kind in ("run", "encode"):
             steppers["encoder"] = self.stepper("encoder", on_step=lanes.step_recorder("encoder"))
@@ -215,7 +215,7 @@ class Codec:
     # ---- files ---------------------------------------------------------------------------------------------------
 
     def _input(self, input_path: str | Path, notes: list[str]) -> AudioInfo:
-        info = open_input(input_path)
+        info = probe(input_path)
         notes.extend(input_notes(info, self.sample_rate))
         return info
 

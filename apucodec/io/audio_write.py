@@ -1,13 +1,16 @@
-"""Streaming audio in and out of the pipeline: soundfile blocks, downmix, NaN checks, soxr's streaming resampler.
+"""Writing audio and other finished outputs: every one goes through the one output path (apucodec.io.outputs).
 
-apucodec.io.audio reads whole files, which is right for training and calibration but would make the runtime's memory
-grow with the file; here the same definition of "what the codec hears" (float32 mono, channel average, soxr HQ at
-44.1 kHz) is applied one block at a time, so memory stays at a few blocks whatever the length.
+One writer, `open_audio_output`: regular files through libsndfile in the container the extension names, written to
+an unnamed temp file linked into place only when the block finishes; `-`, devices and FIFOs written in place (a
+streamed WAV where libsndfile cannot stream the container). `AudioWriter` (blocks, resampled, cut to an exact
+length) and `atomic_output` (for path-only writers such as matplotlib) go through the same path, so no caller can
+bypass the hardening.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,59 +19,9 @@ from typing import Any, BinaryIO
 import numpy as np
 import soundfile as sf
 
-from apucodec.errors import ApucodecError, first_line
-from apucodec.io.audio import AudioInfo, check_finite, probe, to_mono
-from apucodec.io.path_names import sf_name
-
-BLOCK_FRAMES = 1 << 16
-
-
-class StreamResampler:
-    """soxr's ResampleStream at HQ quality, or a pass-through when the rates agree."""
-
-    def __init__(self, rate_in: int, rate_out: int) -> None:
-        self.rate_in, self.rate_out = rate_in, rate_out
-        self._stream = None
-        if rate_in != rate_out:
-            import soxr
-
-            self._stream = soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32", quality="HQ")
-
-    def process(self, block: np.ndarray, last: bool = False) -> np.ndarray:
-        if self._stream is None:
-            return block
-        return self._stream.resample_chunk(np.ascontiguousarray(block, dtype=np.float32), last=last)
-
-    def flush(self) -> np.ndarray:
-        return self.process(np.zeros(0, dtype=np.float32), last=True)
-
-
-def read_blocks(info: AudioInfo, rate_out: int, block_frames: int = BLOCK_FRAMES,
-                channel: int | None = None) -> Iterator[np.ndarray]:
-    """The file as float32 mono blocks at `rate_out` (the channel average, or one `channel`); NaN/Inf samples end
-    it with a one-line error."""
-    resampler = StreamResampler(info.sample_rate, rate_out)
-    try:
-        with sf.SoundFile(sf_name(info.path)) as fh:
-            for block in fh.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-                mono = to_mono(block) if channel is None else np.ascontiguousarray(block[:, channel])
-                check_finite(mono, info.path)
-                out = resampler.process(mono)
-                if out.size:
-                    yield out
-    except ApucodecError:
-        raise
-    except (RuntimeError, sf.LibsndfileError) as exc:
-        raise ApucodecError(f"{info.path}: cannot decode audio ({first_line(exc)})") from None
-    tail = resampler.flush()
-    if tail.size:
-        yield tail
-
-
-def open_input(path: str | Path) -> AudioInfo:
-    """Probe an input (missing, directory, unreadable and empty files end here with one line)."""
-    return probe(path)
-
+from apucodec.errors import ApucodecError
+from apucodec.io.outputs import describe, extension, open_binary_output, open_output
+from apucodec.io.resample import StreamResampler
 
 # Output containers by extension (libsndfile's names). No extension, `-` and device/FIFO names mean WAV.
 OUTPUT_EXTENSIONS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG", ".aiff": "AIFF", ".aif": "AIFF",
@@ -87,8 +40,6 @@ def output_format(path: Path) -> tuple[str, str]:
 
     A silent fallback to WAV used to turn `out.mp4` into a WAV file named .mp4; now the user hears about it.
     """
-    from apucodec.io.outputs import describe, extension
-
     ext = extension(path)
     if ext == ".apc":
         raise ApucodecError(f"{path}: .apc is the code format; use 'apucodec encode' to write one")
@@ -131,8 +82,6 @@ def open_audio_output(path: str | Path, samplerate: int, frames: int | None = No
     extension if libsndfile can stream it (FLAC, AU, RAW, OGG), and a streamed WAV otherwise. `frames`, when the
     caller knows the final length, lets a streamed WAV header carry it.
     """
-    from apucodec.io.outputs import open_output
-
     path = Path(path)
     fmt, default_subtype = output_format(path)
     subtype = subtype or default_subtype
@@ -177,3 +126,16 @@ class AudioWriter:
         self._emit(self._resampler.flush())
         if self._target is not None and self.written < self._target:
             self._emit(np.zeros(self._target - self.written, dtype=np.float32))
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a path that a path-only writer (matplotlib) may write; what it writes reaches `path` through the one
+    output path (apucodec.io.outputs: unnamed temp file, devices and FIFOs in place, `-`, the existing file's mode)
+    only if the block finishes. `suffix` is kept for callers that passed one; the yielded name needs none.
+    """
+
+    with open_binary_output(path) as fh:
+        fh.flush()
+        yield Path(f"/proc/self/fd/{fh.fileno()}")
+        fh.seek(0, os.SEEK_END)  # the writer wrote through its own descriptor; make ours agree before committing

@@ -25,10 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from apucodec.contract.steps import (
-    WHOLE_SEQUENCE,  # noqa: F401 (re-exported: pipeline.Codec reads it here)
-    frames_for_length,
-)
+from apucodec.contract.steps import frames_for_length
 from apucodec.model.directory import ModelDir
 from apucodec.runtime import engine
 from apucodec.runtime.engine import End, Item, Piece, StageFunction
@@ -171,7 +168,7 @@ def decoder_stage(session: Any, hop: int, lanes: Lanes, segmenter: Segmenter, tu
 
 
 def chain(codec: Any, lanes: Lanes, kind: str, n: int, notes: list[str]) -> list[tuple[str, StageFunction]]:
-    """The stages of `kind` ("run", "encode", "decode") on a pipeline.Codec's whole-sequence sessions; the run's
+    """The stages of `kind` ("run", "encode", "decode") on a codec_runner.Codec's whole-sequence sessions; the run's
     note about segments, if any, lands in `notes`."""
     segmenter = Segmenter(codec.config, codec.settings.whole_max_seconds)
     segmenter.notes = notes

@@ -17,16 +17,12 @@ Steps, each timed and logged, each with clear inputs and outputs (Olive-style):
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime
-import torch
 
-from apucodec import __version__
 from apucodec.codec.checkpoint import load_checkpoint
 from apucodec.codec.dac.model import DacModel
 from apucodec.codec.model import APUCodec
@@ -37,18 +33,18 @@ from apucodec.contract.manifest import (
     WEIGHTS_FORMAT,
     ExportRecord,
     FileEntry,
-    GraphFacts,
     Manifest,
     Streaming,
     write_manifest,
 )
 from apucodec.contract.steps import STAGES
 from apucodec.errors import ApucodecError
-from apucodec.export import DEFAULT_OPSET, DEFAULT_STEP_FRAMES, cost, graph, parity
+from apucodec.export import parity
 from apucodec.export.dac_steps import build_dac_steps, count_weight_norms
 from apucodec.export.folding import fold_weight_norm
 from apucodec.export.shared_weights import share_weights as move_weights
-from apucodec.export.specs import GraphSpec, step_spec
+from apucodec.export.specs import DEFAULT_OPSET, DEFAULT_STEP_FRAMES, GraphSpec, step_spec
+from apucodec.export.step_graphs import producers, step_graphs
 from apucodec.export.streaming import StepNetwork, build_steps
 from apucodec.model.directory import DEFAULT_DIR_NAME, ModelDir, file_entry, load_model_dir, model_id
 from apucodec.model.passes import Log, StepLog, new_model_dir
@@ -70,15 +66,6 @@ def _validate(step_frames: tuple[int, ...], opset: int, codebooks_dtype: str) ->
                             f"{SUPPORTED_OPSETS.stop - 1}; 17 is what the Ryzen AI NPU compiler documents)")
     if codebooks_dtype not in CODEBOOK_DTYPES:
         raise ApucodecError(f"codebooks dtype must be one of {CODEBOOK_DTYPES}, got {codebooks_dtype!r}")
-
-
-def producers(simplifier: str) -> dict[str, str]:
-    found = {"apucodec": __version__, "torch": str(torch.__version__), "onnx": onnx.__version__,
-             "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "python": platform.python_version()}
-    if simplifier != "none":
-        tool, version = simplifier.split(" ", 1)
-        found[tool] = version
-    return found
 
 
 def export_model(source: str | Path | APUCodec, out_dir: str | Path = DEFAULT_DIR_NAME, *,
@@ -137,7 +124,7 @@ def _export_into(stage: Path, source: str | Path | APUCodec, steps: StepLog, *, 
     cfg = model.config
     modules, folded_count = _step_fold(model, steps)
     networks, specs = _step_networks(modules, cfg, step_frames, steps)
-    protos, graph_info, exporter, simplifier = _step_graphs(networks, specs, opset, simplify, steps)
+    protos, graph_info, exporter, simplifier = step_graphs(networks, specs, opset, simplify, steps)
     paths, external = _step_write(stage, protos, specs, model, codebooks_dtype, steps, share_weights)
     parities, caveats = _step_parity(model, networks, specs, paths, steps)
     whole_files: dict[str, FileEntry] = {}
@@ -226,33 +213,6 @@ def _step_networks(modules: dict[str, Any], cfg: CodecConfig, step_frames: tuple
             said.append(f"{stage}: delay {net.delay_samples} samples ({net.delay_samples / cfg.hop_length:.2f} "
                         f"frames), state {net.state_size} values")
     return networks, specs
-
-
-def _step_graphs(modules: dict[str, StepNetwork], specs: dict[str, GraphSpec], opset: int, simplify: bool,
-                 steps: StepLog) -> tuple[dict[str, onnx.ModelProto], dict[str, GraphFacts], str, str]:
-    """plain modules -> exported, simplified, checked ModelProtos, with node counts before/after simplification."""
-    protos: dict[str, onnx.ModelProto] = {}
-    graph_info: dict[str, GraphFacts] = {}
-    exporter, simplifier = "", "none"
-    for role, spec in specs.items():
-        with steps.step(f"export {spec.filename}") as said:
-            proto, exporter = graph.to_onnx(modules[role], spec, opset)
-            before = graph.op_counts(proto)
-            said.append(f"{before['nodes']} nodes, opset {opset}, {exporter}")
-        after = before
-        if simplify:
-            with steps.step(f"simplify {spec.filename}") as said:
-                proto, simplifier = graph.simplify(proto)
-                after = graph.op_counts(proto)
-                said.append(f"{before['nodes']} -> {after['nodes']} nodes ({simplifier})")
-        with steps.step(f"check {spec.filename}") as said:
-            graph.check(proto, spec, opset)
-            said.append("onnx.checker full check passed; static batch-1 shapes "
-                        f"{list(spec.input.shape)} -> {list(spec.output.shape)}")
-        protos[role] = proto
-        graph_info[role] = GraphFacts(nodes_exported=before["nodes"], nodes=after["nodes"], ops=after["ops"],
-                                      opset=opset, gflop=cost.graph_gflop(proto))
-    return protos, graph_info, exporter, simplifier
 
 
 def _step_write(stage: Path, protos: dict[str, onnx.ModelProto], specs: dict[str, GraphSpec], model: APUCodec,
