@@ -18,7 +18,7 @@ import soundfile as sf
 
 from tests.audio_factory import speech_like, tone
 from tests.cli_helpers import CPU, assert_one_line_error, cli_modules_loaded, invoke, modules_loaded
-from tests.hardening_helpers import listing, writing_into
+from tests.refusal_helpers import listing, writing_into
 
 
 @pytest.fixture()

@@ -24,7 +24,7 @@ from apucodec.codes import Codes
 from apucodec.errors import ApucodecError
 from tests.audio_factory import speech_like
 from tests.cli_helpers import CPU, assert_one_line_error, invoke
-from tests.hardening_helpers import digest, listing
+from tests.refusal_helpers import digest, listing
 from tests.tokenize_helpers import cli_env
 
 

@@ -33,7 +33,7 @@ from apucodec.model.directory import ModelDir, load_model_dir
 from apucodec.runtime.onnx_step import onnx_step
 from tests.audio_factory import chirp, mixture, speech_like, tone
 from tests.cli_helpers import assert_one_line_error, invoke, modules_loaded
-from tests.hardening_helpers import dir_state
+from tests.refusal_helpers import dir_state
 from tests.tiny_models import export_on_one_thread
 
 RATE = 44100

@@ -30,7 +30,7 @@ from apucodec.model.checks import external_data_refs
 from apucodec.model.directory import load_model_dir
 from tests.audio_factory import mixture, speech_like, tone
 from tests.cli_helpers import invoke
-from tests.hardening_helpers import dir_state
+from tests.refusal_helpers import dir_state
 from tests.runtime_models import export_tiny
 
 RATE = 44100

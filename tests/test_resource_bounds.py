@@ -23,7 +23,7 @@ import soundfile as sf
 from apucodec.errors import ApucodecError
 from tests.audio_factory import speech_like
 from tests.cli_helpers import CPU, assert_one_line_error, invoke
-from tests.hardening_helpers import digest, listing
+from tests.refusal_helpers import digest, listing
 from tests.tokenize_helpers import cli_env
 
 
@@ -63,7 +63,7 @@ def test_the_api_bounds_rates_both_ways(scene):
 
 
 def test_an_apc_claiming_a_1_hz_input_is_refused(scene, tmp_path):
-    from tests.test_hardening import apc
+    from tests.test_cli_refusals import apc
 
     bad = tmp_path / "slow.apc"
     model_id = json.loads((scene["model"] / "manifest.json").read_text())["model_id"]

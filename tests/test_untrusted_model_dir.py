@@ -19,7 +19,7 @@ import soundfile as sf
 from apucodec.runtime.workers.plan import WORKERS_ENV, resolve_workers
 from tests.audio_factory import speech_like
 from tests.cli_helpers import CPU, assert_one_line_error, invoke
-from tests.hardening_helpers import dir_state
+from tests.refusal_helpers import dir_state
 from tests.tokenize_helpers import cli_env
 
 

@@ -24,7 +24,7 @@ from apucodec.runtime.sessions import open_stage_session
 from apucodec.runtime.workers.plan import parse_worker_options, resolve_workers
 from apucodec.runtime.workers.process import how_it_ended
 from tests.audio_factory import speech_like, tone
-from tests.hardening_helpers import writing_into
+from tests.refusal_helpers import writing_into
 
 CPU_ONLY = {"encoder_eps": ("cpu",), "decoder_eps": ("cpu",), "threads": 1}
 SECOND_VENV = os.environ.get("APUCODEC_TEST_WORKER_PYTHON")

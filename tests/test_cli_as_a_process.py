@@ -28,7 +28,7 @@ import soundfile as sf
 from apucodec.io.apc_file import HEADER, MAGIC, BitPacker, bits_for, parse_apc
 from tests.audio_factory import tone
 from tests.cli_helpers import CPU
-from tests.hardening_helpers import digest, listing, writing_into
+from tests.refusal_helpers import digest, listing, writing_into
 
 LONG_SECONDS = 240
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -2,7 +2,7 @@
 
 Every case asserts the same contract: a non-zero exit, exactly one stderr line that names the file (or option) and
 the problem, no traceback, nothing new on disk in the output folder, and every input byte-for-byte unchanged.
-Signals, resource limits, full filesystems and memory are in test_hardening_process.py (they need a subprocess).
+Signals, resource limits, full filesystems and memory are in test_cli_as_a_process.py (they need a subprocess).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from apucodec.io.apc_file import HEADER, MAGIC, BitPacker, bits_for
 from apucodec.model.directory import sha256_file
 from tests.audio_factory import speech_like, tone
 from tests.cli_helpers import CPU
-from tests.hardening_helpers import digest, listing
+from tests.refusal_helpers import digest, listing
 
 
 class Scene:
@@ -61,7 +61,7 @@ class Scene:
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory, runtime_model) -> Scene:
-    root = tmp_path_factory.mktemp("hardening")
+    root = tmp_path_factory.mktemp("refusals")
     s = Scene(root, runtime_model)
     sf.write(root / "in.wav", speech_like(2.0) + 0.3 * tone(2.0, 220.0), 44100)
     result = CliRunner().invoke(cli, ["encode", str(root / "in.wav"), str(root / "good.apc"), *CPU, "--model",
