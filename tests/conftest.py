@@ -9,6 +9,8 @@ All are read-only for tests: copy them before modifying anything.
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,24 @@ import pytest
 
 from tests.runtime_models import CHECKED_IN_MODEL
 from tests.tiny_models import export_on_one_thread, tiny_codec, torch_threads
+
+# The export and training side's packages (apucodec[export], [train], [quantize]). A runtime-only install has none
+# of them; a test module that imports one at its top then skips with the reason instead of failing to collect.
+OPTIONAL_SIDE = ("torch", "onnx", "onnxsim", "quark")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # noqa: ANN201 - a CollectReport
+    """A test module that cannot be imported because an optional package is *not installed* is skipped, naming
+    the package; any other import failure (that package installed but broken included) still fails."""
+    report = yield
+    if report.failed and isinstance(collector, pytest.Module):
+        found = re.search(r"No module named '([\w.]+)'", report.longreprtext)
+        package = found.group(1).split(".")[0] if found else None
+        if package in OPTIONAL_SIDE and importlib.util.find_spec(package) is None:
+            report.outcome = "skipped"
+            report.longrepr = (str(collector.path), 0, f"Skipped: needs {package} (not installed)")
+    return report
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,6 +60,7 @@ def runtime_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch")
     from apucodec.codec.checkpoint import save_checkpoint
     from apucodec.dsp.signals import mixture
 

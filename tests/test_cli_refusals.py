@@ -338,7 +338,7 @@ def test_onnx_external_data_is_refused(scene):
 
 
 def test_checkpoint_with_nan_weights_says_so(scene, tiny_checkpoint):
-    import torch
+    torch = pytest.importorskip("torch")
 
     data = torch.load(tiny_checkpoint, weights_only=True)
     key = next(k for k, v in data["state_dict"].items() if v.is_floating_point() and v.numel() > 1)

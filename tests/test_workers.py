@@ -55,7 +55,7 @@ def test_encoder_in_a_worker_gives_the_in_process_codes(runtime_model):
 
 def _two_in_two_out(path: Path) -> None:
     """A static graph shaped like the step graphs: (audio, state) -> (latent, next_state)."""
-    import onnx
+    onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
