@@ -187,6 +187,8 @@ def test_encoder_under_another_onnxruntime_with_the_decoder_on_webgpu(runtime_mo
     in this process's onnxruntime: codes bit-identical to the in-process encoder, both versions in the report."""
     import onnxruntime as ort
 
+    pytest.importorskip("onnxruntime_ep_webgpu")  # the webgpu extra (installed in CI)
+
     clip = tmp_path / "in.wav"
     sf.write(clip, _audio(3.0), 44100)
     env = {**os.environ, "ORT_WEBGPU_EP_ALLOW_SOFTWARE_ADAPTER": "1", "OMP_NUM_THREADS": "1"}
