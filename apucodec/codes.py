@@ -61,7 +61,7 @@ class Codes:
 
     def save(self, path: str | Path) -> None:
         """Write an .apc file (the same format `apucodec encode` writes; committed only when complete)."""
-        from apucodec.io.apc_file import write_apc
+        from apucodec.io.apc_writer import write_apc
         from apucodec.io.outputs import open_binary_output
 
         if not self.codebook_size or not self.hop:
@@ -76,7 +76,7 @@ class Codes:
     @classmethod
     def load(cls, path: str | Path) -> Codes:
         """Read an .apc file (version 1 or 2), every field checked (InputError on a bad file)."""
-        from apucodec.io.apc_file import read_apc
+        from apucodec.io.apc_reader import read_apc
 
         header, codes = read_apc(Path(path))
         return cls(codes, header.original_length, header.sample_rate, header.input_rate, header.input_length,

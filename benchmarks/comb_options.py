@@ -47,7 +47,7 @@ def score(model: torch.nn.Module, dev: Path, seconds: float = 10.0) -> dict[str,
         audio = audio[: int(seconds * rate)]
         decoded = model(torch.from_numpy(audio.astype(np.float32)).view(1, 1, -1)).audio.view(-1).numpy()
         comb = frame_rate_comb(decoded, rate, model.config.hop_length)
-        rows.append({"si_sdr": si_sdr(audio, decoded), "mel": mel_distance(audio, decoded), **comb,
+        rows.append({"si_sdr": si_sdr(audio, decoded), "mel": mel_distance(audio, decoded, rate), **comb,
                      "input_comb_db": frame_rate_comb(audio, rate, model.config.hop_length)["comb_db"]})
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from apucodec.dsp.metrics import snr_db
-from apucodec.io.apc_file import parse_apc
+from apucodec.io.apc_reader import parse_apc
 from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.stage_plan import SessionSettings
 

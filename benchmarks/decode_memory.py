@@ -24,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from apucodec.io.apc_file import HEADER, MAGIC, BitPacker, bits_for
+from apucodec.contract.config import bits_per_code as bits_for
+from apucodec.io.apc_header import HEADER_V1 as HEADER
+from apucodec.io.apc_header import MAGIC
+from apucodec.io.apc_writer import BitPacker
 
 
 def write_random_apc(path: Path, manifest: dict, seconds: float) -> None:

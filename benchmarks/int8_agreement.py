@@ -46,7 +46,7 @@ def main() -> None:
         flips["int8"] += int((int8.encode(x16).array != b.array).sum())
         for name, codec, codes in (("fp32", fp32, a), ("int8", int8, b)):
             y = codec.decode(codes)
-            scores[name].append((si_sdr(x, y), mel_distance(x, y)))
+            scores[name].append((si_sdr(x, y), mel_distance(x, y, fp32.sample_rate)))
     print(f"model {fp32.model.label}; encoder graphs: fp32 {fp32.graph_sha256()[:12]}, "
           f"int8 {int8.graph_precision()} {int8.graph_sha256()[:12]}; {len(files)} clips, {total} frames")
     print("codebook   " + " ".join(f"{i + 1:>6d}" for i in range(equal.size)))

@@ -44,7 +44,8 @@ def main() -> None:
     import torch
 
     from apucodec.codec.checkpoint import load_checkpoint
-    from apucodec.io.apc_file import HEADER_SIZE, read_apc
+    from apucodec.io.apc_header import HEADER_SIZE
+    from apucodec.io.apc_reader import read_apc
     from apucodec.runtime.codec_runner import Codec
     from apucodec.runtime.stage_plan import SessionSettings
 

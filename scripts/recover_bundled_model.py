@@ -5,7 +5,7 @@
 
 The bundled model (apucodec/models/default, model ea4c4503deae223b) was trained on a rented GPU; only its exported
 format-1 graphs were kept, not its checkpoint. Those graphs are weight-norm-folded plain convolutions, so their
-initializers *are* the effective weights: `apucodec.export.recovery` maps them, in graph order and with every shape
+initializers *are* the effective weights: `scripts/weight_recovery.py` maps them, in graph order and with every shape
 and attribute checked, onto an APUCodec of the manifest's config built with norm="none"; the codebooks come from
 codebooks.npy (float16 on disk, as trained-then-exported, so nothing is lost).
 
@@ -35,10 +35,11 @@ import onnx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from weight_recovery import compare_with_graphs, recover_codec  # noqa: E402  (scripts/weight_recovery.py, beside this)
+
 from apucodec.codec.checkpoint import save_checkpoint  # noqa: E402
 from apucodec.contract.config import CodecConfig  # noqa: E402
 from apucodec.errors import ApucodecError  # noqa: E402
-from apucodec.export.recovery import compare_with_graphs, recover_codec  # noqa: E402
 from apucodec.io.audio_read import read_audio  # noqa: E402
 from apucodec.model.directory import load_model_dir  # noqa: E402
 

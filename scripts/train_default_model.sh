@@ -17,5 +17,5 @@ apucodec train "$TRAIN_DIR" --out "$CKPT" --preset small --steps 1782 --batch-si
     --lr 1e-3 --warmup-steps 300 --l1-weight 10 --stft-weight 1 --mel-weight 1 --commitment-weight 0.25 \
     --val-every 1000 --checkpoint-every 500 --log-every 250 --seed 0 --device auto
 apucodec export --checkpoint "$CKPT" --out "$OUT_DIR" --codebooks-dtype float16 --force
-apucodec quantize-encoder --model "$OUT_DIR" --calib "$CALIB_DIR" --preset xint8 --windows 64 --seed 0
+apucodec quantize-encoder --model "$OUT_DIR" --calib "$CALIB_DIR" --preset xint8 --steps 64 --seed 0
 python benchmarks/quality.py "$CALIB_DIR" --model "$OUT_DIR"

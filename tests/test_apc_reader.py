@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from apucodec.errors import ApucodecError
-from apucodec.io.apc_file import parse_apc, write_apc
-from apucodec.io.apc_reader import ApcReader
+from apucodec.io.apc_reader import ApcReader, parse_apc
+from apucodec.io.apc_writer import write_apc
 
 
 def _apc(frames: int = 300, n: int = 3, codebook_size: int = 1000) -> tuple[bytes, np.ndarray]:

@@ -14,16 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apucodec.errors import ApucodecError
-from apucodec.io.apc_file import (
-    HEADER_SIZE,
-    MAGIC,
-    ApcWriter,
-    BitPacker,
-    parse_apc,
-    read_apc,
-    unpack_codes,
-    write_apc,
-)
+from apucodec.io.apc_header import HEADER_SIZE, MAGIC
+from apucodec.io.apc_reader import parse_apc, read_apc
+from apucodec.io.apc_writer import ApcWriter, BitPacker, write_apc
 
 
 def _encode(codes: np.ndarray, length: int, codebook_size: int = 2048, hop: int = 512, model_id: str = "0123abcd"):
@@ -76,7 +69,9 @@ def test_bit_packer_is_msb_first():
     packer = BitPacker(11)
     data = packer.pack(np.array([0b10000000001, 0b01111111111])) + packer.flush()
     assert data == bytes([0b10000000, 0b00101111, 0b11111100])
-    np.testing.assert_array_equal(unpack_codes(data, 2, 11), [0b10000000001, 0b01111111111])
+    file, _ = _encode(np.array([[0b10000000001], [0b01111111111]]), 512)  # the reader unpacks what it packed
+    assert file[HEADER_SIZE:HEADER_SIZE + 3] == data
+    np.testing.assert_array_equal(parse_apc(file)[1][:, 0], [0b10000000001, 0b01111111111])
 
 
 def test_expected_bitrate_of_the_spec():

@@ -25,7 +25,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apucodec.io.apc_file import HEADER, MAGIC, BitPacker, bits_for, parse_apc
+from apucodec.contract.config import bits_per_code as bits_for
+from apucodec.io.apc_header import HEADER_V1 as HEADER
+from apucodec.io.apc_header import MAGIC
+from apucodec.io.apc_reader import parse_apc
+from apucodec.io.apc_writer import BitPacker
 from tests.audio_factory import tone
 from tests.cli_helpers import CPU
 from tests.refusal_helpers import digest, listing, writing_into

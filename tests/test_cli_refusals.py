@@ -24,7 +24,10 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from apucodec.cli.main import cli
-from apucodec.io.apc_file import HEADER, MAGIC, BitPacker, bits_for
+from apucodec.contract.config import bits_per_code as bits_for
+from apucodec.io.apc_header import HEADER_V1 as HEADER
+from apucodec.io.apc_header import MAGIC
+from apucodec.io.apc_writer import BitPacker
 from apucodec.model.directory import sha256_file
 from tests.audio_factory import speech_like, tone
 from tests.cli_helpers import CPU

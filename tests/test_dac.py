@@ -171,7 +171,7 @@ def test_quantize_cpu_serves_a_dac_model(dac_export, tmp_path):
     calib.mkdir()
     for i in range(4):
         sf.write(calib / f"c{i}.wav", _signal(12000, seed=100 + i), 16000)
-    result = quantize_cpu(model_path, calib, windows=6, seed=0)
+    result = quantize_cpu(model_path, calib, clips=6, seed=0)
     assert len(result.fidelity.code_agreement) == 3
     assert all(0.0 <= a <= 1.0 for a in result.fidelity.code_agreement)
     model = load_model_dir(model_path)

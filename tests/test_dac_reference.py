@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from apucodec.dsp.metrics import snr_db
-from apucodec.io.apc_file import parse_apc
+from apucodec.io.apc_reader import parse_apc
 
 REF_PYTHON = os.environ.get("APUCODEC_TEST_REF_PYTHON")
 SCRIPT = Path(__file__).resolve().parent / "reference" / "dac_reference.py"

@@ -6,15 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from apucodec.contract.manifest_checks import check_entry_name
 from apucodec.errors import ApucodecError
-from apucodec.model.checks import check_file_name, check_no_external_data
+from apucodec.model.checks import check_no_external_data
 
 
 @pytest.mark.parametrize("name", ["../x.npy", "/etc/passwd", "sub/x.npy", "a\\b.npy", ".", "..", "", "x\0y", 5, None])
 def test_only_plain_file_names(name):
     with pytest.raises(ApucodecError, match="files.codebooks.name"):
-        check_file_name(name, "codebooks", Path("m/manifest.json"))
-    assert check_file_name("codebooks.npy", "codebooks", Path("m/manifest.json")) == "codebooks.npy"
+        check_entry_name(name, "codebooks", Path("m/manifest.json"))
+    assert check_entry_name("codebooks.npy", "codebooks", Path("m/manifest.json")) == "codebooks.npy"
 
 
 def _field(number: int, payload: bytes) -> bytes:

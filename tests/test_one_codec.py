@@ -12,7 +12,8 @@ import pytest
 
 import apucodec
 from apucodec.errors import ApucodecError, InputError, ModelError
-from apucodec.io.apc_file import HEADER_SIZE, read_apc
+from apucodec.io.apc_header import HEADER_SIZE
+from apucodec.io.apc_reader import read_apc
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from apucodec.calibration.conv_transpose import conv_transpose_to_conv
 from apucodec.calibration.cpu_int8 import quantize_graph_cpu_int8
-from apucodec.calibration.feeds import level_augmented, stepped_feeds
+from apucodec.calibration.feeds import stepped_feeds
 from apucodec.contract.steps import step_role
 from apucodec.dsp.metrics import snr_db
 from apucodec.errors import ApucodecError
@@ -246,12 +246,6 @@ def test_stepped_feeds_carry_state_and_step_graph_quantizes(tmp_path: Path) -> N
     assert snr_db(reference[1], ours[1]) > 30.0
 
 
-def test_level_augmented_windows() -> None:
-    windows = [np.ones((1, 1, 4), np.float32)]
-    out = level_augmented(windows, [0, -20])
-    assert len(out) == 2 and np.allclose(out[0], 1) and np.allclose(out[1], 0.1)
-
-
 # --- the model-directory pass --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -275,7 +269,7 @@ def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_fol
     weights = {p.name: p.read_bytes() for p in model_path.glob("*.weights")}
     assert set(weights) == {"encoder.fp32.weights", "decoder.fp32.weights"}  # the FP32 graphs read shared weights
     result = invoke("quantize", "--target", "cpu", "--model", str(model_path), "--calib", str(calib_folder),
-                    "--windows", "6", "--threads", "1")
+                    "--clips", "6", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert {p.name: p.read_bytes() for p in model_path.glob("*.weights")} == weights  # read, never written
     assert not list(model_path.glob(".*"))                                             # no staging left over
@@ -341,7 +335,7 @@ def test_failure_after_quantization_restores_the_directory(step_model: Path, cal
 
     monkeypatch.setattr(cpu_quantize.ModelDir, "save_manifest", fail)
     with pytest.raises(ApucodecError, match="cannot write the model directory"):
-        cpu_quantize.quantize_cpu(model_path, calib_folder, windows=3, threads=1)
+        cpu_quantize.quantize_cpu(model_path, calib_folder, clips=3, threads=1)
     assert dir_state(model_path) == before
 
 
@@ -363,14 +357,6 @@ def test_decoder_is_calibrated_on_the_dequantized_codes(step_model: Path, step_f
     fed = np.concatenate([f["latent"][0] for f in step_feeds["decoder"][:steps]], axis=1)[:, :frames]
     np.testing.assert_allclose(fed, expected, atol=1e-6)
     assert snr_db(latent, fed) < 60.0                          # and they differ from the raw latent
-
-
-def test_level_cycle_keeps_the_count() -> None:
-    from apucodec.calibration.feeds import level_cycle
-
-    windows = [np.ones((1, 1, 2), np.float32) for _ in range(5)]
-    out = level_cycle(windows, [0, -20, -40])
-    assert [float(w[0, 0, 0]) for w in out] == pytest.approx([1, 0.1, 0.01, 1, 0.1])
 
 
 def test_quark_config_uses_the_cores_and_the_chosen_minmse_mode() -> None:
@@ -416,12 +402,25 @@ def test_onnx_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
 def test_quantize_target_npu_is_quantize_encoder(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
     model_path = _model_copy(step_model, tmp_path)
     result = invoke("quantize", "--target", "npu", "--model", str(model_path), "--calib", str(calib_folder),
-                    "--windows", "4", "--threads", "1")
+                    "--steps", "4", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert "calibration steps" in result.output          # plain progress lines when stderr is not a terminal
     assert "wrote" in result.output and "encoder.s16.npu-int8.onnx" in result.output
     assert load_model_dir(model_path).files["encoder.s16.npu-int8"].quantization.preset == "xint8"
     assert (model_path / "encoder.s16.npu-int8.onnx").is_file()
+
+
+@pytest.mark.parametrize(("target", "option", "named"), [("npu", "--clips", "--steps"), ("cpu", "--steps", "--clips")])
+def test_quantize_refuses_the_other_targets_option(step_model: Path, calib_folder: Path, tmp_path: Path,
+                                                  target: str, option: str, named: str) -> None:
+    """--clips (CPU clips) and --steps (NPU steps) count different things: one given to the other target is an
+    error naming the right option, before anything is read or written."""
+    model_path = _model_copy(step_model, tmp_path)
+    before = dir_state(model_path)
+    result = invoke("quantize", "--target", target, "--model", str(model_path), "--calib", str(calib_folder),
+                    option, "4")
+    assert result.exit_code != 0 and f"takes {named}" in result.output
+    assert dir_state(model_path) == before
 
 
 def test_quantize_encoder_rejects_bad_level_gains(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
-"""Weights recovered from plain-convolution graphs (apucodec/export/recovery.py), as the bundled model's were."""
+"""Weights recovered from plain-convolution graphs (scripts/weight_recovery.py), as the bundled model's were."""
 
 import dataclasses
+import importlib.util
 import io
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -13,7 +16,13 @@ from apucodec.codec.model import APUCodec
 from apucodec.contract.config import preset
 from apucodec.errors import ApucodecError
 from apucodec.export.folding import fold_weight_norm
-from apucodec.export.recovery import compare_with_graphs, recover_codec
+
+_spec = importlib.util.spec_from_file_location(
+    "weight_recovery", Path(__file__).resolve().parent.parent / "scripts" / "weight_recovery.py")
+_recovery = importlib.util.module_from_spec(_spec)
+sys.modules["weight_recovery"] = _recovery  # its dataclasses look their module up there
+_spec.loader.exec_module(_recovery)
+compare_with_graphs, recover_codec = _recovery.compare_with_graphs, _recovery.recover_codec
 
 FRAMES = 8
 

@@ -45,7 +45,7 @@ def cpu_int8_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sf.write(calib / "speech.wav", speech_like(3.0, seed=4), RATE)
     sf.write(calib / "tone.wav", tone(3.0, 330.0), RATE)
     path = export_tiny(root / "model", step_frames=(4, 16)).path
-    quantize_cpu(path, calib, windows=4, threads=1)
+    quantize_cpu(path, calib, clips=4, threads=1)
     return path
 
 

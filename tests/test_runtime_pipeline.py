@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 
 from apucodec.errors import ApucodecError
-from apucodec.io.apc_file import HEADER_SIZE, read_apc
+from apucodec.io.apc_header import HEADER_SIZE
+from apucodec.io.apc_reader import read_apc
 from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.lanes import Lanes
 from tests.audio_factory import chirp, noise_bursts, speech_like, tone
@@ -155,7 +156,7 @@ def test_resampled_stereo_input_and_match_input(codec, tmp_path):
 
 
 def test_decode_refuses_another_models_file_unless_forced(codec, tmp_path):
-    from apucodec.io.apc_file import write_apc
+    from apucodec.io.apc_writer import write_apc
 
     apc = tmp_path / "other.apc"
     with open(apc, "w+b") as fh:

@@ -244,7 +244,7 @@ def test_cpu_int8_quantizes_the_whole_sequence_graphs_a_seed_model_runs(seed_mod
     calib.mkdir()
     for i, kind in enumerate(("speech_like", "mixture", "chirp", "noise_bursts")):
         sf.write(calib / f"{i}.wav", 0.5 * signal(kind, 2 * 44100, 44100), 44100)
-    result = quantize_cpu(model_dir, calib, windows=3, threads=1)
+    result = quantize_cpu(model_dir, calib, clips=3, threads=1)
     assert set(result.paths) == {"encoder.whole.cpu-int8", "decoder.whole.cpu-int8"}
     assert result.fidelity["latent_snr_db"] > 15
     codec = Codec.open(model_dir, CPU_SETTINGS, warn=None)

@@ -30,7 +30,7 @@ from apucodec.cli.main import cli  # noqa: E402
 from apucodec.dataset import TokenDataset  # noqa: E402
 from apucodec.dataset.encoder import CodecAdapter  # noqa: E402
 from apucodec.dataset.shards import codes_from_bytes  # noqa: E402
-from apucodec.io.apc_file import read_apc  # noqa: E402
+from apucodec.io.apc_reader import read_apc  # noqa: E402
 from apucodec.io.audio_read import read_audio  # noqa: E402
 from tests.audio_factory import mixture  # noqa: E402
 from tests.tokenize_helpers import BAD, cli_env, make_corpus, ray_head  # noqa: E402

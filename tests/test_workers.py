@@ -202,7 +202,7 @@ def test_encoder_under_another_onnxruntime_with_the_decoder_on_webgpu(runtime_mo
 
     apucodec("encode", str(clip), str(tmp_path / "local.apc"))
     apucodec("encode", str(clip), str(tmp_path / "worker.apc"), "--worker", f"encoder={SECOND_VENV}")
-    from apucodec.io.apc_file import read_apc
+    from apucodec.io.apc_reader import read_apc
 
     local, worker = read_apc(tmp_path / "local.apc")[1], read_apc(tmp_path / "worker.apc")[1]
     assert np.array_equal(local, worker)

@@ -40,7 +40,7 @@ from apucodec.errors import ApucodecError, first_line, require
 DEFAULT_OP_TYPES: tuple[str, ...] = ("Conv", "ConvTranspose", "LeakyRelu", "Add", "Mul", "MatMul", "Gemm", "Concat",
                                      "Reshape", "Transpose", "Slice")
 METHODS = ("minmax", "percentile", "entropy")
-DEFAULT_METHOD = "percentile"   # measured against minmax: see DEFAULT_CPU_WINDOWS in cpu_quantize.py
+DEFAULT_METHOD = "percentile"   # measured against minmax: see DEFAULT_CPU_CLIPS in cpu_quantize.py
 PERCENTILE = 99.999
 CHUNK_FEEDS = 4
 

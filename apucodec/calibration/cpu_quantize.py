@@ -47,8 +47,8 @@ PRECISION = "cpu-int8"
 # Steps per calibration clip: a start step, steady ones and the flush, as a file of a few seconds gives the runtime.
 CLIP_STEPS = 4
 # Calibration clips (each CLIP_STEPS steps + the flush, streamed through both graphs). The windowed pass measured
-# that more is not better for static percentile ranges (rarer peaks widen them): 16 windows beat 32 and 64.
-DEFAULT_CPU_WINDOWS = 16
+# that more is not better for static percentile ranges (rarer peaks widen them): 16 clips beat 32 and 64.
+DEFAULT_CPU_CLIPS = 16
 # Stages whose latent end stays float (audio_edges.latent_edge_nodes says why; measured in docs/bench).
 FLOAT_LATENT: tuple[str, ...] = ("encoder",)
 
@@ -133,14 +133,14 @@ def record_steps(model: ModelDir, roles: dict[str, str], sessions: dict[str, Any
     return feeds
 
 
-def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int = DEFAULT_CPU_WINDOWS,
+def quantize_cpu(model_path: str | Path, calib_folder: str | Path, clips: int = DEFAULT_CPU_CLIPS,
                  method: str = DEFAULT_METHOD, seed: int = 0, threads: int = 0,
                  exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
                  on_status: StatusCallback | None = None,
                  float_latent: Sequence[str] = FLOAT_LATENT) -> CpuQuantizeResult | Any:
     """Quantize the model directory's offline FP32 encoder and decoder step graphs for the CPU EP; record them.
 
-    `windows` is the number of calibration clips (CLIP_STEPS steps each); held-out clips come on top.
+    `clips` is the number of calibration clips (CLIP_STEPS steps each); held-out clips come on top.
     `exclude_nodes` must name nodes of both graphs' FP32 step graphs (rarely useful); bounds arithmetic is always
     kept in float, and so is the latent end of the stages in `float_latent` (audio_edges.latent_edge_nodes).
 
@@ -154,7 +154,7 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
     if model.has(step_role("encoder", WHOLE_SEQUENCE)):  # a GroupNorm model: offline it runs whole-sequence graphs
         from apucodec.calibration.whole_int8 import quantize_whole_cpu
 
-        return quantize_whole_cpu(model, calib_folder, windows, method, seed, threads, status)
+        return quantize_whole_cpu(model, calib_folder, clips, method, seed, threads, status)
     step = max(model.step_sizes("encoder"))
     if step not in model.step_sizes("decoder"):
         raise ApucodecError(f"{model.path}: no decoder step graph of {step} frames to match encoder.s{step}")
@@ -162,9 +162,9 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
     roles = {stage: step_role(stage, step, PRECISION) for stage in STAGES}
     step_samples = step * model.hop
     clip_samples = CLIP_STEPS * step_samples
-    status(f"collecting {windows} calibration clips of up to {clip_samples / model.config.sample_rate:.2f} s "
+    status(f"collecting {clips} calibration clips of up to {clip_samples / model.config.sample_rate:.2f} s "
            f"({CLIP_STEPS} steps of {fp32_roles['encoder']}) from {calib_folder}")
-    calibration = collect_clips(calib_folder, clip_samples, step_samples, count=windows, seed=seed)
+    calibration = collect_clips(calib_folder, clip_samples, step_samples, count=clips, seed=seed)
     import onnx
 
     with update_model_dir(model, ".quantize-cpu-") as work:
@@ -231,7 +231,7 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, windows: int 
             | {role: {"role": role, "source": role.removesuffix(f".{PRECISION}"), **result.to_dict(),
                       "ranges_from": roles[role.split(".")[0]]}
                for role, result in graphs.items() if role not in STAGES},
-            "calibration": {"folder": str(calib_folder), "seed": seed, "clips_requested": windows,
+            "calibration": {"folder": str(calib_folder), "seed": seed, "clips_requested": clips,
                             "clip_steps": CLIP_STEPS, "step_samples": step_samples,
                             "method": "clips streamed in order through the FP32 step graphs (Stepper); decoder fed "
                                       "the dequantized codes",

@@ -45,17 +45,6 @@ def bounds_nodes(model: Any, bounds_input: str = BOUNDS_INPUT) -> list[str]:
     return found
 
 
-def mask_multiplies(model: Any, bounds_input: str = BOUNDS_INPUT) -> list[str]:
-    """Names of the nodes that apply a bounds mask to the signal (one input bounds-derived, one not)."""
-    graph = model.graph
-    mask_nodes = set(bounds_nodes(model, bounds_input))
-    derived = {bounds_input} | {out for node in graph.node if node.name in mask_nodes for out in node.output}
-    constants = _constants(graph)
-    return [node.name for node in graph.node
-            if any(i in derived for i in node.input)
-            and any(i and i not in derived and i not in constants for i in node.input)]
-
-
 MOVE_OPS = frozenset({"Slice", "Reshape", "Concat"})
 
 

@@ -71,7 +71,7 @@ def _codec(sessions: dict[str, Any], rvq: NumpyRVQ, clip: np.ndarray, hop: int) 
     return audio, latent, codes, quantized, decoded
 
 
-def quantize_whole_cpu(model: ModelDir, calib_folder: str | Path, windows: int, method: str, seed: int,
+def quantize_whole_cpu(model: ModelDir, calib_folder: str | Path, clips: int, method: str, seed: int,
                        threads: int, status: Any) -> WholeInt8Result:
     started = time.perf_counter()
     import onnx
@@ -79,9 +79,9 @@ def quantize_whole_cpu(model: ModelDir, calib_folder: str | Path, windows: int, 
     fp32_roles = {stage: step_role(stage, WHOLE_SEQUENCE) for stage in STAGES}
     roles = {stage: step_role(stage, WHOLE_SEQUENCE, PRECISION) for stage in STAGES}
     clip = int(CLIP_SECONDS * model.config.sample_rate)
-    status(f"collecting {windows} calibration clips of up to {CLIP_SECONDS} s from {calib_folder} (whole-sequence "
+    status(f"collecting {clips} calibration clips of up to {CLIP_SECONDS} s from {calib_folder} (whole-sequence "
            "graphs: this model pools GroupNorm statistics)")
-    calibration = collect_clips(calib_folder, clip, 8 * model.hop, count=windows, seed=seed)
+    calibration = collect_clips(calib_folder, clip, 8 * model.hop, count=clips, seed=seed)
     rvq = NumpyRVQ(model.codebooks())
     with update_model_dir(model, ".quantize-cpu-") as work:
         fp32 = {stage: cpu_session(model.path_of(fp32_roles[stage]), threads=threads) for stage in STAGES}
@@ -109,7 +109,7 @@ def quantize_whole_cpu(model: ModelDir, calib_folder: str | Path, windows: int, 
                   "whole_sequence": True,
                   "graphs": {stage: {"role": roles[stage], "source": fp32_roles[stage], **graphs[stage].to_dict(),
                                      **kept[stage]} for stage in STAGES},
-                  "calibration": {"folder": str(calib_folder), "seed": seed, "clips_requested": windows,
+                  "calibration": {"folder": str(calib_folder), "seed": seed, "clips_requested": clips,
                                   "clip_seconds": CLIP_SECONDS, "method": "whole clips through the FP32 "
                                   "whole-sequence graphs; decoder fed the dequantized codes",
                                   **calibration.summary()},

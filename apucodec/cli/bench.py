@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from apucodec.cli.codec import _open_codec, session_options
+from apucodec.cli.codec import _open_codec, engine_options
 from apucodec.cli.param_types import file_path, finite_float
 from apucodec.errors import ApucodecError
 
@@ -31,7 +31,7 @@ MAX_SECONDS = 3600.0  # generated audio is held in memory: an hour is 635 MB of 
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (per-item and per-step timings).")
 @click.option("--plot", "plot_path", type=file_path(), default=None,
               help="Write a timeline picture (one lane per processor, one bar per step); needs apucodec[plot].")
-@session_options
+@engine_options
 def bench(seconds: float | None, input_path: Path | None, step_frames: int | None, queue_depth: int, as_json: bool,
           plot_path: Path | None, **opts: Any) -> None:
     """Time the codec per stage and step, sequentially and pipelined, and show where each stage ran."""

@@ -40,7 +40,7 @@ def _parse_ep_options(values: tuple[str, ...]) -> dict[str, dict[str, str]]:
     return options
 
 
-def session_options(func: Callable[..., Any] | None = None, *,
+def engine_options(func: Callable[..., Any] | None = None, *,
                     stages: tuple[str, ...] = ("encoder", "decoder")) -> Any:
     """The options every codec command shares, limited to the stages it runs (`encode --help` shows no decoder)."""
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -200,7 +200,7 @@ def _announce(info: Any, rate: int, rename: tuple[str, str]) -> tuple[str, ...]:
 @click.option("--bandwidth", type=float, default=None, metavar="KBPS", help=BANDWIDTH_HELP)
 @click.option("--match-input", is_flag=True, help="Write at the input's sample rate instead of 44.1 kHz.")
 @click.option("--mono", is_flag=True, help="Average the channels first (default: each channel coded on its own).")
-@session_options
+@engine_options
 def run(input_path: Path, output_path: Path, n_codebooks: int | None, bandwidth: float | None, match_input: bool,
         mono: bool,
         **opts: Any) -> None:
@@ -232,7 +232,7 @@ def run(input_path: Path, output_path: Path, n_codebooks: int | None, bandwidth:
 @click.option("--codebooks", "n_codebooks", type=click.IntRange(min=1), default=None, help=CODEBOOKS_HELP)
 @click.option("--bandwidth", type=float, default=None, metavar="KBPS", help=BANDWIDTH_HELP)
 @click.option("--mono", is_flag=True, help="Average the channels first (default: each channel coded on its own).")
-@session_options(stages=("encoder",))
+@engine_options(stages=("encoder",))
 def encode(input_path: Path, output_path: Path, n_codebooks: int | None, bandwidth: float | None, mono: bool,
            **opts: Any) -> None:
     """Compress INPUT (any audio libsndfile reads) into an .apc code file (`-`: standard input / output; a folder:
@@ -265,7 +265,7 @@ def encode(input_path: Path, output_path: Path, n_codebooks: int | None, bandwid
 @click.argument("output_path", metavar="OUTPUT", type=file_path())
 @click.option("--force", is_flag=True, help="Decode an .apc made by another model (same codebook shape).")
 @click.option("--match-input", is_flag=True, help="Write at the original input's sample rate (from the .apc).")
-@session_options(stages=("decoder",))
+@engine_options(stages=("decoder",))
 def decode(input_path: Path, output_path: Path, force: bool, match_input: bool, **opts: Any) -> None:
     """Decode an .apc code file into OUTPUT (44.1 kHz WAV with the encoded channels by default; `-`: standard input
     / output; a folder: every .apc in it, mirrored into the folder OUTPUT)."""

@@ -17,7 +17,7 @@ import click
 LOG = logging.getLogger("apucodec.quantize")
 
 
-class _WindowProgress:
+class _StepProgress:
     """Progress over calibration steps, opened when the quantizer asks for the first one: a stderr bar on a
     terminal, plain lines every ~10 % (elapsed, estimate left) otherwise, and log records in both cases."""
 
@@ -51,7 +51,7 @@ class _WindowProgress:
         if self._bar is None:
             self._bar = click.progressbar(length=total, label="calibration steps", file=self._stream)
             self._bar.__enter__()
-        if done > self._done:       # a second pass over the windows (rewind) is not counted again
+        if done > self._done:       # a second pass over the steps (rewind) is not counted again
             self._bar.update(done - self._done)
             self._done = done
         if done >= total:
@@ -72,31 +72,38 @@ class _WindowProgress:
               help="Model directory (default: $APUCODEC_MODEL, else ./apucodec-model).")
 @click.option("--calib", "calib", type=click.Path(path_type=Path), required=True,
               help="Folder of recordings to calibrate on (searched recursively, any format libsndfile reads).")
-@click.option("--windows", type=click.IntRange(min=1), default=None,
-              help="cpu: calibration clips of 4 offline steps each (default 16); npu: calibration steps (default 64). "
-                   "Held-out clips come on top.")
+@click.option("--clips", type=click.IntRange(min=1), default=None,
+              help="cpu: calibration clips of 4 offline steps each (default 16); held-out clips come on top.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="npu: calibration steps (default 64); held-out clips come on top.")
 @click.option("--method", type=click.Choice(["minmax", "percentile", "entropy"]), default="percentile",
               show_default=True, help="cpu: how activation ranges are set from the calibration activations.")
 @click.option("--preset", "preset_name", type=click.Choice(["auto", "xint8", "a8w8", "a16w8", "bf16"],
                                                            case_sensitive=False),
               default="auto", show_default=True, help="npu: the Quark preset (see quantize-encoder --help).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the window selection.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the clip selection.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="ONNX Runtime threads for the fidelity check (0: auto).")
 @click.option("--verbose", is_flag=True, help="npu: show Quark's own progress output.")
 @click.pass_context
-def quantize(ctx: click.Context, target: str, model_option: Path | None, calib: Path, windows: int | None,
-             method: str, preset_name: str, seed: int, threads: int, verbose: bool) -> None:
+def quantize(ctx: click.Context, target: str, model_option: Path | None, calib: Path, clips: int | None,
+             steps: int | None, method: str, preset_name: str, seed: int, threads: int, verbose: bool) -> None:
     """Quantize the model directory's graphs to INT8 for the CPU EP or the NPU, calibrated on real recordings."""
+    from apucodec.errors import ApucodecError
+
     if target.lower() == "npu":
+        if clips is not None:
+            raise ApucodecError("--clips sets the CPU target's calibration; the NPU target takes --steps")
         ctx.invoke(quantize_encoder, model_option=model_option, calib=calib, preset_name=preset_name,
-                   steps=windows or 64, seed=seed, conv2d=False, threads=threads, verbose=verbose)
+                   steps=steps or 64, seed=seed, conv2d=False, threads=threads, verbose=verbose)
         return
-    from apucodec.calibration.cpu_quantize import DEFAULT_CPU_WINDOWS, quantize_cpu
+    if steps is not None:
+        raise ApucodecError("--steps sets the NPU target's calibration; the CPU target takes --clips")
+    from apucodec.calibration.cpu_quantize import DEFAULT_CPU_CLIPS, quantize_cpu
     from apucodec.model.location import locate_model
 
     model_path = locate_model(model_option, writing=True).path
-    result = quantize_cpu(model_path, calib, windows=windows or DEFAULT_CPU_WINDOWS, method=method, seed=seed,
+    result = quantize_cpu(model_path, calib, clips=clips or DEFAULT_CPU_CLIPS, method=method, seed=seed,
                           threads=threads, on_status=lambda m: click.echo(m, err=True))
     for line in result.lines():
         click.echo(line)
@@ -114,7 +121,7 @@ def quantize(ctx: click.Context, target: str, model_option: Path | None, calib: 
                    "reason printed; xint8: power-of-two int8, the NPU preset; a8w8: float-scale int8; "
                    "a16w8: int16 activations; "
                    "bf16: Quark custom ops (needs amd-quark + torch where it runs).")
-@click.option("--steps", "--windows", "steps", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--steps", type=click.IntRange(min=1), default=64, show_default=True,
               help="Calibration steps: clips of a few steps each are streamed through the FP32 step graph and each "
                    "step's inputs recorded (held-out clips for the fidelity report come on top).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the clip selection.")
@@ -134,7 +141,7 @@ def quantize_encoder(model_option: Path | None, calib: Path, preset_name: str, s
 
     model_path = locate_model(model_option, writing=True).path
     for frames in _encoder_steps(model_path, step_frames):
-        progress = _WindowProgress()
+        progress = _StepProgress()
         try:
             result = run_quantize(model_path, calib, preset_name=preset_name.lower(), steps=steps, seed=seed,
                                   conv2d=conv2d, on_step=progress.update,

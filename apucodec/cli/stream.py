@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from apucodec.cli.codec import session_options
+from apucodec.cli.codec import engine_options
 from apucodec.cli.param_types import file_path, finite_float
 from apucodec.errors import ApucodecError
 
@@ -26,7 +26,7 @@ from apucodec.errors import ApucodecError
 @click.option("--output-device", default=None, help="--live: output device (index or part of its name).")
 @click.option("--seconds", type=finite_float(min=0, min_open=True), default=None,
               help="--live: stop after this long (default: Ctrl-C).")
-@session_options
+@engine_options
 def stream(input_path: Path | None, output_path: Path | None, step_frames: int, realtime: bool, as_json: bool,
            live: bool, input_device: str | None, output_device: str | None, seconds: float | None,
            **session: object) -> None:

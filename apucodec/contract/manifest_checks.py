@@ -18,7 +18,7 @@ from apucodec.errors import ApucodecError
 MAX_SAMPLE_RATE = 1_000_000
 
 
-def check_file_name(name: Any, role: str, manifest_path: Path) -> str:
+def check_entry_name(name: Any, role: str, manifest_path: Path) -> str:
     """A manifest `files[role].name` must be a plain file name inside the model directory."""
     if not isinstance(name, str) or not name:
         raise ApucodecError(f"{manifest_path}: files.{role}.name must be a file name, got {name!r}")
@@ -44,14 +44,14 @@ def check_manifest(manifest: dict[str, Any], manifest_path: Path) -> None:
     for role, entry in files.items():
         if not isinstance(entry, dict):
             raise ApucodecError(f"{manifest_path}: files.{role} must be a mapping")
-        check_file_name(entry.get("name"), role, manifest_path)
+        check_entry_name(entry.get("name"), role, manifest_path)
         if not isinstance(entry.get("sha256"), str):
             raise ApucodecError(f"{manifest_path}: files.{role} has no sha256")
         external = entry.get("external_data", [])
         if not isinstance(external, list):
             raise ApucodecError(f"{manifest_path}: files.{role}.external_data must be a list of file names")
         for name in external:
-            check_file_name(name, f"{role}.external_data", manifest_path)
+            check_entry_name(name, f"{role}.external_data", manifest_path)
     codec, streaming = manifest.get("codec"), manifest.get("streaming")
     if not isinstance(codec, dict) or not isinstance(streaming, dict):
         raise ApucodecError(f"{manifest_path}: 'codec' and 'streaming' must be mappings")

@@ -76,7 +76,7 @@ def _log_mel(audio: np.ndarray, sample_rate: int, n_fft: int, n_mels: int) -> np
     return np.log10(np.maximum(mel, 1e-5))
 
 
-def mel_distance(reference: np.ndarray, estimate: np.ndarray, sample_rate: int = 44100) -> float:
+def mel_distance(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
     """Mean L1 distance between log10-mel spectrograms over several resolutions (lower is better)."""
     ref = np.asarray(reference, dtype=np.float32).ravel()
     est = np.asarray(estimate, dtype=np.float32).ravel()

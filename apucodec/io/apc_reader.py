@@ -1,10 +1,15 @@
-"""Reading an .apc file as a stream: the header checked against the file's size before anything is allocated, then
-codes chunk by chunk with the CRC32 accumulated and compared after the last one (decode's memory is one chunk,
-whatever the file's length)."""
+"""Reading an .apc file (the layout: apucodec/io/apc_writer.py): the one reader, streaming or whole.
+
+The header is checked against the file's size before anything is allocated, then codes come chunk by chunk with
+the CRC32 accumulated and compared after the last one (decode's memory is one chunk, whatever the file's length).
+`read_apc` (a whole file) and `parse_apc` (bytes in memory) are this reader run to the end, so every way in
+applies the same checks.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 import struct
@@ -16,7 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from apucodec.errors import ApucodecError, InputError, require_file
-from apucodec.io.apc_header import CRC_SIZE, MAGIC, V1_HEADER_SIZE, check_header, header_length
+from apucodec.io.apc_header import CRC_SIZE, MAGIC, V1_HEADER_SIZE, ApcHeader, check_header, header_length
 
 
 class ApcReader:
@@ -130,3 +135,28 @@ def open_apc(path: str | Path, display: str | None = None) -> Iterator[ApcReader
             raise ApucodecError(f"{source}: cannot read ({exc.strerror})") from None
     finally:
         fh.close()
+
+
+def _whole(reader: ApcReader) -> tuple[ApcHeader, np.ndarray]:
+    """Every code of an opened reader: [n_codebooks, frames], or [channels, n_codebooks, frames]."""
+    header = reader.header
+    chunks = list(reader.chunks(1 << 16))
+    if not chunks:
+        return header, np.zeros((header.n_codebooks, 0), dtype=np.int32)
+    codes = np.concatenate(chunks, axis=1).reshape(header.n_codebooks, header.channels, header.frames)
+    codes = np.ascontiguousarray(codes.transpose(1, 0, 2))
+    return header, codes[0] if header.channels == 1 else codes
+
+
+def read_apc(path: str | Path) -> tuple[ApcHeader, np.ndarray]:
+    """Read and validate a whole .apc file (one-line errors for missing, directory, truncated, corrupted): codes
+    [n_codebooks, frames], or [channels, n_codebooks, frames] when the file holds several channels."""
+    with open_apc(path) as reader:
+        return _whole(reader)
+
+
+def parse_apc(data: bytes, source: str = "<bytes>") -> tuple[ApcHeader, np.ndarray]:
+    """An .apc file already in memory (a listening page's upload, a pipe's output), read like a file on disk."""
+    reader = ApcReader(io.BytesIO(data), source, len(data))
+    reader.verify_crc()
+    return _whole(reader)

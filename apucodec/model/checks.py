@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from apucodec.contract.manifest import WEIGHTS_FORMAT, FileEntry
-from apucodec.contract.manifest_checks import check_file_name
 from apucodec.errors import ApucodecError
 from apucodec.model.rvq_projections import ROLE, load_projections
 
-__all__ = ["check_external_data", "check_file_name", "check_inside", "check_model_files", "check_no_external_data",
+__all__ = ["check_external_data", "check_inside", "check_model_files", "check_no_external_data",
            "external_data_refs", "load_codebooks"]
 
 CODEBOOK_DTYPES = (np.dtype("float32"), np.dtype("float16"))

@@ -36,7 +36,7 @@ class CodecFiles:
     def encode_file(self, input_path: str | Path, output_path: str | Path, n_codebooks: int | None = None,
                     progress: Progress | None = None, mono: bool = False) -> Any:
         """Audio file -> .apc file (every channel, or their average with `mono`); returns the run's RunResult."""
-        from apucodec.io.apc_file import ApcWriter
+        from apucodec.io.apc_writer import ApcWriter
         from apucodec.io.audio_read import read_blocks
         from apucodec.io.outputs import open_binary_output
         from apucodec.runtime import engine as chains

@@ -27,8 +27,9 @@ import numpy as np
 from apucodec.contract.config import codebooks_to_use
 from apucodec.contract.steps import WHOLE_SEQUENCE, frames_for_length
 from apucodec.errors import ApucodecError
-from apucodec.io.apc_file import ApcHeader, ApcWriter
+from apucodec.io.apc_header import ApcHeader
 from apucodec.io.apc_reader import ApcReader, open_apc
+from apucodec.io.apc_writer import ApcWriter
 from apucodec.io.audio_read import AudioInfo, check_finite, probe, read_blocks
 from apucodec.io.audio_write import AudioWriter, open_audio_output
 from apucodec.io.outputs import open_binary_output  # unnamed temp outputs, `-`, devices

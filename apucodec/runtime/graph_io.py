@@ -18,25 +18,6 @@ from apucodec.model.directory import ModelDir
 Shapes = Mapping[str, Sequence[int]]
 
 
-class SingleIO:
-    """The first input's and output's names, for one-input/one-output graphs (the windowed encoder and decoder).
-
-    A mixin for the two kinds of stage session (in-process and in a worker): each holds `inputs` (name -> shape,
-    in graph order) and `outputs` (names, in graph order), and the engine reads these names the same way on both.
-    """
-
-    inputs: Mapping[str, Sequence[int]]
-    outputs: Sequence[str]
-
-    @property
-    def input_name(self) -> str:
-        return next(iter(self.inputs))
-
-    @property
-    def output_name(self) -> str:
-        return self.outputs[0]
-
-
 def static_inputs(session: Any, path: Path, dynamic: Mapping[str, int] | None = None) -> dict[str, tuple[int, ...]]:
     """Every input's shape from the graph itself; step graphs are static, so a symbolic dim is refused, except in
     a whole-sequence graph, whose named time axis (`dynamic`: name -> an example size) is sized for probing."""

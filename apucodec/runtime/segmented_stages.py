@@ -97,7 +97,8 @@ class Segmenter:
 
 
 def _run(session: Any, x: np.ndarray) -> np.ndarray:
-    return session.run_feeds({session.input_name: x})[session.output_name][0]
+    """A whole-sequence graph: one input (audio or latent), one output."""
+    return session.run_feeds({next(iter(session.inputs)): x})[session.outputs[0]][0]
 
 
 def encoder_stage(session: Any, hop: int, latent_dim: int, lanes: Lanes, segmenter: Segmenter,

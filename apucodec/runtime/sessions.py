@@ -32,7 +32,7 @@ from apucodec.errors import ApucodecError, PlacementError, first_line
 from apucodec.model.directory import ModelDir
 from apucodec.model.work_dirs import work_dir
 from apucodec.runtime.eps import CPU, VITISAI, WEBGPU, Warn, probe_ep, warn_stderr
-from apucodec.runtime.graph_io import Shapes, SingleIO, check_io, manifest_inputs, node_counts, static_inputs
+from apucodec.runtime.graph_io import Shapes, check_io, manifest_inputs, node_counts, static_inputs
 from apucodec.runtime.placement import PlacementReport, StagePlacement, rvq_placement
 from apucodec.runtime.segmented_stages import whole_dims
 from apucodec.runtime.session_cache import cpu_session_through_cache
@@ -48,7 +48,7 @@ from apucodec.runtime.vitisai_report import check_npu_only, find_counts
 
 
 @dataclass
-class StageSession(SingleIO):
+class StageSession:
     """One ONNX Runtime session, its static inputs/outputs, where it was placed, and the manifest entry of the step
     graph it runs (`record`: role, step frames, state, precision; see stage_plan.Candidate)."""
 
@@ -64,13 +64,6 @@ class StageSession(SingleIO):
         if missing:
             raise ApucodecError(f"{self.placement.graph}: no value for input {', '.join(map(repr, missing))}")
         return dict(zip(self.outputs, self.session.run(self.outputs, dict(feeds)), strict=True))
-
-    def run(self, array: np.ndarray) -> np.ndarray:
-        """One-input/one-output graphs (the windowed encoder and decoder)."""
-        if len(self.inputs) != 1 or len(self.outputs) != 1:
-            raise ApucodecError(f"{self.placement.graph}: has {len(self.inputs)} inputs and {len(self.outputs)} "
-                                "outputs; use run_feeds")
-        return self.session.run(self.outputs, {self.input_name: array})[0]
 
     def close(self) -> None:
         for close in self._closers:

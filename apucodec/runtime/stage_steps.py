@@ -94,10 +94,6 @@ class StageSteps:
                 self._fp32[key] = onnx_step(session, session.record)
         return self._fp32[key], frames, self.model.files[role].horizon_frames
 
-    def floor_counts(self, stepper: Stepper) -> FloorCounts:
-        """Steps of `stepper` that ran on the INT8 and on the FP32 graph (all INT8 = 0 when unguarded)."""
-        return self._floor_counts[stepper][1]
-
     def notes(self, steppers: list[Stepper]) -> list[str]:
         """One line per stepper that sent steps to the FP32 graph (for the run report)."""
         out = []

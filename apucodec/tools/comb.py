@@ -43,7 +43,7 @@ def line_level_db(power: np.ndarray, freq: float, bin_hz: float, half_width_hz: 
     return float(10 * np.log10((peak + tiny) / (floor + tiny)))
 
 
-def frame_rate_comb(audio: np.ndarray, sample_rate: int = 44100, hop: int = 512,
+def frame_rate_comb(audio: np.ndarray, sample_rate: int, hop: int,
                     band: tuple[float, float] = BAND_HZ, n_fft: int | None = None) -> dict[str, float]:
     """comb_db (mean line level of the frame-rate harmonics in `band`), fs8_db and fs4_db, all in dB."""
     n_fft = n_fft or hop * 32  # 16384 at the spec's hop: 2.7 Hz bins, each harmonic 32 bins from the next

@@ -33,7 +33,7 @@ from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.tools.comb import frame_rate_comb
 from apucodec.tools.eval_opus import opus_roundtrip
 
-RATE = 44100
+OPUS_RATE_IN = 44100  # what Opus rows are fed and scored at; a model's rows use the model's own rate
 METRICS = ("si_sdr", "mel", "visqol", "comb_db", "fs8_db", "fs4_db", "kbps")
 
 
@@ -66,8 +66,8 @@ class EvalResult:
         return {"clips": self.clips, "visqol": self.visqol, "mean": self.means(), "per_clip": self.systems}
 
 
-def visqol_scorer() -> Callable[[np.ndarray, np.ndarray], float] | None:
-    """(reference, degraded) at 44.1 kHz -> MOS-LQO, or None when visqol-python is not installed."""
+def visqol_scorer() -> Callable[[np.ndarray, np.ndarray, int], float] | None:
+    """(reference, degraded, their rate) -> MOS-LQO, or None when visqol-python is not installed."""
     try:
         from visqol import VisqolApi  # the visqol-python distribution (a Python port of ViSQOL v3)
     except ImportError:
@@ -75,9 +75,9 @@ def visqol_scorer() -> Callable[[np.ndarray, np.ndarray], float] | None:
     api = VisqolApi()
     api.create(mode="audio")
 
-    def score(reference: np.ndarray, degraded: np.ndarray) -> float:
-        ref48 = resample(reference, RATE, 48000).astype(np.float64)
-        deg48 = resample(degraded, RATE, 48000).astype(np.float64)
+    def score(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+        ref48 = resample(reference, rate, 48000).astype(np.float64)
+        deg48 = resample(degraded, rate, 48000).astype(np.float64)
         return float(api.measure_from_arrays(ref48, deg48, 48000).moslqo)
 
     return score
@@ -130,12 +130,16 @@ def evaluate(folder: Path, systems: Sequence[System], on_clip: Callable[[str, st
     if not files:
         raise ApucodecError(f"{folder}: no audio files")
     visqol = visqol_scorer() if use_visqol else None
-    references = [read_audio(path, RATE)[0] for path in files]
+    references_at: dict[int, list[np.ndarray]] = {}  # each rate's copy of the clips, read once
     input_combs = {}
     result = EvalResult([p.name for p in files], visqol=visqol is not None, visqol_skipped=not use_visqol)
     for system in systems:
         codec = None if system.model is None else Codec(system.model, system.settings, warn=None)
         hop = system.model.config.hop_length if system.model is not None else 512
+        rate = codec.sample_rate if codec is not None else OPUS_RATE_IN
+        if rate not in references_at:
+            references_at[rate] = [read_audio(path, rate)[0] for path in files]
+        references = references_at[rate]
         rows = []
         for path, reference in zip(files, references, strict=True):
             if on_clip is not None:
@@ -144,15 +148,16 @@ def evaluate(folder: Path, systems: Sequence[System], on_clip: Callable[[str, st
                 decoded, run = codec.run_array(reference, system.codebooks)
                 kbps, notes = run.bitrate / 1000, list(run.notes)
             else:
-                opus = opus_roundtrip(reference, RATE, system.opus_kbps or 0.0)
+                opus = opus_roundtrip(reference, rate, system.opus_kbps or 0.0)
                 decoded, kbps, notes = opus.audio, opus.kbps, []
-            if (path.name, hop) not in input_combs:
-                input_combs[path.name, hop] = frame_rate_comb(reference, RATE, hop)["comb_db"]
-            row = {"clip": path.name, "si_sdr": si_sdr(reference, decoded), "mel": mel_distance(reference, decoded),
-                   **frame_rate_comb(decoded, RATE, hop), "input_comb_db": input_combs[path.name, hop],
+            if (path.name, hop, rate) not in input_combs:
+                input_combs[path.name, hop, rate] = frame_rate_comb(reference, rate, hop)["comb_db"]
+            row = {"clip": path.name, "si_sdr": si_sdr(reference, decoded),
+                   "mel": mel_distance(reference, decoded, rate),
+                   **frame_rate_comb(decoded, rate, hop), "input_comb_db": input_combs[path.name, hop, rate],
                    "kbps": kbps, "notes": notes}
             if visqol is not None:
-                row["visqol"] = visqol(reference, decoded)
+                row["visqol"] = visqol(reference, decoded, rate)
             rows.append(row)
         result.systems[system.name] = rows
     return result

@@ -21,7 +21,6 @@ from apucodec.contract.manifest import FileEntry
 from apucodec.errors import ApucodecError
 from apucodec.model.directory import ModelDir
 from apucodec.runtime.eps import INSTALL_HINTS, VITISAI, WEBGPU, Warn, warn_stderr
-from apucodec.runtime.graph_io import SingleIO
 from apucodec.runtime.placement import StagePlacement
 from apucodec.runtime.stage_plan import SessionSettings, failure_text, fallback_warning, stage_candidates
 from apucodec.runtime.vitisai import session_severity, write_bf16_config
@@ -32,9 +31,9 @@ OPEN_TIMEOUT_FACTOR = 10  # opening compiles the graph (minutes on a cold NPU ca
 
 
 @dataclass
-class WorkerSession(SingleIO):
-    """The engine's view of a stage in a worker: static inputs/outputs, run/run_feeds, placement, and the manifest
-    entry of the step graph it runs (`record`, as an in-process StageSession)."""
+class WorkerSession:
+    """The engine's view of a stage in a worker: static inputs/outputs, run_feeds, placement, and the manifest entry
+    of the step graph it runs (`record`, as an in-process StageSession)."""
 
     worker: WorkerProcess
     placement: StagePlacement
@@ -45,7 +44,7 @@ class WorkerSession(SingleIO):
     _views: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
-    def outputs(self) -> list[str]:  # type: ignore[override]  # SingleIO's attribute, derived here
+    def outputs(self) -> list[str]:
         return list(self.output_shapes)
 
     def run_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -61,11 +60,6 @@ class WorkerSession(SingleIO):
         if not answer.get("ok"):
             raise ApucodecError(f"{self.worker.label}: {answer.get('error', 'step failed')}")
         return {name: self._views[name].copy() for name in self.output_shapes}
-
-    def run(self, array: np.ndarray) -> np.ndarray:
-        if len(self.inputs) != 1 or len(self.output_shapes) != 1:
-            raise ApucodecError(f"{self.placement.graph}: has {len(self.inputs)} inputs; use run_feeds")
-        return self.run_feeds({self.input_name: array})[self.output_name]
 
     def close(self) -> None:
         self._views.clear()

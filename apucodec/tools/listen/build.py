@@ -27,7 +27,7 @@ def open_codec(model: str | Path | None):  # noqa: ANN201 - apucodec.api.Codec, 
 def build_site(paths: list[Path], model: str | Path | None) -> Site:
     """The page's site for `paths` (files or folders): every input checked to exist and be readable first."""
     from apucodec.contract.config import bits_per_code
-    from apucodec.io.apc_file import HEADER_SIZE, check_header
+    from apucodec.io.apc_header import HEADER_SIZE, check_header
     from apucodec.io.audio_read import probe
 
     sources = list_sources(paths)

@@ -129,7 +129,8 @@ class Inputs:
 def prepare(source: Source, codec: Any) -> Prepared:
     """Encode (audio inputs), decode at every codebook count, and score against the original."""
     from apucodec.codes import Codes
-    from apucodec.io.apc_file import parse_apc, write_apc
+    from apucodec.io.apc_reader import parse_apc
+    from apucodec.io.apc_writer import write_apc
     from apucodec.io.audio_read import read_audio
 
     rate = codec.sample_rate

@@ -1,4 +1,4 @@
-// Parsing what the page fetches, in the browser: the .apc code file (apucodec/io/apc_file.py's layout:
+// Parsing what the page fetches, in the browser: the .apc code file (apucodec/io/apc_writer.py's layout:
 // a 72-byte little-endian header, codes bit-packed MSB first frame-major, a CRC32 of everything before it) and
 // the model's codebooks.npy (NumPy's format; float16 or float32). Every field is checked as the Python reader
 // checks it, so a corrupted file is refused with one line instead of decoding noise.

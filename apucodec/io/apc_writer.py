@@ -21,16 +21,15 @@
                  0..n-1, frame 1: ...), each code MSB first, the whole payload zero-padded to a byte
     end-4  4     CRC32 of everything before it
 
-All integers are little-endian. Every field is checked on read, and the payload length must equal exactly what the
-header implies, so a truncated or corrupted file is refused with a one-line reason instead of decoding garbage.
-Codes are written as they are produced (streaming): the header is rewritten with the final frame count on close.
+All integers are little-endian. Codes are written as they are produced (streaming): the header is rewritten with the
+final frame count on close. Reading is apucodec/io/apc_reader.py's: every field is checked, and the payload length
+must equal exactly what the header implies, so a truncated or corrupted file is refused with a one-line reason.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -38,21 +37,7 @@ import numpy as np
 from apucodec.contract.config import MAX_CODEBOOKS
 from apucodec.contract.config import bits_per_code as bits_for
 from apucodec.contract.steps import frames_for_length
-from apucodec.errors import InputError
-from apucodec.io.apc_header import (  # noqa: F401 (re-exported: the header's names live with the format)
-    CRC_SIZE,
-    FORMAT_VERSION,
-    HEADER_SIZE,
-    HEADER_V1,
-    MAGIC,
-    MAX_CHANNELS,
-    V1_HEADER_SIZE,
-    ApcHeader,
-    check_header,
-    header_length,
-)
-
-HEADER = HEADER_V1  # the version 1 layout: the first 72 bytes of every version
+from apucodec.io.apc_header import FORMAT_VERSION, MAX_CHANNELS, ApcHeader
 
 
 class BitPacker:
@@ -74,13 +59,6 @@ class BitPacker:
     def flush(self) -> bytes:
         tail, self._carry = self._carry, np.zeros(0, dtype=np.uint8)
         return np.packbits(tail).tobytes() if len(tail) else b""
-
-
-def unpack_codes(payload: bytes, count: int, bits: int) -> np.ndarray:
-    """The first `count` codes of a packed payload, as int32."""
-    bit_array = np.unpackbits(np.frombuffer(payload, dtype=np.uint8), count=count * bits)
-    weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.int64)
-    return (bit_array.reshape(count, bits).astype(np.int64) @ weights).astype(np.int32)
 
 
 class ApcWriter:
@@ -160,45 +138,3 @@ def write_apc(fh: BinaryIO, codes: np.ndarray, *, original_length: int, sample_r
         input_length = original_length if input_rate == sample_rate else round(original_length * input_rate
                                                                                 / sample_rate)
     return writer.close(original_length, input_length)
-
-
-def parse_apc(data: bytes, source: str = "<bytes>") -> tuple[ApcHeader, np.ndarray]:
-    """Validate every field of an in-memory .apc file and return its header and codes [n_codebooks, frames].
-
-    For small files and tests; `ApcReader` is the streaming reader the decoder uses.
-    """
-    def bad(reason: str) -> InputError:
-        return InputError(f"{source}: not a valid .apc file ({reason})")
-
-    if len(data) < 8 + CRC_SIZE:
-        if data[:4] != MAGIC[: len(data[:4])]:
-            raise bad("wrong magic bytes")
-        raise bad(f"truncated: {len(data)} bytes is shorter than the header")
-    size = header_length(data, source)
-    if len(data) < size + CRC_SIZE:
-        raise bad(f"truncated: {len(data)} bytes is shorter than the header")
-    (stored_crc,) = struct.unpack_from("<I", data, len(data) - CRC_SIZE)
-    if zlib.crc32(data[: len(data) - CRC_SIZE]) != stored_crc:
-        raise bad("CRC32 mismatch: the file is truncated or corrupted")
-    header = check_header(data[:size], source, len(data))
-    codes = unpack_codes(data[size: len(data) - CRC_SIZE], header.frames * header.n_codebooks * header.channels,
-                         header.bits_per_code)
-    if codes.size and codes.max() >= header.codebook_size:
-        raise bad(f"a code exceeds the codebook size {header.codebook_size}")
-    shaped = codes.reshape(header.channels, header.frames, header.n_codebooks).transpose(0, 2, 1)
-    return header, np.ascontiguousarray(shaped[0] if header.channels == 1 else shaped)
-
-
-def read_apc(path: str | Path) -> tuple[ApcHeader, np.ndarray]:
-    """Read and validate a whole .apc file (one-line errors for missing, directory, truncated, corrupted): codes
-    [n_codebooks, frames], or [channels, n_codebooks, frames] when the file holds several channels."""
-    from apucodec.io.apc_reader import open_apc  # the streaming reader builds on this module
-
-    with open_apc(path) as reader:
-        header = reader.header
-        chunks = list(reader.chunks(1 << 16))
-    if not chunks:
-        return header, np.zeros((header.n_codebooks, 0), dtype=np.int32)
-    codes = np.concatenate(chunks, axis=1).reshape(header.n_codebooks, header.channels, header.frames)
-    codes = np.ascontiguousarray(codes.transpose(1, 0, 2))
-    return header, codes[0] if header.channels == 1 else codes

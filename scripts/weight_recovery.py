@@ -1,5 +1,8 @@
 """Weights back out of exported graphs: a plain-convolution ONNX encoder/decoder -> the torch modules they came from.
 
+A one-off migration tool (scripts/recover_bundled_model.py runs it), kept out of the package: no command and no
+library code needs it.
+
 Why: a model directory may outlive its PyTorch checkpoint (the bundled default model was trained elsewhere and
 only its graphs were kept). After weight-norm folding an exported graph is nothing but Conv/ConvTranspose nodes
 with their weights as initializers, joined by LeakyReLU/GELU, Add and a final Tanh, so the effective weights are
