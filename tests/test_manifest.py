@@ -153,7 +153,7 @@ def _apucodec_imports(path: Path) -> set[str]:
 
 
 def test_the_contract_and_model_dir_import_nothing_above_them() -> None:
-    """model_dir, model_checks and contract/ (and whatever of apucodec they import, transitively) stay clear of
+    """model/directory, model/checks and contract/ (and whatever of apucodec they import, transitively) stay clear of
     torch, onnx and the codec/export/calibration packages: the runtime imports them."""
     todo = ["apucodec.model.directory", "apucodec.model.checks", "apucodec.model.passes",
             *(f"apucodec.contract.{p.stem}" for p in (PACKAGE / "contract").glob("*.py") if p.stem != "__init__")]

@@ -96,9 +96,9 @@ def _step_samples(model: Path) -> int:
 
 def test_clips_are_deterministic_spread_and_held_out(calib_folder: Path, step_model_dir: Path) -> None:
     n = _step_samples(step_model_dir)
-    first = collect_clips(calib_folder, n, n, count=6, seed=11)
-    again = collect_clips(calib_folder, n, n, count=6, seed=11)
-    other = collect_clips(calib_folder, n, n, count=6, seed=12)
+    first = collect_clips(calib_folder, n, n, count=6, seed=11, rate=RATE)
+    again = collect_clips(calib_folder, n, n, count=6, seed=11, rate=RATE)
+    other = collect_clips(calib_folder, n, n, count=6, seed=12, rate=RATE)
     assert first.calibration_sources == again.calibration_sources
     assert first.evaluation_sources == again.evaluation_sources
     assert (first.calibration_sources + first.evaluation_sources) != (other.calibration_sources
@@ -119,7 +119,7 @@ def test_a_file_shorter_than_a_clip_is_one_whole_clip(tmp_path: Path, step_model
     n = _step_samples(step_model_dir)
     sf.write(tmp_path / "short.wav", tone(1.5 * n / RATE, 220), RATE)
     sf.write(tmp_path / "long.wav", speech_like(9 * n / RATE, seed=2), RATE)
-    clips = collect_clips(tmp_path, 4 * n, n, count=3, seed=0)
+    clips = collect_clips(tmp_path, 4 * n, n, count=3, seed=0, rate=RATE)
     lengths = {s.path.name: set() for s in clips.calibration_sources + clips.evaluation_sources}
     for s in clips.calibration_sources + clips.evaluation_sources:
         lengths[s.path.name].add(s.length)
@@ -127,21 +127,22 @@ def test_a_file_shorter_than_a_clip_is_one_whole_clip(tmp_path: Path, step_model
     assert lengths["long.wav"] == {4 * n}
 
 
-def test_read_span_matches_whole_file_resampling(calib_folder: Path) -> None:
+@pytest.mark.parametrize("rate", [44100, 24000])
+def test_read_span_matches_whole_file_resampling(calib_folder: Path, rate: int) -> None:
     """A span read by seeking into a 48 kHz stereo file equals the same span of the whole file downmixed and
-    resampled (away from the span's edges, where the resampler sees less context)."""
+    resampled to the model's rate (away from the span's edges, where the resampler sees less context)."""
     from apucodec.io.audio_read import read_audio
 
-    whole, _ = read_audio(calib_folder / "sweep48k.wav", 44100)  # read_span cuts at 44.1 kHz
+    whole, _ = read_audio(calib_folder / "sweep48k.wav", rate)
     start, length = 50_000, 40_000
-    span = read_span(calib_folder / "sweep48k.wav", start, length)
+    span = read_span(calib_folder / "sweep48k.wav", start, length, rate)
     interior = slice(500, length - 500)
     np.testing.assert_allclose(span[interior], whole[start:start + length][interior], atol=2e-3)
 
 
 def test_read_span_zero_pads_past_the_end(calib_folder: Path) -> None:
     frames = sf.info(str(calib_folder / "music.wav")).frames
-    span = read_span(calib_folder / "music.wav", frames - 1000, 4000)
+    span = read_span(calib_folder / "music.wav", frames - 1000, 4000, RATE)
     assert np.any(span[:900] != 0) and np.all(span[1100:] == 0)
 
 
@@ -152,7 +153,7 @@ def test_recorded_feeds_are_the_steps_of_a_stream(calib_folder: Path, step_model
 
     model = load_model_dir(step_model_dir)
     n = _step_samples(step_model_dir)
-    clip = read_span(calib_folder / "music.wav", 10_000, 2 * n + 3000)
+    clip = read_span(calib_folder / "music.wav", 10_000, 2 * n + 3000, RATE)
     session = ort.InferenceSession(str(model.path_of(FP32_ROLE)), providers=["CPUExecutionProvider"])
     (feeds,) = record_feeds(session, model, FP32_ROLE, [clip])
     frames = -(-clip.size // model.hop)
@@ -201,7 +202,7 @@ def test_bad_calibration_folders(case: str, message: str, tmp_path: Path, step_m
     elif case == "silent":
         sf.write(folder / "quiet.wav", np.full(3 * n, 1e-5, np.float32), RATE)
     with pytest.raises(ApucodecError, match=message) as info:
-        collect_clips(folder, 4 * n, n, count=4)
+        collect_clips(folder, 4 * n, n, count=4, rate=RATE)
     assert str(folder) in str(info.value)
 
 
@@ -449,7 +450,7 @@ def test_conv2d_rewrite_is_exact(step_model_dir: Path, calib_folder: Path) -> No
     assert [i.name for i in rewritten.graph.input] == [i.name for i in original.graph.input]
     a = ort.InferenceSession(original.SerializeToString(), providers=["CPUExecutionProvider"])
     b = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"])
-    clip = read_span(calib_folder / "music.wav", 0, 2 * _step_samples(step_model_dir))
+    clip = read_span(calib_folder / "music.wav", 0, 2 * _step_samples(step_model_dir), RATE)
     (feeds,) = record_feeds(a, model, FP32_ROLE, [clip])
     for ya, yb in zip(a.run(None, feeds[1]), b.run(None, feeds[1]), strict=True):
         assert ya.shape == yb.shape

@@ -34,8 +34,6 @@ SILENCE_RMS = 10 ** (-50 / 20)
 # Held-out clips for the fidelity report: at most this many, and never more than a fifth of what is available.
 MAX_EVAL_CLIPS = 8
 EVAL_SHARE = 5
-# Clips are cut at the rate of the project's own family, whose encoders the NPU presets calibrate.
-CODEC_RATE = 44100
 # Extra codec-rate samples read on each side of a resampled clip, so soxr's filter has real context there.
 RESAMPLE_MARGIN = 1024
 
@@ -47,9 +45,10 @@ class ClipSource:
     path: Path
     start: int
     length: int
+    rate: int  # the codec's rate: the model's, which the clips are cut at
 
     def describe(self) -> str:
-        return f"{self.path.name}@{self.start / CODEC_RATE:.2f}s+{self.length / CODEC_RATE:.2f}s"
+        return f"{self.path.name}@{self.start / self.rate:.2f}s+{self.length / self.rate:.2f}s"
 
 
 @dataclass
@@ -61,6 +60,7 @@ class CalibrationClips:
     calibration_sources: list[ClipSource]
     evaluation_sources: list[ClipSource]
     files_used: int
+    rate: int  # the model's sample rate, which every clip is at
     files_skipped: dict[str, str] = field(default_factory=dict)   # name -> why
     silent_skipped: int = 0
 
@@ -71,8 +71,8 @@ class CalibrationClips:
 
     def summary(self) -> dict[str, object]:
         return {"calibration_clips": len(self.calibration), "evaluation_clips": len(self.evaluation),
-                "calibration_seconds": round(sum(c.size for c in self.calibration) / CODEC_RATE, 2),
-                "evaluation_seconds": round(sum(c.size for c in self.evaluation) / CODEC_RATE, 2),
+                "calibration_seconds": round(sum(c.size for c in self.calibration) / self.rate, 2),
+                "evaluation_seconds": round(sum(c.size for c in self.evaluation) / self.rate, 2),
                 "files_used": self.files_used, "files_skipped": len(self.files_skipped),
                 "near_silent_clips_skipped": self.silent_skipped}
 
@@ -82,13 +82,14 @@ class _AudioFile:
     path: Path
     source_rate: int
     source_frames: int
+    codec_rate: int
 
     @property
     def codec_frames(self) -> int:
-        return int(self.source_frames * CODEC_RATE // self.source_rate)
+        return int(self.source_frames * self.codec_rate // self.source_rate)
 
 
-def _probe_files(folder: Path) -> tuple[list[_AudioFile], dict[str, str]]:
+def _probe_files(folder: Path, codec_rate: int) -> tuple[list[_AudioFile], dict[str, str]]:
     paths = list_audio_files(folder)
     files, skipped = [], {}
     for path in paths:
@@ -97,33 +98,34 @@ def _probe_files(folder: Path) -> tuple[list[_AudioFile], dict[str, str]]:
         except ApucodecError as exc:
             skipped[path.name] = str(exc)
             continue
-        files.append(_AudioFile(path, info.sample_rate, info.frames))
+        files.append(_AudioFile(path, info.sample_rate, info.frames, codec_rate))
     return files, skipped
 
 
-def read_span(file: Path | _AudioFile, start: int, length: int) -> np.ndarray:
-    """`length` codec-rate samples of mono audio starting at codec-rate sample `start` (zero-padded at the end)."""
+def read_span(file: Path | _AudioFile, start: int, length: int, codec_rate: int) -> np.ndarray:
+    """`length` samples of mono audio at `codec_rate` (the model's rate) starting at sample `start` of that rate
+    (zero-padded at the end)."""
     if isinstance(file, Path):
         info = probe(file)
-        file = _AudioFile(file, info.sample_rate, info.frames)
+        file = _AudioFile(file, info.sample_rate, info.frames, codec_rate)
     rate = file.source_rate
-    # Start reading on a sample where both rates' grids coincide (every rate/g source samples = 44100/g codec
+    # Start reading on a sample where both rates' grids coincide (every rate/g source samples = codec_rate/g codec
     # samples), with some lead-in for the resampler's filter, so the slice lands on the same codec-rate samples a
     # whole-file resample would produce instead of a fraction of a sample off.
-    g = math.gcd(rate, CODEC_RATE)
-    block_src, block_dst = rate // g, CODEC_RATE // g
-    lead_blocks = 0 if rate == CODEC_RATE else math.ceil(RESAMPLE_MARGIN / block_dst)
+    g = math.gcd(rate, codec_rate)
+    block_src, block_dst = rate // g, codec_rate // g
+    lead_blocks = 0 if rate == codec_rate else math.ceil(RESAMPLE_MARGIN / block_dst)
     first_block = max(0, start // block_dst - lead_blocks)
     skip = start - first_block * block_dst
-    tail = 0 if rate == CODEC_RATE else RESAMPLE_MARGIN
-    src_len = math.ceil((skip + length + tail) * rate / CODEC_RATE)
+    tail = 0 if rate == codec_rate else RESAMPLE_MARGIN
+    src_len = math.ceil((skip + length + tail) * rate / codec_rate)
     try:
         with sf.SoundFile(str(file.path)) as fh:
             fh.seek(first_block * block_src)
             data = fh.read(src_len, dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile errors mid-file (truncated data, bad blocks)
-        raise ApucodecError(f"{file.path}: cannot decode audio at {start / CODEC_RATE:.2f}s ({exc})") from None
-    mono = resample(to_mono(data), rate, CODEC_RATE)[skip:skip + length]
+        raise ApucodecError(f"{file.path}: cannot decode audio at {start / codec_rate:.2f}s ({exc})") from None
+    mono = resample(to_mono(data), rate, codec_rate)[skip:skip + length]
     if not np.all(np.isfinite(mono)):
         raise ApucodecError(f"{file.path}: contains NaN or infinite samples")
     out = np.zeros(length, dtype=np.float32)
@@ -152,24 +154,25 @@ def _round_robin(files: list[_AudioFile], clip: int, rng: np.random.Generator) -
 
 
 def collect_clips(folder: str | Path, clip_samples: int, min_samples: int, count: int, seed: int = 0,
-                  max_eval: int = MAX_EVAL_CLIPS) -> CalibrationClips:
+                  max_eval: int = MAX_EVAL_CLIPS, *, rate: int) -> CalibrationClips:
     """Pick `count` calibration clips of up to `clip_samples` (+ held-out evaluation clips) from every audio file
-    under `folder`; files shorter than `min_samples` (one step of the graph) are skipped."""
+    under `folder`, at `rate` (the model's sample rate); files shorter than `min_samples` (one step of the graph)
+    are skipped."""
     folder = Path(folder)
     if count < 1:
         raise ApucodecError(f"calibration needs at least 1 clip, got {count}")
-    files, skipped = _probe_files(folder)
+    files, skipped = _probe_files(folder, rate)
     if not files:
         what = "no files" if not any(p.is_file() for p in folder.rglob("*")) else "no audio that libsndfile can read"
         raise ApucodecError(f"{folder}: {what} (calibration needs recordings: wav, flac, ogg, ...)")
-    step_seconds = min_samples / CODEC_RATE
+    step_seconds = min_samples / rate
     long_enough = [f for f in files if f.codec_frames >= min_samples]
     for f in files:
         if f.codec_frames < min_samples:
             skipped[f.path.name] = f"shorter than one encoder step ({step_seconds:.2f} s)"
     if not long_enough:
         raise ApucodecError(f"{folder}: no file holds one encoder step of audio ({step_seconds:.2f} s at "
-                            f"{CODEC_RATE} Hz); add longer recordings")
+                            f"{rate} Hz); add longer recordings")
 
     n_eval_target = max(1, min(max_eval, count // 4))
     wanted = count + n_eval_target
@@ -181,7 +184,7 @@ def collect_clips(folder: str | Path, clip_samples: int, min_samples: int, count
         if index in bad_files:
             continue
         try:
-            audio = read_span(long_enough[index], start, length)
+            audio = read_span(long_enough[index], start, length, rate)
         except ApucodecError as exc:
             bad_files.add(index)
             skipped[long_enough[index].path.name] = str(exc)
@@ -189,7 +192,7 @@ def collect_clips(folder: str | Path, clip_samples: int, min_samples: int, count
         if float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENCE_RMS:
             silent += 1
             continue
-        accepted.append((audio, ClipSource(long_enough[index].path, start, length)))
+        accepted.append((audio, ClipSource(long_enough[index].path, start, length, rate)))
         if len(accepted) >= wanted:
             break
     if len(accepted) < 2:
@@ -208,4 +211,4 @@ def collect_clips(folder: str | Path, clip_samples: int, min_samples: int, count
     return CalibrationClips(
         calibration=[a for a, _ in calib], evaluation=[a for a, _ in evals],
         calibration_sources=[s for _, s in calib], evaluation_sources=[s for _, s in evals],
-        files_used=len(used), files_skipped=skipped, silent_skipped=silent)
+        files_used=len(used), rate=rate, files_skipped=skipped, silent_skipped=silent)

@@ -164,7 +164,8 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, clips: int = 
     clip_samples = CLIP_STEPS * step_samples
     status(f"collecting {clips} calibration clips of up to {clip_samples / model.config.sample_rate:.2f} s "
            f"({CLIP_STEPS} steps of {fp32_roles['encoder']}) from {calib_folder}")
-    calibration = collect_clips(calib_folder, clip_samples, step_samples, count=clips, seed=seed)
+    calibration = collect_clips(calib_folder, clip_samples, step_samples, count=clips, seed=seed,
+                                rate=model.config.sample_rate)
     import onnx
 
     with update_model_dir(model, ".quantize-cpu-") as work:

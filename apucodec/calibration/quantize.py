@@ -143,7 +143,7 @@ def quantize_encoder(model_path: str | Path, calib_folder: str | Path, preset_na
     rate = model.config.sample_rate
     log.info(f"collecting up to {clips_wanted} calibration clips of up to {clip_samples / rate:.2f} s ({CLIP_STEPS} "
              f"steps of {float_role}) from {calib_folder}")
-    calibration = collect_clips(calib_folder, clip_samples, step_samples, count=clips_wanted, seed=seed)
+    calibration = collect_clips(calib_folder, clip_samples, step_samples, count=clips_wanted, seed=seed, rate=rate)
 
     if find_library() is None:
         log.info("loading amd-quark: the first run on a machine compiles its custom-op library (about a minute)")

@@ -81,7 +81,8 @@ def quantize_whole_cpu(model: ModelDir, calib_folder: str | Path, clips: int, me
     clip = int(CLIP_SECONDS * model.config.sample_rate)
     status(f"collecting {clips} calibration clips of up to {CLIP_SECONDS} s from {calib_folder} (whole-sequence "
            "graphs: this model pools GroupNorm statistics)")
-    calibration = collect_clips(calib_folder, clip, 8 * model.hop, count=clips, seed=seed)
+    calibration = collect_clips(calib_folder, clip, 8 * model.hop, count=clips, seed=seed,
+                                rate=model.config.sample_rate)
     rvq = NumpyRVQ(model.codebooks())
     with update_model_dir(model, ".quantize-cpu-") as work:
         fp32 = {stage: cpu_session(model.path_of(fp32_roles[stage]), threads=threads) for stage in STAGES}

@@ -88,7 +88,8 @@ def check(model: onnx.ModelProto, spec: GraphSpec, opset: int) -> None:
             raise ApucodecError(f"{spec.filename}: graph {kind}s are {got}, expected {want} (static, batch 1)")
 
 
-def op_counts(model: onnx.ModelProto) -> dict[str, Any]:
+def node_summary(model: onnx.ModelProto) -> dict[str, Any]:
+    """{'nodes': total, 'ops': {op_type: count}} of an exported graph, for the manifest's graph facts."""
     ops: dict[str, int] = {}
     for node in model.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1

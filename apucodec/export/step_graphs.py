@@ -39,13 +39,13 @@ def step_graphs(modules: dict[str, StepNetwork], specs: dict[str, GraphSpec], op
     for role, spec in specs.items():
         with steps.step(f"export {spec.filename}") as said:
             proto, exporter = graph.to_onnx(modules[role], spec, opset)
-            before = graph.op_counts(proto)
+            before = graph.node_summary(proto)
             said.append(f"{before['nodes']} nodes, opset {opset}, {exporter}")
         after = before
         if simplify:
             with steps.step(f"simplify {spec.filename}") as said:
                 proto, simplifier = graph.simplify(proto)
-                after = graph.op_counts(proto)
+                after = graph.node_summary(proto)
                 said.append(f"{before['nodes']} -> {after['nodes']} nodes ({simplifier})")
         with steps.step(f"check {spec.filename}") as said:
             graph.check(proto, spec, opset)

@@ -87,7 +87,7 @@ def io_entries(stage: str, latent_dim: int) -> tuple[list[dict], list[dict]]:
             [{"name": STEP_OUTPUTS[stage][0], "shape": shapes[1], "dtype": "float32"}])
 
 
-def to_onnx(module: nn.Module, stage: str, latent_dim: int, hop: int, opset: int) -> onnx.ModelProto:
+def whole_to_onnx(module: nn.Module, stage: str, latent_dim: int, hop: int, opset: int) -> onnx.ModelProto:
     """Trace on 4 frames with the time axis dynamic (TorchScript exporter, as for the step graphs)."""
     name_in, name_out = STEP_INPUTS[stage][0], STEP_OUTPUTS[stage][0]
     example = torch.zeros((1, 1, 4 * hop) if stage == "encoder" else (1, latent_dim, 4))
@@ -113,11 +113,11 @@ def export_whole(folded: dict[str, nn.Module], model: APUCodec, stage_dir: Path,
     cfg = model.config
     paths, facts = {}, {}
     for stage, module in folded.items():
-        proto = to_onnx(whole_module(module), stage, cfg.latent_dim, cfg.hop_length, opset)
-        before = graph.op_counts(proto)["nodes"]
+        proto = whole_to_onnx(whole_module(module), stage, cfg.latent_dim, cfg.hop_length, opset)
+        before = graph.node_summary(proto)["nodes"]
         if simplify:
             proto, _ = graph.simplify(proto)
-        counts = graph.op_counts(proto)
+        counts = graph.node_summary(proto)
         role = whole_role(stage)
         paths[role] = stage_dir / f"{role}.onnx"
         onnx.save(proto, str(paths[role]))

@@ -122,7 +122,7 @@ class Codec:
         """The stages of `kind`; the Steppers it creates are left in `steppers` (their step counts), and notes about
         the run (a whole-sequence input cut into segments) in `notes`."""
         if self.whole_sequence:
-            return segmented_stages.chain(self, lanes, kind, n, notes)
+            return segmented_stages.segmented_chain(self, lanes, kind, n, notes)
         stages: list[tuple[str, engine.StageFunction]] = []
         if kind in ("run", "encode"):
             steppers["encoder"] = self.stepper("encoder", on_step=lanes.step_recorder("encoder"))

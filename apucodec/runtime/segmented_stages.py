@@ -101,8 +101,8 @@ def _run(session: Any, x: np.ndarray) -> np.ndarray:
     return session.run_feeds({next(iter(session.inputs)): x})[session.outputs[0]][0]
 
 
-def encoder_stage(session: Any, hop: int, latent_dim: int, lanes: Lanes, segmenter: Segmenter,
-                  turn: Any = None) -> StageFunction:
+def segment_encoder_stage(session: Any, hop: int, latent_dim: int, lanes: Lanes, segmenter: Segmenter,
+                          turn: Any = None) -> StageFunction:
     """Samples -> latent rows [frames, latent], one graph call per segment of `segmenter.frames` frames."""
     turn = turn or contextlib.nullcontext()
     size = segmenter.frames * hop
@@ -135,7 +135,8 @@ def encoder_stage(session: Any, hop: int, latent_dim: int, lanes: Lanes, segment
     return stage
 
 
-def decoder_stage(session: Any, hop: int, lanes: Lanes, segmenter: Segmenter, turn: Any = None) -> StageFunction:
+def segment_decoder_stage(session: Any, hop: int, lanes: Lanes, segmenter: Segmenter,
+                          turn: Any = None) -> StageFunction:
     """Latent rows -> samples, one graph call per segment; the End's total trims the output to the input's length."""
     turn = turn or contextlib.nullcontext()
     size = segmenter.frames
@@ -168,21 +169,21 @@ def decoder_stage(session: Any, hop: int, lanes: Lanes, segmenter: Segmenter, tu
     return stage
 
 
-def chain(codec: Any, lanes: Lanes, kind: str, n: int, notes: list[str]) -> list[tuple[str, StageFunction]]:
+def segmented_chain(codec: Any, lanes: Lanes, kind: str, n: int, notes: list[str]) -> list[tuple[str, StageFunction]]:
     """The stages of `kind` ("run", "encode", "decode") on a codec_runner.Codec's whole-sequence sessions; the run's
     note about segments, if any, lands in `notes`."""
     segmenter = Segmenter(codec.config, codec.settings.whole_max_seconds)
     segmenter.notes = notes
     stages: list[tuple[str, StageFunction]] = []
     if kind in ("run", "encode"):
-        stages.append(("encoder", encoder_stage(codec.sessions["encoder"], codec.hop, codec.config.latent_dim, lanes,
-                                                segmenter, codec._turn["encoder"])))
+        stages.append(("encoder", segment_encoder_stage(codec.sessions["encoder"], codec.hop, codec.config.latent_dim,
+                                                        lanes, segmenter, codec._turn["encoder"])))
         stages.append(("rvq", engine.rvq_stage(codec.rvq, lanes, "roundtrip" if kind == "run" else "quantize", n)))
     else:
         stages.append(("rvq", engine.rvq_stage(codec.rvq, lanes, "dequantize")))
     if kind in ("run", "decode"):
-        stages.append(("decoder", decoder_stage(codec.sessions["decoder"], codec.hop, lanes, segmenter,
-                                                codec._turn["decoder"])))
+        stages.append(("decoder", segment_decoder_stage(codec.sessions["decoder"], codec.hop, lanes, segmenter,
+                                                        codec._turn["decoder"])))
     return stages
 
 

@@ -89,7 +89,8 @@ def default_cache_dir() -> Path:
     return cache_root() / "vitisai"
 
 
-def cache_key(role: str, sha256: str) -> str:
+def npu_cache_key(role: str, sha256: str) -> str:
+    """The Vitis AI EP's cache_key option: one compiled-graph folder per graph role and content."""
     return f"apucodec-{role.replace('_', '-').replace('.', '-')}-{sha256[:16]}"
 
 
@@ -114,7 +115,7 @@ def vitisai_options(configured: dict[str, str], role: str, sha256: str, fp32_gra
     options = {k: v for k, v in configured.items() if k != "log_level"}
     notes = []
     options.setdefault("cache_dir", str(default_cache_dir()))
-    options.setdefault("cache_key", cache_key(role, sha256))
+    options.setdefault("cache_key", npu_cache_key(role, sha256))
     options.setdefault("enable_cache_file_io_in_mem", "0")
     if npu is not None:
         options.setdefault("target", npu.target)
