@@ -102,6 +102,10 @@ class Codec(CodecFiles):
     def graph_sha256(self, stage: str = "encoder") -> str:
         return stage_precision(self._engine, stage)[1]
 
+    def graph_record(self, stage: str = "encoder") -> Any:
+        """The manifest entry (FileEntry) of the step graph `stage` runs: its file, step size, precision."""
+        return self._engine._session(stage).record
+
     def n_codebooks(self, requested: int | None = None) -> int:
         try:
             return int(self._engine.n_codebooks(requested))

@@ -82,17 +82,14 @@ def stream_graph(path: Path, entry, audio: np.ndarray) -> np.ndarray:  # noqa: A
     """An encoder step graph streamed over `audio` on the ORT CPU EP (its step >= the start frames)."""
     import onnxruntime as ort
 
+    from apucodec.runtime.onnx_step import onnx_step
     from apucodec.runtime.stepper import Stepper
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names, outs = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
-
-    def step(x, state, bounds):  # noqa: ANN001, ANN202
-        return tuple(session.run(outs, dict(zip(names, (x, state, bounds), strict=True))))
-
     latent = session.get_outputs()[0].shape[1]
-    stepper = Stepper(step, step_frames=entry.step_frames, in_rate=HOP, out_rate=1, in_channels=1,
-                      out_channels=latent, delay=0, state_size=entry.state_size, horizon=entry.horizon_frames)
+    stepper = Stepper.for_stage(onnx_step(session), "encoder", hop=HOP, latent_dim=latent, delay_samples=0,
+                                step_frames=entry.step_frames, state_size=entry.state_size,
+                                horizon=entry.horizon_frames)
     return np.concatenate([stepper.push(audio[None]), stepper.finish()], axis=1)
 
 

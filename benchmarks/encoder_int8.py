@@ -25,11 +25,12 @@ import numpy as np
 import onnxruntime as ort
 
 from apucodec.calibration.custom_ops import register_custom_ops
-from apucodec.calibration.streams import graph_stepper, session_step, stream
+from apucodec.calibration.streams import graph_stepper, stream
 from apucodec.contract.steps import step_role
 from apucodec.dsp.signals import mixture
 from apucodec.model.directory import ModelDir, load_model_dir
 from apucodec.model.location import locate_model
+from apucodec.runtime.onnx_step import onnx_step
 
 LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
           "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}
@@ -61,7 +62,7 @@ def offline_roles(model: ModelDir) -> tuple[str, str]:
 
 def time_pass(model: ModelDir, role: str, session: ort.InferenceSession, audio: np.ndarray) -> tuple[float, int]:
     """Seconds to stream `audio` through the step graph from zero state, and the step runs that took."""
-    stepper = graph_stepper(model, role, session_step(session))
+    stepper = graph_stepper(model, role, onnx_step(session))
     started = time.perf_counter()
     stream(stepper, audio[None])
     return time.perf_counter() - started, stepper.steps
@@ -100,14 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rate = model.config.sample_rate
     entry = model.files[int8_role]
-    step_seconds = entry["step_frames"] * model.hop / rate
+    step_seconds = entry.step_frames * model.hop / rate
     print(f"model {model.label}; step graphs {fp32_role} / {int8_role} ({step_seconds:.2f} s per step); "
-          f"INT8 preset {entry.get('preset', '?')}")
+          f"INT8 preset {entry.preset or '?'}")
     print(f"onnxruntime {ort.__version__}, CPU EP, {args.threads} thread(s), opt level {args.opt_level}, "
           f"CPU flags: {cpu_flags()}")
     print(f"{'input':>7} {'steps':>7} {'graph':>6} {'median ms':>10} {'min ms':>8} {'RTF':>7} {'INT8/FP32':>9}")
     graphs = [("fp32", model.path_of(fp32_role), []),
-              ("int8", model.path_of(int8_role), entry.get("custom_op_domains", []))]
+              ("int8", model.path_of(int8_role), entry.custom_op_domains or [])]
     sessions = {label: open_session(path, domains, args.threads, args.opt_level) for label, path, domains in graphs}
     for seconds in args.seconds:
         audio = mixture(int(seconds * rate), rate).astype(np.float32)

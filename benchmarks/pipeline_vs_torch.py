@@ -118,7 +118,7 @@ def roofline_lines(model: ModelDir, audio_seconds: float, step_frames: int, step
     """The clip's convolution work against this CPU's GEMM speed, and what that allows against PyTorch."""
     from apucodec.contract.steps import step_role
 
-    gflop = {stage: (model.files[step_role(stage, step_frames)].get("graph") or {}).get("gflop")
+    gflop = {stage: getattr(model.files[step_role(stage, step_frames)].graph, "gflop", None)
              for stage in ("encoder", "decoder")}
     if not all(isinstance(v, (int, float)) for v in gflop.values()):
         return [f"roofline: {model.path}/manifest.json has no FLOP count for a {step_frames}-frame step graph; "

@@ -59,16 +59,13 @@ def main() -> None:
 
                 got, want = [], []
                 for audio, frames, latent, quantized, decoded in refs:
+                    s = Stepper.for_stage(call, stage, hop=hop, latent_dim=cfg.latent_dim,
+                                          delay_samples=net.delay_samples, step_frames=step,
+                                          state_size=net.state_size, horizon=net.horizon_frames)
                     if stage == "encoder":
-                        s = Stepper(call, step_frames=step, in_rate=hop, out_rate=1, in_channels=1,
-                                    out_channels=cfg.latent_dim, delay=net.delay_samples // hop,
-                                    state_size=net.state_size, horizon=net.horizon_frames)
                         out = np.concatenate([s.push(audio[0]), s.finish(frames)], axis=1)
                         want.append(latent.reshape(-1))
                     else:
-                        s = Stepper(call, step_frames=step, in_rate=1, out_rate=hop, in_channels=cfg.latent_dim,
-                                    out_channels=1, delay=net.delay_samples, state_size=net.state_size,
-                                    horizon=net.horizon_frames)
                         out = np.concatenate([s.push(quantized), s.finish(frames)], axis=1)
                         want.append(decoded.reshape(-1))
                     got.append(out.reshape(-1))

@@ -59,22 +59,16 @@ def runtime_steps(model, stage: str, step: int, samples: int) -> int:
     """Step-graph calls the runtime makes for a clip of `samples`: the runtime's Stepper, set up as Codec.stepper
     sets it up, over a stand-in step function (zeros), so no session is needed."""
     from apucodec.contract.steps import frames_for_length
-    from apucodec.runtime.stepper import Stepper
+    from apucodec.runtime.onnx_step import stage_stepper
 
     hop, latent = model.hop, model.config.latent_dim
-    facts, entry = model.streaming(stage), model.step_graph(stage, step)
     frames = frames_for_length(samples, hop)
-    if stage == "encoder":
-        shape = dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent, delay=facts.delay_samples // hop)
-        source = np.zeros((1, samples), np.float32)
-    else:
-        shape = dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1, delay=facts.delay_samples)
-        source = np.zeros((latent, frames), np.float32)
+    source = np.zeros((1, samples), np.float32) if stage == "encoder" else np.zeros((latent, frames), np.float32)
 
     def stand_in(x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.zeros((1, shape["out_channels"], step * shape["out_rate"]), np.float32), state
+        return np.zeros((1, stepper.out_channels, step * stepper.out_rate), np.float32), state
 
-    stepper = Stepper(stand_in, step_frames=step, state_size=facts.state_size, horizon=entry.horizon_frames, **shape)
+    stepper = stage_stepper(model, model.step_graph(stage, step), stand_in)
     stepper.push(source)
     stepper.finish(frames)
     return stepper.steps
@@ -120,7 +114,7 @@ def main() -> None:
     print(f"{'step':>5s} {'GFLOP/step':>11s} {'steady GFLOP':>13s} {'vs whole':>9s} {'steps enc+dec':>14s} "
           f"{'clip GFLOP':>11s} {'vs whole':>9s}")
     for step in model.step_sizes("encoder"):
-        gflop = {s: model.files[model.step_graph(s, step).role]["graph"]["gflop"] for s in ("encoder", "decoder")}
+        gflop = {s: model.step_graph(s, step).graph.gflop for s in ("encoder", "decoder")}
         steady = sum(gflop.values()) / step * exact_frames
         steps = {s: runtime_steps(model, s, step, samples) for s in ("encoder", "decoder")}
         clip = sum(gflop[s] * steps[s] for s in steps)

@@ -58,8 +58,8 @@ def main() -> None:
     for step in model.step_sizes("encoder"):
         label = f"{step}-frame step ({step * model.hop} samples)"
         rng = np.random.default_rng(1)
-        feeds = {t["name"]: (rng.standard_normal(t["shape"]) * 0.1).astype(np.float32)
-                 for t in model.files[f"encoder.s{step}"]["inputs"]}
+        feeds = {t.name: (rng.standard_normal(t.shape) * 0.1).astype(np.float32)
+                 for t in model.files[f"encoder.s{step}"].inputs}
         feeds["bounds"] = np.array([5.0, 5.0], dtype=np.float32)
         local, worker = open_encoder(model, None, step), open_encoder(model, python, step)
         try:

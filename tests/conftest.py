@@ -1,18 +1,41 @@
-"""Shared fixtures: a tiny exported model directory and a tiny checkpoint, built once per test session.
+"""Shared fixtures: tiny exported model directories and a tiny checkpoint.
 
-`tiny_checkpoint` is a saved tiny codec (tests.tiny_models: random weights, codebooks initialised from generated
-audio). `tiny_model_dir` is that checkpoint exported with the default window geometry.
-Both are read-only for tests: copy them before modifying anything.
+`runtime_model` is the checked-in model (tests/data/tiny-model, made by scripts/build_test_model.py; live step
+4 frames, offline 8): the runtime tests load it without torch. `tiny_checkpoint` is a saved tiny codec
+(tests.tiny_models: random weights, codebooks initialised from generated audio) and `tiny_model_dir` that
+checkpoint exported in this session (steps 4 and 64); both need torch.
+All are read-only for tests: copy them before modifying anything.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.runtime_models import CHECKED_IN_MODEL
 from tests.tiny_models import export_on_one_thread, tiny_codec, torch_threads
+
+# The export and training side's packages (apucodec[export], [train], [quantize]). A runtime-only install has none
+# of them; a test module that imports one at its top then skips with the reason instead of failing to collect.
+OPTIONAL_SIDE = ("torch", "onnx", "onnxsim", "quark")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # noqa: ANN201 - a CollectReport
+    """A test module that cannot be imported because an optional package is *not installed* is skipped, naming
+    the package; any other import failure (that package installed but broken included) still fails."""
+    report = yield
+    if report.failed and isinstance(collector, pytest.Module):
+        found = re.search(r"No module named '([\w.]+)'", report.longreprtext)
+        package = found.group(1).split(".")[0] if found else None
+        if package in OPTIONAL_SIDE and importlib.util.find_spec(package) is None:
+            report.outcome = "skipped"
+            report.longrepr = (str(collector.path), 0, f"Skipped: needs {package} (not installed)")
+    return report
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,7 +49,18 @@ def _private_user_cache(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def runtime_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the checked-in tiny model (a test that writes into it by mistake cannot change the repository)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("runtime_model") / "model"
+    shutil.copytree(CHECKED_IN_MODEL, out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch")
     from apucodec.codec.checkpoint import save_checkpoint
     from apucodec.dsp.signals import mixture
 

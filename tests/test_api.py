@@ -17,15 +17,14 @@ from click.testing import CliRunner
 import apucodec
 from apucodec.cli.main import cli
 from apucodec.errors import ApucodecError, InputError
-from tests.runtime_models import export_tiny
 
 REPO = Path(__file__).resolve().parents[1]
+OFFLINE = 8  # the checked-in model's offline step (tests/data/tiny-model; its live step is 4)
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    pytest.importorskip("torch")
-    return export_tiny(tmp_path_factory.mktemp("api") / "model", seed=5, step_frames=(4, 16)).path
+def model_path(runtime_model):
+    return runtime_model
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +121,7 @@ def test_codes_from_another_model_are_refused(codec):
     assert codec.decode(other, force=True).shape == (5000,)
 
 
-@pytest.mark.parametrize("step", [4, 16])
+@pytest.mark.parametrize("step", [4, OFFLINE])
 def test_stream_pieces_of_random_sizes_equal_the_one_shot_result(model_path, step):
     """Bit for bit against one-shot encode/decode through the same step graphs. (Graphs of another step size
     agree to float rounding, ~1e-7, which can flip a code where two codewords tie exactly: this random tiny
@@ -150,7 +149,7 @@ def test_stream_pieces_of_random_sizes_equal_the_one_shot_result(model_path, ste
 
 def test_encode_only_stream_and_a_resampled_stream(codec):
     x = _voice(20000)
-    with codec.stream(step_frames=16) as s:
+    with codec.stream(step_frames=OFFLINE) as s:
         parts = [s.encode(x[:7000]), s.encode(x[7000:])]
         tail = s.flush()
     np.testing.assert_array_equal(np.concatenate([*parts, tail.codes], axis=1), codec.encode(x).array)

@@ -21,8 +21,8 @@ from tests.runtime_models import CPU_ONLY
 
 
 @pytest.fixture(scope="module")
-def codec(tiny_model_dir):
-    return Codec.open(tiny_model_dir, CPU_ONLY, warn=None)
+def codec(runtime_model):
+    return Codec.open(runtime_model, CPU_ONLY, warn=None)
 
 
 def _clip(seconds: float) -> np.ndarray:
@@ -99,12 +99,12 @@ def test_run_bench_reports_every_stage_per_step(codec):
     assert report.pipelining_gain == pytest.approx(report.sequential.wall_seconds / report.pipelined.wall_seconds)
     assert report.bottleneck.stage in STAGES
     assert report.peak_rss_bytes is None or report.peak_rss_bytes > 10 * 2**20
-    assert report.latency_ms == codec.model.manifest["streaming"]["algorithmic_latency"][str(report.step_frames)]["ms"]
+    assert report.latency_ms == codec.model.manifest.streaming.algorithmic_latency[str(report.step_frames)]["ms"]
     # the graph stages' work comes from the manifest's FLOP counts of the step graphs that ran; rvq has none
     step = report.step_frames
     files = codec.model.files
-    assert report.gflop_per_step == {"encoder": files[f"encoder.s{step}"]["graph"]["gflop"],
-                                     "decoder": files[f"decoder.s{step}"]["graph"]["gflop"]}
+    assert report.gflop_per_step == {"encoder": files[f"encoder.s{step}"].graph.gflop,
+                                     "decoder": files[f"decoder.s{step}"].graph.gflop}
     seq = report.sequential.stages["encoder"]
     assert report.gflops("encoder") == pytest.approx(report.gflop_per_step["encoder"] * seq.calls
                                                      / seq.graph_seconds)
@@ -128,15 +128,15 @@ def test_run_bench_on_less_than_one_step(codec):
     assert report.sequential.stages["encoder"].calls >= 1
 
 
-def test_bench_cli_json_and_plot(tiny_model_dir, tmp_path):
+def test_bench_cli_json_and_plot(runtime_model, tmp_path):
     pytest.importorskip("matplotlib")
     picture = tmp_path / "timeline.png"
-    result = invoke("bench", "--model", str(tiny_model_dir), "--seconds", "3", "--json", "--plot", str(picture), *CPU)
+    result = invoke("bench", "--model", str(runtime_model), "--seconds", "3", "--json", "--plot", str(picture), *CPU)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["audio_seconds"] == pytest.approx(3.0) and data["source"] == "generated"
     assert set(data["sequential"]["stages"]) == set(STAGES)
-    assert data["step_frames"] == 64  # the tiny model's largest step graphs
+    assert data["step_frames"] == 8  # the checked-in model's largest step graphs
     for mode in ("sequential", "pipelined"):
         steps = [t["stage"] for t in data[mode]["step_timings"]]
         for stage in GRAPH_STAGES:
@@ -147,8 +147,8 @@ def test_bench_cli_json_and_plot(tiny_model_dir, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["timeline.png"]  # no temp file left beside it
 
 
-def test_bench_cli_step_frames_picks_the_step_graphs(tiny_model_dir):
-    result = invoke("bench", "--model", str(tiny_model_dir), "--seconds", "1", "--step-frames", "4", "--json", *CPU)
+def test_bench_cli_step_frames_picks_the_step_graphs(runtime_model):
+    result = invoke("bench", "--model", str(runtime_model), "--seconds", "1", "--step-frames", "4", "--json", *CPU)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["step_frames"] == 4
@@ -158,10 +158,10 @@ def test_bench_cli_step_frames_picks_the_step_graphs(tiny_model_dir):
     assert data["sequential"]["stages"]["encoder"]["calls"] >= -(-frames // 4)  # 4-frame steps: many more calls
 
 
-def test_bench_cli_on_an_input_file(tiny_model_dir, tmp_path):
+def test_bench_cli_on_an_input_file(runtime_model, tmp_path):
     clip = tmp_path / "in.wav"
     sf.write(clip, np.stack([_clip(3.0)] * 2, axis=1), 48000)  # stereo, 48 kHz: downmixed and resampled
-    result = invoke("bench", "--model", str(tiny_model_dir), "--input", str(clip), "--seconds", "2", *CPU)
+    result = invoke("bench", "--model", str(runtime_model), "--input", str(clip), "--seconds", "2", *CPU)
     assert result.exit_code == 0, result.output
     assert f"2.00 s of {clip} audio" in result.stdout
     assert "downmixed to mono" in result.stdout and "resampled from 48000 Hz" in result.stdout
@@ -173,18 +173,18 @@ def test_bench_cli_on_an_input_file(tiny_model_dir, tmp_path):
     (["--plot", "no_such_folder/t.png"], "does not exist"),
     (["--step-frames", "7"], "no encoder step graph of 7 frames"),
 ])
-def test_bench_cli_bad_input_is_one_line(tiny_model_dir, tmp_path, monkeypatch, args, fragment):
+def test_bench_cli_bad_input_is_one_line(runtime_model, tmp_path, monkeypatch, args, fragment):
     if "--plot" in args:
         pytest.importorskip("matplotlib")
     monkeypatch.chdir(tmp_path)
-    result = invoke("bench", "--model", str(tiny_model_dir), "--seconds", "1", *args, *CPU)
+    result = invoke("bench", "--model", str(runtime_model), "--seconds", "1", *args, *CPU)
     assert_one_line_error(result, fragment)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bench_cli_does_not_import_torch(tiny_model_dir):
+def test_bench_cli_does_not_import_torch(runtime_model):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc, loaded = cli_modules_loaded("bench", "--model", str(tiny_model_dir), "--seconds", "1", *CPU, env=env)
+    proc, loaded = cli_modules_loaded("bench", "--model", str(runtime_model), "--seconds", "1", *CPU, env=env)
     assert proc.returncode == 0, proc.stderr
     assert loaded == [] and "pipelining gain" in proc.stdout
 

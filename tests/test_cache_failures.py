@@ -46,7 +46,7 @@ def _ok_with_one_note(proc, out: Path) -> None:
 
 
 @pytest.mark.parametrize("where", ["cache_dir_under_a_file", "home_is_a_file"])
-def test_an_unwritable_cache_is_skipped_with_one_note(wav, tiny_model_dir, tmp_path, where):
+def test_an_unwritable_cache_is_skipped_with_one_note(wav, runtime_model, tmp_path, where):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     env = {k: v for k, v in cli_env().items() if k not in ("APUCODEC_CACHE_DIR", "XDG_CACHE_HOME")}
@@ -54,21 +54,21 @@ def test_an_unwritable_cache_is_skipped_with_one_note(wav, tiny_model_dir, tmp_p
         env["APUCODEC_CACHE_DIR"] = str(blocker / "cache")
     else:  # `sudo -u` keeping the caller's HOME: nothing under it can be created
         env["HOME"] = str(blocker)
-    _ok_with_one_note(_run(wav, tiny_model_dir, tmp_path / "o.wav", env), tmp_path / "o.wav")
+    _ok_with_one_note(_run(wav, runtime_model, tmp_path / "o.wav", env), tmp_path / "o.wav")
 
 
-def test_a_full_cache_filesystem_is_skipped_with_one_note(wav, tiny_model_dir, tmp_path):
+def test_a_full_cache_filesystem_is_skipped_with_one_note(wav, runtime_model, tmp_path):
     """RLIMIT_FSIZE below a graph's size makes ORT's optimized-graph write fail (EFBIG) as a full disk does; the
     audio output (0.5 s of 16-bit WAV, 44 KB) stays under the limit."""
     env = {**cli_env(), "APUCODEC_CACHE_DIR": str(tmp_path / "cache")}
     out = tmp_path / "o.wav"
-    _ok_with_one_note(_run(wav, tiny_model_dir, out, env, limit=100_000), out)
+    _ok_with_one_note(_run(wav, runtime_model, out, env, limit=100_000), out)
     assert not list((tmp_path / "cache" / SUBDIR).glob("*.onnx"))  # nothing half-written was kept
 
 
-def test_a_cached_graph_that_does_not_load_back_is_dropped(wav, tiny_model_dir, tmp_path):
+def test_a_cached_graph_that_does_not_load_back_is_dropped(wav, runtime_model, tmp_path):
     env = {**cli_env(), "APUCODEC_CACHE_DIR": str(tmp_path / "cache")}
-    first = _run(wav, tiny_model_dir, tmp_path / "a.wav", env)
+    first = _run(wav, runtime_model, tmp_path / "a.wav", env)
     assert first.returncode == 0, first.stderr
     cached = sorted((tmp_path / "cache" / SUBDIR).glob("*.onnx"))
     assert cached
@@ -76,7 +76,7 @@ def test_a_cached_graph_that_does_not_load_back_is_dropped(wav, tiny_model_dir, 
         graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 3])
         meta = graph.with_suffix(".json")
         meta.write_text(json.dumps({**json.loads(meta.read_text()), "optimized_sha256": sha256_file(graph)}))
-    _ok_with_one_note(_run(wav, tiny_model_dir, tmp_path / "b.wav", env), tmp_path / "b.wav")
-    third = _run(wav, tiny_model_dir, tmp_path / "c.wav", env)  # rebuilt by the run that dropped them
+    _ok_with_one_note(_run(wav, runtime_model, tmp_path / "b.wav", env), tmp_path / "b.wav")
+    third = _run(wav, runtime_model, tmp_path / "c.wav", env)  # rebuilt by the run that dropped them
     assert third.returncode == 0 and "note:" not in third.stderr, third.stderr
     assert (tmp_path / "b.wav").read_bytes() == (tmp_path / "a.wav").read_bytes()

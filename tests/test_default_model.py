@@ -56,17 +56,17 @@ def test_bundled_weights_are_the_recovered_original_ones(no_model_configured):
     """The step graphs carry the weights recovered from the format-1 model ea4c4503deae223b (scripts/
     recover_bundled_model.py), verified against its graphs, and the manifest says so."""
     model = load_model_dir(BUNDLED_DIR)
-    source = model.manifest["export"]["source"]
+    source = model.manifest.export.source
     recovered = source["recovered_from"]
     assert source["format"] == "recovered" and recovered["model_id"] == "ea4c4503deae223b"
     assert source["original"]["step"] == 1782
     for window in recovered["verification"]["windows"].values():
         assert min(stage["snr_db"] for stage in window.values()) > 100
     # The codebooks were float16 on disk before and after: the file is the same bytes.
-    assert model.files["codebooks"]["sha256"] == recovered["files"]["codebooks.npy"]
+    assert model.files["codebooks"].sha256 == recovered["files"]["codebooks.npy"]
     for role in ("encoder.s4", "encoder.s128", "decoder.s4", "decoder.s128"):
-        assert model.manifest["export"]["parity"][role]["snr_db"] >= 80
-    latency = model.manifest["streaming"]["algorithmic_latency"]["4"]
+        assert model.manifest.export.parity[role]["snr_db"] >= 80
+    latency = model.manifest.streaming.algorithmic_latency["4"]
     assert latency["samples"] == (model.streaming("encoder").delay_samples + model.streaming("decoder").delay_samples
                                   + 4 * model.hop)
 

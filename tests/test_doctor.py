@@ -73,8 +73,8 @@ def test_doctor_missing_model_dir_is_one_line_error(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_doctor_plans_a_model_dir_with_real_sessions(tiny_model_dir):
-    done = _doctor("--model", str(tiny_model_dir), "--json")
+def test_doctor_plans_a_model_dir_with_real_sessions(runtime_model):
+    done = _doctor("--model", str(runtime_model), "--json")
     assert done.returncode == 0, done.stderr
     model = json.loads(done.stdout)["model"]
     assert "error" not in model, model
@@ -84,7 +84,7 @@ def test_doctor_plans_a_model_dir_with_real_sessions(tiny_model_dir):
         ran_on = placement[stage]["ran_on"]
         # onnxruntime's own assignment: the EP the stage landed on took nodes
         assert placement[stage]["node_counts"].get(ran_on, 0) > 0, placement[stage]
-    text = _doctor("--model", str(tiny_model_dir))
+    text = _doctor("--model", str(runtime_model))
     assert text.returncode == 0 and "placement:" in text.stdout
 
 

@@ -69,11 +69,9 @@ def test_step_networks_stream_exactly_with_a_start_step(frames, step_frames):
         net = build_encodec_steps(getattr(model, stage), step_frames, HOP)
         start = build_encodec_steps(getattr(model, stage), SMALL.start_frames, HOP)
         assert net.start_frames == SMALL.start_frames and net.delay_samples == 0
-        rates = (HOP, 1) if stage == "encoder" else (1, HOP)
-        stepper = Stepper(_torch_step(net), step_frames=step_frames, in_rate=rates[0], out_rate=rates[1],
-                          in_channels=x.shape[0], out_channels=want.shape[0], delay=0, state_size=net.state_size,
-                          horizon=net.horizon_frames, first=(_torch_step(start), start.step_frames,
-                                                             start.horizon_frames))
+        stepper = Stepper.for_stage(_torch_step(net), stage, hop=HOP, latent_dim=SMALL.latent_dim, delay_samples=0,
+                                    step_frames=step_frames, state_size=net.state_size, horizon=net.horizon_frames,
+                                    first=(_torch_step(start), start.step_frames, start.horizon_frames))
         piece = 37 if stage == "encoder" else 1
         got = np.concatenate([stepper.push(x[:, i: i + piece]) for i in range(0, x.shape[1], piece)]
                              + [stepper.finish(frames)], axis=1)
@@ -87,8 +85,8 @@ def test_a_zero_cache_start_is_not_the_packages_start():
     with torch.no_grad():
         latent = model.encoder(audio)[0].numpy()
     net = build_encodec_steps(model.encoder, 1, HOP)
-    stepper = Stepper(_torch_step(net), step_frames=1, in_rate=HOP, out_rate=1, in_channels=1,
-                      out_channels=latent.shape[0], delay=0, state_size=net.state_size, horizon=net.horizon_frames)
+    stepper = Stepper.for_stage(_torch_step(net), "encoder", hop=HOP, latent_dim=latent.shape[0], delay_samples=0,
+                                step_frames=1, state_size=net.state_size, horizon=net.horizon_frames)
     got = np.concatenate([stepper.push(audio[0].numpy()), stepper.finish(12)], axis=1)
     assert np.abs(got[:, :2] - latent[:, :2]).max() > 1e-4
 

@@ -29,8 +29,8 @@ def si_sdr_by_correlation(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(10 * np.log10(rho**2 / (1 - rho**2)))
 
 
-def test_eval_agrees_with_an_independent_si_sdr(tiny_model_dir, clips):
-    systems = systems_for([tiny_model_dir], [None, 2], [], settings=SessionSettings(encoder_eps=("cpu",),
+def test_eval_agrees_with_an_independent_si_sdr(runtime_model, clips):
+    systems = systems_for([runtime_model], [None, 2], [], settings=SessionSettings(encoder_eps=("cpu",),
                                                                                     decoder_eps=("cpu",)))
     result = evaluate(clips, systems, use_visqol=False)
     name = systems[0].name
@@ -38,7 +38,7 @@ def test_eval_agrees_with_an_independent_si_sdr(tiny_model_dir, clips):
     first = sorted(clips.iterdir())[0]
     reference, rate = sf.read(first, dtype="float32")
     assert rate == 44100
-    model = load_model_dir(tiny_model_dir)
+    model = load_model_dir(runtime_model)
     decoded, _ = Codec(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",)), warn=None) \
         .run_array(reference)
     row = result.systems[name][0]
@@ -56,16 +56,16 @@ def test_eval_agrees_with_an_independent_si_sdr(tiny_model_dir, clips):
 
 
 @pytest.mark.skipif(shutil.which("opusenc") is None, reason="opus-tools not installed (.ci/run installs it)")
-def test_cli_eval_json_with_opus(tiny_model_dir, clips):
-    done = subprocess.run([sys.executable, "-m", "apucodec", "eval", str(clips), "--model", str(tiny_model_dir),
+def test_cli_eval_json_with_opus(runtime_model, clips):
+    done = subprocess.run([sys.executable, "-m", "apucodec", "eval", str(clips), "--model", str(runtime_model),
                            "--opus", "12", "--no-visqol", "--json"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert set(data["mean"]) == {tiny_model_dir.name, "opus 12k"} and len(data["clips"]) == 2
+    assert set(data["mean"]) == {runtime_model.name, "opus 12k"} and len(data["clips"]) == 2
     opus = data["mean"]["opus 12k"]
     assert 6 < opus["kbps"] < 30  # the file's real size, Ogg pages included
     # Opus at 12 kbps reproduces generated tones and noise far better than a tiny codec with random weights
-    assert opus["si_sdr"] > 2 and opus["si_sdr"] > data["mean"][tiny_model_dir.name]["si_sdr"] + 5
+    assert opus["si_sdr"] > 2 and opus["si_sdr"] > data["mean"][runtime_model.name]["si_sdr"] + 5
 
 
 def test_cli_eval_bad_input(tmp_path):

@@ -35,47 +35,49 @@ def test_manifest_describes_the_verified_step_graphs(tiny_model_dir):
     model = load_model_dir(tiny_model_dir)
     m = model.manifest
     cfg = model.config
-    assert m["format_version"] == 2
+    assert m.format_version == 2
     assert set(model.files) == {"encoder.s4", "encoder.s64", "decoder.s4", "decoder.s64", "codebooks",
                                 "encoder.fp32.weights", "decoder.fp32.weights"}  # each stage's weights, once
     assert model.step_sizes("encoder") == model.step_sizes("decoder") == [4, 64]
-    streaming = m["streaming"]
+    streaming = m.streaming
     for stage in ("encoder", "decoder"):
         facts = model.streaming(stage)
         assert facts.delay_samples > 0 and facts.state_size > 0
         for s in (4, 64):
             entry = model.files[f"{stage}.s{s}"]
-            assert entry["stage"] == stage and entry["step_frames"] == s and entry["precision"] == "fp32"
-            assert entry["state_size"] == facts.state_size and entry["horizon_frames"] > s
+            assert entry.stage == stage and entry.step_frames == s and entry.precision == "fp32"
+            assert entry.state_size == facts.state_size and entry.horizon_frames > s
     # Each stage's lookahead, and the latency a reader computes from them.
-    assert streaming["encoder"]["delay_samples"] == 8 * 512  # tiny: 8 frames of lookahead
-    latency = streaming["algorithmic_latency"]["4"]["samples"]
-    assert latency == streaming["encoder"]["delay_samples"] + streaming["decoder"]["delay_samples"] + 4 * 512
+    assert streaming.encoder.delay_samples == 8 * 512  # tiny: 8 frames of lookahead
+    latency = streaming.algorithmic_latency["4"]["samples"]
+    assert latency == streaming.encoder.delay_samples + streaming.decoder.delay_samples + 4 * 512
     enc, dec = model.files["encoder.s4"], model.files["decoder.s64"]
     n_enc, n_dec = model.streaming("encoder").state_size, model.streaming("decoder").state_size
-    assert enc["inputs"] == [{"name": "audio", "shape": [1, 1, 4 * 512], "dtype": "float32"},
-                             {"name": "state", "shape": [1, n_enc], "dtype": "float32"},
-                             {"name": "bounds", "shape": [2], "dtype": "float32"}]
-    assert enc["outputs"] == [{"name": "latent", "shape": [1, cfg.latent_dim, 4], "dtype": "float32"},
-                              {"name": "next_state", "shape": [1, n_enc], "dtype": "float32"}]
-    assert dec["inputs"][0]["shape"] == [1, cfg.latent_dim, 64] and dec["outputs"][0]["shape"] == [1, 1, 64 * 512]
-    assert dec["outputs"][1]["shape"] == [1, n_dec]
-    assert model.files["codebooks"]["shape"] == [cfg.n_codebooks, cfg.codebook_size, cfg.latent_dim]
+    assert [t.to_dict() for t in enc.inputs] == [
+        {"name": "audio", "shape": [1, 1, 4 * 512], "dtype": "float32"},
+        {"name": "state", "shape": [1, n_enc], "dtype": "float32"},
+        {"name": "bounds", "shape": [2], "dtype": "float32"}]
+    assert [t.to_dict() for t in enc.outputs] == [
+        {"name": "latent", "shape": [1, cfg.latent_dim, 4], "dtype": "float32"},
+        {"name": "next_state", "shape": [1, n_enc], "dtype": "float32"}]
+    assert dec.inputs[0].shape == [1, cfg.latent_dim, 64] and dec.outputs[0].shape == [1, 1, 64 * 512]
+    assert dec.outputs[1].shape == [1, n_dec]
+    assert model.files["codebooks"].shape == [cfg.n_codebooks, cfg.codebook_size, cfg.latent_dim]
 
-    export = m["export"]
-    assert export["opset"] == 17 and export["simplifier"].startswith("onnxsim")
-    assert export["weight_norm_folded"] > 0 and export["caveats"] == []
+    export = m.export
+    assert export.opset == 17 and export.simplifier.startswith("onnxsim")
+    assert export.weight_norm_folded > 0 and export.caveats == []
     for role in ("encoder.s4", "encoder.s64", "decoder.s4", "decoder.s64"):
-        parity = export["parity"][role]
+        parity = export.parity[role]
         assert parity["snr_db"] >= 80 and parity["reference"] == "whole-file PyTorch"
         assert parity["edge_max_abs_error"] < 1e-4  # the file's ends equal whole-file inference too
         assert set(parity["signals"]) == {"tones", "chirp", "noise_bursts", "speech_like", "mixture"}
-        assert model.files[role]["graph"]["nodes"] <= model.files[role]["graph"]["nodes_exported"]
+        assert model.files[role].graph.nodes <= model.files[role].graph.nodes_exported
     # GFLOP per frame is the same at both steps: no context is recomputed.
-    per_frame = [model.files[f"encoder.s{s}"]["graph"]["gflop"] / s for s in (4, 64)]
+    per_frame = [model.files[f"encoder.s{s}"].graph.gflop / s for s in (4, 64)]
     assert per_frame[0] == pytest.approx(per_frame[1], rel=1e-6)
-    assert {"apucodec", "torch", "onnx", "onnxruntime", "onnxsim"} <= set(m["producers"])
-    assert set(export["seconds"]) >= {"load", "steps", "parity", "export encoder.s4.onnx", "simplify decoder.s64.onnx"}
+    assert {"apucodec", "torch", "onnx", "onnxruntime", "onnxsim"} <= set(m.producers)
+    assert set(export.seconds) >= {"load", "steps", "parity", "export encoder.s4.onnx", "simplify decoder.s64.onnx"}
 
 
 def test_graphs_are_static_opset17_step_graphs(tiny_model_dir):
@@ -148,13 +150,13 @@ def test_seed_format_groupnorm_checkpoint_exports_whole_sequence_graphs_and_appr
     torch.save(state, checkpoint)
     lines: list[str] = []
     md = export_model(checkpoint, tmp_path / "model", step_frames=(16,), log=lines.append)
-    export = md.manifest["export"]
-    assert export["source"]["format"] == "seed" and md.config.norm == "group"
+    export = md.manifest.export
+    assert export.source["format"] == "seed" and md.config.norm == "group"
     # Running statistics are not whole-file statistics: measured, recorded and said as approximate, not parity.
-    assert "encoder.s16" not in export["parity"]
-    whole = export["parity"]["encoder.whole"]["snr_db"]
+    assert "encoder.s16" not in export.parity
+    whole = export.parity["encoder.whole"]["snr_db"]
     assert whole is None or whole >= 80  # None: bit-exact
-    assert export["approximate"]["graphs"]["encoder.s16"]["snr_db"] < 80
+    assert export.approximate["graphs"]["encoder.s16"]["snr_db"] < 80
     assert any("encoder.s16: approximate streaming" in line for line in lines)
     ops = {n.op_type for n in onnx.load(str(md.path_of("encoder.s16"))).graph.node}
     assert "Erf" in ops and "Gelu" not in ops  # opset 17 has no Gelu op
@@ -210,11 +212,11 @@ def test_cli_export_replaces_a_folder_with_force_and_honours_step_frames(tiny_ch
 def test_unsimplified_export_with_float16_codebooks(tiny_checkpoint, tmp_path):
     md = export_model(tiny_checkpoint, tmp_path / "model", step_frames=(4,), simplify=False,
                       codebooks_dtype="float16", log=None)
-    assert md.manifest["export"]["simplifier"] == "none" and "onnxsim" not in md.manifest["producers"]
+    assert md.manifest.export.simplifier == "none" and "onnxsim" not in md.manifest.producers
     for role in ("encoder.s4", "decoder.s4"):
-        info = md.files[role]["graph"]
-        assert info["nodes"] == info["nodes_exported"]
-    assert md.files["codebooks"]["dtype"] == "float16"
+        info = md.files[role].graph
+        assert info.nodes == info.nodes_exported
+    assert md.files["codebooks"].dtype == "float16"
     assert np.load(md.path_of("codebooks")).dtype == np.float16
     reference = load_checkpoint(tiny_checkpoint).model.quantizer.codebooks.numpy()
     assert md.codebooks().dtype == np.float32

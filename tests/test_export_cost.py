@@ -79,7 +79,7 @@ def test_step_graph_flops_are_the_whole_file_layers_per_step_frames(tiny_model_d
         plain = _layer_gflop(codec, step * hop, with_transpose_cache=False)
         stepped = _layer_gflop(codec, step * hop, with_transpose_cache=True)
         manifest = {stage: model_dir.step_graph(stage, step).role for stage in ("encoder", "decoder")}
-        encoder = model_dir.files[manifest["encoder"]]["graph"]["gflop"]
-        decoder = model_dir.files[manifest["decoder"]]["graph"]["gflop"]
+        encoder = model_dir.files[manifest["encoder"]].graph.gflop
+        decoder = model_dir.files[manifest["decoder"]].graph.gflop
         assert encoder == pytest.approx(plain["encoder"], rel=1e-9) and encoder > 0
         assert decoder == pytest.approx(stepped["decoder"], rel=1e-9) and decoder > plain["decoder"]

@@ -48,10 +48,10 @@ def test_a_default_fallback_warns_only_where_the_processor_is_present(monkeypatc
                     "NPU (Strix / Krackan): see docs/npu-guide.md)")
 
 
-def test_stream_without_realtime_reports_compute_time_not_latency(tiny_model_dir, tmp_path):
+def test_stream_without_realtime_reports_compute_time_not_latency(runtime_model, tmp_path):
     source = tmp_path / "in.wav"
     sf.write(source, (0.1 * np.sin(np.arange(44100) * 0.05)).astype(np.float32), 44100)
-    base = ["stream", str(source), str(tmp_path / "out.wav"), "--model", str(tiny_model_dir), "--encoder-ep", "cpu",
+    base = ["stream", str(source), str(tmp_path / "out.wav"), "--model", str(runtime_model), "--encoder-ep", "cpu",
             "--decoder-ep", "cpu"]
     text = CliRunner().invoke(cli, base)
     assert text.exit_code == 0, text.output

@@ -67,14 +67,22 @@ def test_sections_read_by_attribute(bundled_manifest: Path) -> None:
         "encoder.s128.cpu-int8", "encoder.s128.npu-int8", "encoder.s4", "encoder.s4.cpu-int8", "encoder.s4.npu-int8"]
 
 
-def test_records_still_read_like_the_json(bundled_manifest: Path) -> None:
-    """Code not yet moved to attributes (entry["name"], manifest.get(...)) sees exactly the JSON."""
+def test_records_are_read_by_attribute_only(bundled_manifest: Path) -> None:
+    """A record is not a dict: `entry["name"]`, `entry.get(...)` and `"stage" in entry` fail at once (they used to
+    work, which let the dataset read a key that exists only per file); to_dict() is the JSON, exactly."""
     raw = json.loads(bundled_manifest.read_text())
     manifest = read_manifest(bundled_manifest)
-    assert manifest["streaming"] == raw["streaming"] and manifest.get("providers") is None
+    assert manifest.streaming.to_dict() == raw["streaming"] and manifest.providers is None
     for role, entry in manifest.files.items():
-        assert dict(entry) == raw["files"][role]
-        assert ("stage" in entry) == ("stage" in raw["files"][role])
+        assert entry.to_dict() == raw["files"][role]
+        assert entry.is_step_graph == ("stage" in raw["files"][role])
+    entry = manifest.files["encoder.s4"]
+    with pytest.raises(TypeError):
+        entry["name"]  # noqa: B018
+    with pytest.raises(TypeError):
+        "stage" in entry  # noqa: B015
+    assert not hasattr(entry, "get") and not hasattr(manifest, "__setitem__")
+    assert not hasattr(manifest, "quantization")  # per file only: files[role].quantization
 
 
 def test_unknown_keys_and_nulls_survive_a_round_trip(bundled_manifest: Path, tmp_path: Path) -> None:
@@ -90,13 +98,16 @@ def test_unknown_keys_and_nulls_survive_a_round_trip(bundled_manifest: Path, tmp
     assert manifest.to_dict() == raw
 
 
-def test_assigning_a_section_parses_it_into_its_record(bundled_manifest: Path) -> None:
+def test_an_assigned_record_is_written_and_read_back(bundled_manifest: Path, tmp_path: Path) -> None:
     manifest = read_manifest(bundled_manifest)
-    manifest["cpu_int8"] = {"target": "CPUExecutionProvider", "step_frames": 128, "fidelity": {"latent_snr_db": 31.5}}
-    assert isinstance(manifest.cpu_int8, CpuInt8Record) and manifest.cpu_int8.fidelity.latent_snr_db == 31.5
-    manifest.files["extra.s4"] = {"name": "x.onnx", "sha256": "0" * 64}  # a plain dict, as older code assigns
-    assert manifest.to_dict()["files"]["extra.s4"] == {"name": "x.onnx", "sha256": "0" * 64, "role": "extra.s4"}
-    assert isinstance(manifest.files["extra.s4"], FileEntry)
+    manifest.cpu_int8 = CpuInt8Record.from_dict({"target": "CPUExecutionProvider", "step_frames": 128,
+                                                 "fidelity": {"latent_snr_db": 31.5}})
+    manifest.files["extra.s4"] = FileEntry(name="x.onnx", role="extra.s4", sha256="0" * 64)
+    assert manifest.to_dict()["files"]["extra.s4"] == {"name": "x.onnx", "role": "extra.s4", "sha256": "0" * 64}
+    write_manifest(tmp_path / "manifest.json", manifest)
+    again = read_manifest(tmp_path / "manifest.json")
+    assert isinstance(again.cpu_int8, CpuInt8Record) and again.cpu_int8.fidelity.latent_snr_db == 31.5
+    assert isinstance(again.files["extra.s4"], FileEntry) and again.files["extra.s4"].name == "x.onnx"
 
 
 def test_malformed_step_graph_entries_are_one_line(bundled_manifest: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -19,9 +20,9 @@ from apucodec.model.location import locate_model
 
 
 @pytest.fixture
-def model_copy(tiny_model_dir, tmp_path):
+def model_copy(runtime_model, tmp_path):
     """A private copy: these tests damage it."""
-    return shutil.copytree(tiny_model_dir, tmp_path / "model")
+    return shutil.copytree(runtime_model, tmp_path / "model")
 
 
 def edit_manifest(path, change) -> None:
@@ -33,11 +34,11 @@ def edit_manifest(path, change) -> None:
 def test_exported_directory_loads_and_verifies(model_copy):
     model = load_model_dir(model_copy)
     assert model.model_id == model_id(model.files)
-    assert model.codebooks().shape == tuple(model.files["codebooks"]["shape"])
+    assert model.codebooks().shape == tuple(model.files["codebooks"].shape)
     assert model.label.endswith(f"(model {model.model_id})")
 
 
-@pytest.mark.parametrize("role", ["encoder.s4", "codebooks", "decoder.s64"])
+@pytest.mark.parametrize("role", ["encoder.s4", "codebooks", "decoder.s8"])
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 def test_one_changed_byte_in_any_file_is_reported_by_name(model_copy, role, where):
     model = load_model_dir(model_copy)
@@ -53,8 +54,8 @@ def test_one_changed_byte_in_any_file_is_reported_by_name(model_copy, role, wher
 
 
 def test_missing_file_is_named(model_copy):
-    (model_copy / "decoder.s64.onnx").unlink()
-    with pytest.raises(ApucodecError, match=r"decoder\.s64\.onnx: missing from the model directory"):
+    (model_copy / "decoder.s8.onnx").unlink()
+    with pytest.raises(ApucodecError, match=r"decoder\.s8\.onnx: missing from the model directory"):
         load_model_dir(model_copy)
 
 
@@ -96,7 +97,7 @@ def test_step_graph_that_disagrees_with_its_stage_is_refused(model_copy):
 
 
 def test_manifest_without_any_decoder_step_graph(model_copy):
-    edit_manifest(model_copy, lambda m: [m["files"].pop(r) for r in ("decoder.s4", "decoder.s64")])
+    edit_manifest(model_copy, lambda m: [m["files"].pop(r) for r in ("decoder.s4", "decoder.s8")])
     with pytest.raises(ApucodecError, match="lists no decoder file"):
         load_model_dir(model_copy)
 
@@ -122,7 +123,8 @@ def test_missing_manifest_and_missing_directory(model_copy, tmp_path):
 def test_model_id_ignores_optional_files(model_copy):
     model = load_model_dir(model_copy)
     files = dict(model.files)
-    files["encoder.s64.npu-int8"] = {"sha256": "0" * 64, "stage": "encoder", "precision": "npu-int8"}
+    files["encoder.s8.npu-int8"] = replace(files["encoder.s8"], role="encoder.s8.npu-int8", sha256="0" * 64,
+                                            precision="npu-int8")
     assert model_id(files) == model.model_id  # quantizing the encoder keeps .apc files decodable
 
 

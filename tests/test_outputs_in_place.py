@@ -24,17 +24,17 @@ from apucodec.codes import Codes
 from apucodec.errors import ApucodecError
 from tests.audio_factory import speech_like
 from tests.cli_helpers import CPU, assert_one_line_error, invoke
-from tests.hardening_helpers import digest, listing
+from tests.refusal_helpers import digest, listing
 from tests.tokenize_helpers import cli_env
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
+def scene(tmp_path_factory, runtime_model) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("outputs")
     sf.write(root / "in.wav", speech_like(1.0), 44100)
-    result = invoke("encode", str(root / "in.wav"), str(root / "in.apc"), *CPU, model=tiny_model_dir)
+    result = invoke("encode", str(root / "in.wav"), str(root / "in.apc"), *CPU, model=runtime_model)
     assert result.exit_code == 0, result.output
-    return {"root": root, "wav": root / "in.wav", "apc": root / "in.apc", "model": tiny_model_dir}
+    return {"root": root, "wav": root / "in.wav", "apc": root / "in.apc", "model": runtime_model}
 
 
 def _char_device(folder: Path, name: str, minor: int) -> Path:
@@ -67,7 +67,7 @@ def test_a_copy_of_dev_full_stays_a_device_and_fails_in_one_line(scene, tmp_path
     assert stat.S_ISCHR(os.stat(node).st_mode) and listing(tmp_path) == ["full"]
 
 
-def test_codes_save_to_a_device_writes_in_place(scene, tmp_path, tiny_model_dir):
+def test_codes_save_to_a_device_writes_in_place(scene, tmp_path, runtime_model):
     node = _char_device(tmp_path, "null", 3)
     _codes(scene).save(node)
     assert stat.S_ISCHR(os.stat(node).st_mode) and listing(tmp_path) == ["null"]

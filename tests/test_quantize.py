@@ -23,16 +23,17 @@ from click.testing import CliRunner
 from apucodec.calibration.clips import SILENCE_RMS, collect_clips, read_span
 from apucodec.calibration.conv2d import conv1d_to_conv2d
 from apucodec.calibration.step_nodes import bounds_nodes, state_nodes
-from apucodec.calibration.streams import graph_stepper, record_feeds, session_step, stream
+from apucodec.calibration.streams import graph_stepper, record_feeds, stream
 from apucodec.cli.main import cli
 from apucodec.contract.npu_ops import check_npu_ops
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.model.checks import external_data_refs
 from apucodec.model.directory import ModelDir, load_model_dir
+from apucodec.runtime.onnx_step import onnx_step
 from tests.audio_factory import chirp, mixture, speech_like, tone
 from tests.cli_helpers import assert_one_line_error, invoke, modules_loaded
-from tests.hardening_helpers import dir_state
+from tests.refusal_helpers import dir_state
 from tests.tiny_models import export_on_one_thread
 
 RATE = 44100
@@ -88,7 +89,7 @@ def model_copy(step_model_dir: Path, tmp_path: Path) -> Path:
 def _step_samples(model: Path) -> int:
     """Audio samples per step of the offline encoder graph (the one quantize-encoder works on)."""
     m = load_model_dir(model)
-    return m.files[FP32_ROLE]["step_frames"] * m.hop
+    return m.files[FP32_ROLE].step_frames * m.hop
 
 
 # --- calibration clips ---------------------------------------------------------------------------------------------
@@ -272,51 +273,51 @@ def test_quantized_encoder_written_and_recorded(quantized_dir: Path, step_model_
     assert step_role("encoder", STEP, "npu-int8") == INT8_ROLE
     entry = model.files[INT8_ROLE]
     fp32 = model.files[FP32_ROLE]
-    assert entry["name"] == f"{INT8_ROLE}.onnx" and entry["preset"] == "xint8" and entry["format"] == "QDQ"
-    assert entry["precision"] == "npu-int8"
+    assert entry.name == f"{INT8_ROLE}.onnx" and entry.preset == "xint8" and entry.format == "QDQ"
+    assert entry.precision == "npu-int8"
     for field in ("stage", "step_frames", "state_size", "horizon_frames", "inputs", "outputs"):
-        assert entry[field] == fp32[field], field
-    assert model.step_graph("encoder", STEP, "npu-int8").name == entry["name"]
+        assert getattr(entry, field) == getattr(fp32, field), field
+    assert model.step_graph("encoder", STEP, "npu-int8").name == entry.name
     assert model.step_sizes("encoder") == [4, STEP]          # the INT8 graph is not a new step size
     # the runtime picks it on the NPU, the FP32 graph on the CPU
     assert choose_encoder_graph(model, VITISAI, "auto", STEP)[0] == INT8_ROLE
-    assert entry["graph"]["opset"] == 17 and entry["graph"]["ops"]["QuantizeLinear"] > 0
+    assert entry.graph.opset == 17 and entry.graph.ops["QuantizeLinear"] > 0
     # the same convolutions in INT8: the same FLOP count as the FP32 graph
-    assert entry["graph"]["gflop"] == pytest.approx(fp32["graph"]["gflop"], rel=1e-3)
+    assert entry.graph.gflop == pytest.approx(fp32.graph.gflop, rel=1e-3)
     assert model.model_id == load_model_dir(step_model_dir).model_id   # .apc files stay decodable
     # the FP32 graph Quark read keeps its weights in the shared file; the INT8 graph Quark wrote carries its own
     assert fp32.external_data == ["encoder.fp32.weights"] and not entry.external_data
     assert not external_data_refs(model.path_of(INT8_ROLE))
-    q = entry["quantization"]
-    assert q["source"] == FP32_ROLE and q["preset"] == "xint8" and q["calibration"]["seed"] == 3
+    q = entry.quantization
+    assert q.source == FP32_ROLE and q.preset == "xint8" and q.calibration["seed"] == 3
     # 6 steps = the 5 steps of one 4-step clip (start, steady, flush) + the first step of a second clip; the
     # clips drawn beyond those are not streamed and not counted
-    assert q["calibration"]["steps"] == 6 and q["calibration"]["calibration_clips"] == 2
-    assert q["calibration"]["evaluation_clips"] >= 1
-    assert q["calibration"]["files_used"] == 2              # seed 3: sweep48k + speech, held out: sweep48k
-    assert q["quark_version"].startswith("0.13")
-    assert q["opset"] == 17 and q["custom_ops"] is None
+    assert q.calibration["steps"] == 6 and q.calibration["calibration_clips"] == 2
+    assert q.calibration["evaluation_clips"] >= 1
+    assert q.calibration["files_used"] == 2              # seed 3: sweep48k + speech, held out: sweep48k
+    assert q.quark_version.startswith("0.13")
+    assert q.opset == 17 and q.custom_ops is None
     fp32_graph = onnx.load(str(model.path_of(FP32_ROLE)))
-    assert q["float_nodes"]["bounds_mask_arithmetic"] == len(bounds_nodes(fp32_graph)) > 0
-    assert q["float_nodes"]["state_data_movement"] == len(state_nodes(fp32_graph)) > 0
-    assert q["seconds"]["quantize"] > 0 and q["seconds"]["total"] >= q["seconds"]["quantize"]
-    fidelity = q["fidelity"]
-    assert fidelity["evaluation_steps"] >= 5                 # a whole clip streamed: start, steady and flush steps
-    assert len(fidelity["code_agreement"]) == model.config.n_codebooks
-    assert all(0.0 <= a <= 1.0 for a in fidelity["code_agreement"])
-    assert fidelity["latent_snr_db"] > 15.0                 # an INT8 encoder, not a broken one
-    assert fidelity["latent_snr_db_edges"] > 15.0           # ...at the stream's ends too: the masks stayed exact
-    assert fidelity["session"]["graph_optimization"] == "ORT_ENABLE_ALL"
-    assert set(fidelity["e2e_snr_db"]) == {"fp32", "int8", "delta"}
-    assert q["npu_ops"]["ready"] and q["npu_ops"]["not_listed"] == []
-    assert q["npu_ops"]["op_counts"]["Conv"] > 0 and sum(q["npu_ops"]["float_nodes"].values()) > 0
+    assert q.float_nodes["bounds_mask_arithmetic"] == len(bounds_nodes(fp32_graph)) > 0
+    assert q.float_nodes["state_data_movement"] == len(state_nodes(fp32_graph)) > 0
+    assert q.seconds["quantize"] > 0 and q.seconds["total"] >= q.seconds["quantize"]
+    fidelity = q.fidelity
+    assert fidelity.evaluation_steps >= 5                 # a whole clip streamed: start, steady and flush steps
+    assert len(fidelity.code_agreement) == model.config.n_codebooks
+    assert all(0.0 <= a <= 1.0 for a in fidelity.code_agreement)
+    assert fidelity.latent_snr_db > 15.0                 # an INT8 encoder, not a broken one
+    assert fidelity.latent_snr_db_edges > 15.0           # ...at the stream's ends too: the masks stayed exact
+    assert fidelity.session["graph_optimization"] == "ORT_ENABLE_ALL"
+    assert set(fidelity.e2e_snr_db) == {"fp32", "int8", "delta"}
+    assert q.npu_ops["ready"] and q.npu_ops["not_listed"] == []
+    assert q.npu_ops["op_counts"]["Conv"] > 0 and sum(q.npu_ops["float_nodes"].values()) > 0
     assert not any(p.name.startswith(".quantize-") for p in quantized_dir.iterdir())
     assert not (quantized_dir / "quantized_info.csv").exists() and not Path("quantized_info.csv").exists()
 
 
 def _streamed_latent(model: ModelDir, path: Path, audio: np.ndarray) -> np.ndarray:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return stream(graph_stepper(model, FP32_ROLE, session_step(session)), audio[None])
+    return stream(graph_stepper(model, FP32_ROLE, onnx_step(session)), audio[None])
 
 
 def test_quantized_encoder_is_qdq_and_streams_on_plain_cpu_ep(quantized_dir: Path) -> None:
@@ -482,10 +483,10 @@ def test_cli_conv2d_option_quantizes_the_rewritten_graph(model_copy: Path, calib
     model = load_model_dir(model_copy)
     graph = onnx.load(str(model.path_of(INT8_ROLE)))
     assert {"Unsqueeze", "Squeeze"} <= {n.op_type for n in graph.graph.node}
-    q = model.files[INT8_ROLE]["quantization"]
-    assert q["conv2d"] is True
-    assert set(q["npu_ops"]["conv_kernels"]) == {"2d"}
-    assert q["fidelity"]["latent_snr_db"] > 15.0
+    q = model.files[INT8_ROLE].quantization
+    assert q.conv2d is True
+    assert set(q.npu_ops["conv_kernels"]) == {"2d"}
+    assert q.fidelity.latent_snr_db > 15.0
 
 
 # --- NPU op check ----------------------------------------------------------------------------------------------------

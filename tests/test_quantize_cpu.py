@@ -30,7 +30,7 @@ from apucodec.model.checks import external_data_refs
 from apucodec.model.directory import load_model_dir
 from tests.audio_factory import mixture, speech_like, tone
 from tests.cli_helpers import invoke
-from tests.hardening_helpers import dir_state
+from tests.refusal_helpers import dir_state
 from tests.runtime_models import export_tiny
 
 RATE = 44100
@@ -281,10 +281,10 @@ def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_fol
     for stage in ("encoder", "decoder"):
         role, fp32 = step_role(stage, 16, "cpu-int8"), step_role(stage, 16)
         entry = model.files[role]
-        assert entry["name"] == f"{role}.onnx" and entry["precision"] == "cpu-int8" and entry["target"] == "cpu"
+        assert entry.name == f"{role}.onnx" and entry.precision == "cpu-int8" and entry.target == "cpu"
         for key in ("stage", "step_frames", "state_size", "horizon_frames", "inputs", "outputs"):
-            assert entry[key] == model.files[fp32][key]
-        assert entry["graph"]["ops"]["QuantizeLinear"] > 0
+            assert getattr(entry, key) == getattr(model.files[fp32], key)
+        assert entry.graph.ops["QuantizeLinear"] > 0
         assert model.step_graph(stage, 16, "cpu-int8") is not None
     assert model.step_sizes("encoder") == [4, 16]             # the INT8 graphs add no step size
     report = manifest["cpu_int8"]
@@ -341,15 +341,16 @@ def test_failure_after_quantization_restores_the_directory(step_model: Path, cal
 
 def test_decoder_is_calibrated_on_the_dequantized_codes(step_model: Path, step_feeds: dict) -> None:
     """Decoder calibration inputs are the codebook sums of the streamed encoder's codes, in order, not latents."""
-    from apucodec.calibration.streams import graph_stepper, session_step, stream
+    from apucodec.calibration.streams import graph_stepper, stream
     from apucodec.contract.steps import frames_for_length
+    from apucodec.runtime.onnx_step import onnx_step
     from apucodec.runtime.rvq import NumpyRVQ
 
     model = load_model_dir(step_model)
     rvq = NumpyRVQ(model.codebooks())
     clip = mixture(0.5, seed=1)                                # the first clip of `step_feeds`
     frames = frames_for_length(clip.size, model.hop)
-    encoder = graph_stepper(model, "encoder.s16", session_step(_session(model.path_of("encoder.s16"))))
+    encoder = graph_stepper(model, "encoder.s16", onnx_step(_session(model.path_of("encoder.s16"))))
     latent = stream(encoder, clip[None], frames)               # [D, F]
     expected = rvq.dequantize(rvq.quantize(np.ascontiguousarray(latent.T))).T
     steps = -(-frames // 16)
@@ -375,13 +376,14 @@ def test_quark_config_uses_the_cores_and_the_chosen_minmse_mode() -> None:
         build_qconfig(quark_onnx, preset("xint8"), "/tmp/unused", minmse_mode="Fast")
 
 
-def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
-    """A runtime stepper driving RecordingStep yields the same feeds as threading the state by hand."""
-    from apucodec.calibration.feeds import RecordingStep
+def test_onnx_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
+    """onnx_step recording a stream's feeds yields the same feeds as threading the state by hand."""
+    from apucodec.runtime.onnx_step import onnx_step
 
     step = 16
     _, session, signal, steps = _stepped_input(tmp_path, 5, seed=2, step=step)
-    recorder = RecordingStep(session)
+    recorded: list = []
+    recorder = onnx_step(session, recorded=recorded)
     state = np.zeros((1, 4), np.float32)
     bounds = np.array([0, step], np.float32)
     outs = []
@@ -389,8 +391,8 @@ def test_recording_step_records_what_a_stepper_runs(tmp_path: Path) -> None:
         out, state = recorder(signal[None, None, i * step:(i + 1) * step], state, bounds)
         outs.append(out)
     by_hand = list(stepped_feeds(session, steps, {"state": "next_state"}))
-    assert len(recorder.feeds) == 5
-    for ours, theirs in zip(recorder.feeds, by_hand, strict=True):
+    assert len(recorded) == 5
+    for ours, theirs in zip(recorded, by_hand, strict=True):
         assert ours.keys() == theirs.keys()
         for name in ours:
             np.testing.assert_array_equal(ours[name], theirs[name])
@@ -404,7 +406,7 @@ def test_quantize_target_npu_is_quantize_encoder(step_model: Path, calib_folder:
     assert result.exit_code == 0, result.output
     assert "calibration steps" in result.output          # plain progress lines when stderr is not a terminal
     assert "wrote" in result.output and "encoder.s16.npu-int8.onnx" in result.output
-    assert load_model_dir(model_path).files["encoder.s16.npu-int8"]["quantization"]["preset"] == "xint8"
+    assert load_model_dir(model_path).files["encoder.s16.npu-int8"].quantization.preset == "xint8"
     assert (model_path / "encoder.s16.npu-int8.onnx").is_file()
 
 

@@ -23,17 +23,17 @@ import soundfile as sf
 from apucodec.errors import ApucodecError
 from tests.audio_factory import speech_like
 from tests.cli_helpers import CPU, assert_one_line_error, invoke
-from tests.hardening_helpers import digest, listing
+from tests.refusal_helpers import digest, listing
 from tests.tokenize_helpers import cli_env
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
+def scene(tmp_path_factory, runtime_model) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bounds")
     sf.write(root / "in.wav", speech_like(1.0), 44100)
-    result = invoke("encode", str(root / "in.wav"), str(root / "in.apc"), *CPU, model=tiny_model_dir)
+    result = invoke("encode", str(root / "in.wav"), str(root / "in.apc"), *CPU, model=runtime_model)
     assert result.exit_code == 0, result.output
-    return {"root": root, "wav": root / "in.wav", "apc": root / "in.apc", "model": tiny_model_dir}
+    return {"root": root, "wav": root / "in.wav", "apc": root / "in.apc", "model": runtime_model}
 
 
 def _model_copy(scene, tmp_path: Path) -> Path:
@@ -63,7 +63,7 @@ def test_the_api_bounds_rates_both_ways(scene):
 
 
 def test_an_apc_claiming_a_1_hz_input_is_refused(scene, tmp_path):
-    from tests.test_hardening import apc
+    from tests.test_cli_refusals import apc
 
     bad = tmp_path / "slow.apc"
     model_id = json.loads((scene["model"] / "manifest.json").read_text())["model_id"]

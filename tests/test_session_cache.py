@@ -130,7 +130,7 @@ def test_cache_root_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert cache_root() == Path(os.path.expanduser("~")) / ".cache" / "apucodec"
 
 
-def test_codec_sessions_use_the_cache_second_open_loads_optimized_graphs(tiny_model_dir: Path, tmp_path: Path,
+def test_codec_sessions_use_the_cache_second_open_loads_optimized_graphs(runtime_model: Path, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """The runtime routes its CPU sessions through the cache: the first Codec fills it, the second loads from it
     (ORT's optimization off) and gives the same output to the bit."""
@@ -150,12 +150,12 @@ def test_codec_sessions_use_the_cache_second_open_loads_optimized_graphs(tiny_mo
     monkeypatch.setattr(ort, "InferenceSession", Recording)
     settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
     audio = mixture(0.5, seed=3).astype(np.float32)
-    cold_out, _ = Codec.open(tiny_model_dir, settings, warn=None).run_array(audio)
+    cold_out, _ = Codec.open(runtime_model, settings, warn=None).run_array(audio)
     cache = tmp_path / "cache" / "ort-optimized"
     assert len(list(cache.glob("*.onnx"))) == 2 and len(list(cache.glob("*.json"))) == 2   # encoder + decoder
     assert not any(p.startswith(str(cache)) for p in opened)
     opened.clear()
-    warm = Codec.open(tiny_model_dir, settings, warn=None)
+    warm = Codec.open(runtime_model, settings, warn=None)
     warm_out, _ = warm.run_array(audio)
     assert len(opened) == 2 and all(p.startswith(str(cache)) for p in opened)
     placed = warm.placement.stage("encoder")

@@ -75,10 +75,10 @@ def test_run_equals_whole_file_pytorch_at_every_sample(streaming_model, step, da
 
 def test_causal_model_has_zero_lookahead(streaming_model):
     tiny, codecs = streaming_model
-    streaming = codecs[4].model.manifest["streaming"]
-    latency = streaming["algorithmic_latency"]["4"]["samples"]
+    streaming = codecs[4].model.manifest.streaming
+    latency = streaming.algorithmic_latency["4"]["samples"]
     if tiny.torch_model.config.causal:
-        assert streaming["encoder"]["delay_samples"] == streaming["decoder"]["delay_samples"] == 0
+        assert streaming.encoder.delay_samples == streaming.decoder.delay_samples == 0
         assert latency == 4 * HOP
     else:
-        assert streaming["encoder"]["delay_samples"] > 0 and latency > 4 * HOP
+        assert streaming.encoder.delay_samples > 0 and latency > 4 * HOP

@@ -64,14 +64,14 @@ def rows(out: Path) -> list[dict]:
     return [row for path in visible_shards(out) for row in pq.read_table(path).to_pylist()]
 
 
-def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tiny_model_dir, tmp_path):
+def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, runtime_model, tmp_path):
     corpus_dir, kinds = corpus
     out = tmp_path / "codes"
     total_shards = -(-len(kinds["good"]) // SHARD_SIZE)
 
     # 1. start the job; freeze the driver as soon as a shard is visible, then SIGKILL it (it dies mid-stream)
     log = (tmp_path / "killed.log").open("w")
-    job = subprocess.Popen(tokenize_cmd(corpus_dir, out, ray_address, tiny_model_dir), env=cli_env(), stdout=log,
+    job = subprocess.Popen(tokenize_cmd(corpus_dir, out, ray_address, runtime_model), env=cli_env(), stdout=log,
                            stderr=log)
     deadline = time.monotonic() + 180
     while not visible_shards(out) and job.poll() is None and time.monotonic() < deadline:
@@ -87,7 +87,7 @@ def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tiny_model_d
     stale.write_bytes(b"PAR1 half a shard")
 
     # 2. resume: only the rest is encoded, the leftover temp file is gone and was never read
-    command = tokenize_cmd(corpus_dir, out, ray_address, tiny_model_dir)
+    command = tokenize_cmd(corpus_dir, out, ray_address, runtime_model)
     resumed = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     summary = resumed.stdout.strip().splitlines()[-1]
@@ -105,7 +105,7 @@ def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tiny_model_d
     assert len(visible_shards(out)) <= total_shards + 1  # the killed run's last shard may be partial-sized
 
     # 4. every file's codes equal what the runtime encodes from the same file
-    adapter = CodecAdapter(tiny_model_dir, threads=1)
+    adapter = CodecAdapter(runtime_model, threads=1)
     by_path = {r["path"]: r for r in after}
     for rel in kinds["good"]:
         row = by_path[rel]
@@ -119,7 +119,7 @@ def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tiny_model_d
     # stereo file, a FLAC and the 0.1 s clip
     for rel in ("short.wav", next(p for p in paths if p.endswith(".flac")), next(p for p in paths if "deep" in p)):
         apc = tmp_path / (Path(rel).stem + ".apc")
-        result = CliRunner().invoke(cli, ["encode", str(corpus_dir / rel), str(apc), "--model", str(tiny_model_dir),
+        result = CliRunner().invoke(cli, ["encode", str(corpus_dir / rel), str(apc), "--model", str(runtime_model),
                                           "--encoder-ep", "cpu", "--threads", "1", "--mono", "--precision", "fp32"])
         assert result.exit_code == 0, result.output
         _, apc_codes = read_apc(apc)
@@ -155,7 +155,7 @@ def test_tokenize_killed_resumed_equals_encode(ray_address, corpus, tiny_model_d
 
 
 @pytest.mark.slow
-def test_tokenize_manifest_with_fewer_codebooks(ray_address, corpus, tiny_model_dir, tmp_path):
+def test_tokenize_manifest_with_fewer_codebooks(ray_address, corpus, runtime_model, tmp_path):
     """A JSONL manifest (relative and absolute paths, one missing file) with --codebooks 2 and one worker."""
     corpus_dir, kinds = corpus
     chosen = kinds["good"][:6]
@@ -165,12 +165,12 @@ def test_tokenize_manifest_with_fewer_codebooks(ray_address, corpus, tiny_model_
     manifest.write_text("".join(json.dumps(line) + "\n" for line in [*lines, {"path": "gone.wav"}]))
     out = tmp_path / "codes2"
     command = [sys.executable, "-m", "apucodec", "tokenize", str(manifest), str(out), "--ray", ray_address,
-               "--workers", "1", "--codebooks", "2", "--model", str(tiny_model_dir)]
+               "--workers", "1", "--codebooks", "2", "--model", str(runtime_model)]
     result = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "tokenize: 6 encoded" in result.stdout and "1 failed" in result.stdout, result.stdout
     assert "skipped: gone.wav: cannot read" in result.stderr
-    adapter = CodecAdapter(tiny_model_dir, threads=1)
+    adapter = CodecAdapter(runtime_model, threads=1)
     found = {r["path"]: r for r in rows(out)}
     assert len(found) == 6
     for rel, as_listed in zip(chosen, [*relative, *(str(corpus_dir / rel) for rel in chosen[3:])], strict=True):
@@ -181,7 +181,7 @@ def test_tokenize_manifest_with_fewer_codebooks(ray_address, corpus, tiny_model_
 
 
 @pytest.mark.slow
-def test_tokenize_default_local_ray(tiny_model_dir, tmp_path):
+def test_tokenize_default_local_ray(runtime_model, tmp_path):
     """Without --ray the command starts a Ray of its own, uses it, and stops it."""
     corpus_dir = tmp_path / "few"
     corpus_dir.mkdir()
@@ -191,7 +191,7 @@ def test_tokenize_default_local_ray(tiny_model_dir, tmp_path):
     token.write_text("0123456789abcdef" * 4)  # token auth with a token of its own: ~/.ray is left alone
     env = {**cli_env(), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     command = [sys.executable, "-m", "apucodec", "tokenize", str(corpus_dir), str(tmp_path / "out"),
-               "--model", str(tiny_model_dir)]
+               "--model", str(runtime_model)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "tokenize: 3 encoded" in result.stdout, result.stdout

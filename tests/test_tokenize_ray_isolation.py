@@ -212,8 +212,8 @@ def _gone(temp: Path, timeout: float = 25.0) -> list[int]:
 
 
 @pytest.mark.slow
-def test_local_ray_listens_on_loopback_only_and_leaves_nothing(corpus, tmp_path, tiny_model_dir, temp):
-    proc = _tokenize(corpus, tmp_path, tiny_model_dir, temp)
+def test_local_ray_listens_on_loopback_only_and_leaves_nothing(corpus, tmp_path, runtime_model, temp):
+    proc = _tokenize(corpus, tmp_path, runtime_model, temp)
     sockets: set[tuple[int, str]] = set()
     while proc.poll() is None:
         sockets.update(_listening([*_head_pids(temp), proc.pid]))  # the driver listens too
@@ -233,8 +233,8 @@ def test_local_ray_listens_on_loopback_only_and_leaves_nothing(corpus, tmp_path,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_a_signalled_driver_leaves_no_ray_behind(corpus, tmp_path, tiny_model_dir, sig, temp):
-    proc = _tokenize(corpus, tmp_path, tiny_model_dir, temp)
+def test_a_signalled_driver_leaves_no_ray_behind(corpus, tmp_path, runtime_model, sig, temp):
+    proc = _tokenize(corpus, tmp_path, runtime_model, temp)
     _wait_for_head(temp, proc)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
@@ -248,13 +248,13 @@ def test_a_signalled_driver_leaves_no_ray_behind(corpus, tmp_path, tiny_model_di
 
 
 @pytest.mark.slow
-def test_a_cluster_that_needs_a_token_says_so(corpus, tmp_path, tiny_model_dir, temp):
+def test_a_cluster_that_needs_a_token_says_so(corpus, tmp_path, runtime_model, temp):
     from tests.tokenize_helpers import ray_head
 
     with ray_head() as address:
         env = {k: v for k, v in _env(temp).items() if not k.startswith("RAY_AUTH")}
         proc = subprocess.run([sys.executable, "-m", "apucodec", "tokenize", str(corpus), str(tmp_path / "out"),
-                               "--ray", address, "--model", str(tiny_model_dir)], env=env, capture_output=True,
+                               "--ray", address, "--model", str(runtime_model)], env=env, capture_output=True,
                               text=True, timeout=300)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()

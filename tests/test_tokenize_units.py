@@ -149,11 +149,11 @@ def _raise_after_partial_write(table, where, **kwargs):
     raise KeyboardInterrupt
 
 
-def test_reader_codes_and_decode_match_the_runtime(tiny_model_dir, tmp_path):
+def test_reader_codes_and_decode_match_the_runtime(runtime_model, tmp_path):
     """Rows written from the adapter's codes read back as the same arrays, and decoding one equals the runtime's
     own encode -> decode of the same samples (`pyarrow` and Hugging Face `datasets` read the shards as they are)."""
-    model = resolve_model(tiny_model_dir)
-    encoder = CodecAdapter(tiny_model_dir, threads=1)
+    model = resolve_model(runtime_model)
+    encoder = CodecAdapter(runtime_model, threads=1)
     clips = {"a.wav": mixture(0.6, seed=3), "b.wav": tone(0.1, 550.0)}
     writer = shards.ShardWriter(tmp_path, shard_size=10)
     expected = {}
@@ -169,13 +169,17 @@ def test_reader_codes_and_decode_match_the_runtime(tiny_model_dir, tmp_path):
     # dataset.json says which encoder graph made the codes (tokenize's default: FP32, the same on any machine)
     graph = model.summary["encoder_graph"]
     assert graph["precision"] == "fp32" and encoder.graph == ("fp32", graph["sha256"])
-    assert graph["sha256"] == load_model_dir(tiny_model_dir).files[graph["file"].removesuffix(".onnx")].sha256
+    assert graph["sha256"] == load_model_dir(runtime_model).files[graph["file"].removesuffix(".onnx")].sha256
+    # the model's sections as JSON (a record read like a dict once let a missing top-level key pass as None)
+    manifest = load_model_dir(runtime_model).manifest
+    assert model.summary["quantization"] is None and model.summary["codec"] == manifest.codec
+    assert model.summary["streaming"] == manifest.streaming.to_dict() and model.summary["producers"]
     dataset = TokenDataset(tmp_path)
     items = {item.path: item for item in dataset}
     for name, codes in expected.items():
         np.testing.assert_array_equal(items[name].codes, codes)
     decoded = dataset.decode(items["a.wav"])
-    decoder = CodecAdapter(tiny_model_dir, threads=1, stages=("decoder",))
+    decoder = CodecAdapter(runtime_model, threads=1, stages=("decoder",))
     np.testing.assert_array_equal(decoded, decoder.decode(expected["a.wav"], clips["a.wav"].size))
     assert decoded.shape == clips["a.wav"].shape
     table = pq.read_table(tmp_path / "shards")
@@ -188,7 +192,7 @@ def test_reader_codes_and_decode_match_the_runtime(tiny_model_dir, tmp_path):
         np.frombuffer(row["codes"], "<u2").reshape(row["codebooks"], row["frames"]), expected["b.wav"])
 
 
-def test_cli_errors_are_one_line_and_write_nothing(folder, tiny_model_dir, tmp_path):
+def test_cli_errors_are_one_line_and_write_nothing(folder, runtime_model, tmp_path):
     runner = CliRunner()
     as_file = tmp_path / "out.txt"
     as_file.write_text("keep")
@@ -198,7 +202,7 @@ def test_cli_errors_are_one_line_and_write_nothing(folder, tiny_model_dir, tmp_p
              ([str(folder), str(tmp_path / "o3"), "--codebooks", "9"], "--codebooks must be in 1..4"),
              ([str(folder), str(tmp_path / "o4"), "--ray", f"127.0.0.1:{_closed_port()}"], "cannot reach the Ray")]
     for args, fragment in cases:
-        result = runner.invoke(cli, ["tokenize", *args, "--model", str(tiny_model_dir)])
+        result = runner.invoke(cli, ["tokenize", *args, "--model", str(runtime_model)])
         assert_one_line_error(result, fragment)
     assert as_file.read_text() == "keep"
     assert not any((tmp_path / name).exists() for name in ("o1", "o3", "o4"))

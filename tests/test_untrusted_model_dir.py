@@ -19,13 +19,13 @@ import soundfile as sf
 from apucodec.runtime.workers.plan import WORKERS_ENV, resolve_workers
 from tests.audio_factory import speech_like
 from tests.cli_helpers import CPU, assert_one_line_error, invoke
-from tests.hardening_helpers import dir_state
+from tests.refusal_helpers import dir_state
 from tests.tokenize_helpers import cli_env
 
 
-def _hostile_model(tiny_model_dir: Path, folder: Path, stage: str = "encoder") -> tuple[Path, Path]:
+def _hostile_model(runtime_model: Path, folder: Path, stage: str = "encoder") -> tuple[Path, Path]:
     """A copy of the tiny model whose manifest names a 'python' inside it that would leave a marker file."""
-    model = Path(shutil.copytree(tiny_model_dir, folder / "model"))
+    model = Path(shutil.copytree(runtime_model, folder / "model"))
     marker = folder / "EXECUTED"
     evil = model / "python"
     evil.write_text(f"#!/bin/sh\ntouch {marker}\nexec {sys.executable} \"$@\"\n")
@@ -37,8 +37,8 @@ def _hostile_model(tiny_model_dir: Path, folder: Path, stage: str = "encoder") -
 
 
 @pytest.mark.parametrize("command", ["run", "encode"])
-def test_a_manifest_workers_entry_is_never_executed(tiny_model_dir, tmp_path, command):
-    model, marker = _hostile_model(tiny_model_dir, tmp_path)
+def test_a_manifest_workers_entry_is_never_executed(runtime_model, tmp_path, command):
+    model, marker = _hostile_model(runtime_model, tmp_path)
     sf.write(tmp_path / "in.wav", speech_like(0.5), 44100)
     out = tmp_path / ("o.apc" if command == "encode" else "o.wav")
     result = invoke(command, str(tmp_path / "in.wav"), str(out), *CPU, model=model)
@@ -47,8 +47,8 @@ def test_a_manifest_workers_entry_is_never_executed(tiny_model_dir, tmp_path, co
     assert "the manifest's 'workers' section is ignored" in result.stderr
 
 
-def test_a_manifest_workers_entry_for_the_decoder_is_ignored_by_decode(tiny_model_dir, tmp_path):
-    model, marker = _hostile_model(tiny_model_dir, tmp_path, stage="decoder")
+def test_a_manifest_workers_entry_for_the_decoder_is_ignored_by_decode(runtime_model, tmp_path):
+    model, marker = _hostile_model(runtime_model, tmp_path, stage="decoder")
     sf.write(tmp_path / "in.wav", speech_like(0.5), 44100)
     assert invoke("encode", str(tmp_path / "in.wav"), str(tmp_path / "c.apc"), *CPU, model=model).exit_code == 0
     result = invoke("decode", str(tmp_path / "c.apc"), str(tmp_path / "o.wav"), *CPU, model=model)
@@ -68,8 +68,8 @@ def test_worker_interpreters_come_from_the_user_only(tmp_path, monkeypatch):
         resolve_workers({}, manifest, config)
 
 
-def test_a_model_found_in_the_current_directory_is_named_in_the_summary(tiny_model_dir, tmp_path):
-    shutil.copytree(tiny_model_dir, tmp_path / "apucodec-model")
+def test_a_model_found_in_the_current_directory_is_named_in_the_summary(runtime_model, tmp_path):
+    shutil.copytree(runtime_model, tmp_path / "apucodec-model")
     sf.write(tmp_path / "in.wav", speech_like(0.5), 44100)
     env = {k: v for k, v in cli_env().items() if k != "APUCODEC_MODEL"}
     proc = subprocess.run([sys.executable, "-m", "apucodec", "run", "in.wav", "o.wav", *CPU], cwd=tmp_path,
@@ -94,10 +94,10 @@ def test_export_force_refuses_a_folder_that_is_not_a_model_directory(tiny_checkp
     assert dir_state(tmp_path) == before  # nothing deleted, nothing staged beside it
 
 
-def test_export_force_accepts_a_model_directory_or_an_empty_folder(tiny_model_dir, tmp_path):
+def test_export_force_accepts_a_model_directory_or_an_empty_folder(runtime_model, tmp_path):
     from apucodec.model.passes import check_destination
 
-    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    model = Path(shutil.copytree(runtime_model, tmp_path / "model"))
     (model / "extra.txt").write_text("a file the user put there")  # still a model directory: ours to replace
     check_destination(model, force=True)
     (tmp_path / "empty").mkdir()

@@ -62,15 +62,15 @@ def test_vitisai_options_follow_the_documented_rules():
         bf16_config(4)
 
 
-def test_bf16_precision_selects_the_fp32_graph_with_a_config_file_on_the_npu(tiny_model_dir):
-    model = load_model_dir(tiny_model_dir)
+def test_bf16_precision_selects_the_fp32_graph_with_a_config_file_on_the_npu(runtime_model):
+    model = load_model_dir(runtime_model)
     settings = SessionSettings(encoder_graph="bf16")
     requested, candidates = stage_candidates(model, "encoder", settings)
     npu, cpu = candidates
-    assert (requested, npu.ep, npu.role) == (VITISAI, VITISAI, "encoder.s64") and "BF16" in npu.graph_reason
+    assert (requested, npu.ep, npu.role) == (VITISAI, VITISAI, "encoder.s8") and "BF16" in npu.graph_reason
     assert npu.options["config_file"].endswith(".vaiml.json") and npu.options["enable_cache_file_io_in_mem"] == "0"
-    assert cpu.role == "encoder.s64" and cpu.options == {}
-    decoder = stage_ep_options(model, VITISAI, settings, model.path_of("decoder.s64"))
+    assert cpu.role == "encoder.s8" and cpu.options == {}
+    decoder = stage_ep_options(model, VITISAI, settings, "decoder.s8")
     assert "config_file" in decoder  # the FP32 decoder on the NPU is a BF16 compile too
 
 
@@ -130,14 +130,14 @@ def test_compile_log_counts():
     assert parse_compile_log("nothing compiled: a cache hit logs no counts") is None
 
 
-def test_bf16_op_check_and_rewrite_of_a_step_graph(tiny_model_dir):
+def test_bf16_op_check_and_rewrite_of_a_step_graph(runtime_model):
     """A freshly exported step graph: LeakyRelu is the only op outside the BF16 list (the bounds masks are
     Add/Max/Min/Mul, listed); after the rewrite every op is listed and the output is bit-identical."""
     onnx = pytest.importorskip("onnx")
     from apucodec.calibration.bf16_rewrite import bf16_rewrite
     from apucodec.contract.npu_ops import check_bf16_ops, check_npu_ops
 
-    model = onnx.load(tiny_model_dir / "encoder.s4.onnx")
+    model = onnx.load(runtime_model / "encoder.s4.onnx")
     before = check_bf16_ops(model)
     assert before.not_listed == ["LeakyRelu"] and not before.ready  # LeakyRelu is listed for INT8 modes only
     assert set(check_npu_ops(model).not_listed) <= {"Constant"}  # folded at load; every compute op is listed
@@ -175,30 +175,30 @@ def test_gelu_and_relu_rewrites_are_numerically_equal():
     np.testing.assert_allclose(run[1], run[0], rtol=0, atol=2e-6)
 
 
-def test_a_shipped_ep_context_graph_is_what_the_npu_loads(tiny_model_dir, tmp_path):
+def test_a_shipped_ep_context_graph_is_what_the_npu_loads(runtime_model, tmp_path):
     import shutil
 
     from apucodec.model.directory import file_entry
 
     path = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, path)
-    shutil.copy(path / "encoder.s64.onnx", path / "encoder.s64_ctx.onnx")  # stands in for a precompiled graph
+    shutil.copytree(runtime_model, path)
+    shutil.copy(path / "encoder.s8.onnx", path / "encoder.s8_ctx.onnx")  # stands in for a precompiled graph
     model = load_model_dir(path)
     # the stand-in is a copy of a step graph, so it reads the stage's shared weights file and its entry says so
-    model.manifest["files"]["encoder.s64_ctx"] = file_entry(path / "encoder.s64_ctx.onnx", "encoder.s64_ctx",
-                                                            external_data=["encoder.fp32.weights"])
+    model.files["encoder.s8_ctx"] = file_entry(path / "encoder.s8_ctx.onnx", "encoder.s8_ctx",
+                                                external_data=["encoder.fp32.weights"])
     model.save_manifest()
     model = load_model_dir(path)
     _, (npu, cpu) = stage_candidates(model, "encoder", SessionSettings())
-    assert npu.path.name == "encoder.s64_ctx.onnx" and "precompiled EP-context" in npu.graph_reason
+    assert npu.path.name == "encoder.s8_ctx.onnx" and "precompiled EP-context" in npu.graph_reason
     assert "config_file" not in npu.options  # already compiled: no BF16 compile config
-    assert cpu.path.name == "encoder.s64.onnx"  # the CPU never loads the NPU's context graph
+    assert cpu.path.name == "encoder.s8.onnx"  # the CPU never loads the NPU's context graph
 
 
-def test_cli_precision_and_ep_context_reach_the_settings(tiny_model_dir):
+def test_cli_precision_and_ep_context_reach_the_settings(runtime_model):
     from apucodec.cli.stage_options import settings_overrides
 
-    model = load_model_dir(tiny_model_dir)
+    model = load_model_dir(runtime_model)
     got = settings_overrides(model, ("encoder=self",), 5.0, "bf16", "auto", "/tmp/enc_ctx.onnx")
     assert got["encoder_graph"] == "bf16" and got["workers"] == {"encoder": "self"} and got["worker_timeout"] == 5.0
     assert got["ep_context"] == {"ep.context_enable": "1", "ep.context_embed_mode": "1",

@@ -60,7 +60,7 @@ so.log_severity_level = 3
 so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
 so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
 add_webgpu_provider(so, probe.device)
-gpu = ort.InferenceSession(str(model.path_of("decoder.s64")), so)
+gpu = ort.InferenceSession(str(model.path_of("decoder.s8")), so)
 nodes = {}
 for subgraph in gpu.get_provider_graph_assignment_info():
     nodes[subgraph.ep_name] = nodes.get(subgraph.ep_name, 0) + len(subgraph.get_nodes())
@@ -111,9 +111,9 @@ def webgpu_probe() -> dict:
     return probe
 
 
-def test_decoder_runs_every_node_on_webgpu_and_matches_cpu(webgpu_probe, tiny_model_dir, tmp_path, capsys):
+def test_decoder_runs_every_node_on_webgpu_and_matches_cpu(webgpu_probe, runtime_model, tmp_path, capsys):
     np.save(tmp_path / "audio.npy", speech_like(1.0))
-    result = _child(PARITY_CODE, str(tiny_model_dir), str(tmp_path / "audio.npy"))
+    result = _child(PARITY_CODE, str(runtime_model), str(tmp_path / "audio.npy"))
 
     assert result["session_providers"][0] == EP_NAME
     # CPU fallback disabled, and ONNX Runtime's own record puts every node on the WebGPU EP
@@ -133,7 +133,7 @@ def test_decoder_runs_every_node_on_webgpu_and_matches_cpu(webgpu_probe, tiny_mo
     _proof(capsys, f"placement report: {result['placement_text']}")
 
 
-def test_apucodec_run_end_to_end_with_decoder_on_webgpu(webgpu_probe, tiny_model_dir, tmp_path, capsys):
+def test_apucodec_run_end_to_end_with_decoder_on_webgpu(webgpu_probe, runtime_model, tmp_path, capsys):
     source = tmp_path / "in.wav"
     sf.write(source, speech_like(1.5), RATE, subtype="FLOAT")
     outputs = {}
@@ -142,7 +142,7 @@ def test_apucodec_run_end_to_end_with_decoder_on_webgpu(webgpu_probe, tiny_model
         out = tmp_path / f"out_{ep}.wav"
         done = subprocess.run(
             [sys.executable, "-c", "from apucodec.cli.main import main; main()", "run", str(source), str(out),
-             "--model", str(tiny_model_dir), "--encoder-ep", "cpu", "--decoder-ep", ep, "--strict", "--report"],
+             "--model", str(runtime_model), "--encoder-ep", "cpu", "--decoder-ep", ep, "--strict", "--report"],
             capture_output=True, text=True, timeout=300, env=CHILD_ENV, cwd=REPO)
         assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         reports[ep] = done.stdout

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from apucodec.runtime.sessions import open_stage_session
 from apucodec.runtime.workers.plan import parse_worker_options, resolve_workers
 from apucodec.runtime.workers.process import how_it_ended
 from tests.audio_factory import speech_like, tone
-from tests.hardening_helpers import writing_into
+from tests.refusal_helpers import writing_into
 
 CPU_ONLY = {"encoder_eps": ("cpu",), "decoder_eps": ("cpu",), "threads": 1}
 SECOND_VENV = os.environ.get("APUCODEC_TEST_WORKER_PYTHON")
@@ -33,10 +34,10 @@ def _audio(seconds: float) -> np.ndarray:
     return (speech_like(seconds) + 0.3 * tone(seconds, 220.0)).astype(np.float32)
 
 
-def test_encoder_in_a_worker_gives_the_in_process_codes(tiny_model_dir):
+def test_encoder_in_a_worker_gives_the_in_process_codes(runtime_model):
     x = _audio(3.0)
-    local = Codec.open(tiny_model_dir, SessionSettings(**CPU_ONLY), warn=None)
-    worker = Codec.open(tiny_model_dir, SessionSettings(**CPU_ONLY, workers={"encoder": "self"}), warn=None)
+    local = Codec.open(runtime_model, SessionSettings(**CPU_ONLY), warn=None)
+    worker = Codec.open(runtime_model, SessionSettings(**CPU_ONLY, workers={"encoder": "self"}), warn=None)
     try:
         a, _ = local.encode_array(x)
         b, result = worker.encode_array(x)
@@ -54,7 +55,7 @@ def test_encoder_in_a_worker_gives_the_in_process_codes(tiny_model_dir):
 
 def _two_in_two_out(path: Path) -> None:
     """A static graph shaped like the step graphs: (audio, state) -> (latent, next_state)."""
-    import onnx
+    onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
@@ -72,13 +73,13 @@ def _two_in_two_out(path: Path) -> None:
 
 
 @pytest.mark.parametrize("workers", [{}, {"encoder": "self"}], ids=["in-process", "worker"])
-def test_run_feeds_on_a_multi_input_graph(tiny_model_dir, tmp_path, workers):
+def test_run_feeds_on_a_multi_input_graph(runtime_model, tmp_path, workers):
     path = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, path)
-    _two_in_two_out(path / "encoder.s64.onnx")  # the offline step graph's file, replaced by a small two-in graph
+    shutil.copytree(runtime_model, path)
+    _two_in_two_out(path / "encoder.s8.onnx")  # the offline step graph's file, replaced by a small two-in graph
     model = load_model_dir(path, verify=False)
-    entry = model.manifest["files"]["encoder.s64"]
-    model.manifest["files"]["encoder.s64"] = {**entry, **file_entry(path / "encoder.s64.onnx", "encoder.s64")}
+    fresh = file_entry(path / "encoder.s8.onnx", "encoder.s8")
+    model.files["encoder.s8"] = replace(model.files["encoder.s8"], sha256=fresh.sha256, bytes=fresh.bytes)
     model.save_manifest()
     model = load_model_dir(path)
     settings = SessionSettings(**CPU_ONLY, workers=workers)
@@ -100,8 +101,8 @@ def test_run_feeds_on_a_multi_input_graph(tiny_model_dir, tmp_path, workers):
             session.close()
 
 
-def test_a_hung_worker_is_stopped_with_one_line(tiny_model_dir):
-    codec = Codec.open(tiny_model_dir, SessionSettings(**CPU_ONLY, workers={"encoder": "self"}, worker_timeout=1.0),
+def test_a_hung_worker_is_stopped_with_one_line(runtime_model):
+    codec = Codec.open(runtime_model, SessionSettings(**CPU_ONLY, workers={"encoder": "self"}, worker_timeout=1.0),
                        warn=None)
     session = codec.sessions["encoder"]
     pid = session.placement.runtime["pid"]
@@ -115,13 +116,13 @@ def test_a_hung_worker_is_stopped_with_one_line(tiny_model_dir):
     assert session.worker.proc.poll() is not None  # nothing left running
 
 
-def test_a_worker_without_numpy_or_onnxruntime_says_so(tiny_model_dir):
+def test_a_worker_without_numpy_or_onnxruntime_says_so(runtime_model):
     bare = shutil.which("python3.11", path="/usr/bin") or "/usr/bin/python3"
     probe = subprocess.run([bare, "-E", "-c", "import onnxruntime"], capture_output=True)
     if probe.returncode == 0:
         pytest.skip(f"{bare} has onnxruntime")
     with pytest.raises(ApucodecError, match=r"encoder worker \(pid \d+, .*\): cannot import (numpy|onnxruntime) in"):
-        Codec.open(tiny_model_dir, SessionSettings(**CPU_ONLY, workers={"encoder": bare}), warn=None)
+        Codec.open(runtime_model, SessionSettings(**CPU_ONLY, workers={"encoder": bare}), warn=None)
 
 
 def test_worker_plan_sources_and_errors(tmp_path, monkeypatch):
@@ -154,11 +155,11 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def test_sigkill_of_a_worker_mid_run_ends_the_run_with_one_line(tiny_model_dir, tmp_path):
+def test_sigkill_of_a_worker_mid_run_ends_the_run_with_one_line(runtime_model, tmp_path):
     clip = tmp_path / "in.wav"
     sf.write(clip, _audio(30.0), 44100)
     out = tmp_path / "out.wav"
-    cmd = [sys.executable, "-m", "apucodec", "run", str(clip), str(out), "--model", str(tiny_model_dir),
+    cmd = [sys.executable, "-m", "apucodec", "run", str(clip), str(out), "--model", str(runtime_model),
            "--encoder-ep", "cpu", "--decoder-ep", "cpu", "--threads", "1", "--worker", "encoder=self"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -181,16 +182,18 @@ def test_sigkill_of_a_worker_mid_run_ends_the_run_with_one_line(tiny_model_dir, 
 
 
 @pytest.mark.skipif(not SECOND_VENV, reason="APUCODEC_TEST_WORKER_PYTHON (the second venv, set by .ci/run) unset")
-def test_encoder_under_another_onnxruntime_with_the_decoder_on_webgpu(tiny_model_dir, tmp_path):
+def test_encoder_under_another_onnxruntime_with_the_decoder_on_webgpu(runtime_model, tmp_path):
     """CI: the encoder in a worker under onnxruntime 1.23 (numpy 1.26), the decoder on the WebGPU plugin (lavapipe)
     in this process's onnxruntime: codes bit-identical to the in-process encoder, both versions in the report."""
     import onnxruntime as ort
+
+    pytest.importorskip("onnxruntime_ep_webgpu")  # the webgpu extra (installed in CI)
 
     clip = tmp_path / "in.wav"
     sf.write(clip, _audio(3.0), 44100)
     env = {**os.environ, "ORT_WEBGPU_EP_ALLOW_SOFTWARE_ADAPTER": "1", "OMP_NUM_THREADS": "1"}
     base = [sys.executable, "-m", "apucodec"]
-    common = ["--model", str(tiny_model_dir), "--encoder-ep", "cpu", "--threads", "1"]
+    common = ["--model", str(runtime_model), "--encoder-ep", "cpu", "--threads", "1"]
 
     def apucodec(*args: str) -> subprocess.CompletedProcess:
         done = subprocess.run([*base, *args, *common], env=env, capture_output=True, text=True, timeout=600)
@@ -214,11 +217,11 @@ def test_encoder_under_another_onnxruntime_with_the_decoder_on_webgpu(tiny_model
     assert "ran on WebGpu" in decoder and f"onnxruntime {ort.__version__} in-process" in decoder
 
 
-def test_decoder_on_the_webgpu_plugin_inside_a_worker(tiny_model_dir, monkeypatch):
+def test_decoder_on_the_webgpu_plugin_inside_a_worker(runtime_model, monkeypatch):
     """Plugin EPs are registered in the worker's own onnxruntime: the decoder can run on WebGPU there."""
     monkeypatch.setenv("ORT_WEBGPU_EP_ALLOW_SOFTWARE_ADAPTER", "1")  # read by the worker at its registration
     warnings: list[str] = []
-    worker = Codec.open(tiny_model_dir, SessionSettings(encoder_eps=("cpu",), decoder_eps=("webgpu",), threads=1,
+    worker = Codec.open(runtime_model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("webgpu",), threads=1,
                                                         workers={"decoder": "self"}), warn=warnings.append)
     try:
         decoder = worker.placement.stage("decoder")
@@ -227,7 +230,7 @@ def test_decoder_on_the_webgpu_plugin_inside_a_worker(tiny_model_dir, monkeypatc
         assert decoder.runtime["worker"] and decoder.node_counts == {"WebGpuExecutionProvider":
                                                                      sum(decoder.node_counts.values())}
         x = _audio(1.0)
-        local = Codec.open(tiny_model_dir, SessionSettings(**CPU_ONLY), warn=None)
+        local = Codec.open(runtime_model, SessionSettings(**CPU_ONLY), warn=None)
         a, _ = worker.run_array(x)
         b, _ = local.run_array(x)
         assert np.abs(a - b).max() < 1e-4 and not warnings

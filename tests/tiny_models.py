@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Tiny convs run faster on one thread than on two contended ones (the CI box has 2 shared cores)."""
-    import torch
+    torch = pytest.importorskip("torch")  # a runtime-only install: the test skips, naming torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(n)
@@ -33,7 +34,7 @@ def tiny_codec(seed: int, audio: np.ndarray, preset_name: str = "tiny") -> Any:
 
     The global torch RNG is left as it was: the seed applies to this model only.
     """
-    import torch
+    torch = pytest.importorskip("torch")
 
     from apucodec.codec.model import APUCodec
     from apucodec.contract.config import preset

@@ -29,7 +29,7 @@ import numpy as np
 from apucodec.calibration.audio_edges import audio_edge_nodes, latent_edge_nodes
 from apucodec.calibration.clips import CalibrationClips, collect_clips
 from apucodec.calibration.cpu_int8 import DEFAULT_METHOD, CpuInt8Result, quantize_graph_cpu_int8
-from apucodec.calibration.feeds import Feed, RecordingStep
+from apucodec.calibration.feeds import Feed
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
 from apucodec.calibration.gelu_nodes import gelu_node_names
 from apucodec.calibration.step_nodes import bounds_nodes
@@ -39,6 +39,7 @@ from apucodec.contract.steps import STAGES, WHOLE_SEQUENCE, frames_for_length, s
 from apucodec.errors import ApucodecError
 from apucodec.model.directory import ModelDir, file_entry, load_model_dir
 from apucodec.model.passes import Log, StepLog, install_files, update_model_dir
+from apucodec.runtime.onnx_step import onnx_step
 from apucodec.runtime.rvq_projected import load_rvq
 
 LOG = logging.getLogger("apucodec.quantize")
@@ -124,14 +125,11 @@ def record_steps(model: ModelDir, roles: dict[str, str], sessions: dict[str, Any
     for clip in clips:
         clip = np.asarray(clip, dtype=np.float32).reshape(-1)
         frames = frames_for_length(clip.size, model.hop)
-        recorders = {stage: RecordingStep(sessions[stage], [i.name for i in sessions[stage].get_inputs()],
-                                          [o.name for o in sessions[stage].get_outputs()]) for stage in STAGES}
+        recorders = {stage: onnx_step(sessions[stage], recorded=feeds[stage]) for stage in STAGES}
         latent = stream(graph_stepper(model, roles["encoder"], recorders["encoder"]), clip[None], frames)
         codes = rvq.quantize(np.ascontiguousarray(latent.T))
         quantized = np.ascontiguousarray(rvq.dequantize(codes).T, dtype=np.float32)
         stream(graph_stepper(model, roles["decoder"], recorders["decoder"]), quantized, frames)
-        for stage in STAGES:
-            feeds[stage].extend(recorders[stage].feeds)
     return feeds
 
 

@@ -8,7 +8,7 @@ feeds it: the steps in order, threading each step's output state into the next s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -42,26 +42,6 @@ def stepped_feeds(session: Any, steps: Iterable[Mapping[str, np.ndarray]], state
         yield feed
         results = session.run(None, feed)
         current = {name: results[index] for name, index in zip(state, wanted, strict=True)}
-
-
-class RecordingStep:
-    """A step function (input [1, C, n], state, bounds) -> (output, next state) over an FP32 step-graph session that
-    also records every feed it runs, so a runtime stepper (buffering, bounds, the end-of-stream flush) drives the
-    calibration exactly as it drives inference. `feeds` holds the recorded feed dicts, in order."""
-
-    def __init__(self, session: Any, names: Sequence[str] = ("audio", "state", "bounds"),
-                 outputs: Sequence[str] | None = None) -> None:
-        self.session = session
-        self.names = tuple(names)
-        self.outputs = list(outputs) if outputs else None
-        self.feeds: list[Feed] = []
-
-    def __call__(self, x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        feed = {name: np.ascontiguousarray(v, dtype=np.float32) for name, v in zip(self.names, (x, state, bounds),
-                                                                                     strict=True)}
-        self.feeds.append({k: v.copy() for k, v in feed.items()})
-        out, next_state = self.session.run(self.outputs, feed)[:2]
-        return out, next_state
 
 
 def chain(*streams: Iterable[Feed]) -> Iterator[Feed]:

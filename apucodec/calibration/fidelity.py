@@ -28,12 +28,13 @@ import numpy as np
 import onnxruntime as ort
 
 from apucodec.calibration.custom_ops import register_custom_ops
-from apucodec.calibration.streams import graph_stepper, session_step, stream
+from apucodec.calibration.streams import graph_stepper, stream
 from apucodec.contract.steps import frames_for_length
 from apucodec.dsp.metrics import si_sdr, snr_db
 from apucodec.errors import ApucodecError, first_line
 from apucodec.model.directory import ModelDir
 from apucodec.runtime.eps import CPU
+from apucodec.runtime.onnx_step import onnx_step
 from apucodec.runtime.rvq_projected import load_rvq
 from apucodec.runtime.sessions import session_options as runtime_session_options
 from apucodec.runtime.stage_plan import SessionSettings
@@ -148,13 +149,13 @@ def measure_fidelity(model: ModelDir, fp32_encoder: StepGraphSession, int8_encod
         latents, codes, outputs = [], [], []
         for encoder, dec in ((fp32_encoder, decoder), (int8_encoder, int8_decoder or decoder)):
             # the INT8 graph shares the FP32 graph's step facts (and may not be in the manifest yet)
-            stepper = graph_stepper(model, fp32_encoder.role, session_step(encoder.session))
+            stepper = graph_stepper(model, fp32_encoder.role, onnx_step(encoder.session))
             latent = stream(stepper, clip[None], frames)                      # [D, F], whole-file aligned
             if encoder is int8_encoder:
                 steps += stepper.steps
             clip_codes = rvq.quantize(np.ascontiguousarray(latent.T))         # [n, F]
             quantized = np.ascontiguousarray(rvq.dequantize(clip_codes).T, dtype=np.float32)
-            audio = stream(graph_stepper(model, decoder.role, session_step(dec.session)), quantized, frames)
+            audio = stream(graph_stepper(model, decoder.role, onnx_step(dec.session)), quantized, frames)
             latents.append(latent)
             codes.append(clip_codes)
             outputs.append(audio[0, : clip.size])

@@ -19,35 +19,14 @@ import numpy as np
 
 from apucodec.contract.steps import frames_for_length
 from apucodec.model.directory import ModelDir
+from apucodec.runtime.onnx_step import Feeds, onnx_step, stage_stepper
 from apucodec.runtime.stepper import StepFunction, Stepper
-
-Feeds = dict[str, np.ndarray]
-
-
-def session_step(session: Any) -> StepFunction:
-    """A Stepper step function over an ONNX Runtime session of a step graph (inputs: main, state, bounds)."""
-    names = [i.name for i in session.get_inputs()]
-    outputs = [o.name for o in session.get_outputs()]
-
-    def step(x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        y, next_state = session.run(outputs, dict(zip(names, (x, state, bounds), strict=True)))
-        return y, next_state
-
-    return step
 
 
 def graph_stepper(model: ModelDir, role: str, step: StepFunction) -> Stepper:
-    """A fresh stream (zero state) through the step graph `role` of `model`, computing with `step`."""
-    entry = model.files[role]
-    stage = entry.stage
-    facts = model.streaming(stage)
-    latent, hop = model.config.latent_dim, model.hop
-    if stage == "encoder":
-        shape = dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent, delay=facts.delay_samples // hop)
-    else:
-        shape = dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1, delay=facts.delay_samples)
-    return Stepper(step, step_frames=entry.step_frames, state_size=facts.state_size,
-                   horizon=entry.horizon_frames, **shape)
+    """A fresh stream (zero state) through the step graph `role` of `model`, computing with `step` (the runtime's
+    own stage_stepper: the same geometry as `apucodec run`)."""
+    return stage_stepper(model, model.files[role], step)
 
 
 def stream(stepper: Stepper, x: np.ndarray, total_frames: int | None = None) -> np.ndarray:
@@ -62,27 +41,16 @@ def steps_per_clip(model: ModelDir, role: str, samples: int) -> int:
     return -(-(frames_for_length(samples, model.hop) + delay_frames) // model.files[role].step_frames)
 
 
-def _recording(compute: StepFunction, names: Sequence[str], recorded: list[Feeds]) -> StepFunction:
-    def step(x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # copies: the calibration reader holds these long after the stream has moved on
-        recorded.append({n: np.array(v, dtype=np.float32) for n, v in zip(names, (x, state, bounds), strict=True)})
-        return compute(x, state, bounds)
-
-    return step
-
-
 def record_feeds(session: Any, model: ModelDir, role: str, clips: Sequence[np.ndarray],
                  limit: int | None = None) -> list[list[Feeds]]:
     """Per clip, the feeds of every step the encoder graph `role` (on `session`) gets when it streams the clip;
     clips are streamed in order until `limit` steps are recorded (the rest are not streamed)."""
-    names = [i.name for i in session.get_inputs()]
-    compute = session_step(session)
     per_clip: list[list[Feeds]] = []
     for clip in clips:
         if limit is not None and sum(len(f) for f in per_clip) >= limit:
             break
         recorded: list[Feeds] = []
-        stream(graph_stepper(model, role, _recording(compute, names, recorded)),
+        stream(graph_stepper(model, role, onnx_step(session, model.files[role], recorded=recorded)),
                np.asarray(clip, dtype=np.float32)[None])
         per_clip.append(recorded)
     return per_clip

@@ -104,6 +104,19 @@ class ResidualUnit(nn.Module):
         return x + self.act2(self.conv2(self.act1(self.conv1(self.norm(x)))))
 
 
+# One layer of a network, in the order forward applies them: (kind, state_dict name, module). kind is "conv" (a
+# (transposed) convolution), "act" (a stateless per-sample function) or "residual" (a ResidualUnit). Export builds
+# the step graphs from this list (apucodec/export/streaming.py), and forward runs the same list, so the two cannot
+# describe different networks.
+Layer = tuple[str, str, nn.Module]
+
+
+def run_layers(layers: list[Layer], x: torch.Tensor) -> torch.Tensor:
+    for _, _, module in layers:
+        x = module(x)
+    return x
+
+
 class _ResidualStack(nn.Module):
     """Residual units named res1, res2, ... (the seed's names), one per dilation."""
 
@@ -113,10 +126,15 @@ class _ResidualStack(nn.Module):
         for name, dilation in zip(self._unit_names, cfg.dilations, strict=True):
             self.add_module(name, ResidualUnit(cfg, channels, dilation))
 
-    def residuals(self, x: torch.Tensor) -> torch.Tensor:
-        for name in self._unit_names:
-            x = getattr(self, name)(x)
-        return x
+    def units(self, prefix: str = "") -> list[Layer]:
+        """The residual units, in order, as layers named under `prefix`."""
+        return [("residual", f"{prefix}{name}", getattr(self, name)) for name in self._unit_names]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return run_layers(self.layers(), x)
+
+    def layers(self, prefix: str = "") -> list[Layer]:
+        raise NotImplementedError
 
 
 class EncoderBlock(_ResidualStack):
@@ -125,8 +143,10 @@ class EncoderBlock(_ResidualStack):
         self.downsample = conv1d(cfg, c_in, c_out, 2 * stride, stride=stride, padding=stride // 2)
         self.act = make_activation(cfg.activation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.downsample(self.residuals(x)))
+    def layers(self, prefix: str = "") -> list[Layer]:
+        """Residual units, then the strided convolution and its activation."""
+        return [*self.units(prefix), ("conv", f"{prefix}downsample", self.downsample),
+                ("act", f"{prefix}act", self.act)]
 
 
 class DecoderBlock(_ResidualStack):
@@ -135,8 +155,9 @@ class DecoderBlock(_ResidualStack):
         self.upsample = conv_transpose1d(cfg, c_in, c_out, stride)
         self.act = make_activation(cfg.activation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.residuals(self.act(self.upsample(x)))
+    def layers(self, prefix: str = "") -> list[Layer]:
+        """The upsampling transposed convolution and its activation, then the residual units."""
+        return [("conv", f"{prefix}upsample", self.upsample), ("act", f"{prefix}act", self.act), *self.units(prefix)]
 
 
 class Encoder(nn.Module):
@@ -152,11 +173,14 @@ class Encoder(nn.Module):
         )
         self.output_conv = conv1d(cfg, ch[-1], cfg.latent_dim, 3)
 
+    def layers(self) -> list[Layer]:
+        """Every layer forward runs, in order (see `Layer`)."""
+        inner = [layer for i, block in enumerate(self.blocks) for layer in block.layers(f"blocks.{i}.")]
+        return [("conv", "input_conv", self.input_conv), ("act", "input_act", self.input_act), *inner,
+                ("conv", "output_conv", self.output_conv)]
+
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        x = self.input_act(self.input_conv(audio))
-        for block in self.blocks:
-            x = block(x)
-        return self.output_conv(x)
+        return run_layers(self.layers(), audio)
 
 
 class Decoder(nn.Module):
@@ -172,9 +196,13 @@ class Decoder(nn.Module):
             DecoderBlock(cfg, ch[i], ch[i + 1], s) for i, s in enumerate(strides)
         )
         self.output_conv = conv1d(cfg, ch[-1], 1, 7)
+        self.output_act = nn.Tanh()  # no parameters: the seed's state dict is unchanged
+
+    def layers(self) -> list[Layer]:
+        """Every layer forward runs, in order (see `Layer`)."""
+        inner = [layer for i, block in enumerate(self.blocks) for layer in block.layers(f"blocks.{i}.")]
+        return [("conv", "input_conv", self.input_conv), ("act", "input_act", self.input_act), *inner,
+                ("conv", "output_conv", self.output_conv), ("act", "output_act", self.output_act)]
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        x = self.input_act(self.input_conv(latent))
-        for block in self.blocks:
-            x = block(x)
-        return torch.tanh(self.output_conv(x))
+        return run_layers(self.layers(), latent)

@@ -36,7 +36,7 @@ from apucodec.contract.manifest_records import (
     Quantization,
     TensorEntry,
 )
-from apucodec.contract.records import Record, parse_list, to_json
+from apucodec.contract.records import Record, parse_list
 from apucodec.contract.steps import STAGES, algorithmic_latency
 from apucodec.errors import ApucodecError
 
@@ -199,24 +199,10 @@ class Manifest(Record):
         if self.streaming.hop != self.config.hop_length:
             raise ValueError(f"streaming.hop {self.streaming.hop} is not the codec's hop {self.config.hop_length}")
 
-    def to_dict(self) -> dict[str, Any]:
-        for role, entry in self.files.items():  # entries older code assigned as plain dicts
-            self.files[role] = file_record(role, entry)
-        return super().to_dict()
-
-    # The raw-dict reading of records, plus the two writes older code makes: `manifest["files"][role] = entry`
-    # (files is the live dict) and `manifest[section] = value` (parsed into the typed field).
-    def __getitem__(self, key: str) -> Any:
-        return self.files if key == "files" else super().__getitem__(key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        replaced = Manifest.from_dict({**self.to_dict(), key: to_json(value)})
-        self.__dict__.update(replaced.__dict__)
-
     @property
     def step_graphs(self) -> list[FileEntry]:
         """Every step graph entry, by stage, step size and precision."""
-        found = [e for e in (file_record(r, e) for r, e in self.files.items()) if e.is_step_graph]
+        found = [e for e in self.files.values() if e.is_step_graph]
         return sorted(found, key=lambda g: (g.stage, g.step_frames, g.graph_precision))
 
 

@@ -6,13 +6,15 @@ apucodec does not know are kept in `extra` and written back untouched, and a fie
 JSON (a JSON null is kept in `extra`, so it survives a round trip too). Nested records and lists of records are
 converted by the `PARSERS` of each class.
 
-Records also read like the JSON dicts they replace (`entry["name"]`, `entry.get("graph")`, `"stage" in entry`) so
-that code written against the raw manifest keeps working while it moves to attributes; new code reads attributes.
+Records are read by attribute only. They used to read like the JSON dicts they replaced (`entry["graph"]`), which
+serialised the record on every lookup and let code read keys that do not exist at that level (the dataset read a
+top-level `quantization` that only exists per file) without any error until run time; `to_dict` is the one way to
+get JSON.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
@@ -31,7 +33,7 @@ def to_json(value: Any) -> Any:
 
 
 @dataclass
-class Record(Mapping[str, Any]):
+class Record:
     """Base of the manifest's typed sections (see the module docstring)."""
 
     # key -> converter from its JSON value (a converter also accepts an already typed value)
@@ -72,25 +74,9 @@ class Record(Mapping[str, Any]):
         order = self.key_order or self.ORDER
         return {**{k: out[k] for k in order if k in out}, **out}
 
-    # ---- read like the JSON dict (for call sites not yet moved to attributes) --------------------------------------
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self.extra:
-            return self.extra[key]
-        value = getattr(self, key, None) if key in self.json_fields() else None
-        if value is None:
-            raise KeyError(key)
-        return to_json(value)
-
     @classmethod
     def json_fields(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls) if f.name not in ("extra", "key_order", *cls.NOT_JSON))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_dict())
-
-    def __len__(self) -> int:
-        return len(self.to_dict())
 
 
 def parse_list(parser: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:

@@ -39,13 +39,13 @@ def resolve_model(option: str | Path | None, precision: str = "fp32") -> ModelIn
     with load(option, precision=precision, stages=("encoder",), warn=None) as codec:
         model = codec.model
         graph, sha = codec.graph_precision("encoder"), codec.graph_sha256("encoder")
-        role = next(r for r, e in model.files.items() if e.sha256 == sha)
+        graph_file = codec.graph_record("encoder").name
     cfg = model.config
     summary = {"model_id": model.model_id, "path": str(model.path.resolve()), "bundled": model.is_bundled,
-               "codec": model.manifest.get("codec"), "streaming": model.manifest.get("streaming"),
-               "producers": model.manifest.get("producers"),
+               "codec": model.manifest.codec, "streaming": model.manifest.streaming.to_dict(),
+               "producers": model.manifest.producers,
                # the encoder graph that made the codes (the manifest has no top-level "quantization" record)
-               "encoder_graph": {"precision": graph, "sha256": sha, "file": model.files[role].name,
+               "encoder_graph": {"precision": graph, "sha256": sha, "file": graph_file,
                                  "asked": precision},
                "quantization": None if graph == "fp32" else graph}
     return ModelInfo(str(model.path.resolve()), model.model_id, cfg.sample_rate, model.hop, cfg.n_codebooks,

@@ -19,18 +19,8 @@ from apucodec.export.parity import (
     cpu_session,
     parity_material,
 )
-from apucodec.runtime.stepper import Stepper
-
-
-def ort_step(path: Path):  # noqa: ANN201 - a StepFunction
-    session = cpu_session(path)
-    names, outs = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
-
-    def step(x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        y, nxt = session.run(outs, dict(zip(names, (x, state, bounds), strict=True)))
-        return y, nxt
-
-    return step
+from apucodec.runtime.onnx_step import onnx_step
+from apucodec.runtime.stepper import StepFunction, Stepper
 
 
 def first_role(networks: dict[str, EncodecStepNetwork], kind: str, start: int) -> str:
@@ -39,13 +29,12 @@ def first_role(networks: dict[str, EncodecStepNetwork], kind: str, start: int) -
                if net.kind == kind and net.step_frames >= start)[1]
 
 
-def make_stepper(step, net: EncodecStepNetwork, first, first_net: EncodecStepNetwork,  # noqa: ANN001
+def make_stepper(step: StepFunction, net: EncodecStepNetwork, first: StepFunction, first_net: EncodecStepNetwork,
                  latent: int) -> Stepper:
-    hop = net.hop
-    shape = (dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent) if net.kind == "encoder" else
-             dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1))
-    return Stepper(step, step_frames=net.step_frames, delay=0, state_size=net.state_size, horizon=net.horizon_frames,
-                   first=(first, first_net.step_frames, first_net.horizon_frames), **shape)
+    """The runtime's stage geometry (no lookahead: EnCodec's delay is zero), its first step on `first`."""
+    return Stepper.for_stage(step, net.kind, hop=net.hop, latent_dim=latent, delay_samples=0,
+                             step_frames=net.step_frames, state_size=net.state_size, horizon=net.horizon_frames,
+                             first=(first, first_net.step_frames, first_net.horizon_frames))
 
 
 @torch.no_grad()
@@ -53,7 +42,7 @@ def check_encodec_parity(model: EncodecNet, networks: dict[str, EncodecStepNetwo
                          seconds: float = PARITY_SECONDS) -> dict[str, GraphParity]:
     cfg = model.config
     hop = cfg.hop_length
-    steps = {role: ort_step(paths[role]) for role in networks}
+    steps = {role: onnx_step(cpu_session(paths[role])) for role in networks}
     results: dict[str, dict[str, dict[str, float]]] = {role: {} for role in networks}
     for kind, audio, latent_ref, quantized, audio_ref in parity_material(model, seconds):
         frames = audio.shape[-1] // hop

@@ -23,6 +23,7 @@ from apucodec.dsp.metrics import snr_db
 from apucodec.dsp.signals import SIGNALS, signal
 from apucodec.export.streaming import StepNetwork
 from apucodec.runtime.eps import CPU
+from apucodec.runtime.onnx_step import onnx_step
 from apucodec.runtime.sessions import session_options
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.stepper import Stepper
@@ -70,22 +71,14 @@ def _compare(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
             "max_abs_error": float(np.max(np.abs(reference.astype(np.float64) - estimate)))}
 
 
-def _stepper(session: ort.InferenceSession, net: StepNetwork, cfg: Any) -> Stepper:
-    """The runtime's own Stepper over an ORT CPU session: parity checks exactly what `apucodec run` will do."""
-    names = [i.name for i in session.get_inputs()]
-    outs = [o.name for o in session.get_outputs()]
-
-    def step(x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        y, nxt = session.run(outs, dict(zip(names, (x, state, bounds), strict=True)))
-        return y, nxt
-
-    hop, latent = cfg.hop_length, cfg.latent_dim
-    if net.kind == "encoder":
-        return Stepper(step, step_frames=net.step_frames, in_rate=hop, out_rate=1, in_channels=1,
-                       out_channels=latent, delay=net.delay_samples // hop, state_size=net.state_size,
-                       horizon=net.horizon_frames)
-    return Stepper(step, step_frames=net.step_frames, in_rate=1, out_rate=hop, in_channels=latent, out_channels=1,
-                   delay=net.delay_samples, state_size=net.state_size, horizon=net.horizon_frames)
+def net_stepper(session: ort.InferenceSession, net: Any, cfg: Any, delay_samples: int | None = None,
+                **options: Any) -> Stepper:
+    """The runtime's own step function and Stepper over an ORT CPU session: parity checks exactly what
+    `apucodec run` will do. The step facts come from the step network the graph was exported from."""
+    delay = net.delay_samples if delay_samples is None else delay_samples
+    return Stepper.for_stage(onnx_step(session), net.kind, hop=cfg.hop_length, latent_dim=cfg.latent_dim,
+                             delay_samples=delay, step_frames=net.step_frames, state_size=net.state_size,
+                             horizon=net.horizon_frames, **options)
 
 
 def _streamed(stepper: Stepper, x: np.ndarray, total_frames: int, piece: int) -> np.ndarray:
@@ -131,7 +124,7 @@ def check_parity(model: APUCodec, networks: dict[str, StepNetwork], paths: dict[
     for kind, audio, latent_ref, quantized, audio_ref in parity_material(model, seconds):
         frames = audio.shape[-1] // hop
         for role, net in networks.items():
-            stepper = _stepper(cpu_session(paths[role]), net, cfg)
+            stepper = net_stepper(cpu_session(paths[role]), net, cfg)
             if net.kind == "encoder":
                 got = _streamed(stepper, audio[0], frames, 3 * hop + 17)
                 results[role][kind] = _compare_edges(latent_ref.numpy()[0], got, 16)

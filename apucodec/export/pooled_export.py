@@ -22,7 +22,7 @@ from apucodec.contract.manifest import FileEntry
 from apucodec.dsp.metrics import snr_db
 from apucodec.dsp.signals import signal
 from apucodec.export import whole_sequence
-from apucodec.export.parity import _stepper, _streamed, cpu_session
+from apucodec.export.parity import _streamed, cpu_session, net_stepper
 from apucodec.export.streaming import StepNetwork
 from apucodec.model.directory import file_entry
 from apucodec.model.passes import StepLog
@@ -73,7 +73,7 @@ def measure_approximation(model: APUCodec, networks: dict[str, StepNetwork], pat
         quantized = model.quantizer.dequantize(model.quantizer.quantize_codes(latent))
         decoded = model.decoder(quantized).numpy()[0]
         for role, net in networks.items():
-            stepper = _stepper(sessions[role], net, cfg)
+            stepper = net_stepper(sessions[role], net, cfg)
             if net.kind == "encoder":
                 gots[role].append(_streamed(stepper, audio[0], frames, 4096).reshape(-1))
                 refs[role].append(latent.numpy()[0].reshape(-1))

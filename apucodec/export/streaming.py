@@ -251,45 +251,25 @@ class StepNetwork(nn.Module):
         return x, torch.cat(step.parts, dim=1) if step.parts else state[:, :0]
 
 
-def build_encoder_steps(encoder: Encoder, step_frames: int, hop: int, norm_mode: str = RUNNING) -> StepNetwork:
-    """The folded (plain-conv) encoder as a step network: [1, 1, S*hop] audio -> [1, latent, S]."""
-    net = StepNetwork("encoder", step_frames, hop, norm_mode)
-    net.conv(encoder.input_conv, "input_conv")
-    net.plain(encoder.input_act)
-    net.mask()
-    for i, block in enumerate(encoder.blocks):
-        for unit_name in block._unit_names:
-            net.residual(getattr(block, unit_name), f"blocks.{i}.{unit_name}")
-            net.mask()
-        net.conv(block.downsample, f"blocks.{i}.downsample")
-        net.plain(block.act)
-        net.mask()
-    net.conv(encoder.output_conv, "output_conv")
-    return net
-
-
-def build_decoder_steps(decoder: Decoder, step_frames: int, hop: int, norm_mode: str = RUNNING) -> StepNetwork:
-    """The folded decoder as a step network: [1, latent, S] -> [1, 1, S*hop] audio."""
-    net = StepNetwork("decoder", step_frames, hop, norm_mode)
-    net.conv(decoder.input_conv, "input_conv")
-    net.plain(decoder.input_act)
-    net.mask()
-    for i, block in enumerate(decoder.blocks):
-        net.conv(block.upsample, f"blocks.{i}.upsample")
-        net.plain(block.act)
-        net.mask()
-        for unit_name in block._unit_names:
-            net.residual(getattr(block, unit_name), f"blocks.{i}.{unit_name}")
-            net.mask()
-    net.conv(decoder.output_conv, "output_conv")
-    net.plain(nn.Tanh())
-    return net
-
-
 def build_steps(module: Encoder | Decoder, step_frames: int, hop: int, norm_mode: str = RUNNING) -> StepNetwork:
-    """`norm_mode` matters to pooled-norm models only: running statistics in the state (running_norm.py), or
-    each step's own statistics (the old graphs, kept for comparisons)."""
-    build = build_encoder_steps if isinstance(module, Encoder) else build_decoder_steps
-    net = build(module, step_frames, hop, norm_mode)
+    """The folded (plain-conv) encoder ([1, 1, S*hop] audio -> [1, latent, S]) or decoder (the reverse) as a step
+    network, from the layers the module itself lists (`layers()`, the list its forward runs).
+
+    A bounds mask follows every activation and residual unit whose output feeds another layer: the next padded
+    convolution must see zeros outside the whole-file signal. The last layer's output is the graph's output, so
+    it needs none. `norm_mode` matters to pooled-norm models only: running statistics in the state
+    (running_norm.py), or each step's own statistics (the old graphs, kept for comparisons)."""
+    net = StepNetwork("encoder" if isinstance(module, Encoder) else "decoder", step_frames, hop, norm_mode)
+    layers = module.layers()
+    for index, (kind, name, layer) in enumerate(layers):
+        if kind == "conv":
+            net.conv(layer, name)
+            continue
+        if kind == "residual":
+            net.residual(layer, name)
+        else:
+            net.plain(layer)
+        if index < len(layers) - 1:
+            net.mask()
     net.eval()
     return net

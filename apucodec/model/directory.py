@@ -61,21 +61,20 @@ def file_entry(path: Path, role: str, **fields: Any) -> FileEntry:
                                 "bytes": path.stat().st_size, **fields})
 
 
-def model_id(files: Mapping[str, Mapping[str, Any]]) -> str:
+def model_id(files: Mapping[str, FileEntry]) -> str:
     """Identity of the model's weights: a hash over the FP32 step graphs' and the codebooks' hashes.
 
     Quantizing a graph does not change it, so .apc files stay decodable after quantization. `files` holds
     FileEntry records or their JSON (both read as mappings here).
     """
     digest = hashlib.sha256()
-    roles = sorted(r for r, e in files.items() if "stage" in e and e.get("precision", "fp32") == "fp32")
+    roles = sorted(r for r, e in files.items() if e.is_step_graph and e.graph_precision == "fp32")
     # Graphs that keep their weights in a shared file (export/shared_weights.py) are identified by it too; a
     # model without one keeps the id it always had. DAC's projections are part of what the codes mean.
-    weights = sorted(r for r, e in files.items() if e.get("format") == WEIGHTS_FORMAT
-                     and e.get("precision", "fp32") == "fp32")
+    weights = sorted(r for r, e in files.items() if e.format == WEIGHTS_FORMAT and e.graph_precision == "fp32")
     projections = [r for r in ("rvq_projections",) if r in files]
     for role in [*roles, "codebooks", *projections, *weights]:
-        digest.update(files[role]["sha256"].encode())
+        digest.update(files[role].sha256.encode())
     return digest.hexdigest()[:16]
 
 

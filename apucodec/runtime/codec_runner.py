@@ -104,8 +104,7 @@ class Codec:
 
     def step_frames(self, stage: str) -> int:
         """Frames per step of the stage's graph (WHOLE_SEQUENCE, 0: a pooled-norm model's whole-sequence graph)."""
-        self._session(stage)
-        return self.model.files[self._steps.role(stage)].step_frames or WHOLE_SEQUENCE
+        return self._session(stage).record.step_frames or WHOLE_SEQUENCE
 
     @property
     def whole_sequence(self) -> bool:

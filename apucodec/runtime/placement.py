@@ -30,7 +30,7 @@ class StagePlacement:
     stage: str
     requested: str
     ran_on: str
-    graph: str = ""
+    graph: str = ""        # the graph file's name, for people; code reads the session's manifest record
     graph_reason: str = ""
     node_counts: dict[str, int] = field(default_factory=dict)
     fallback_reason: str | None = None

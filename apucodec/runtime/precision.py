@@ -28,8 +28,7 @@ ENGINE_OPTIONS = ("ep_options", "worker_timeout", "ep_context", "bf16_optimize_l
 
 def stage_precision(engine: Any, stage: str) -> tuple[str, str]:
     """(precision, sha256) of the graph `stage` runs; BF16 when the Vitis AI EP compiles an FP32 graph."""
-    role = engine._steps.role(stage)
-    entry = engine.model.files[role]
+    entry = engine.sessions[stage].record
     precision = entry.graph_precision
     if precision == "fp32" and engine.settings.encoder_graph == "bf16" and stage == "encoder" \
             and "VitisAI" in engine.placement.stage(stage).ran_on:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from apucodec.contract.manifest import FileEntry
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError, PlacementError, first_line
 from apucodec.model.directory import ModelDir
@@ -48,12 +49,14 @@ from apucodec.runtime.vitisai_report import check_npu_only, find_counts
 
 @dataclass
 class StageSession:
-    """One ONNX Runtime session, its static inputs/outputs, and where it was placed."""
+    """One ONNX Runtime session, its static inputs/outputs, where it was placed, and the manifest entry of the step
+    graph it runs (`record`: role, step frames, state, precision; see stage_plan.Candidate)."""
 
     session: Any  # onnxruntime.InferenceSession
     placement: StagePlacement
     inputs: dict[str, tuple[int, ...]]
     outputs: list[str]
+    record: FileEntry
     _closers: list[Any] = field(default_factory=list, repr=False)
     run_options: Any = None  # onnxruntime.RunOptions (a whole-sequence graph's: see whole_sequence_run_options)
 
@@ -222,9 +225,10 @@ def open_cpu_session(model: ModelDir, role: str, settings: SessionSettings) -> S
         raise ApucodecError(f"{path}: cannot open it on the CPU EP ({_first_line(exc)})") from None
     shapes = static_inputs(session, path, whole_dims(model, role))
     check_io(shapes, path, manifest_inputs(model, role))
-    placement = StagePlacement(model.files[role].stage or role, CPU, CPU, graph=path.name)
-    return StageSession(session, placement, shapes, [o.name for o in session.get_outputs()],
-                        run_options=whole_sequence_run_options(bool(model.files[role].whole_sequence)))
+    record = model.files[role]
+    placement = StagePlacement(record.stage or record.whole_sequence or role, CPU, CPU, graph=path.name)
+    return StageSession(session, placement, shapes, [o.name for o in session.get_outputs()], record,
+                        run_options=whole_sequence_run_options(bool(record.whole_sequence)))
 
 
 def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
@@ -285,8 +289,9 @@ def open_stage_session(model: ModelDir, stage: str, settings: SessionSettings,
             if message and warn is not None:
                 warn(message)
         outputs = [o.name for o in session.get_outputs()]
-        whole = model.has(cand.role) and bool(model.files[cand.role].whole_sequence)
-        return StageSession(session, placement, shapes, outputs, run_options=whole_sequence_run_options(whole))
+        record = cand.record or model.files[cand.role]
+        return StageSession(session, placement, shapes, outputs, record,
+                            run_options=whole_sequence_run_options(bool(record.whole_sequence)))
     text = failure_text(failures)
     if settings.strict:
         raise PlacementError(f"{stage}: {requested} cannot run it ({text}); --strict forbids falling back")

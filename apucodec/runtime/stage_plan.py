@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from apucodec.contract.manifest import FileEntry
 from apucodec.contract.steps import WHOLE_SEQUENCE, step_role
 from apucodec.errors import ApucodecError
 from apucodec.model.directory import ModelDir
@@ -70,7 +71,12 @@ class SessionSettings:
 
 @dataclass
 class Candidate:
-    """One EP a stage may run on, with the graph it would load there and the options it would pass."""
+    """One EP a stage may run on, with the graph it would load there and the options it would pass.
+
+    `role` is the file's manifest role; `record` the manifest entry of the step graph it runs (the same entry, or
+    for a precompiled EP-context graph, the entry of the step graph it was compiled from: its step size, state and
+    precision). The session opened from a candidate carries the record, so nothing downstream looks a role up by
+    file name again."""
 
     ep: str
     role: str
@@ -78,6 +84,7 @@ class Candidate:
     graph_reason: str
     options: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    record: FileEntry | None = None
 
 
 def step_frames_for(model: ModelDir, stage: str, settings: SessionSettings) -> int:
@@ -151,18 +158,17 @@ def configured_options(model: ModelDir, ep: str, settings: SessionSettings) -> d
     return options
 
 
-def stage_ep_options(model: ModelDir, ep: str, settings: SessionSettings, graph_path: Path,
+def stage_ep_options(model: ModelDir, ep: str, settings: SessionSettings, role: str,
                      npu: NpuGeneration | None = None) -> dict[str, str]:
-    """The exact provider options a session of `graph_path` on `ep` gets."""
-    return _options_and_notes(model, ep, settings, graph_path, npu)[0]
+    """The exact provider options a session of `role`'s graph on `ep` gets."""
+    return _options_and_notes(model, ep, settings, role, npu)[0]
 
 
-def _options_and_notes(model: ModelDir, ep: str, settings: SessionSettings, graph_path: Path,
+def _options_and_notes(model: ModelDir, ep: str, settings: SessionSettings, role: str,
                        npu: NpuGeneration | None) -> tuple[dict[str, str], list[str]]:
     options = configured_options(model, ep, settings)
     if ep != VITISAI:
         return options, []
-    role = next((r for r, entry in model.files.items() if entry.name == graph_path.name), graph_path.stem)
     entry = model.files.get(role)
     sha = model.content_sha256(role) if entry else "0" * 16  # the weights files it reads included
     # an FP32 step graph (not EP-context)
@@ -186,12 +192,13 @@ def stage_candidates(model: ModelDir, stage: str, settings: SessionSettings) -> 
     for ep in eps:
         role, reason = choose_encoder_graph(model, ep, settings.encoder_graph, step) if stage == "encoder" else \
             choose_decoder_graph(model, ep, settings.decoder_graph, step)
+        model.path_of(role)  # a missing file says so here, naming the model directory
+        record = model.files[role]
         if ep == VITISAI and model.has(f"{role}_ctx"):
             # a precompiled EP-context graph made from this one on an NPU machine: loads without compiling
-            role, reason = f"{role}_ctx", f"precompiled EP-context graph of {model.files[role].name}"
-        path = model.path_of(role)
-        options, notes = _options_and_notes(model, ep, settings, path, npu)
-        candidates.append(Candidate(ep, role, path, reason, options, notes))
+            role, reason = f"{role}_ctx", f"precompiled EP-context graph of {record.name}"
+        options, notes = _options_and_notes(model, ep, settings, role, npu)
+        candidates.append(Candidate(ep, role, model.path_of(role), reason, options, notes, record))
     return requested, candidates
 
 

@@ -14,27 +14,16 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
+from apucodec.contract.manifest import FileEntry
 from apucodec.contract.steps import step_role
 from apucodec.errors import ApucodecError
 from apucodec.model.directory import ModelDir
 from apucodec.runtime.int8_floor import FloorCounts, StepCall, guarded_step, stage_floor
+from apucodec.runtime.onnx_step import onnx_step, stage_stepper
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.stepper import StepObserver, Stepper
 
 INT8_PRECISIONS = ("cpu-int8", "npu-int8")
-
-
-def session_step(session: Any) -> StepCall:
-    """A StageSession (in-process or worker) as a step function."""
-    names, outputs = list(session.inputs), list(session.outputs)
-
-    def step(x: np.ndarray, state: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = session.run_feeds(dict(zip(names, (x, state, bounds), strict=True)))
-        return out[outputs[0]], out[outputs[1]]
-
-    return step
 
 
 class StageSteps:
@@ -48,13 +37,13 @@ class StageSteps:
         self._fp32: dict[str, StepCall] = {}
         self._lock = threading.Lock()
 
-    def role(self, stage: str) -> str:
-        graph = self.sessions[stage].placement.graph
-        return next(role for role, entry in self.model.files.items() if entry.name == graph)
+    def record(self, stage: str) -> FileEntry:
+        """The manifest entry of the step graph `stage`'s session runs (the session carries it)."""
+        return self.sessions[stage].record
 
     def guarded(self, stage: str) -> bool:
         """Does this stage run an INT8 graph with a floor (so quiet steps may run in FP32)?"""
-        precision = self.model.files[self.role(stage)].graph_precision
+        precision = self.record(stage).graph_precision
         return precision in INT8_PRECISIONS and math.isfinite(self.settings.int8_floor_dbfs)
 
     def _fp32_step(self, stage: str) -> Callable[[], StepCall]:
@@ -63,30 +52,23 @@ class StageSteps:
                 if stage not in self._fp32:
                     from apucodec.runtime.sessions import open_cpu_session
 
-                    entry = self.model.files[self.role(stage)]
+                    entry = self.record(stage)
                     session = open_cpu_session(self.model, step_role(stage, entry.step_frames), self.settings)
-                    self._fp32[stage] = session_step(session)
+                    self._fp32[stage] = onnx_step(session, session.record)
                 return self._fp32[stage]
         return factory
 
     def stepper(self, stage: str, *, lead_frames: int = 0, on_step: StepObserver | None = None) -> Stepper:
         """A fresh stream through `stage`'s step graph (zero state: the start of a stream)."""
-        entry = self.model.files[self.role(stage)]
-        facts = self.model.streaming(stage)
-        latent, hop = self.model.config.latent_dim, self.model.hop
-        if stage == "encoder":
-            shape = dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent, delay=facts.delay_samples // hop)
-        else:
-            shape = dict(in_rate=1, out_rate=hop, in_channels=latent, out_channels=1, delay=facts.delay_samples)
+        entry = self.record(stage)
         step_frames = entry.step_frames
-        step = session_step(self.sessions[stage])
+        step = onnx_step(self.sessions[stage], entry)
         counts = FloorCounts()
         if self.guarded(stage):
             step = guarded_step(stage, step_frames, step, self._fp32_step(stage), self.settings.int8_floor_dbfs,
                                 counts)
-        stepper = Stepper(step, step_frames=step_frames, state_size=facts.state_size,
-                          horizon=entry.horizon_frames, lead_frames=lead_frames, on_step=on_step,
-                          first=self._first_step(stage, step_frames), **shape)
+        stepper = stage_stepper(self.model, entry, step, lead_frames=lead_frames, on_step=on_step,
+                                first=self._first_step(stage, step_frames))
         self._floor_counts[stepper] = (stage, counts)
         return stepper
 
@@ -108,7 +90,8 @@ class StageSteps:
             if key not in self._fp32:
                 from apucodec.runtime.sessions import open_cpu_session
 
-                self._fp32[key] = session_step(open_cpu_session(self.model, role, self.settings))
+                session = open_cpu_session(self.model, role, self.settings)
+                self._fp32[key] = onnx_step(session, session.record)
         return self._fp32[key], frames, self.model.files[role].horizon_frames
 
     def notes(self, steppers: list[Stepper]) -> list[str]:

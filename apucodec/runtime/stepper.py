@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,22 @@ class Stepper:
         self.emitted = 0         # output samples handed out
         self._to_drop = delay + lead_frames * out_rate
         self.steps = 0
+
+    @classmethod
+    def for_stage(cls, step: StepFunction, stage: str, *, hop: int, latent_dim: int, delay_samples: int,
+                  step_frames: int, state_size: int, horizon: int, **options: Any) -> Stepper:
+        """The one statement of a stage's stepping geometry. The encoder takes `hop` audio samples (1 channel) per
+        frame and gives one latent frame (`latent_dim` channels); the decoder the reverse. `delay_samples` is the
+        stage's lookahead at the codec's sample rate, which the encoder's output (one value per frame) carries as
+        whole frames. `options`: lead_frames, on_step, first."""
+        if stage == "encoder":
+            geometry = dict(in_rate=hop, out_rate=1, in_channels=1, out_channels=latent_dim,
+                            delay=delay_samples // hop)
+        elif stage == "decoder":
+            geometry = dict(in_rate=1, out_rate=hop, in_channels=latent_dim, out_channels=1, delay=delay_samples)
+        else:
+            raise ValueError(f"stage must be encoder or decoder, not {stage!r}")
+        return cls(step, step_frames=step_frames, state_size=state_size, horizon=horizon, **geometry, **options)
 
     @property
     def step_samples(self) -> int:

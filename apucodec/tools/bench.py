@@ -90,16 +90,14 @@ def latency_ms(codec: Codec, step_frames: int) -> float | None:
 
 
 def stage_gflop(codec: Codec) -> dict[str, float]:
-    """GFLOP per step of the step graph each graph stage loaded, from the manifest entry of that graph file."""
-    by_name = {entry.name: entry for entry in codec.model.files.values()}
+    """GFLOP per step of the step graph each graph stage loaded, from the manifest entry its session carries."""
     counts: dict[str, float] = {}
     for stage in GRAPH_STAGES:
-        try:
-            graph_file = codec.placement.stage(stage).graph
-        except KeyError:
+        session = codec.sessions.get(stage)
+        if session is None:
             continue
-        entry = by_name.get(graph_file)
-        gflop = entry.graph.gflop if entry is not None and entry.graph is not None else None
+        entry = session.record
+        gflop = entry.graph.gflop if entry.graph is not None else None
         if isinstance(gflop, (int, float)):
             counts[stage] = float(gflop)
     return counts

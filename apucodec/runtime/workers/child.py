@@ -186,8 +186,8 @@ def open_session(request, np, ort):
         elif not is_static(outputs):  # learn them from one run
             zeros = {name: np.zeros(shape, dtype=np.float32) for name, shape in inputs.items()}
             outputs = {o: tuple(a.shape) for o, a in zip(outputs, session.run(list(outputs), zeros), strict=True)}
-        placement = {"ran_on": ep, "path": cand["path"], "graph_reason": cand.get("graph_reason", ""),
-                     "options": cand["options"], "node_counts": counts,
+        placement = {"ran_on": ep, "candidate": cand.get("index"), "path": cand["path"],
+                     "graph_reason": cand.get("graph_reason", ""), "options": cand["options"], "node_counts": counts,
                      "node_source": "profiled" if needs_profiler else "assigned",
                      "failures": failures, "hardware_failed": hardware_failed}
         return session, inputs, outputs, placement

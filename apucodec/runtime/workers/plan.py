@@ -19,9 +19,12 @@ import os
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apucodec.errors import ApucodecError
+
+if TYPE_CHECKING:
+    from apucodec.contract.manifest import Manifest
 
 GRAPH_STAGES = ("encoder", "decoder")
 WORKERS_ENV = "APUCODEC_WORKERS"
@@ -84,12 +87,12 @@ def config_workers(path: Path | None = None) -> dict[str, str]:
     return _section(read_json_bounded(path, "JSON config"), str(path))
 
 
-def manifest_names_workers(manifest: Mapping[str, Any] | None) -> bool:
+def manifest_names_workers(manifest: Manifest | None) -> bool:
     """Does a model's manifest carry a `workers` section (ignored: see the module docstring)?"""
-    return isinstance(manifest, Mapping) and manifest.get("workers") is not None
+    return manifest is not None and manifest.workers is not None
 
 
-def resolve_workers(cli: Mapping[str, str], manifest: Mapping[str, Any] | None = None,
+def resolve_workers(cli: Mapping[str, str], manifest: Manifest | None = None,
                     config_path: Path | None = None) -> dict[str, str]:
     """Stage -> interpreter, CLI over $APUCODEC_WORKERS over the user's config file; stages set to 'none' run in
     this process. `manifest` is accepted for callers' convenience and never read: a model directory does not get

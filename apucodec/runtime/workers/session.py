@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from apucodec.contract.manifest import FileEntry
 from apucodec.errors import ApucodecError
 from apucodec.model.directory import ModelDir
 from apucodec.runtime.eps import INSTALL_HINTS, VITISAI, WEBGPU, Warn, warn_stderr
@@ -31,13 +32,15 @@ OPEN_TIMEOUT_FACTOR = 10  # opening compiles the graph (minutes on a cold NPU ca
 
 @dataclass
 class WorkerSession:
-    """The engine's view of a stage in a worker: static inputs/outputs, run_feeds, placement."""
+    """The engine's view of a stage in a worker: static inputs/outputs, run_feeds, placement, and the manifest entry
+    of the step graph it runs (`record`, as an in-process StageSession)."""
 
     worker: WorkerProcess
     placement: StagePlacement
     inputs: dict[str, tuple[int, ...]]
     output_shapes: dict[str, tuple[int, ...]]
     timeout: float
+    record: FileEntry
     _views: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     # A whole-sequence graph's largest call (named axis -> size), None for a step graph; with the buffer and each
     # tensor's (offset, room) in it, since each call has its own shapes.
@@ -102,7 +105,7 @@ class WorkerSession:
 def _candidates_for_worker(model: ModelDir, stage: str, settings: SessionSettings) -> tuple[str, list[Any], list]:
     requested, candidates = stage_candidates(model, stage, settings)
     wire = []
-    for cand in candidates:
+    for index, cand in enumerate(candidates):
         severity = 3
         if cand.ep == VITISAI:
             severity = session_severity(cand.options)
@@ -110,8 +113,8 @@ def _candidates_for_worker(model: ModelDir, stage: str, settings: SessionSetting
             if "config_file" in cand.options:
                 write_bf16_config(Path(cand.options["config_file"]), settings.bf16_optimize_level)
         options = {k: v for k, v in cand.options.items() if k != "log_level"}
-        wire.append({"ep": cand.ep, "path": str(cand.path), "options": options, "graph_reason": cand.graph_reason,
-                     "severity": severity, "hint": INSTALL_HINTS.get(cand.ep, ""),
+        wire.append({"index": index, "ep": cand.ep, "path": str(cand.path), "options": options,
+                     "graph_reason": cand.graph_reason, "severity": severity, "hint": INSTALL_HINTS.get(cand.ep, ""),
                      "compiling": cand.ep == VITISAI, "plugin": _plugin(cand.ep)})
     return requested, wire, candidates
 
@@ -186,7 +189,9 @@ def open_worker_session(model: ModelDir, stage: str, settings: SessionSettings,
     placement = StagePlacement(stage, requested, done["ran_on"], graph=graph, graph_reason=done["graph_reason"],
                                node_counts=dict(sorted(done["node_counts"].items(), key=lambda kv: -kv[1])),
                                options=done["options"], node_source=done["node_source"], runtime=runtime)
-    session = WorkerSession(worker, placement, inputs, outputs, settings.worker_timeout, capacity=capacity,
+    chosen = candidates[int(done["candidate"])]  # the child says which candidate opened
+    session = WorkerSession(worker, placement, inputs, outputs, settings.worker_timeout,
+                            chosen.record or model.files[chosen.role], capacity=capacity,
                             _buffer=views_buffer, _offsets={k: tuple(v) for k, v in answer["offsets"].items()})
     weakref.finalize(session, worker.close)
     try:

@@ -2,7 +2,7 @@
 
 Every case asserts the same contract: a non-zero exit, exactly one stderr line that names the file (or option) and
 the problem, no traceback, nothing new on disk in the output folder, and every input byte-for-byte unchanged.
-Signals, resource limits, full filesystems and memory are in test_hardening_process.py (they need a subprocess).
+Signals, resource limits, full filesystems and memory are in test_cli_as_a_process.py (they need a subprocess).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from apucodec.io.apc_writer import BitPacker
 from apucodec.model.directory import sha256_file
 from tests.audio_factory import speech_like, tone
 from tests.cli_helpers import CPU
-from tests.hardening_helpers import digest, listing
+from tests.refusal_helpers import digest, listing
 
 
 class Scene:
@@ -63,12 +63,12 @@ class Scene:
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory, tiny_model_dir) -> Scene:
-    root = tmp_path_factory.mktemp("hardening")
-    s = Scene(root, tiny_model_dir)
+def scene(tmp_path_factory, runtime_model) -> Scene:
+    root = tmp_path_factory.mktemp("refusals")
+    s = Scene(root, runtime_model)
     sf.write(root / "in.wav", speech_like(2.0) + 0.3 * tone(2.0, 220.0), 44100)
     result = CliRunner().invoke(cli, ["encode", str(root / "in.wav"), str(root / "good.apc"), *CPU, "--model",
-                                      str(tiny_model_dir)], catch_exceptions=False)
+                                      str(runtime_model)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return s
 
@@ -295,8 +295,8 @@ def test_hostile_model_directories(scene):
                    ["not a plain file name"]),
         "absolute": (_variant(scene, "absolute", rename("codebooks", "/etc/passwd", sha256_file("/etc/passwd"))),
                      ["'/etc/passwd'", "not a plain file name"]),
-        "subdir": (_variant(scene, "subdir", rename("decoder.s64", "sub/decoder.s64.onnx")), ["not a plain file name"]),
-        "dot": (_variant(scene, "dot", rename("decoder.s64", ".")), ["not a plain file name"]),
+        "subdir": (_variant(scene, "subdir", rename("decoder.s8", "sub/decoder.s8.onnx")), ["not a plain file name"]),
+        "dot": (_variant(scene, "dot", rename("decoder.s8", ".")), ["not a plain file name"]),
         "symlink": (symlinked("symlink"), ["points outside the model directory"]),
         "text_npy": (_variant(scene, "text_npy", files={"codebooks.npy": b"0.1 0.2 0.3\n" * 100}),
                      ["codebooks.npy", "not a NumPy .npy array"]),
@@ -329,19 +329,19 @@ def test_hostile_model_directories(scene):
 def test_onnx_external_data_is_refused(scene):
     onnx = pytest.importorskip("onnx")
     model = _variant(scene, "external")
-    proto = onnx.load(str(model / "decoder.s64.onnx"))
-    onnx.save_model(proto, str(model / "decoder.s64.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+    proto = onnx.load(str(model / "decoder.s8.onnx"))
+    onnx.save_model(proto, str(model / "decoder.s8.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
                     location="weights.bin", size_threshold=0)
     manifest = json.loads((model / "manifest.json").read_text())
-    manifest["files"]["decoder.s64"]["sha256"] = sha256_file(model / "decoder.s64.onnx")
+    manifest["files"]["decoder.s8"]["sha256"] = sha256_file(model / "decoder.s8.onnx")
     (model / "manifest.json").write_text(json.dumps(manifest))
     src = str(scene.root / "in.wav")
-    scene.refused(["run", src, str(scene.out / "o.wav"), *CPU], "decoder.s64.onnx", "external data", model=model)
-    scene.refused(["doctor", "--model", str(model)], "decoder.s64.onnx", "external data", add_model=False)
+    scene.refused(["run", src, str(scene.out / "o.wav"), *CPU], "decoder.s8.onnx", "external data", model=model)
+    scene.refused(["doctor", "--model", str(model)], "decoder.s8.onnx", "external data", add_model=False)
 
 
 def test_checkpoint_with_nan_weights_says_so(scene, tiny_checkpoint):
-    import torch
+    torch = pytest.importorskip("torch")
 
     data = torch.load(tiny_checkpoint, weights_only=True)
     key = next(k for k, v in data["state_dict"].items() if v.is_floating_point() and v.numel() > 1)

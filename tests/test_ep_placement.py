@@ -27,20 +27,21 @@ needs_no_cuda = pytest.mark.skipif(CUDA in ort.get_available_providers(),
 
 
 @pytest.fixture()
-def model(tiny_model_dir):
-    return load_model_dir(tiny_model_dir)
+def model(runtime_model):
+    return load_model_dir(runtime_model)
 
 
 @pytest.fixture()
-def model_with_int8(tiny_model_dir, tmp_path):
+def model_with_int8(runtime_model, tmp_path):
     """A copy whose encoder_int8 role is a copy of the FP32 graph: enough to see which file a session opens."""
     path = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, path)
-    shutil.copy(path / "encoder.s64.onnx", path / "encoder.s64.npu-int8.onnx")
+    shutil.copytree(runtime_model, path)
+    shutil.copy(path / "encoder.s8.onnx", path / "encoder.s8.npu-int8.onnx")
     model = load_model_dir(path)
-    fp32 = model.manifest["files"]["encoder.s64"]
-    model.manifest["files"]["encoder.s64.npu-int8"] = {
-        **fp32, **file_entry(path / "encoder.s64.npu-int8.onnx", "encoder.s64.npu-int8"), "precision": "npu-int8"}
+    fp32 = model.files["encoder.s8"]
+    model.files["encoder.s8.npu-int8"] = file_entry(path / "encoder.s8.npu-int8.onnx", "encoder.s8.npu-int8",
+                                                     precision="npu-int8", external_data=fp32.external_data,
+                                                     **fp32.step_facts())
     model.save_manifest()
     return load_model_dir(path)
 
@@ -69,8 +70,8 @@ def test_fallback_is_reported_and_warned_only_when_asked_for(model, tmp_path, mo
     assert (dec.requested, dec.ran_on) == (CUDA, CPU) and enc.fell_back and dec.fell_back
     assert report.stage("rvq").ran_on == "NumPy (CPU)" and not report.stage("rvq").fell_back
     # nodes per EP come from onnxruntime's assignment record: all of the graph's nodes, all on the CPU
-    info = model.files["encoder.s64"]["graph"]
-    graph_nodes = info["nodes"] - info["ops"].get("Constant", 0)  # ORT folds Constant nodes into initializers
+    info = model.files["encoder.s8"].graph
+    graph_nodes = info.nodes - info.ops.get("Constant", 0)  # ORT folds Constant nodes into initializers
     assert enc.node_counts == {CPU: graph_nodes}
     text = report.format()
     assert "asked VitisAI, ran on CPU" in text and f"CPU {graph_nodes}" in text and "fallback:" in text
@@ -104,55 +105,55 @@ def test_profiler_node_counts_equal_the_assignment_record(model, monkeypatch, tm
         assert (ran.node_source, assigned.node_source) == ("profiled", "assigned")
         assert set(ran.node_counts) == set(assigned.node_counts) == {CPU}
         # the profiler sees kernels after fusion (Conv + activation become one), so at most the graph's nodes
-        info = model.files[f"{stage}.s64"]["graph"]
-        assert 0 < ran.node_counts[CPU] <= assigned.node_counts[CPU] == info["nodes"] - info["ops"].get("Constant", 0)
+        info = model.files[f"{stage}.s8"].graph
+        assert 0 < ran.node_counts[CPU] <= assigned.node_counts[CPU] == info.nodes - info.ops.get("Constant", 0)
     assert "after fusion" in profiled.format()
 
 
 def test_encoder_graph_choice(model, model_with_int8):
-    assert choose_encoder_graph(model_with_int8, VITISAI, "auto", 64)[0] == "encoder.s64.npu-int8"
-    assert choose_encoder_graph(model_with_int8, CPU, "auto", 64)[0] == "encoder.s64"
-    assert choose_encoder_graph(model_with_int8, VITISAI, "fp32", 64) == ("encoder.s64", "forced by --encoder fp32")
-    role, why = choose_encoder_graph(model, VITISAI, "auto", 64)
-    assert role == "encoder.s64" and "quantize-encoder" in why
+    assert choose_encoder_graph(model_with_int8, VITISAI, "auto", 8)[0] == "encoder.s8.npu-int8"
+    assert choose_encoder_graph(model_with_int8, CPU, "auto", 8)[0] == "encoder.s8"
+    assert choose_encoder_graph(model_with_int8, VITISAI, "fp32", 8) == ("encoder.s8", "forced by --encoder fp32")
+    role, why = choose_encoder_graph(model, VITISAI, "auto", 8)
+    assert role == "encoder.s8" and "quantize-encoder" in why
     with pytest.raises(ApucodecError, match="no INT8 encoder"):
-        choose_encoder_graph(model, CPU, "int8", 64)
+        choose_encoder_graph(model, CPU, "int8", 8)
     _, report = open_sessions(model_with_int8, SessionSettings(encoder_eps=("cpu",), encoder_graph="int8", threads=1),
                               warn=None, stages=("encoder",))
-    assert report.stage("encoder").graph == "encoder.s64.npu-int8.onnx"
+    assert report.stage("encoder").graph == "encoder.s8.npu-int8.onnx"
     _, report = open_sessions(model_with_int8, SessionSettings(encoder_eps=("cpu",), threads=1), warn=None,
                               stages=("encoder",))
-    assert report.stage("encoder").graph == "encoder.s64.onnx" and "INT8 graph is for the NPU" in report.format()
+    assert report.stage("encoder").graph == "encoder.s8.onnx" and "INT8 graph is for the NPU" in report.format()
 
 
 def test_ep_options_from_manifest_and_caller(model_with_int8):
     model = model_with_int8
-    model.manifest["providers"] = {"VitisAIExecutionProvider": {"target": "X2", "cache_dir": "npu-cache"},
+    model.manifest.providers = {"VitisAIExecutionProvider": {"target": "X2", "cache_dir": "npu-cache"},
                                    "webgpu": {"preferredLayout": "NCHW"}}
     settings = SessionSettings(ep_options={VITISAI: {"target": "X1"}})
-    options = stage_ep_options(model, VITISAI, settings, model.path_of("encoder.s64.npu-int8"))
+    options = stage_ep_options(model, VITISAI, settings, "encoder.s8.npu-int8")
     assert options["target"] == "X1"  # the caller wins over the manifest
     assert options["cache_dir"] == str((model.path / "npu-cache").resolve())  # relative to the model directory
     # keyed by the graph's sha256 and, as this stand-in reads the shared weights file, that file's too: two models
     # with byte-identical graph files and other weights must not share a compiled NPU graph
-    sha = model.content_sha256("encoder.s64.npu-int8")
-    assert sha != model.files["encoder.s64.npu-int8"]["sha256"]
-    assert options["cache_key"] == f"apucodec-encoder-s64-npu-int8-{sha[:16]}"
+    sha = model.content_sha256("encoder.s8.npu-int8")
+    assert sha != model.files["encoder.s8.npu-int8"].sha256
+    assert options["cache_key"] == f"apucodec-encoder-s8-npu-int8-{sha[:16]}"
     assert options["enable_cache_file_io_in_mem"] == "0"  # else the INT8 cache is ignored and every run recompiles
-    fp32 = stage_ep_options(model, VITISAI, settings, model.path_of("encoder.s64"))
+    fp32 = stage_ep_options(model, VITISAI, settings, "encoder.s8")
     assert fp32["cache_key"] != options["cache_key"]  # the two graphs never share a compiled cache entry
-    assert stage_ep_options(model, "WebGpuExecutionProvider", SessionSettings(), model.path_of("decoder.s64")) == {
+    assert stage_ep_options(model, "WebGpuExecutionProvider", SessionSettings(), "decoder.s8") == {
         "preferredLayout": "NCHW"}
-    assert stage_ep_options(model, CPU, settings, model.path_of("encoder.s64")) == {}
+    assert stage_ep_options(model, CPU, settings, "encoder.s8") == {}
 
 
-def test_a_graph_that_does_not_match_the_manifest_step_graph_is_refused(tiny_model_dir, tmp_path):
+def test_a_graph_that_does_not_match_the_manifest_step_graph_is_refused(runtime_model, tmp_path):
     path = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, path)
+    shutil.copytree(runtime_model, path)
     manifest = json.loads((path / "manifest.json").read_text())
-    manifest["files"]["encoder.s64"]["inputs"][0]["shape"][-1] += 512
+    manifest["files"]["encoder.s8"]["inputs"][0]["shape"][-1] += 512
     (path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ApucodecError, match=r"encoder.s64.onnx: input .audio. has shape .* manifest.s step graph"):
+    with pytest.raises(ApucodecError, match=r"encoder.s8.onnx: input .audio. has shape .* manifest.s step graph"):
         open_sessions(load_model_dir(path), SessionSettings(encoder_eps=("cpu",)), warn=None)
 
 
@@ -179,10 +180,10 @@ WEBGPU_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_webgpu_decoder_on_the_software_adapter(tiny_model_dir):
+def test_webgpu_decoder_on_the_software_adapter(runtime_model):
     """The real GPU code path (Dawn over Vulkan) on Mesa's lavapipe, as CI runs it; skipped without Vulkan."""
     env = {**os.environ, "ORT_WEBGPU_EP_ALLOW_SOFTWARE_ADAPTER": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", WEBGPU_SCRIPT, str(tiny_model_dir)], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", WEBGPU_SCRIPT, str(runtime_model)], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     if "NO-WEBGPU" in proc.stdout:
@@ -193,3 +194,23 @@ def test_webgpu_decoder_on_the_software_adapter(tiny_model_dir):
     ran_on, reason = lines["BAD"].split(" ", 1)
     assert ran_on == CPU and "session creation failed" in reason  # a refused option falls back, with the reason
     assert lines["WARNINGS"] == "1"
+
+
+@pytest.mark.parametrize("workers", [{}, {"encoder": "self"}], ids=["in-process", "worker"])
+def test_a_stage_session_carries_the_manifest_entry_it_runs(model_with_int8, workers):
+    """The session, not a search of the manifest by file name, says which step graph a stage runs."""
+    settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), encoder_graph="int8", threads=1,
+                               workers=workers)
+    opened, report = open_sessions(model_with_int8, settings, warn=None)
+    try:
+        encoder, decoder = opened["encoder"].record, opened["decoder"].record
+        assert (encoder.role, encoder.precision, encoder.step_frames) == ("encoder.s8.npu-int8", "npu-int8", 8)
+        assert encoder is model_with_int8.files["encoder.s8.npu-int8"]
+        assert (decoder.role, decoder.graph_precision) == ("decoder.s8", "fp32")
+        assert report.stage("encoder").graph == encoder.name  # the report names the same file, for people
+    finally:
+        for session in opened.values():
+            session.close()
+    live, _ = open_sessions(model_with_int8, settings, warn=None, step_frames=4, stages=("decoder",))
+    assert live["decoder"].record.role == "decoder.s4"
+    live["decoder"].close()

@@ -32,7 +32,7 @@ from apucodec.io.apc_reader import parse_apc
 from apucodec.io.apc_writer import BitPacker
 from tests.audio_factory import tone
 from tests.cli_helpers import CPU
-from tests.hardening_helpers import digest, listing, writing_into
+from tests.refusal_helpers import digest, listing, writing_into
 
 LONG_SECONDS = 240
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -58,13 +58,13 @@ def write_apc(path: Path, model_id: str, seconds: float, block_frames: int = 1 <
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
+def inputs(tmp_path_factory, runtime_model) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("process_inputs")
     with sf.SoundFile(root / "long.wav", "w", 44100, 1, "PCM_16") as fh:
         for i in range(LONG_SECONDS):
             fh.write(tone(1.0, 100 + 3 * i))
     sf.write(root / "short.wav", tone(2.0, 330.0), 44100)
-    model_id = json.loads((tiny_model_dir / "manifest.json").read_text())["model_id"]
+    model_id = json.loads((runtime_model / "manifest.json").read_text())["model_id"]
     write_apc(root / "long.apc", model_id, LONG_SECONDS)
     write_apc(root / "ten.apc", model_id, 10)
     return {"long.wav": root / "long.wav", "short.wav": root / "short.wav", "long.apc": root / "long.apc",
@@ -103,11 +103,11 @@ def _restore_sigint() -> None:
 @pytest.mark.parametrize(("sig", "verb"), [(signal.SIGTERM, "run"), (signal.SIGTERM, "decode"),
                                            (signal.SIGKILL, "run"), (signal.SIGKILL, "encode"),
                                            (signal.SIGKILL, "decode"), (signal.SIGINT, "encode")])
-def test_signal_mid_run_leaves_nothing(sig, verb, inputs, tiny_model_dir, tmp_path):
+def test_signal_mid_run_leaves_nothing(sig, verb, inputs, runtime_model, tmp_path):
     source = inputs["long.apc"] if verb == "decode" else inputs["long.wav"]
     target = tmp_path / ("out.apc" if verb == "encode" else "out.wav")
     before = digest(source)
-    proc = subprocess.Popen(command(tiny_model_dir, verb, str(source), str(target)), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(command(runtime_model, verb, str(source), str(target)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=_restore_sigint)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not writing_into(proc.pid, tmp_path) and proc.poll() is None:
@@ -131,14 +131,14 @@ def test_signal_mid_run_leaves_nothing(sig, verb, inputs, tiny_model_dir, tmp_pa
 # ---- file-size limit and full filesystem -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("verb", "limit"), [("run", 200_000), ("decode", 200_000), ("encode", 20_000)])
-def test_file_size_limit(verb, limit, inputs, tiny_model_dir, tmp_path):
+def test_file_size_limit(verb, limit, inputs, runtime_model, tmp_path):
     source = inputs["long.apc"] if verb == "decode" else inputs["long.wav"]
     target = tmp_path / ("out.apc" if verb == "encode" else "out.wav")
 
     def limit_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    proc = subprocess.run(command(tiny_model_dir, verb, str(source), str(target)), capture_output=True, text=True,
+    proc = subprocess.run(command(runtime_model, verb, str(source), str(target)), capture_output=True, text=True,
                           env=ENV, preexec_fn=limit_size, timeout=300)
     assert proc.returncode == 1, proc.stderr
     one_error_line(proc.stderr, str(target), "File too large")
@@ -159,10 +159,10 @@ def small_tmpfs(tmp_path):
 
 
 @pytest.mark.parametrize("verb", ["run", "decode"])
-def test_full_filesystem(verb, small_tmpfs, inputs, tiny_model_dir):
+def test_full_filesystem(verb, small_tmpfs, inputs, runtime_model):
     source = inputs["long.apc"] if verb == "decode" else inputs["long.wav"]
     target = small_tmpfs / "out.wav"
-    proc = subprocess.run(command(tiny_model_dir, verb, str(source), str(target)), capture_output=True, text=True,
+    proc = subprocess.run(command(runtime_model, verb, str(source), str(target)), capture_output=True, text=True,
                           env=ENV, timeout=300)
     assert proc.returncode == 1, proc.stderr
     one_error_line(proc.stderr, str(target), "No space left on device")
@@ -172,19 +172,19 @@ def test_full_filesystem(verb, small_tmpfs, inputs, tiny_model_dir):
 
 # ---- pipes, devices, FIFOs, umask ------------------------------------------------------------------------------------
 
-def test_stdout_and_stdin(inputs, tiny_model_dir, tmp_path):
+def test_stdout_and_stdin(inputs, runtime_model, tmp_path):
     short = inputs["short.wav"]
-    run = subprocess.run(command(tiny_model_dir, "run", str(short), "-"), capture_output=True, env=ENV, timeout=120)
+    run = subprocess.run(command(runtime_model, "run", str(short), "-"), capture_output=True, env=ENV, timeout=120)
     assert run.returncode == 0, run.stderr
     audio, rate = sf.read(io.BytesIO(run.stdout), dtype="float32")
     assert rate == 44100 and audio.shape == (sf.info(short).frames,)
     assert b"run:" in run.stderr and b"<stdout>" in run.stderr  # the summary moved to stderr
-    enc = subprocess.run(command(tiny_model_dir, "encode", "-", "-"), input=short.read_bytes(), capture_output=True,
+    enc = subprocess.run(command(runtime_model, "encode", "-", "-"), input=short.read_bytes(), capture_output=True,
                          env=ENV, timeout=120)
     assert enc.returncode == 0, enc.stderr
     header, codes = parse_apc(enc.stdout)
     assert header.original_length == sf.info(short).frames and codes.shape[0] == 4
-    dec = subprocess.run(command(tiny_model_dir, "decode", "-", str(tmp_path / "d.wav")), input=enc.stdout,
+    dec = subprocess.run(command(runtime_model, "decode", "-", str(tmp_path / "d.wav")), input=enc.stdout,
                          capture_output=True, env=ENV, timeout=120)
     assert dec.returncode == 0, dec.stderr
     np.testing.assert_array_equal(sf.read(tmp_path / "d.wav", dtype="int16")[0],
@@ -192,8 +192,8 @@ def test_stdout_and_stdin(inputs, tiny_model_dir, tmp_path):
     assert listing(tmp_path) == ["d.wav"]
 
 
-def test_broken_pipe_is_one_line(inputs, tiny_model_dir):
-    proc = subprocess.Popen(command(tiny_model_dir, "run", str(inputs["long.wav"]), "-"), stdout=subprocess.PIPE,
+def test_broken_pipe_is_one_line(inputs, runtime_model):
+    proc = subprocess.Popen(command(runtime_model, "run", str(inputs["long.wav"]), "-"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=ENV)
     proc.stdout.read(1000)
     proc.stdout.close()
@@ -202,10 +202,10 @@ def test_broken_pipe_is_one_line(inputs, tiny_model_dir):
     one_error_line(stderr, "<stdout>", "Broken pipe")
 
 
-def test_device_output_is_written_not_replaced(inputs, tiny_model_dir, tmp_path):
+def test_device_output_is_written_not_replaced(inputs, runtime_model, tmp_path):
     null = tmp_path / "null"
     private_null(null)  # a private /dev/null: the real one is never touched
-    proc = subprocess.run(command(tiny_model_dir, "run", str(inputs["short.wav"]), str(null)), capture_output=True,
+    proc = subprocess.run(command(runtime_model, "run", str(inputs["short.wav"]), str(null)), capture_output=True,
                           text=True, env=ENV, timeout=120)
     assert proc.returncode == 0, proc.stderr
     info = os.stat(null)
@@ -213,7 +213,7 @@ def test_device_output_is_written_not_replaced(inputs, tiny_model_dir, tmp_path)
     assert listing(tmp_path) == ["null"]
 
 
-def test_fifo_output_streams(inputs, tiny_model_dir, tmp_path):
+def test_fifo_output_streams(inputs, runtime_model, tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     received = bytearray()
@@ -224,7 +224,7 @@ def test_fifo_output_streams(inputs, tiny_model_dir, tmp_path):
 
     thread = threading.Thread(target=reader)
     thread.start()
-    proc = subprocess.run(command(tiny_model_dir, "run", str(inputs["short.wav"]), str(fifo)), capture_output=True,
+    proc = subprocess.run(command(runtime_model, "run", str(inputs["short.wav"]), str(fifo)), capture_output=True,
                           text=True, env=ENV, timeout=120)
     thread.join(timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -234,8 +234,8 @@ def test_fifo_output_streams(inputs, tiny_model_dir, tmp_path):
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
-def test_outputs_honour_the_umask(umask, mode, inputs, tiny_model_dir, tmp_path):
-    proc = subprocess.run(command(tiny_model_dir, "encode", str(inputs["short.wav"]), str(tmp_path / "x.apc")),
+def test_outputs_honour_the_umask(umask, mode, inputs, runtime_model, tmp_path):
+    proc = subprocess.run(command(runtime_model, "encode", str(inputs["short.wav"]), str(tmp_path / "x.apc")),
                           capture_output=True, text=True, env=ENV, timeout=120, preexec_fn=lambda: os.umask(umask))
     assert proc.returncode == 0, proc.stderr
     assert stat.S_IMODE(os.stat(tmp_path / "x.apc").st_mode) == mode
@@ -266,7 +266,7 @@ def peak_rss_kib(cmd: list[str]) -> tuple[int, str, int]:
     return code, proc.stderr, rss
 
 
-def test_header_bomb_is_refused_in_bounded_memory(inputs, tiny_model_dir, tmp_path):
+def test_header_bomb_is_refused_in_bounded_memory(inputs, runtime_model, tmp_path):
     """An .apc of 1 KB claiming an input length of 2**62 samples: refused from the header, at a valid file's memory."""
     bomb = tmp_path / "bomb.apc"
     header = bytearray((inputs["ten.apc"]).read_bytes()[:72])
@@ -275,37 +275,37 @@ def test_header_bomb_is_refused_in_bounded_memory(inputs, tiny_model_dir, tmp_pa
     bomb.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
     null = tmp_path / "null"
     private_null(null)
-    rc, stderr, bomb_rss = peak_rss_kib(command(tiny_model_dir, "decode", str(bomb), str(null), "--match-input"))
+    rc, stderr, bomb_rss = peak_rss_kib(command(runtime_model, "decode", str(bomb), str(null), "--match-input"))
     assert rc == 1
     one_error_line(stderr, "bomb.apc", "not a valid .apc file")
-    rc, stderr, valid_rss = peak_rss_kib(command(tiny_model_dir, "decode", str(inputs["ten.apc"]), str(null)))
+    rc, stderr, valid_rss = peak_rss_kib(command(runtime_model, "decode", str(inputs["ten.apc"]), str(null)))
     assert rc == 0, stderr
     print(f"peak RSS: header bomb refused {bomb_rss / 1024:.0f} MiB, valid 10 s decode {valid_rss / 1024:.0f} MiB")
     assert bomb_rss <= 1.2 * valid_rss
 
 
-def test_six_hour_file_of_another_model_is_refused_from_its_header(inputs, tiny_model_dir, tmp_path):
+def test_six_hour_file_of_another_model_is_refused_from_its_header(inputs, runtime_model, tmp_path):
     six = tmp_path / "six_hours.apc"
     write_apc(six, "feedfacefeedface", 6 * 3600)
     null = tmp_path / "null"
     private_null(null)
-    rc, stderr, six_rss = peak_rss_kib(command(tiny_model_dir, "decode", str(six), str(null)))
+    rc, stderr, six_rss = peak_rss_kib(command(runtime_model, "decode", str(six), str(null)))
     assert rc == 1
     one_error_line(stderr, "six_hours.apc", "made by model feedfacefeedface")
-    rc, _, ten_rss = peak_rss_kib(command(tiny_model_dir, "decode", str(inputs["ten.apc"]), str(null)))
+    rc, _, ten_rss = peak_rss_kib(command(runtime_model, "decode", str(inputs["ten.apc"]), str(null)))
     assert rc == 0 and six_rss <= 1.2 * ten_rss, (six_rss, ten_rss)
 
 
 @pytest.mark.slow
-def test_six_hour_decode_memory_matches_ten_seconds(inputs, tiny_model_dir, tmp_path):
+def test_six_hour_decode_memory_matches_ten_seconds(inputs, runtime_model, tmp_path):
     """Decoding streams: six hours of codes peak within 1.2x of ten seconds' RSS (output to a private null device)."""
     six = tmp_path / "six_hours.apc"
     write_apc(six, inputs["model_id"], 6 * 3600)  # type: ignore[arg-type]
     null = tmp_path / "null"
     private_null(null)
-    rc, stderr, ten_rss = peak_rss_kib(command(tiny_model_dir, "decode", str(inputs["ten.apc"]), str(null)))
+    rc, stderr, ten_rss = peak_rss_kib(command(runtime_model, "decode", str(inputs["ten.apc"]), str(null)))
     assert rc == 0, stderr
-    rc, stderr, six_rss = peak_rss_kib(command(tiny_model_dir, "decode", str(six), str(null)))
+    rc, stderr, six_rss = peak_rss_kib(command(runtime_model, "decode", str(six), str(null)))
     assert rc == 0, stderr
     print(f"peak RSS: 6 h decode {six_rss / 1024:.0f} MiB, 10 s decode {ten_rss / 1024:.0f} MiB, "
           f"ratio {six_rss / ten_rss:.3f}")
