@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.calibration.graph_source import inline_copy
+from apucodec.calibration.state_ranges import state_range_ties, tie_ranges
 from apucodec.contract.npu_ops import op_counts
 from apucodec.errors import ApucodecError, first_line
 from apucodec.extras import require
@@ -163,7 +164,8 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
     `ranges_out` keeps the calibrated activation ranges (ORT's calibration cache); `ranges_in` quantizes with such
     ranges instead of calibrating (`feeds` may then be empty). Why: the step graphs of one stage at different step
     sizes have the same tensors, and quantized with the same ranges they compute the same integers, so a live
-    stream and a one-shot call at INT8 agree.
+    stream and a one-shot call at INT8 agree; that also needs every cache read from `state` on its Concat's grid
+    (calibration/state_ranges.py), which is applied to the ranges either way.
     """
     if method not in METHODS:
         raise ApucodecError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
@@ -200,12 +202,11 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
             with _quiet_ort_logs():
                 cache = Path(work) / "ranges.json"
                 if ranges_in is not None:
-                    import shutil
-
-                    shutil.copyfile(ranges_in, cache)
+                    ranges = q.calibrate.load_tensors_data(ranges_in)
                 else:
                     ranges = calibrate_ranges(q, source, Path(work), reader, method, op_types)
-                    q.calibrate.save_tensors_data(ranges, cache)
+                tie_ranges(ranges, state_range_ties(onnx.load(str(source), load_external_data=False)))
+                q.calibrate.save_tensors_data(ranges, cache)
                 if ranges_out is not None:
                     import shutil
 
