@@ -41,7 +41,7 @@ from apucodec.extras import require
 # ConvTranspose has no integer kernel on x86: it is rewritten first (calibration/conv_transpose.py).
 DEFAULT_OP_TYPES: tuple[str, ...] = ("Conv", "ConvTranspose", "LeakyRelu", "Add", "Mul", "MatMul", "Gemm", "Concat",
                                      "Reshape", "Transpose", "Slice")
-METHODS = ("minmax", "percentile", "entropy")
+METHODS = ("minmax", "percentile", "entropy", "tail")
 DEFAULT_METHOD = "percentile"   # measured against minmax: see DEFAULT_CPU_WINDOWS in cpu_quantize.py
 PERCENTILE = 99.999
 CHUNK_FEEDS = 4
@@ -203,6 +203,8 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
                 cache = Path(work) / "ranges.json"
                 if ranges_in is not None:
                     ranges = q.calibrate.load_tensors_data(ranges_in)
+                elif method == "tail":  # exact tail percentiles (calibration/tail_ranges.py)
+                    ranges = _tail_ranges(source, Path(work), reader, op_types)
                 else:
                     ranges = calibrate_ranges(q, source, Path(work), reader, method, op_types)
                 tie_ranges(ranges, state_range_ties(onnx.load(str(source), load_external_data=False)))
@@ -239,7 +241,17 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
 
 def _METHODS(q: Any) -> dict[str, Any]:  # noqa: N802 - a table, named like one
     return {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
-            "entropy": q.CalibrationMethod.Entropy}
+            "entropy": q.CalibrationMethod.Entropy, "tail": q.CalibrationMethod.MinMax}  # tail: min/max ranges
+
+
+def _tail_ranges(source: Path, work: Path, reader: FeedReader, op_types: Sequence[str]) -> Any:
+    from apucodec.calibration.tail_ranges import tail_ranges, tensors_data
+
+    progress, reader._on_feed = reader._on_feed, None  # reported per feed run, not per feed read
+    feeds = list(iter(reader.get_next, None))
+    if not feeds:
+        raise ApucodecError(f"{source}: no calibration feeds were given")
+    return tensors_data(tail_ranges(source, feeds, op_types, work=work, on_feed=progress))
 
 
 class _Chunk:
