@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from apucodec.calibration.graph_source import inline_copy
+from apucodec.calibration.state_ranges import state_range_ties, tie_ranges
 from apucodec.contract.npu_ops import op_counts
 from apucodec.errors import ApucodecError, first_line, require
 
@@ -39,7 +40,7 @@ from apucodec.errors import ApucodecError, first_line, require
 # ConvTranspose has no integer kernel on x86: it is rewritten first (calibration/conv_transpose.py).
 DEFAULT_OP_TYPES: tuple[str, ...] = ("Conv", "ConvTranspose", "LeakyRelu", "Add", "Mul", "MatMul", "Gemm", "Concat",
                                      "Reshape", "Transpose", "Slice")
-METHODS = ("minmax", "percentile", "entropy")
+METHODS = ("minmax", "percentile", "entropy", "tail")
 DEFAULT_METHOD = "percentile"   # measured against minmax: see DEFAULT_CPU_CLIPS in cpu_quantize.py
 PERCENTILE = 99.999
 CHUNK_FEEDS = 4
@@ -162,7 +163,8 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
     `ranges_out` keeps the calibrated activation ranges (ORT's calibration cache); `ranges_in` quantizes with such
     ranges instead of calibrating (`feeds` may then be empty). Why: the step graphs of one stage at different step
     sizes have the same tensors, and quantized with the same ranges they compute the same integers, so a live
-    stream and a one-shot call at INT8 agree.
+    stream and a one-shot call at INT8 agree; that also needs every cache read from `state` on its Concat's grid
+    (calibration/state_ranges.py), which is applied to the ranges either way.
     """
     if method not in METHODS:
         raise ApucodecError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
@@ -199,12 +201,13 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
             with _quiet_ort_logs():
                 cache = Path(work) / "ranges.json"
                 if ranges_in is not None:
-                    import shutil
-
-                    shutil.copyfile(ranges_in, cache)
+                    ranges = q.calibrate.load_tensors_data(ranges_in)
+                elif method == "tail":  # exact tail percentiles (calibration/tail_ranges.py)
+                    ranges = _tail_ranges(source, Path(work), reader, op_types)
                 else:
                     ranges = calibrate_ranges(q, source, Path(work), reader, method, op_types)
-                    q.calibrate.save_tensors_data(ranges, cache)
+                tie_ranges(ranges, state_range_ties(onnx.load(str(source), load_external_data=False)))
+                q.calibrate.save_tensors_data(ranges, cache)
                 if ranges_out is not None:
                     import shutil
 
@@ -237,7 +240,17 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
 
 def _METHODS(q: Any) -> dict[str, Any]:  # noqa: N802 - a table, named like one
     return {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
-            "entropy": q.CalibrationMethod.Entropy}
+            "entropy": q.CalibrationMethod.Entropy, "tail": q.CalibrationMethod.MinMax}  # tail: min/max ranges
+
+
+def _tail_ranges(source: Path, work: Path, reader: FeedReader, op_types: Sequence[str]) -> Any:
+    from apucodec.calibration.tail_ranges import tail_ranges, tensors_data
+
+    progress, reader._on_feed = reader._on_feed, None  # reported per feed run, not per feed read
+    feeds = list(iter(reader.get_next, None))
+    if not feeds:
+        raise ApucodecError(f"{source}: no calibration feeds were given")
+    return tensors_data(tail_ranges(source, feeds, op_types, work=work, on_feed=progress))
 
 
 class _Chunk:

@@ -76,8 +76,9 @@ class _StepProgress:
               help="cpu: calibration clips of 4 offline steps each (default 16); held-out clips come on top.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="npu: calibration steps (default 64); held-out clips come on top.")
-@click.option("--method", type=click.Choice(["minmax", "percentile", "entropy"]), default="percentile",
-              show_default=True, help="cpu: how activation ranges are set from the calibration activations.")
+@click.option("--method", type=click.Choice(["minmax", "percentile", "entropy", "tail"]), default=None,
+              help="cpu: how activation ranges are set from the calibration activations (default: tail for the "
+                   "encoder, percentile for the decoder).")
 @click.option("--preset", "preset_name", type=click.Choice(["auto", "xint8", "a8w8", "a16w8", "bf16"],
                                                            case_sensitive=False),
               default="auto", show_default=True, help="npu: the Quark preset (see quantize-encoder --help).")
@@ -87,7 +88,8 @@ class _StepProgress:
 @click.option("--verbose", is_flag=True, help="npu: show Quark's own progress output.")
 @click.pass_context
 def quantize(ctx: click.Context, target: str, model_option: Path | None, calib: Path, clips: int | None,
-             steps: int | None, method: str, preset_name: str, seed: int, threads: int, verbose: bool) -> None:
+             steps: int | None, method: str | None, preset_name: str, seed: int, threads: int,
+             verbose: bool) -> None:
     """Quantize the model directory's graphs to INT8 for the CPU EP or the NPU, calibrated on real recordings."""
     from apucodec.errors import ApucodecError
 
