@@ -2,9 +2,9 @@
 
     python benchmarks/seed_offline_parity.py --checkpoint seed.pt --model MODEL_DIR CLIP.wav
 
-Runs `apucodec run` (the CLI; WAV output, 16-bit as it writes it) and `apucodec encode` -> `apucodec decode` on
-the clip, on the CPU EP, and compares with PyTorch's whole-file forward of the same checkpoint (the clip zero-padded
-to whole frames, output trimmed): output SNR, and the share of codes equal to PyTorch's codes.
+Runs `apucodec run` (the CLI, FP32 graphs; WAV output, 16-bit as it writes it) and `apucodec encode` ->
+`apucodec decode` on the clip, on the CPU EP, and compares with PyTorch's whole-file forward of the same checkpoint
+(the clip zero-padded to whole frames, output trimmed): output SNR, and the share of codes equal to PyTorch's codes.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main() -> None:
         codes_ref = model.encode(torch.from_numpy(padded)[None, None])
         ref = model.decode(codes_ref)[0, 0, : audio.size].numpy()
     codes_ref = codes_ref[0].numpy()
-    cpu = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--model", args.model]
+    cpu = ["--encoder-ep", "cpu", "--decoder-ep", "cpu", "--precision", "fp32", "--model", args.model]
     with tempfile.TemporaryDirectory() as tmp:
         out, apc, dec = Path(tmp) / "run.wav", Path(tmp) / "x.apc", Path(tmp) / "dec.wav"
         cli = [sys.executable, "-m", "apucodec"]
