@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from apucodec.runtime.stage_plan import SessionSettings
-from tests.audio_factory import speech_like, tone
+from tests.audio_factory import mixture, speech_like, tone
 from tests.tiny_models import tiny_codec
 
 # The checked-in tiny model (scripts/build_test_model.py): live step 4 frames, offline 8; loads without torch.
@@ -78,3 +78,20 @@ def assert_codes_equal_ties_aside(codebooks: np.ndarray, vectors: np.ndarray, ou
                 break
             residual -= codebooks[level, a]
     return ties
+
+
+def quantized_tiny(root: Path) -> Path:
+    """A tiny model exported at steps 4 and 16 and quantized for the CPU (`quantize --target cpu`) on three
+    generated recordings: what the CPU INT8 runtime and stream tests run."""
+    import soundfile as sf
+
+    from apucodec.calibration.cpu_quantize import quantize_cpu
+
+    calib = root / "calib"
+    calib.mkdir()
+    sf.write(calib / "music.wav", mixture(3.0, seed=3), 44100)
+    sf.write(calib / "speech.wav", speech_like(3.0, seed=4), 44100)
+    sf.write(calib / "tone.wav", tone(3.0, 330.0), 44100)
+    path = export_tiny(root / "model", step_frames=(4, 16)).path
+    quantize_cpu(path, calib, clips=4, threads=1)
+    return path

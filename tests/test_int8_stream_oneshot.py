@@ -12,32 +12,21 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import soundfile as sf
 from onnx import numpy_helper
 
 import apucodec
 from apucodec.calibration.state_ranges import state_range_ties, tie_ranges
 from apucodec.contract.steps import step_role
 from apucodec.model.directory import load_model_dir
-from tests.audio_factory import mixture, speech_like, tone
-from tests.runtime_models import export_tiny
+from tests.audio_factory import mixture
+from tests.runtime_models import quantized_tiny
 
 RATE = 44100
 
 
 @pytest.fixture(scope="module")
 def int8_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from apucodec.calibration.cpu_quantize import quantize_cpu
-
-    root = tmp_path_factory.mktemp("int8_stream")
-    calib = root / "calib"
-    calib.mkdir()
-    sf.write(calib / "music.wav", mixture(3.0, seed=3), RATE)
-    sf.write(calib / "speech.wav", speech_like(3.0, seed=4), RATE)
-    sf.write(calib / "tone.wav", tone(3.0, 330.0), RATE)
-    path = export_tiny(root / "model", step_frames=(4, 16)).path
-    quantize_cpu(path, calib, clips=4, threads=1)
-    return path
+    return quantized_tiny(tmp_path_factory.mktemp("int8_stream"))
 
 
 def _q_params(model: onnx.ModelProto) -> dict[str, tuple[float, int]]:

@@ -23,8 +23,8 @@ from apucodec.model.directory import load_model_dir
 from apucodec.runtime.codec_runner import Codec
 from apucodec.runtime.eps import CPU, VITISAI
 from apucodec.runtime.stage_plan import CPU_INT8_REASON, SessionSettings, choose_decoder_graph, choose_encoder_graph
-from tests.audio_factory import mixture, speech_like, tone
-from tests.runtime_models import export_tiny
+from tests.audio_factory import mixture, speech_like
+from tests.runtime_models import quantized_tiny
 
 RATE = 44100
 # INT8 path vs FP32 path output SNR on the tiny random-weight model: measured 33.0 dB (held-out clip in the
@@ -36,17 +36,7 @@ MIN_OUTPUT_SNR_DB = 20.0
 @pytest.fixture(scope="module")
 def cpu_int8_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("onnx")  # quantizing (and exporting) the model is the export side's work
-    from apucodec.calibration.cpu_quantize import quantize_cpu
-
-    root = tmp_path_factory.mktemp("runtime_cpu_int8")
-    calib = root / "calib"
-    calib.mkdir()
-    sf.write(calib / "music.wav", mixture(3.0, seed=3), RATE)
-    sf.write(calib / "speech.wav", speech_like(3.0, seed=4), RATE)
-    sf.write(calib / "tone.wav", tone(3.0, 330.0), RATE)
-    path = export_tiny(root / "model", step_frames=(4, 16)).path
-    quantize_cpu(path, calib, clips=4, threads=1)
-    return path
+    return quantized_tiny(tmp_path_factory.mktemp("runtime_cpu_int8"))
 
 
 def _cpu_settings(**kwargs: str) -> SessionSettings:

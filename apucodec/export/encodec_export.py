@@ -15,14 +15,14 @@ import numpy as np
 
 from apucodec.codec.encodec.model import EncodecNet
 from apucodec.contract.families import codec_from_config
-from apucodec.contract.manifest import MANIFEST_NAME, ExportRecord, FileEntry, Manifest, Streaming, write_manifest
+from apucodec.contract.manifest import MANIFEST_NAME, ExportRecord, Manifest, Streaming, write_manifest
 from apucodec.contract.steps import STAGES
 from apucodec.errors import ApucodecError
 from apucodec.export import parity
 from apucodec.export.encodec_parity import check_encodec_parity
 from apucodec.export.encodec_steps import EncodecStepNetwork, build_encodec_steps
 from apucodec.export.specs import GraphSpec, step_spec
-from apucodec.export.step_graphs import producers, step_graphs
+from apucodec.export.step_graphs import producers, step_file_entries, step_graphs
 from apucodec.model.directory import file_entry, model_id
 from apucodec.model.passes import StepLog
 
@@ -74,13 +74,7 @@ def export_encodec_into(stage: Path, model: EncodecNet, source_info: dict[str, A
         if p.snr_db < parity.MIN_SNR_DB:
             raise ApucodecError(f"{specs[role].filename}: streamed ONNX output differs from whole-file PyTorch (SNR "
                                 f"{p.snr_db:.1f} dB < {parity.MIN_SNR_DB:.0f} dB); export refused")
-    files: dict[str, FileEntry] = {}
-    for role, spec in specs.items():
-        net = networks[role]
-        files[role] = file_entry(paths[role], role, stage=spec.stage, step_frames=spec.step_frames, precision="fp32",
-                                 state_size=net.state_size, horizon_frames=net.horizon_frames,
-                                 inputs=[t.entry() for t in spec.inputs], outputs=[t.entry() for t in spec.outputs],
-                                 graph=graph_info[role])
+    files = step_file_entries(specs, networks, paths, graph_info)
     files["codebooks"] = file_entry(paths["codebooks"], "codebooks", shape=list(model.quantizer.codebooks.shape),
                                     dtype=codebooks_dtype)
     stage_nets = {s: networks[next(r for r in specs if specs[r].stage == s)] for s in STAGES}

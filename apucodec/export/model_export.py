@@ -44,7 +44,7 @@ from apucodec.export.dac_steps import build_dac_steps, count_weight_norms
 from apucodec.export.folding import fold_weight_norm
 from apucodec.export.shared_weights import share_weights as move_weights
 from apucodec.export.specs import DEFAULT_OPSET, DEFAULT_STEP_FRAMES, GraphSpec, step_spec
-from apucodec.export.step_graphs import producers, step_graphs
+from apucodec.export.step_graphs import producers, step_file_entries, step_graphs
 from apucodec.export.streaming import StepNetwork, build_steps
 from apucodec.model.directory import DEFAULT_DIR_NAME, ModelDir, file_entry, load_model_dir, model_id
 from apucodec.model.passes import Log, StepLog, new_model_dir
@@ -135,14 +135,7 @@ def _export_into(stage: Path, source: str | Path | APUCodec, steps: StepLog, *, 
         whole_files, parities, approximate = export_offline(model, modules, networks, paths, stage, opset, simplify,
                                                             steps, reference_audio)
 
-    files: dict[str, FileEntry] = {}
-    for role, spec in specs.items():
-        net = networks[role]
-        files[role] = file_entry(paths[role], role, stage=spec.stage, step_frames=spec.step_frames, precision="fp32",
-                                 state_size=net.state_size, horizon_frames=net.horizon_frames,
-                                 inputs=[t.entry() for t in spec.inputs], outputs=[t.entry() for t in spec.outputs],
-                                 graph=graph_info[role],
-                                 **({"external_data": external[role]} if role in external else {}))
+    files = step_file_entries(specs, networks, paths, graph_info, external)
     files.update(whole_files)
     files["codebooks"] = file_entry(paths["codebooks"], "codebooks", shape=list(model.quantizer.codebooks.shape),
                                     dtype=codebooks_dtype)
