@@ -191,7 +191,7 @@ def compare_with_graphs(model: APUCodec, encoder: onnx.ModelProto, decoder: onnx
     import onnxruntime as ort
 
     from apucodec.runtime.eps import CPU
-    from apucodec.runtime.sessions import session_options
+    from apucodec.runtime.ort_options import session_options
     from apucodec.runtime.stage_plan import SessionSettings
 
     options = session_options(SessionSettings(spin=True))

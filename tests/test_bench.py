@@ -217,7 +217,7 @@ def test_processor_turns_are_shared_only_by_stages_on_the_same_ep():
 
 
 def test_sessions_do_not_spin_unless_asked():
-    from apucodec.runtime.sessions import session_options
+    from apucodec.runtime.ort_options import session_options
 
     key = "session.intra_op.allow_spinning"
     assert session_options(SessionSettings(), False, None).get_session_config_entry(key) == "0"

@@ -14,7 +14,7 @@ import pytest
 from apucodec.errors import ApucodecError
 from apucodec.model.directory import load_model_dir
 from apucodec.runtime.eps import VITISAI
-from apucodec.runtime.sessions import session_options
+from apucodec.runtime.ort_options import session_options
 from apucodec.runtime.stage_plan import SessionSettings, stage_candidates, stage_ep_options
 from apucodec.runtime.vitisai import NpuGeneration, bf16_config, detect_npu, ep_context_entries, vitisai_options
 from apucodec.runtime.vitisai_report import check_npu_only, find_counts, parse_compile_log, read_report

@@ -35,8 +35,8 @@ from apucodec.errors import ApucodecError, first_line
 from apucodec.model.directory import ModelDir
 from apucodec.runtime.eps import CPU
 from apucodec.runtime.onnx_step import onnx_step
+from apucodec.runtime.ort_options import session_options as runtime_session_options
 from apucodec.runtime.rvq_projected import load_rvq
-from apucodec.runtime.sessions import session_options as runtime_session_options
 from apucodec.runtime.stage_plan import SessionSettings
 
 GRAPH_OPTIMIZATION = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

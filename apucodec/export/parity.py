@@ -24,7 +24,7 @@ from apucodec.dsp.signals import SIGNALS, signal
 from apucodec.export.streaming import StepNetwork
 from apucodec.runtime.eps import CPU
 from apucodec.runtime.onnx_step import onnx_step
-from apucodec.runtime.sessions import session_options
+from apucodec.runtime.ort_options import session_options
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.stepper import Stepper
 

@@ -33,7 +33,7 @@ from apucodec.runtime.lanes import Lanes
 
 MEMORY_SHARE = 0.5
 # Peak resident memory of a whole-sequence run per second of audio, in units of its widest layer's float32 activation
-# per second, with the shared arena that makes these sessions 1.8x faster (apucodec/runtime/sessions.py). Measured
+# per second, with the shared arena that makes these sessions 1.8x faster (runtime/ort_options.py). Measured
 # on the 32.4M seed preset, FP32 graphs (benchmarks/whole_sequence_memory.py, VmHWM above the opened sessions):
 # 975 MB at 10 s, 5315 MB at 60 s, 14220 MB for 600 s run in segments of 147.9 s, i.e. up to 96 MB per second
 # against a widest layer of 11.3 MB/s (8.5x; without the arena it was 45 MB/s). Budgeted with a margin:

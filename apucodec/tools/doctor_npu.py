@@ -50,7 +50,7 @@ def graph_op_types(path: Path) -> Counter:
 
     from apucodec.contract.npu_ops import op_counts
     from apucodec.runtime.eps import CPU
-    from apucodec.runtime.sessions import session_options
+    from apucodec.runtime.ort_options import session_options
     from apucodec.runtime.stage_plan import SessionSettings
 
     if not hasattr(ort.InferenceSession, "get_provider_graph_assignment_info"):

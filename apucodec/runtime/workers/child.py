@@ -63,14 +63,11 @@ def first_line(exc):
 def session_options(ort, settings, strict_ep, profile_dir, severity, compiling):
     so = ort.SessionOptions()
     so.log_severity_level = severity
-    so.enable_cpu_mem_arena = bool(settings.get("arena"))  # a whole-sequence graph: as in sessions.py
+    so.enable_cpu_mem_arena = bool(settings.get("arena"))  # a whole-sequence graph: as in runtime/ort_options.py
     if settings.get("arena"):
-        try:
-            info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-            ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))
-            so.add_session_config_entry("session.use_env_allocators", "1")
-        except Exception:  # an older onnxruntime without shared allocators: the session's own arena
-            pass
+        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))
+        so.add_session_config_entry("session.use_env_allocators", "1")
     if settings.get("threads"):
         so.intra_op_num_threads = settings["threads"]
         so.inter_op_num_threads = 1
@@ -206,19 +203,17 @@ def layout(inputs, outputs, np):
 def at(buffer, offsets, name, shape, np):
     """A float32 view of `shape` at `name`'s place in the buffer, refused past the room that place has."""
     offset, room = offsets[name]
-    nbytes = 4 * int(np.prod(shape))
-    if nbytes > room:
+    if 4 * int(np.prod(shape)) > room:
         raise ValueError(f"{name!r} of shape {list(shape)} is larger than the {room}-byte room the worker has")
     return np.ndarray(tuple(shape), np.float32, buffer, offset)
 
 
 def run_sized(session, shapes, in_names, out_names, offsets, buffer, np, ort):
-    """One call of a whole-sequence graph at this call's sizes; the outputs' shapes, for the reply. Its arena is
-    shrunk after the call, as in the parent (apucodec/runtime/sessions.py, whole_sequence_run_options)."""
-    feeds = {name: at(buffer, offsets, name, shapes[name], np) for name in in_names}
+    """One call of a whole-sequence graph at this call's sizes, its arena shrunk after it (runtime/ort_options.py);
+    the outputs' shapes, for the reply."""
     options = ort.RunOptions()
     options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    results = session.run(out_names, feeds, options)
+    results = session.run(out_names, {name: at(buffer, offsets, name, shapes[name], np) for name in in_names}, options)
     for name, value in zip(out_names, results, strict=True):
         at(buffer, offsets, name, value.shape, np)[...] = value
     return {name: list(value.shape) for name, value in zip(out_names, results, strict=True)}
