@@ -63,12 +63,21 @@ class NumpyRVQ:
         codes = np.empty((n, residual.shape[0]), dtype=np.int32)
         with self._one_blas_thread():
             for level in range(n):
-                scores = residual @ self._codebooks_t_m2[level]   # [frames, K] float32 BLAS: -2 x.c
-                scores += self._norms[level]
-                idx = scores.argmin(axis=1)
-                codes[level] = idx
-                residual -= self.codebooks[level][idx]
+                codes[level], used = self._level(residual, level)
+                residual -= used
         return codes
+
+    def _level(self, residual: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray]:
+        """(This level's codes for the residual rows, what the level takes off the residual): the nearest codeword.
+        A family with another quantizer (rvq_projected.py) overrides this and `_decoded`, and keeps the loop."""
+        scores = residual @ self._codebooks_t_m2[level]   # [frames, K] float32 BLAS: -2 x.c
+        scores += self._norms[level]
+        idx = scores.argmin(axis=1)
+        return idx, self.codebooks[level][idx]
+
+    def _decoded(self, level: int, codes: np.ndarray) -> np.ndarray:
+        """One level's contribution to the quantized latent rows for its codes."""
+        return self.codebooks[level][codes]
 
     def _one_blas_thread(self) -> contextlib.AbstractContextManager[Any]:
         return self._blas.limit(limits=1) if self._blas is not None else contextlib.nullcontext()
@@ -80,7 +89,7 @@ class NumpyRVQ:
             raise ValueError(f"expected [1..{self.n_codebooks}, frames] codes, got shape {codes.shape}")
         out = np.zeros((codes.shape[1], self.dim), dtype=np.float32)
         for level in range(codes.shape[0]):
-            out += self.codebooks[level][codes[level]]
+            out += self._decoded(level, codes[level])
         return out
 
 

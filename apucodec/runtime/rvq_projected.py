@@ -43,32 +43,17 @@ class ProjectedRVQ(NumpyRVQ):
     def dim(self) -> int:
         return self._out_b.shape[1]
 
-    def quantize(self, vectors: np.ndarray, n_codebooks: int | None = None) -> np.ndarray:
-        n = self._check_n(n_codebooks)
-        residual = np.array(vectors, dtype=np.float32, order="C", copy=True)
-        if residual.ndim != 2 or residual.shape[1] != self.dim:
-            raise ValueError(f"expected [frames, {self.dim}] latents, got shape {residual.shape}")
-        codes = np.empty((n, residual.shape[0]), dtype=np.int32)
-        with self._one_blas_thread():
-            for level in range(n):
-                z_e = residual @ self._in_wt[level] + self._in_b[level]                    # [F, d]
-                enc = _normalize(z_e)
-                dist = np.einsum("fd,fd->f", enc, enc, dtype=np.float32)[:, None] \
-                    - np.float32(2) * (enc @ self._normed_t[level]) + self._normed_sq[level]
-                idx = dist.argmin(axis=1)
-                codes[level] = idx
-                word = self.codebooks[level][idx]
-                residual -= (z_e + (word - z_e)) @ self._out_wt[level] + self._out_b[level]
-        return codes
+    def _level(self, residual: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray]:
+        z_e = residual @ self._in_wt[level] + self._in_b[level]                    # [F, d]
+        enc = _normalize(z_e)
+        dist = np.einsum("fd,fd->f", enc, enc, dtype=np.float32)[:, None] \
+            - np.float32(2) * (enc @ self._normed_t[level]) + self._normed_sq[level]
+        idx = dist.argmin(axis=1)
+        word = self.codebooks[level][idx]
+        return idx, (z_e + (word - z_e)) @ self._out_wt[level] + self._out_b[level]
 
-    def dequantize(self, codes: np.ndarray) -> np.ndarray:
-        codes = np.asarray(codes)
-        if codes.ndim != 2 or not 1 <= codes.shape[0] <= self.n_codebooks:
-            raise ValueError(f"expected [1..{self.n_codebooks}, frames] codes, got shape {codes.shape}")
-        out = np.zeros((codes.shape[1], self.dim), dtype=np.float32)
-        for level in range(codes.shape[0]):
-            out += self.codebooks[level][codes[level]] @ self._out_wt[level] + self._out_b[level]
-        return out
+    def _decoded(self, level: int, codes: np.ndarray) -> np.ndarray:
+        return self.codebooks[level][codes] @ self._out_wt[level] + self._out_b[level]
 
 
 def load_rvq(model: ModelDir) -> NumpyRVQ:

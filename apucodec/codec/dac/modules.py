@@ -22,59 +22,62 @@ def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
     return v.pow(2).sum(dim=tuple(range(1, v.dim())), keepdim=True).sqrt()
 
 
-class WNConv1d(nn.Module):
-    """Conv1d with DAC's weight norm; `plain()` gives the folded nn.Conv1d that export traces."""
+class _WeightNormed(nn.Module):
+    """DAC's weight norm over a convolution's weight (`weight_v`, `weight_g`, DAC's key names) plus a bias: what
+    both convolution kinds share; `plain()` gives the folded torch convolution that export traces."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, dilation: int = 1,
-                 padding: int = 0) -> None:
+    def __init__(self, template: nn.Module) -> None:
         super().__init__()
-        self.stride, self.dilation, self.padding = stride, dilation, padding
-        self.weight_v = nn.Parameter(nn.Conv1d(c_in, c_out, kernel_size).weight.detach())  # torch's init, as DAC's
+        self.weight_v = nn.Parameter(template.weight.detach())  # torch's init, as DAC's
         self.weight_g = nn.Parameter(_norm_except_dim0(self.weight_v.detach()).clone())
-        self.bias = nn.Parameter(torch.zeros(c_out))
+        self.bias = nn.Parameter(torch.zeros(template.out_channels))
 
     @property
     def weight(self) -> torch.Tensor:
         return torch._weight_norm(self.weight_v, self.weight_g, 0)
+
+    def _conv(self) -> nn.Module:
+        raise NotImplementedError
+
+    def plain(self) -> nn.Module:
+        conv = self._conv()
+        with torch.no_grad():
+            conv.weight.copy_(self.weight)
+            conv.bias.copy_(self.bias)
+        return conv.eval().requires_grad_(False)
+
+
+class WNConv1d(_WeightNormed):
+    """Conv1d with DAC's weight norm."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+                 padding: int = 0) -> None:
+        super().__init__(nn.Conv1d(c_in, c_out, kernel_size))
+        self.stride, self.dilation, self.padding = stride, dilation, padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
 
-    def plain(self) -> nn.Conv1d:
+    def _conv(self) -> nn.Conv1d:
         c_out, c_in, kernel = self.weight_v.shape
-        conv = nn.Conv1d(c_in, c_out, kernel, stride=self.stride, dilation=self.dilation, padding=self.padding)
-        with torch.no_grad():
-            conv.weight.copy_(self.weight)
-            conv.bias.copy_(self.bias)
-        return conv.eval().requires_grad_(False)
+        return nn.Conv1d(c_in, c_out, kernel, stride=self.stride, dilation=self.dilation, padding=self.padding)
 
 
-class WNConvTranspose1d(nn.Module):
+class WNConvTranspose1d(_WeightNormed):
     """ConvTranspose1d with DAC's weight norm (per input channel) and its padding/output_padding."""
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int,
                  output_padding: int) -> None:
-        super().__init__()
+        super().__init__(nn.ConvTranspose1d(c_in, c_out, kernel_size, stride))
         self.stride, self.padding, self.output_padding = stride, padding, output_padding
-        self.weight_v = nn.Parameter(nn.ConvTranspose1d(c_in, c_out, kernel_size, stride).weight.detach())
-        self.weight_g = nn.Parameter(_norm_except_dim0(self.weight_v.detach()).clone())
-        self.bias = nn.Parameter(torch.zeros(c_out))
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return torch._weight_norm(self.weight_v, self.weight_g, 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding)
 
-    def plain(self) -> nn.ConvTranspose1d:
+    def _conv(self) -> nn.ConvTranspose1d:
         c_in, c_out, kernel = self.weight_v.shape
-        conv = nn.ConvTranspose1d(c_in, c_out, kernel, stride=self.stride, padding=self.padding,
+        return nn.ConvTranspose1d(c_in, c_out, kernel, stride=self.stride, padding=self.padding,
                                   output_padding=self.output_padding)
-        with torch.no_grad():
-            conv.weight.copy_(self.weight)
-            conv.bias.copy_(self.bias)
-        return conv.eval().requires_grad_(False)
 
 
 class Snake1d(nn.Module):
