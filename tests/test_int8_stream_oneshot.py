@@ -1,8 +1,10 @@
 """CPU INT8: a live stream (4-frame step graphs) and a one-shot call (16-frame step graphs) give the same codes.
 
-The tiny model is quantized once by `quantize_cpu`; every cache read from `state` must then be quantized on its
-Concat's grid (calibration/state_ranges.py), so a cached value crosses a step boundary unchanged and the step size
-does not change an integer. Before that tie the caches had their own narrower ranges and the two paths differed.
+The tiny model is quantized once by `quantize_cpu`. A cached value must be rounded on the same grid whichever step
+it is read in: a cache read from `state` is either left float and rounded with the rest of its layer's input (the
+Concat that joins it to the step's new samples, which the convolution quantizes: the default, convolutions only),
+or, where a wider op set quantizes the cache itself, rounded on that Concat's grid (calibration/state_ranges.py).
+Before that tie the caches had their own narrower ranges and the two paths differed.
 """
 
 from __future__ import annotations
@@ -35,17 +37,18 @@ def _q_params(model: onnx.ModelProto) -> dict[str, tuple[float, int]]:
             for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in init}
 
 
-def test_every_cache_is_quantized_on_its_concats_grid(int8_model: Path) -> None:
+def test_every_cache_is_rounded_on_its_layer_inputs_grid(int8_model: Path) -> None:
     model = load_model_dir(int8_model)
     for stage in ("encoder", "decoder"):
         ties = state_range_ties(onnx.load(str(model.path_of(step_role(stage, 16))), load_external_data=False))
         assert ties, stage                                   # the tiny model's layers all keep caches
         for frames in (4, 16):
             params = _q_params(onnx.load(str(model.path_of(step_role(stage, frames, "cpu-int8")))))
-            tied = [cache for cache, joined in ties.items() if cache in params]
-            assert tied, (stage, frames)
-            for cache in tied:
-                assert params[cache] == params[ties[cache]], (stage, frames, cache)
+            joined_and_rounded = [cache for cache, joined in ties.items() if joined in params]
+            assert joined_and_rounded, (stage, frames)       # the convolutions' inputs are quantized
+            for cache, joined in ties.items():
+                if cache in params:                          # never on a grid of its own
+                    assert params[cache] == params[joined], (stage, frames, cache)
 
 
 def test_tie_ranges_copies_the_concat_range_only_where_both_were_calibrated() -> None:

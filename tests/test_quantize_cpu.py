@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from apucodec.calibration.conv_transpose import conv_transpose_to_conv
 from apucodec.calibration.cpu_int8 import quantize_graph_cpu_int8
 from apucodec.calibration.feeds import stepped_feeds
+from apucodec.calibration.state_ranges import MOVE_OPS
 from apucodec.contract.steps import step_role
 from apucodec.dsp.metrics import snr_db
 from apucodec.errors import ApucodecError
@@ -264,6 +265,22 @@ def _model_copy(step_model: Path, tmp_path: Path) -> Path:
     return model_path
 
 
+def _roundings_away_from_convolutions(graph: onnx.ModelProto) -> list[str]:
+    """Activations rounded to uint8 that are neither a convolution's output nor a convolution's input (which the
+    step's state may copy: data movement, no arithmetic)."""
+    nodes = graph.graph.node
+    producer = {o: n.op_type for n in nodes for o in n.output}
+    readers: dict[str, set[str]] = {}
+    for n in nodes:
+        for name in n.input:
+            readers.setdefault(name, set()).add(n.op_type)
+    weights = {i.name for i in graph.graph.initializer}
+    rounded = [n for n in nodes if n.op_type == "QuantizeLinear" and n.input[0] not in weights]
+    dequantized = {n.input[0]: n.output[0] for n in nodes if n.op_type == "DequantizeLinear"}
+    return [q.input[0] for q in rounded if producer.get(q.input[0]) != "Conv"
+            and not {"Conv"} <= readers.get(dequantized.get(q.output[0], ""), set()) <= {"Conv", *MOVE_OPS}]
+
+
 def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_folder: Path, tmp_path: Path) -> None:
     model_path = _model_copy(step_model, tmp_path)
     weights = {p.name: p.read_bytes() for p in model_path.glob("*.weights")}
@@ -301,6 +318,12 @@ def test_cli_quantize_cpu_writes_graphs_and_manifest(step_model: Path, calib_fol
     audio_in, audio_out = encoder.graph.input[0].name, decoder.graph.output[0].name
     assert not [n for n in encoder.graph.node if audio_in in n.input and n.op_type == "QuantizeLinear"]
     assert [n.op_type for n in decoder.graph.node if audio_out in n.output] != ["DequantizeLinear"]
+    # the encoder rounds only its convolutions' inputs and outputs (its codes flip on every extra rounding); the
+    # decoder also the ops between them (cpu_quantize.STAGE_OP_TYPES)
+    assert report["graphs"]["encoder"]["op_types"] == ["Conv", "ConvTranspose"]
+    assert "LeakyRelu" in report["graphs"]["decoder"]["op_types"]
+    assert not _roundings_away_from_convolutions(encoder)
+    assert _roundings_away_from_convolutions(decoder)
     assert 2 <= report["calibration"]["calibration_clips"] <= 6
     # each clip is streamed: a start step, steady steps and the flush, so more steps than clips
     assert report["graphs"]["encoder"]["calibration_feeds"] > report["calibration"]["calibration_clips"]

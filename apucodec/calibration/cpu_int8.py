@@ -35,11 +35,18 @@ from apucodec.calibration.state_ranges import state_range_ties, tie_ranges
 from apucodec.contract.npu_ops import op_counts
 from apucodec.errors import ApucodecError, first_line, require
 
-# Ops whose QDQ form ORT's CPU EP turns into integer kernels (QLinearConv, QLinearAdd, QLinearLeakyRelu, ...), and
-# the data-movement ops the polyphase ConvTranspose rewrite adds (they then move uint8 instead of float).
-# ConvTranspose has no integer kernel on x86: it is rewritten first (calibration/conv_transpose.py).
-DEFAULT_OP_TYPES: tuple[str, ...] = ("Conv", "ConvTranspose", "LeakyRelu", "Add", "Mul", "MatMul", "Gemm", "Concat",
-                                     "Reshape", "Transpose", "Slice")
+# What gets quantized. CONV_OP_TYPES: only the convolutions (QLinearConv: input and output on uint8 grids), every
+# other node float between them. WIDE_OP_TYPES adds the ops ORT also runs on uint8 (QLinearLeakyRelu/Add/Mul, uint8
+# data movement): fewer float passes, but every one of those tensors is rounded again and the errors add up. Bundled
+# model, dev set (docs/bench/int8-agreement.md): encoder codes equal to FP32 80.1% wide, 89.0% convolutions only
+# (12% slower); the decoder's audio output tolerates the wide set, whose speed it needs (10 s, whole pipeline with
+# both stages convolutions only 0.65 s, wide 0.47 s): cpu_quantize.STAGE_OP_TYPES. Whole-sequence (GroupNorm)
+# graphs are convolutions only: no integer GroupNorm, so the wide set only wrapped float kernels in Q/DQ (32.4M seed
+# encoder, 5 s: 9.0 s wide, 6.5 s). ConvTranspose is first rewritten as Convs (calibration/conv_transpose.py).
+CONV_OP_TYPES: tuple[str, ...] = ("Conv", "ConvTranspose")
+WIDE_OP_TYPES: tuple[str, ...] = ("Conv", "ConvTranspose", "LeakyRelu", "Add", "Mul", "MatMul", "Gemm", "Concat",
+                                  "Reshape", "Transpose", "Slice")
+DEFAULT_OP_TYPES = CONV_OP_TYPES
 METHODS = ("minmax", "percentile", "entropy", "tail")
 DEFAULT_METHOD = "percentile"   # measured against minmax: see DEFAULT_CPU_CLIPS in cpu_quantize.py
 PERCENTILE = 99.999
@@ -58,10 +65,12 @@ class CpuInt8Result:
     ops: dict[str, int]                 # op counts of the written QDQ graph
     excluded_nodes: list[str]
     polyphase: list[str]                # ConvTranspose nodes rewritten as polyphase Convs
+    op_types: tuple[str, ...] = DEFAULT_OP_TYPES   # the op types quantized
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "QDQ", "activations": "uint8 (asymmetric, per tensor)",
-                "weights": "int8 (symmetric, per channel)", "calibration_method": self.method,
+                "weights": "int8 (symmetric, per channel)", "op_types": list(self.op_types),
+                "calibration_method": self.method,
                 "calibration_feeds": self.feeds, "seconds": round(self.seconds, 2),
                 "excluded_nodes": self.excluded_nodes[:50], "conv_transpose_as_polyphase_conv": len(self.polyphase),
                 "graph_ops": self.ops}
@@ -235,7 +244,7 @@ def quantize_graph_cpu_int8(fp32_path: str | Path, out_path: str | Path, feeds: 
             Path(tmp).unlink(missing_ok=True)
     ops = op_counts(quantized.graph.node)
     return CpuInt8Result(out_path, reader.count, method, time.perf_counter() - started, dict(sorted(ops.items())),
-                         excluded, sorted(rewritten))
+                         excluded, sorted(rewritten), tuple(op_types))
 
 
 def _METHODS(q: Any) -> dict[str, Any]:  # noqa: N802 - a table, named like one

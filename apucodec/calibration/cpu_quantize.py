@@ -28,7 +28,13 @@ import numpy as np
 
 from apucodec.calibration.audio_edges import audio_edge_nodes, latent_edge_nodes
 from apucodec.calibration.clips import CalibrationClips, collect_clips
-from apucodec.calibration.cpu_int8 import DEFAULT_METHOD, CpuInt8Result, quantize_graph_cpu_int8
+from apucodec.calibration.cpu_int8 import (
+    CONV_OP_TYPES,
+    DEFAULT_METHOD,
+    WIDE_OP_TYPES,
+    CpuInt8Result,
+    quantize_graph_cpu_int8,
+)
 from apucodec.calibration.feeds import Feed
 from apucodec.calibration.fidelity import FidelityReport, StepGraphSession, cpu_session, measure_fidelity
 from apucodec.calibration.gelu_nodes import gelu_node_names
@@ -53,6 +59,9 @@ DEFAULT_CPU_CLIPS = 16
 # percentiles (calibration/tail_ranges.py) give them a finer grid: first-codebook agreement with FP32 on the bundled
 # model 66% -> 80%, latent SNR 19.5 -> 21.7 dB (docs/bench/int8-agreement.md). The decoder was not re-measured.
 STAGE_METHODS = {"encoder": "tail", "decoder": DEFAULT_METHOD}
+# The encoder's codes are decisions that every extra rounding can flip; the decoder's output is audio, where the
+# wider set's speed wins (cpu_int8.py says what each costs).
+STAGE_OP_TYPES = {"encoder": CONV_OP_TYPES, "decoder": WIDE_OP_TYPES}
 # Stages whose latent end stays float (audio_edges.latent_edge_nodes says why; measured in docs/bench).
 FLOAT_LATENT: tuple[str, ...] = ("encoder",)
 
@@ -193,14 +202,15 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, clips: int = 
             float_nodes[stage] = len(mask_nodes)
             del graph
             stage_method = method or STAGE_METHODS[stage]
-            status(f"{stage}: quantizing ({stage_method} ranges, uint8 activations, int8 per-channel weights; "
+            kinds = "convolutions only" if STAGE_OP_TYPES[stage] == CONV_OP_TYPES else "convolutions and ops between"
+            status(f"{stage}: quantizing {kinds} ({stage_method} ranges, uint8 activations, int8 per-channel weights; "
                    f"{len(mask_nodes)} bounds-mask nodes, {len(edge_nodes[stage])} at the audio end and "
                    f"{len(gelu[stage]) // 5} GELUs kept float)")
             excluded = sorted({*mask_nodes, *edge_nodes[stage], *exclude_nodes})
             ranges = work / f"{stage}.ranges.json"
             graphs[stage] = quantize_graph_cpu_int8(
-                source, staged[stage], iter(feeds[stage]), method=stage_method, exclude_nodes=excluded,
-                gelu_nodes=gelu[stage], exclude_op_types=exclude_op_types,
+                source, staged[stage], iter(feeds[stage]), method=stage_method, op_types=STAGE_OP_TYPES[stage],
+                exclude_nodes=excluded, gelu_nodes=gelu[stage], exclude_op_types=exclude_op_types,
                 on_feed=FeedProgress(stage, len(feeds[stage]), status), ranges_out=ranges)
             for other in model.step_sizes(stage):
                 if other != step:
@@ -209,7 +219,8 @@ def quantize_cpu(model_path: str | Path, calib_folder: str | Path, clips: int = 
                     staged[role] = work / f"{role}.onnx"
                     graphs[role] = quantize_graph_cpu_int8(
                         model.path_of(step_role(stage, other)), staged[role], iter(()), method=stage_method,
-                        exclude_nodes=excluded, gelu_nodes=gelu[stage], exclude_op_types=exclude_op_types,
+                        op_types=STAGE_OP_TYPES[stage], exclude_nodes=excluded, gelu_nodes=gelu[stage],
+                        exclude_op_types=exclude_op_types,
                         ranges_in=ranges)
         del feeds
 

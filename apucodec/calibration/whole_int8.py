@@ -8,11 +8,11 @@ because ORT's calibrator keeps every intermediate tensor of a chunk of feeds in 
 graph's tensors grow with the clip. As for step graphs, the audio ends and the exact GELUs stay float. Fidelity:
 held-out clips through FP32 and INT8 whole graphs: latent SNR, code agreement, and the decoded audio's SNR.
 
-Only the convolutions are quantized (OP_TYPES): every other node of these graphs is the GroupNorm's float
-arithmetic over the whole sequence, the GELU and the residual sums, and quantizing them bought nothing but a
-Quantize/Dequantize pair per tensor around float kernels (ORT has no integer GroupNorm). 32.4M seed encoder, 5 s,
-CPU EP (node profile): FP32 12.8 s; every op type quantized 9.0 s (DequantizeLinear alone 34 %); convolutions only
-6.5 s, with fewer roundings. The step graphs (cpu_quantize.py) keep the wider set, where ORT fuses them.
+Only the convolutions are quantized (cpu_int8.DEFAULT_OP_TYPES, as for step graphs): every other node of these
+graphs is the GroupNorm's float arithmetic over the whole sequence, the GELU and the residual sums, and quantizing
+them bought nothing but a Quantize/Dequantize pair per tensor around float kernels (ORT has no integer GroupNorm).
+32.4M seed encoder, 5 s, CPU EP (node profile): FP32 12.8 s; every op type quantized 9.0 s (DequantizeLinear alone
+34 %); convolutions only 6.5 s, with fewer roundings.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from apucodec.runtime.rvq import NumpyRVQ
 
 PRECISION = "cpu-int8"
 CLIP_SECONDS = 0.5
-OP_TYPES = ("Conv", "ConvTranspose")
 
 
 @dataclass
@@ -108,7 +107,7 @@ def quantize_whole_cpu(model: ModelDir, calib_folder: str | Path, clips: int, me
             status(f"{stage}: quantizing the whole-sequence graph's convolutions ({method} ranges, uint8 activations)")
             staged[stage] = work / f"{roles[stage]}.onnx"
             graphs[stage] = quantize_graph_cpu_int8(source, staged[stage], iter(feeds[stage]), method=method,
-                                                    op_types=OP_TYPES, exclude_nodes=sorted(set(edges)),
+                                                    exclude_nodes=sorted(set(edges)),
                                                     gelu_nodes=gelu)
         del feeds
         status(f"scoring on {len(calibration.evaluation)} held-out clips")
@@ -117,7 +116,7 @@ def quantize_whole_cpu(model: ModelDir, calib_folder: str | Path, clips: int, me
         report = {"target": "CPUExecutionProvider", "quantizer": "onnxruntime.quantization.quantize_static",
                   "whole_sequence": True,
                   "graphs": {stage: {"role": roles[stage], "source": fp32_roles[stage], **graphs[stage].to_dict(),
-                                     **kept[stage], "op_types": list(OP_TYPES)} for stage in STAGES},
+                                     **kept[stage]} for stage in STAGES},
                   "calibration": {"folder": str(calib_folder), "seed": seed, "clips_requested": clips,
                                   "clip_seconds": CLIP_SECONDS, "method": "whole clips through the FP32 "
                                   "whole-sequence graphs; decoder fed the dequantized codes",
