@@ -23,7 +23,7 @@ import soundfile as sf
 
 from apucodec.dsp.metrics import snr_db
 from apucodec.io.apc_reader import parse_apc
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.runtime.stage_plan import SessionSettings
 
 
@@ -35,7 +35,7 @@ def cli_codes(model: Path, clip: Path, precision: str) -> np.ndarray:
         return parse_apc(out.read_bytes())[1]
 
 
-def tie_gaps(codec: Codec, audio: np.ndarray, ours: np.ndarray, theirs: np.ndarray) -> list[str]:
+def tie_gaps(codec: CodecEngine, audio: np.ndarray, ours: np.ndarray, theirs: np.ndarray) -> list[str]:
     """For each differing frame: at the first differing level, the cosine of each side's pick (our residual)."""
     rvq = codec.rvq
     stepper = codec.stepper("encoder")
@@ -62,8 +62,8 @@ def main() -> None:
     args = parser.parse_args()
     ref = np.load(args.ref)
     cpu = dict(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=2, int8_floor_dbfs=float("-inf"))
-    fp32 = Codec.open(args.model, SessionSettings(encoder_graph="fp32", decoder_graph="fp32", **cpu), warn=None)
-    int8 = Codec.open(args.model, SessionSettings(**cpu), warn=None) if args.int8 else None
+    fp32 = CodecEngine.open(args.model, SessionSettings(encoder_graph="fp32", decoder_graph="fp32", **cpu), warn=None)
+    int8 = CodecEngine.open(args.model, SessionSettings(**cpu), warn=None) if args.int8 else None
     totals, frames = 0, 0
     for i, clip in enumerate(args.clips):
         audio = sf.read(clip, dtype="float32")[0]

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.runtime.stage_plan import SessionSettings
 
 REF_SCRIPT = Path(__file__).resolve().parent.parent / "tests" / "reference" / "dac_reference.py"
@@ -46,7 +46,7 @@ def settings(graph: str, threads: int, step_frames: int | None = None) -> Sessio
 
 
 def pipeline_seconds(model: Path, graph: str, audio: np.ndarray, threads: int) -> float:
-    codec = Codec.open(model, settings(graph, threads), warn=None)
+    codec = CodecEngine.open(model, settings(graph, threads), warn=None)
     codec.run_array(audio[: codec.sample_rate])  # warm-up
     start = time.perf_counter()
     codec.run_array(audio)
@@ -54,7 +54,7 @@ def pipeline_seconds(model: Path, graph: str, audio: np.ndarray, threads: int) -
 
 
 def live_row(model: Path, graph: str, step: int, audio: np.ndarray, threads: int) -> dict[str, float]:
-    codec = Codec.open(model, settings(graph, threads, step), warn=None)
+    codec = CodecEngine.open(model, settings(graph, threads, step), warn=None)
     hop = codec.hop
     encoder, decoder = codec.stepper("encoder"), codec.stepper("decoder")
     computes = []

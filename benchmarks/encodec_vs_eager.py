@@ -69,13 +69,13 @@ def apucodec_cli(*args: str) -> None:
 
 
 def open_codec(model: Path, step: int, threads: int, precision: str = "fp32"):  # noqa: ANN201
-    """A runtime Codec at `step` frames; precision "fp32" (both stages) or "auto" (CPU INT8 graphs where present)."""
+    """A CodecEngine at `step` frames; precision "fp32" (both stages) or "auto" (CPU INT8 graphs where present)."""
     from apucodec.model.directory import load_model_dir
-    from apucodec.runtime.codec_runner import Codec
+    from apucodec.runtime.codec_runner import CodecEngine
     from apucodec.runtime.stage_plan import SessionSettings
 
     settings = SessionSettings(step_frames=step, threads=threads, encoder_graph=precision, decoder_graph=precision)
-    return Codec(load_model_dir(model), settings, None, ("encoder", "decoder"))
+    return CodecEngine(load_model_dir(model), settings, None, ("encoder", "decoder"))
 
 
 def stream_graph(path: Path, entry, audio: np.ndarray) -> np.ndarray:  # noqa: ANN001

@@ -3,7 +3,7 @@
     python benchmarks/pipeline_vs_torch.py --checkpoint ckpt.pt --model apucodec-model --seconds 10
 
 PyTorch: `model.encode` then `model.decode` on the whole clip at once (eval, no_grad, torch.set_num_threads(N)
-with N = the CPU's cores unless --threads), after a 1 s warm-up. ONNX Runtime: `Codec.run_array` (step graphs of
+with N = the CPU's cores unless --threads), after a 1 s warm-up. ONNX Runtime: `CodecEngine.run_array` (step graphs of
 --step-frames frames, default the model's largest; pipelined lanes, the runtime's own thread policy unless
 --threads), both graph stages on the CPU EP: FP32 graphs forced (--precision fp32); if the model directory has
 the NPU INT8 encoder at that step, that encoder with the FP32 decoder (made for the NPU: on a CPU it shows what
@@ -67,14 +67,14 @@ def pipeline_seconds(model: str, audio: np.ndarray, encoder_graph: str, threads:
                      int8_floor: float | None = None) -> tuple[float, np.ndarray, str, dict[str, int]]:
     """Wall seconds of the ORT pipeline (pipelined lanes, CPU EP), its output, the placement summary (graphs
     included), and the step-graph calls each graph stage made."""
-    from apucodec.runtime.codec_runner import Codec
+    from apucodec.runtime.codec_runner import CodecEngine
     from apucodec.runtime.stage_plan import SessionSettings
 
     settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), encoder_graph=encoder_graph,
                                decoder_graph=decoder_graph, threads=threads)
     if int8_floor is not None:
         settings.int8_floor_dbfs = int8_floor
-    codec = Codec.open(model, settings, warn=None, step_frames=step_frames)
+    codec = CodecEngine.open(model, settings, warn=None, step_frames=step_frames)
     codec.run_array(audio[: max(step_frames, 4) * codec.hop])  # warm-up: one step through every stage
     out, result = codec.run_array(audio)
     steps = {stage: result.steps_of(stage) for stage in ("encoder", "decoder")}

@@ -46,12 +46,12 @@ def main() -> None:
     from apucodec.codec.checkpoint import load_checkpoint
     from apucodec.io.apc_header import HEADER_SIZE
     from apucodec.io.apc_reader import read_apc
-    from apucodec.runtime.codec_runner import Codec
+    from apucodec.runtime.codec_runner import CodecEngine
     from apucodec.runtime.stage_plan import SessionSettings
 
     torch_model = load_checkpoint(args.checkpoint).model.eval()
-    codec = Codec.open(args.model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=args.threads),
-                       warn=None, step_frames=args.step_frames or None)
+    settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=args.threads)
+    codec = CodecEngine.open(args.model, settings, warn=None, step_frames=args.step_frames or None)
     hop, step = codec.hop, codec.step_frames("encoder")
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.wav"

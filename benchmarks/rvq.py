@@ -63,11 +63,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads per session (0: runtime policy)")
     args = parser.parse_args()
 
-    from apucodec.runtime.codec_runner import Codec
+    from apucodec.runtime.codec_runner import CodecEngine
     from apucodec.runtime.stage_plan import SessionSettings
     from apucodec.tools.bench import generated_audio
-    codec = Codec.open(args.model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=args.threads),
-                       warn=None, step_frames=args.step_frames or None)
+    settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=args.threads)
+    codec = CodecEngine.open(args.model, settings, warn=None, step_frames=args.step_frames or None)
     step = codec.step_frames("encoder")
     audio = generated_audio(args.seconds, codec.sample_rate)
     encoder = codec.stepper("encoder")

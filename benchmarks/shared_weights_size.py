@@ -30,7 +30,7 @@ def main() -> None:
 
     from apucodec.dsp.signals import mixture
     from apucodec.export import export_model
-    from apucodec.runtime.codec_runner import Codec
+    from apucodec.runtime.codec_runner import CodecEngine
     from apucodec.runtime.stage_plan import SessionSettings
 
     with tempfile.TemporaryDirectory(prefix="shared-weights-") as tmp:
@@ -48,9 +48,9 @@ def main() -> None:
         print(f"{'total':32s} {total['inline'] / 1e6:10.2f} {total['shared'] / 1e6:10.2f}   "
               f"shared/inline = {total['shared'] / total['inline']:.3f}")
         settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",))
-        rate = Codec.open(dirs["inline"], settings, warn=None).model.config.sample_rate
+        rate = CodecEngine.open(dirs["inline"], settings, warn=None).model.config.sample_rate
         audio = mixture(rate, rate).astype(np.float32)
-        outs = [Codec.open(d, settings, warn=None).run_array(audio)[0] for d in dirs.values()]
+        outs = [CodecEngine.open(d, settings, warn=None).run_array(audio)[0] for d in dirs.values()]
         print(f"1 s of audio through both: outputs identical to the bit: {bool(np.array_equal(*outs))}")
 
 

@@ -56,7 +56,7 @@ def whole_file_gflop(checkpoint: str, frames: int) -> dict[str, float]:
 
 
 def runtime_steps(model, stage: str, step: int, samples: int) -> int:
-    """Step-graph calls the runtime makes for a clip of `samples`: the runtime's Stepper, set up as Codec.stepper
+    """Step-graph calls the runtime makes for a clip of `samples`: the runtime's Stepper, set up as CodecEngine.stepper
     sets it up, over a stand-in step function (zeros), so no session is needed."""
     from apucodec.contract.steps import frames_for_length
     from apucodec.runtime.onnx_step import stage_stepper

@@ -1,5 +1,5 @@
 """`apucodec tokenize` throughput: audio-hours per wall-hour on Ray Data at 1 and 2 encoder actors, against a plain
-loop of `Codec.encode_file` over the same files in one process, all measured side by side in one run.
+loop of `CodecEngine.encode_file` over the same files in one process, all measured side by side in one run.
 
 The corpus is `--copies` copies of a folder of recordings (default /work/shared/audio/dev), each copy scaled by a
 slightly different gain so its content hash differs (tokenize encodes identical content once). Every tokenize run
@@ -27,7 +27,7 @@ import soundfile as sf
 from apucodec.dataset.cluster import ray_session
 from apucodec.dataset.tokenize_run import TokenizeOptions, tokenize
 from apucodec.model.location import locate_model
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.runtime.stage_plan import SessionSettings
 
 
@@ -45,9 +45,9 @@ def make_corpus(source: Path, copies: int, folder: Path) -> tuple[list[Path], fl
 
 
 def loop_encode(model: Path, files: list[Path], out: Path, threads: int) -> float:
-    """The baseline: one process, one Codec, `encode_file` per file (what a shell loop of `apucodec encode` does,
+    """The baseline: one process, one CodecEngine, `encode_file` per file (what a shell loop of `apucodec encode` does,
     minus opening the sessions per file)."""
-    codec = Codec.open(model, SessionSettings(threads=threads), warn=None, stages=("encoder",))
+    codec = CodecEngine.open(model, SessionSettings(threads=threads), warn=None, stages=("encoder",))
     out.mkdir()
     start = time.perf_counter()
     for i, path in enumerate(files):
@@ -79,7 +79,7 @@ def main() -> None:
                 if i < len(loops):
                     threads = loops[i]
                     wall = loop_encode(model, files, work / f"loop{i}", threads)
-                    rows.append((f"loop of Codec.encode_file, threads={threads or 'ORT default'}", wall))
+                    rows.append((f"loop of CodecEngine.encode_file, threads={threads or 'ORT default'}", wall))
                 options = TokenizeOptions(model=model, workers=workers, threads=args.threads, shard_size=16)
                 report = tokenize(work / "corpus", work / f"out{workers}", options)
                 if report.encoded != len(files) or report.failed:

@@ -20,14 +20,14 @@ import sys
 CHILD = r"""
 import json, sys, time
 import numpy as np
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.segmented_stages import (BYTES_PER_WIDEST_ACTIVATION, segment_frames,
                                              widest_activation_bytes_per_second)
 from apucodec.dsp.signals import signal
 model, seconds, limit = sys.argv[1], float(sys.argv[2]), (float(sys.argv[3]) if sys.argv[3] != "none" else None)
 graph = sys.argv[4]
-codec = Codec.open(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), whole_max_seconds=limit,
+codec = CodecEngine.open(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), whole_max_seconds=limit,
                                           encoder_graph=graph, decoder_graph=graph), warn=None)
 def status(key):
     with open("/proc/self/status") as fh:

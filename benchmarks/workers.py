@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     from apucodec.model.directory import load_model_dir
     from apucodec.model.location import locate_model
-    from apucodec.runtime import Codec, SessionSettings
+    from apucodec.runtime import CodecEngine, SessionSettings
 
     model = load_model_dir(locate_model(args.model).path)
     python = sys.executable if args.python == "self" else args.python
@@ -77,7 +77,7 @@ def main() -> None:
     for kind in ("encode", "run"):
         walls = {}
         for where, workers in (("in-process", {}), ("worker", {"encoder": python})):
-            codec = Codec(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1,
+            codec = CodecEngine(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1,
                                                  workers=workers), warn=None,
                           stages=("encoder",) if kind == "encode" else ("encoder", "decoder"))
             try:

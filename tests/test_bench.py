@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.runtime.lanes import Lanes
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.tools.bench import run_bench
@@ -22,7 +22,7 @@ from tests.runtime_models import CPU_ONLY
 
 @pytest.fixture(scope="module")
 def codec(runtime_model):
-    return Codec.open(runtime_model, CPU_ONLY, warn=None)
+    return CodecEngine.open(runtime_model, CPU_ONLY, warn=None)
 
 
 def _clip(seconds: float) -> np.ndarray:

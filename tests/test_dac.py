@@ -20,7 +20,7 @@ from apucodec.contract.dac_config import DacConfig
 from apucodec.contract.families import codebook_shape, config_from_codec
 from apucodec.errors import ApucodecError
 from apucodec.model.rvq_projections import load_projections
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from tests.dac_models import TINY_DAC_KWARGS, save_dac_checkpoint, tiny_dac
 from tests.runtime_models import CPU_ONLY
 
@@ -42,7 +42,7 @@ def dac_export(tmp_path_factory):
     model = tiny_dac(seed=5)
     checkpoint = save_dac_checkpoint(model, folder / "weights.pth")
     export_model(checkpoint, folder / "model", step_frames=STEPS, log=None)
-    codecs = {s: Codec.open(folder / "model", CPU_ONLY, warn=None, step_frames=s) for s in STEPS}
+    codecs = {s: CodecEngine.open(folder / "model", CPU_ONLY, warn=None, step_frames=s) for s in STEPS}
     return model, folder, codecs
 
 
@@ -176,7 +176,7 @@ def test_quantize_cpu_serves_a_dac_model(dac_export, tmp_path):
     assert all(0.0 <= a <= 1.0 for a in result.fidelity.code_agreement)
     model = load_model_dir(model_path)
     assert model.step_graph("encoder", 16, "cpu-int8") is not None and model.has("rvq_projections")
-    codec = Codec.open(model_path, CPU_ONLY, warn=None)
+    codec = CodecEngine.open(model_path, CPU_ONLY, warn=None)
     codes, _ = codec.encode_array(_signal(4000, seed=9))
     assert codes.shape == (3, 100)
 

@@ -71,10 +71,10 @@ def test_apucodec_matches_the_dac_package(name, tmp_path):
     agreement = (codes == expected).mean(axis=1)
     assert np.all(agreement >= 0.999), f"per-codebook agreement {agreement}"
 
-    from apucodec.runtime.codec_runner import Codec
+    from apucodec.runtime.codec_runner import CodecEngine
     from tests.runtime_models import CPU_ONLY
 
-    codec = Codec.open(tmp_path / "model", CPU_ONLY, warn=None)
+    codec = CodecEngine.open(tmp_path / "model", CPU_ONLY, warn=None)
     decoded, _ = codec.decode_codes(expected, n)
     dac_audio = ref["audio_0"]
     m = min(n, dac_audio.size)

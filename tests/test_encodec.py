@@ -12,7 +12,7 @@ from apucodec.codec.encodec.checkpoint import is_encodec_state_dict, load_encode
 from apucodec.contract.encodec_config import EncodecConfig
 from apucodec.contract.families import codec_from_config, config_from_codec
 from apucodec.export.encodec_steps import build_encodec_steps
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.stepper import Stepper
 from tests.encodec_helpers import SMALL, package_state_dict, small_model
@@ -127,7 +127,7 @@ def test_runtime_streams_equal_the_torch_model_at_every_sample(exported, step_fr
     with torch.no_grad():
         codes_ref = model.encode(torch.from_numpy(padded).view(1, 1, -1))[0].numpy()
         audio_ref = model.decode(torch.from_numpy(codes_ref)[None])[0, 0].numpy()[:length]
-    codec = Codec.open(root / "model", SessionSettings(step_frames=step_frames, threads=1),
+    codec = CodecEngine.open(root / "model", SessionSettings(step_frames=step_frames, threads=1),
                        stages=("encoder", "decoder"))
     codes, _ = codec.encode_array(audio)
     # Two float implementations of one nearest-codeword search can split a near tie differently (seen: one code of

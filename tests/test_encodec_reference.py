@@ -62,12 +62,12 @@ def test_torch_model_matches_the_package(reference):
 
 def test_step_graphs_streamed_one_frame_at_a_time_match_the_package(reference):
     from apucodec.export.model_export import export_model
-    from apucodec.runtime.codec_runner import Codec
+    from apucodec.runtime.codec_runner import CodecEngine
     from apucodec.runtime.stage_plan import SessionSettings
 
     root, clips, ref = reference
     export_model(root / "encodec.th", root / "model", step_frames=(1, 64), simplify=False, log=None)
-    codec = Codec.open(root / "model", SessionSettings(step_frames=1, threads=1), stages=("encoder", "decoder"))
+    codec = CodecEngine.open(root / "model", SessionSettings(step_frames=1, threads=1), stages=("encoder", "decoder"))
     for i, clip in enumerate(clips):
         codes, _ = codec.encode_array(clip, 8)
         assert (codes == ref[f"codes_{i}"]).mean(axis=1).min() >= 0.999

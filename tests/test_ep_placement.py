@@ -162,18 +162,19 @@ WEBGPU_SCRIPT = textwrap.dedent("""
     from apucodec.runtime.webgpu import find_webgpu_devices
     if not find_webgpu_devices().available:
         print("NO-WEBGPU", find_webgpu_devices().reason); sys.exit(0)
-    from apucodec.runtime import Codec, SessionSettings
+    from apucodec.runtime import CodecEngine, SessionSettings
     from apucodec.runtime.eps import parse_ep_list
     x = (0.3 * np.sin(np.arange(30000) / 7.0)).astype(np.float32)
     warnings = []
-    gpu = Codec.open(sys.argv[1], SessionSettings(encoder_eps=("cpu",), decoder_eps=parse_ep_list("webgpu", "decoder"),
-                     threads=1), warn=warnings.append)
-    cpu = Codec.open(sys.argv[1], SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1), warn=None)
+    gpu = CodecEngine.open(sys.argv[1], SessionSettings(encoder_eps=("cpu",),
+                           decoder_eps=parse_ep_list("webgpu", "decoder"), threads=1), warn=warnings.append)
+    cpu = CodecEngine.open(sys.argv[1], SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1),
+                           warn=None)
     a, _ = gpu.run_array(x)
     b, _ = cpu.run_array(x)
     print("RAN", gpu.placement.stage("decoder").ran_on, gpu.placement.stage("decoder").node_counts)
     print("MAXERR", float(np.abs(a - b).max()))
-    bad = Codec.open(sys.argv[1], SessionSettings(encoder_eps=("cpu",), decoder_eps=("webgpu",), threads=1,
+    bad = CodecEngine.open(sys.argv[1], SessionSettings(encoder_eps=("cpu",), decoder_eps=("webgpu",), threads=1,
                      ep_options={"WebGpuExecutionProvider": {"preferredLayout": "sideways"}}), warn=warnings.append)
     print("BAD", bad.placement.stage("decoder").ran_on, bad.placement.stage("decoder").fallback_reason)
     print("WARNINGS", len(warnings))

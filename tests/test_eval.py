@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from apucodec.model.directory import load_model_dir
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.tools.eval_quality import evaluate, systems_for
 from apucodec.tools.eval_report import format_result
@@ -39,7 +39,7 @@ def test_eval_agrees_with_an_independent_si_sdr(runtime_model, clips):
     reference, rate = sf.read(first, dtype="float32")
     assert rate == 44100
     model = load_model_dir(runtime_model)
-    decoded, _ = Codec(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",)), warn=None) \
+    decoded, _ = CodecEngine(model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",)), warn=None) \
         .run_array(reference)
     row = result.systems[name][0]
     assert row["clip"] == first.name

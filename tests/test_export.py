@@ -95,7 +95,7 @@ def test_graphs_are_static_opset17_step_graphs(tiny_model_dir):
 def test_streamed_onnx_graphs_match_the_checkpoint_in_pytorch(tiny_model_dir, tiny_checkpoint):
     """An independent parity check: the checkpoint reloaded, a signal the export did not use (a different chirp),
     streamed through the runtime at both step sizes, compared with the whole-file torch network everywhere."""
-    from apucodec.runtime.codec_runner import Codec
+    from apucodec.runtime.codec_runner import CodecEngine
     from apucodec.runtime.stage_plan import SessionSettings
 
     model = load_checkpoint(tiny_checkpoint).model
@@ -110,7 +110,7 @@ def test_streamed_onnx_graphs_match_the_checkpoint_in_pytorch(tiny_model_dir, ti
         latent_ref = model.encoder(torch.from_numpy(padded))[0].numpy()
     cpu = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
     for step in (4, 64):
-        codec = Codec.open(tiny_model_dir, cpu, warn=None, step_frames=step)
+        codec = CodecEngine.open(tiny_model_dir, cpu, warn=None, step_frames=step)
         enc = codec.stepper("encoder")
         latent = np.concatenate([enc.push(audio[None]), enc.finish()], axis=1)
         np.testing.assert_allclose(latent, latent_ref, rtol=1e-4, atol=1e-5 * float(np.abs(latent).max()))

@@ -36,12 +36,12 @@ def test_writing_never_resolves_to_the_bundled_copy(nothing_configured):
 
 
 def test_codec_open_and_load_share_the_default(nothing_configured):
-    """`Codec.open()` with no path opens what `apucodec.load()` and `apucodec run` open: here the bundled model."""
+    """`CodecEngine.open()` with no path opens what `apucodec.load()` and `apucodec run` open: the bundled model."""
     import apucodec
-    from apucodec.runtime import Codec, SessionSettings
+    from apucodec.runtime import CodecEngine, SessionSettings
 
     cpu = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
-    opened = Codec.open(settings=cpu, warn=None, stages=("encoder",))
+    opened = CodecEngine.open(settings=cpu, warn=None, stages=("encoder",))
     loaded = apucodec.load(encoder_ep="cpu", decoder_ep="cpu", threads=1)
     assert opened.model.path == loaded.model.path == BUNDLED_DIR
     assert opened.model.model_id == loaded.model.model_id

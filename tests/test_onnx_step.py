@@ -1,5 +1,5 @@
 """One way to step a graph (apucodec/runtime/onnx_step.py): a raw ORT session and a runtime stage session step
-identically, a stage's Stepper geometry is stated once, and a stream through stage_stepper is what a Codec
+identically, a stage's Stepper geometry is stated once, and a stream through stage_stepper is what a CodecEngine
 computes. Torch-free: the checked-in tiny model."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 from apucodec.model.directory import load_model_dir
-from apucodec.runtime import Codec
+from apucodec.runtime import CodecEngine
 from apucodec.runtime.onnx_step import onnx_step, stage_stepper
 from apucodec.runtime.sessions import open_sessions
 from apucodec.runtime.stepper import Stepper
@@ -55,7 +55,7 @@ def test_stage_geometry_is_stated_once():
 
 def test_a_stream_through_stage_stepper_is_what_the_codec_encodes(runtime_model):
     model = load_model_dir(runtime_model)
-    codec = Codec.open(runtime_model, CPU_ONLY, warn=None, stages=("encoder",), step_frames=4)
+    codec = CodecEngine.open(runtime_model, CPU_ONLY, warn=None, stages=("encoder",), step_frames=4)
     audio = speech_like(0.7)
     record = model.files["encoder.s4"]
     raw = ort.InferenceSession(str(model.path_of("encoder.s4")), providers=["CPUExecutionProvider"])

@@ -20,7 +20,7 @@ from apucodec.cli.main import cli
 from apucodec.dsp.metrics import snr_db
 from apucodec.errors import ApucodecError
 from apucodec.model.directory import load_model_dir
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.runtime.eps import CPU, VITISAI
 from apucodec.runtime.stage_plan import CPU_INT8_REASON, SessionSettings, choose_decoder_graph, choose_encoder_graph
 from tests.audio_factory import mixture, speech_like
@@ -76,8 +76,8 @@ def test_graph_choice_on_each_ep(cpu_int8_model: Path) -> None:
 
 def test_codec_on_cpu_runs_int8_graphs_close_to_fp32(cpu_int8_model: Path) -> None:
     audio = mixture(1.5, seed=11).astype(np.float32)
-    int8 = Codec.open(cpu_int8_model, _cpu_settings(), warn=None)
-    fp32 = Codec.open(cpu_int8_model, _cpu_settings(encoder_graph="fp32", decoder_graph="fp32"), warn=None)
+    int8 = CodecEngine.open(cpu_int8_model, _cpu_settings(), warn=None)
+    fp32 = CodecEngine.open(cpu_int8_model, _cpu_settings(encoder_graph="fp32", decoder_graph="fp32"), warn=None)
     for stage in ("encoder", "decoder"):
         placed = int8.placement.stage(stage)
         assert placed.graph == f"{stage}.s16.cpu-int8.onnx" and placed.graph_reason == CPU_INT8_REASON
@@ -116,7 +116,7 @@ def test_a_model_without_cpu_int8_graphs_runs_fp32_on_the_cpu(cpu_int8_model: Pa
     for stage in ("encoder", "decoder"):
         (plain / model.files.pop(f"{stage}.s16.cpu-int8").name).unlink()
     model.save_manifest()
-    codec = Codec.open(plain, _cpu_settings(), warn=None)
+    codec = CodecEngine.open(plain, _cpu_settings(), warn=None)
     assert codec.placement.stage("encoder").graph == "encoder.s16.onnx"
     assert codec.placement.stage("decoder").graph == "decoder.s16.onnx"
 
@@ -131,10 +131,11 @@ def test_quiet_steps_run_on_the_fp32_graphs(cpu_int8_model: Path) -> None:
     exactly; with the floor off (-inf) the INT8 encoder runs it and the codes differ. (The decoder judges its own
     INT8 output, which this random-weight model does not keep quiet: tests/test_int8_floor.py covers that side.)"""
     audio = _quiet(speech_like(1.5, seed=12), -70.0)
-    guarded = Codec.open(cpu_int8_model, _cpu_settings(), warn=None, stages=("encoder",))
-    unguarded = Codec.open(cpu_int8_model, SessionSettings(encoder_eps=("cpu",), threads=1, int8_floor_dbfs=-np.inf),
-                           warn=None, stages=("encoder",))
-    fp32 = Codec.open(cpu_int8_model, _cpu_settings(encoder_graph="fp32"), warn=None, stages=("encoder",))
+    guarded = CodecEngine.open(cpu_int8_model, _cpu_settings(), warn=None, stages=("encoder",))
+    unguarded = CodecEngine.open(cpu_int8_model,
+                                 SessionSettings(encoder_eps=("cpu",), threads=1, int8_floor_dbfs=-np.inf),
+                                 warn=None, stages=("encoder",))
+    fp32 = CodecEngine.open(cpu_int8_model, _cpu_settings(encoder_graph="fp32"), warn=None, stages=("encoder",))
     codes, result = guarded.encode_array(audio)
     codes_int8, result_int8 = unguarded.encode_array(audio)
     codes_fp32, _ = fp32.encode_array(audio)
@@ -147,8 +148,8 @@ def test_quiet_steps_run_on_the_fp32_graphs(cpu_int8_model: Path) -> None:
 
 def test_loud_steps_stay_on_the_int8_graphs(cpu_int8_model: Path) -> None:
     audio = _quiet(mixture(1.5, seed=13), -15.0)
-    guarded = Codec.open(cpu_int8_model, _cpu_settings(), warn=None)
-    unguarded = Codec.open(cpu_int8_model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1,
+    guarded = CodecEngine.open(cpu_int8_model, _cpu_settings(), warn=None)
+    unguarded = CodecEngine.open(cpu_int8_model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1,
                                                            int8_floor_dbfs=-np.inf), warn=None)
     out_guarded, result = guarded.run_array(audio)
     out_int8, _ = unguarded.run_array(audio)

@@ -15,7 +15,7 @@ import soundfile as sf
 from apucodec.errors import ApucodecError
 from apucodec.io.apc_header import HEADER_SIZE
 from apucodec.io.apc_reader import read_apc
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.runtime.lanes import Lanes
 from tests.audio_factory import chirp, noise_bursts, speech_like, tone
 from tests.runtime_models import CPU_ONLY
@@ -23,7 +23,7 @@ from tests.runtime_models import CPU_ONLY
 
 @pytest.fixture(scope="module")
 def codec(runtime_model):
-    return Codec.open(runtime_model, CPU_ONLY, warn=None)
+    return CodecEngine.open(runtime_model, CPU_ONLY, warn=None)
 
 
 def _clip(seconds: float = 3.0) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from tests.audio_factory import chirp, noise_bursts, speech_like
 from tests.runtime_models import CPU_ONLY, assert_codes_equal_ties_aside, export_tiny, whole_file_reference
 
@@ -21,7 +21,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def codec(tiny):
-    return Codec.open(tiny.path, CPU_ONLY, warn=None)
+    return CodecEngine.open(tiny.path, CPU_ONLY, warn=None)
 
 
 def _clip(seconds: float = 3.0) -> np.ndarray:

@@ -16,7 +16,7 @@ from apucodec.codec.model import APUCodec
 from apucodec.contract.config import preset
 from apucodec.dsp.metrics import snr_db
 from apucodec.dsp.signals import signal
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.runtime.stage_plan import SessionSettings
 from tests.cli_helpers import CPU, assert_one_line_error, invoke
 from tests.tiny_models import export_on_one_thread, torch_threads
@@ -84,7 +84,7 @@ def test_offline_run_encode_decode_equal_the_checkpoints_whole_file_forward(seed
     audio = (0.5 * signal("mixture", n, 44100)).astype(np.float32)
     codes_ref, audio_ref = reference(seed_checkpoint, audio)
     warnings: list[str] = []
-    codec = Codec.open(seed_model_dir, CPU_SETTINGS, warn=warnings.append)
+    codec = CodecEngine.open(seed_model_dir, CPU_SETTINGS, warn=warnings.append)
     assert codec.whole_sequence and codec.placement.stage("encoder").graph == "encoder.whole.onnx"
     assert not warnings  # offline is exact: nothing to warn about
     out, result = codec.run_array(audio)
@@ -99,7 +99,7 @@ def test_a_run_past_the_memory_limit_uses_segments_and_says_so_once(seed_checkpo
     n = 3 * 44100
     audio = (0.5 * signal("speech_like", n, 44100)).astype(np.float32)
     settings = dataclasses.replace(CPU_SETTINGS, whole_max_seconds=1.0)
-    codec = Codec.open(seed_model_dir, settings, warn=None)
+    codec = CodecEngine.open(seed_model_dir, settings, warn=None)
     out, result = codec.run_array(audio)
     assert len(result.notes) == 1 and "segments of at most 1.0 s" in result.notes[0]
     frames = int(1.0 * 44100 / 512)  # each segment is its own whole-file forward
@@ -117,9 +117,10 @@ def test_worker_process_stages_run_the_exact_whole_sequence_graphs(seed_model_di
     n = 2 * 44100 + 300
     audio = (0.5 * signal("speech_like", n, 44100)).astype(np.float32)
     settings = dataclasses.replace(CPU_SETTINGS, whole_max_seconds=0.8)
-    here = Codec.open(seed_model_dir, settings, warn=None)
+    here = CodecEngine.open(seed_model_dir, settings, warn=None)
     expected, _ = here.run_array(audio)
-    codec = Codec.open(seed_model_dir, dataclasses.replace(settings, workers=dict.fromkeys(stages, "self")), warn=None)
+    in_workers = dataclasses.replace(settings, workers=dict.fromkeys(stages, "self"))
+    codec = CodecEngine.open(seed_model_dir, in_workers, warn=None)
     try:
         assert codec.whole_sequence
         assert all(codec.placement.stage(s).graph == f"{s}.whole.onnx" for s in ("encoder", "decoder"))
@@ -136,7 +137,7 @@ def test_worker_process_stages_run_the_exact_whole_sequence_graphs(seed_model_di
 
 def test_streaming_says_it_is_approximate_with_the_number(seed_model_dir: Path):
     warnings: list[str] = []
-    codec = Codec.open(seed_model_dir, CPU_SETTINGS, warn=warnings.append, step_frames=4)
+    codec = CodecEngine.open(seed_model_dir, CPU_SETTINGS, warn=warnings.append, step_frames=4)
     assert not codec.whole_sequence
     measured = json.loads((seed_model_dir / "manifest.json").read_text())["export"]["approximate"]["graphs"]
     [line] = [w for w in warnings if "approximate" in w]
@@ -271,12 +272,12 @@ def test_cpu_int8_quantizes_the_whole_sequence_graphs_a_seed_model_runs(seed_mod
     result = quantize_cpu(model_dir, calib, clips=3, threads=1)
     assert set(result.paths) == {"encoder.whole.cpu-int8", "decoder.whole.cpu-int8"}
     assert result.fidelity["latent_snr_db"] > 15
-    codec = Codec.open(model_dir, CPU_SETTINGS, warn=None)
+    codec = CodecEngine.open(model_dir, CPU_SETTINGS, warn=None)
     assert codec.whole_sequence
     assert [codec.placement.stage(s).graph for s in ("encoder", "decoder")] == \
         ["encoder.whole.cpu-int8.onnx", "decoder.whole.cpu-int8.onnx"]
     audio = (0.5 * signal("speech_like", 44100, 44100)).astype(np.float32)
     out, _ = codec.run_array(audio)
-    fp32 = Codec.open(model_dir, dataclasses.replace(CPU_SETTINGS, encoder_graph="fp32", decoder_graph="fp32"),
+    fp32 = CodecEngine.open(model_dir, dataclasses.replace(CPU_SETTINGS, encoder_graph="fp32", decoder_graph="fp32"),
                       warn=None)
     assert snr_db(fp32.run_array(audio)[0], out) > 10  # INT8, close to FP32

@@ -132,9 +132,9 @@ def test_cache_root_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
 def test_codec_sessions_use_the_cache_second_open_loads_optimized_graphs(runtime_model: Path, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The runtime routes its CPU sessions through the cache: the first Codec fills it, the second loads from it
+    """The runtime routes its CPU sessions through the cache: the first CodecEngine fills it, the second loads from it
     (ORT's optimization off) and gives the same output to the bit."""
-    from apucodec.runtime.codec_runner import Codec
+    from apucodec.runtime.codec_runner import CodecEngine
     from apucodec.runtime.stage_plan import SessionSettings
     from tests.audio_factory import mixture
 
@@ -150,12 +150,12 @@ def test_codec_sessions_use_the_cache_second_open_loads_optimized_graphs(runtime
     monkeypatch.setattr(ort, "InferenceSession", Recording)
     settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
     audio = mixture(0.5, seed=3).astype(np.float32)
-    cold_out, _ = Codec.open(runtime_model, settings, warn=None).run_array(audio)
+    cold_out, _ = CodecEngine.open(runtime_model, settings, warn=None).run_array(audio)
     cache = tmp_path / "cache" / "ort-optimized"
     assert len(list(cache.glob("*.onnx"))) == 2 and len(list(cache.glob("*.json"))) == 2   # encoder + decoder
     assert not any(p.startswith(str(cache)) for p in opened)
     opened.clear()
-    warm = Codec.open(runtime_model, settings, warn=None)
+    warm = CodecEngine.open(runtime_model, settings, warn=None)
     warm_out, _ = warm.run_array(audio)
     assert len(opened) == 2 and all(p.startswith(str(cache)) for p in opened)
     placed = warm.placement.stage("encoder")

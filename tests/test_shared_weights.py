@@ -73,7 +73,7 @@ def test_each_stage_writes_its_weights_once_and_its_graphs_point_at_the_same_byt
 
 
 def test_shared_weights_run_exactly_like_the_self_contained_export(tiny_model_dir: Path, inline_model: Path):
-    from apucodec.runtime.codec_runner import Codec
+    from apucodec.runtime.codec_runner import CodecEngine
     from apucodec.runtime.stage_plan import SessionSettings
 
     assert not any(p.suffix == ".weights" for p in inline_model.iterdir())
@@ -84,8 +84,8 @@ def test_shared_weights_run_exactly_like_the_self_contained_export(tiny_model_di
     assert shared.content_sha256("encoder.s4") != shared.files["encoder.s4"].sha256
     settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1)
     audio = mixture(1.3, seed=5).astype(np.float32)
-    shared_out, _ = Codec.open(tiny_model_dir, settings, warn=None).run_array(audio)
-    inline_out, _ = Codec.open(inline_model, settings, warn=None).run_array(audio)
+    shared_out, _ = CodecEngine.open(tiny_model_dir, settings, warn=None).run_array(audio)
+    inline_out, _ = CodecEngine.open(inline_model, settings, warn=None).run_array(audio)
     assert np.array_equal(shared_out, inline_out)
     # the offline graphs hold most of the tiny model's bytes (their bounds masks), the step graphs' weights once
     size = {d: sum(p.stat().st_size for p in d.iterdir()) for d in (tiny_model_dir, inline_model)}
@@ -186,7 +186,7 @@ def test_optimized_graph_cache_tells_apart_models_whose_graph_files_are_identica
     """Two models whose graph files are byte-identical and whose weights files differ (as two checkpoints of one
     config can be, their small inline tensors aside): the CPU EP's optimized-graph cache must key by graph *and*
     weights, or the second model runs the first's weights."""
-    from apucodec.runtime.codec_runner import Codec
+    from apucodec.runtime.codec_runner import CodecEngine
     from apucodec.runtime.stage_plan import SessionSettings
 
     other = _copy(tiny_model_dir, tmp_path)
@@ -197,10 +197,10 @@ def test_optimized_graph_cache_tells_apart_models_whose_graph_files_are_identica
     settings = SessionSettings(encoder_eps=("cpu",), decoder_eps=("cpu",), threads=1, step_frames=4)
     audio = mixture(0.7, seed=2).astype(np.float32)
     monkeypatch.setenv("APUCODEC_CACHE_DIR", str(tmp_path / "cache"))
-    first, _ = Codec.open(tiny_model_dir, settings, warn=None).run_array(audio)
-    second, _ = Codec.open(other, settings, warn=None).run_array(audio)     # cache filled by the first model
+    first, _ = CodecEngine.open(tiny_model_dir, settings, warn=None).run_array(audio)
+    second, _ = CodecEngine.open(other, settings, warn=None).run_array(audio)     # cache filled by the first model
     monkeypatch.setenv("APUCODEC_CACHE_DIR", str(tmp_path / "fresh"))
-    alone, _ = Codec.open(other, settings, warn=None).run_array(audio)
+    alone, _ = CodecEngine.open(other, settings, warn=None).run_array(audio)
     assert np.array_equal(second, alone) and not np.allclose(first, second)
     cached = list((tmp_path / "cache" / "ort-optimized").glob("*.onnx"))
     assert len(cached) == 3  # the encoder once (same graph, same weights), each model's decoder

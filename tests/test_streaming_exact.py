@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from tests.runtime_models import CPU_ONLY, export_tiny
 
 torch = pytest.importorskip("torch")
@@ -26,7 +26,7 @@ HOP = 512
 def streaming_model(request, tmp_path_factory):
     tiny = export_tiny(tmp_path_factory.mktemp(request.param) / "model", seed=3, step_frames=STEPS,
                        preset_name=request.param)
-    codecs = {s: Codec.open(tiny.path, CPU_ONLY, warn=None, step_frames=s) for s in STEPS}
+    codecs = {s: CodecEngine.open(tiny.path, CPU_ONLY, warn=None, step_frames=s) for s in STEPS}
     return tiny, codecs
 
 

@@ -43,14 +43,14 @@ import json, sys
 import numpy as np
 import onnxruntime as ort
 from apucodec.model.directory import load_model_dir
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.runtime.eps import CPU, WEBGPU
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.runtime.webgpu import add_webgpu_provider, find_webgpu_devices
 
 model = load_model_dir(sys.argv[1])
 audio = np.load(sys.argv[2]).astype(np.float32)
-cpu_codec = Codec(model, SessionSettings(encoder_eps=(CPU,), decoder_eps=(CPU,)), warn=None)
+cpu_codec = CodecEngine(model, SessionSettings(encoder_eps=(CPU,), decoder_eps=(CPU,)), warn=None)
 codes, _ = cpu_codec.encode_array(audio)
 out_cpu, _ = cpu_codec.decode_codes(codes, audio.size)
 
@@ -66,7 +66,7 @@ for subgraph in gpu.get_provider_graph_assignment_info():
     nodes[subgraph.ep_name] = nodes.get(subgraph.ep_name, 0) + len(subgraph.get_nodes())
 
 # The runtime's decoder stage on WebGPU (strict: no CPU fallback), streamed step by step with its state.
-gpu_codec = Codec(model, SessionSettings(encoder_eps=(CPU,), decoder_eps=(WEBGPU,), strict=True), warn=None,
+gpu_codec = CodecEngine(model, SessionSettings(encoder_eps=(CPU,), decoder_eps=(WEBGPU,), strict=True), warn=None,
                   stages=("decoder",))
 out_gpu, _ = gpu_codec.decode_codes(codes, audio.size)
 stage = gpu_codec.placement.stage("decoder")

@@ -19,7 +19,7 @@ import soundfile as sf
 
 from apucodec.errors import ApucodecError
 from apucodec.model.directory import file_entry, load_model_dir
-from apucodec.runtime import Codec, SessionSettings
+from apucodec.runtime import CodecEngine, SessionSettings
 from apucodec.runtime.sessions import open_stage_session
 from apucodec.runtime.workers.plan import parse_worker_options, resolve_workers
 from apucodec.runtime.workers.process import how_it_ended
@@ -36,8 +36,8 @@ def _audio(seconds: float) -> np.ndarray:
 
 def test_encoder_in_a_worker_gives_the_in_process_codes(runtime_model):
     x = _audio(3.0)
-    local = Codec.open(runtime_model, SessionSettings(**CPU_ONLY), warn=None)
-    worker = Codec.open(runtime_model, SessionSettings(**CPU_ONLY, workers={"encoder": "self"}), warn=None)
+    local = CodecEngine.open(runtime_model, SessionSettings(**CPU_ONLY), warn=None)
+    worker = CodecEngine.open(runtime_model, SessionSettings(**CPU_ONLY, workers={"encoder": "self"}), warn=None)
     try:
         a, _ = local.encode_array(x)
         b, result = worker.encode_array(x)
@@ -102,8 +102,8 @@ def test_run_feeds_on_a_multi_input_graph(runtime_model, tmp_path, workers):
 
 
 def test_a_hung_worker_is_stopped_with_one_line(runtime_model):
-    codec = Codec.open(runtime_model, SessionSettings(**CPU_ONLY, workers={"encoder": "self"}, worker_timeout=1.0),
-                       warn=None)
+    settings = SessionSettings(**CPU_ONLY, workers={"encoder": "self"}, worker_timeout=1.0)
+    codec = CodecEngine.open(runtime_model, settings, warn=None)
     session = codec.sessions["encoder"]
     pid = session.placement.runtime["pid"]
     os.kill(pid, signal.SIGSTOP)  # alive but never answers
@@ -122,7 +122,7 @@ def test_a_worker_without_numpy_or_onnxruntime_says_so(runtime_model):
     if probe.returncode == 0:
         pytest.skip(f"{bare} has onnxruntime")
     with pytest.raises(ApucodecError, match=r"encoder worker \(pid \d+, .*\): cannot import (numpy|onnxruntime) in"):
-        Codec.open(runtime_model, SessionSettings(**CPU_ONLY, workers={"encoder": bare}), warn=None)
+        CodecEngine.open(runtime_model, SessionSettings(**CPU_ONLY, workers={"encoder": bare}), warn=None)
 
 
 def test_worker_plan_sources_and_errors(tmp_path, monkeypatch):
@@ -221,7 +221,7 @@ def test_decoder_on_the_webgpu_plugin_inside_a_worker(runtime_model, monkeypatch
     """Plugin EPs are registered in the worker's own onnxruntime: the decoder can run on WebGPU there."""
     monkeypatch.setenv("ORT_WEBGPU_EP_ALLOW_SOFTWARE_ADAPTER", "1")  # read by the worker at its registration
     warnings: list[str] = []
-    worker = Codec.open(runtime_model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("webgpu",), threads=1,
+    worker = CodecEngine.open(runtime_model, SessionSettings(encoder_eps=("cpu",), decoder_eps=("webgpu",), threads=1,
                                                         workers={"decoder": "self"}), warn=warnings.append)
     try:
         decoder = worker.placement.stage("decoder")
@@ -230,7 +230,7 @@ def test_decoder_on_the_webgpu_plugin_inside_a_worker(runtime_model, monkeypatch
         assert decoder.runtime["worker"] and decoder.node_counts == {"WebGpuExecutionProvider":
                                                                      sum(decoder.node_counts.values())}
         x = _audio(1.0)
-        local = Codec.open(runtime_model, SessionSettings(**CPU_ONLY), warn=None)
+        local = CodecEngine.open(runtime_model, SessionSettings(**CPU_ONLY), warn=None)
         a, _ = worker.run_array(x)
         b, _ = local.run_array(x)
         assert np.abs(a - b).max() < 1e-4 and not warnings

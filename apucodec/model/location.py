@@ -1,6 +1,6 @@
 """Which model directory a command or the Python API opens: decided here, and only here.
 
-The order is the same everywhere: the directory the user names (`--model`, `load(model)`, `Codec.open(path)`; or
+The order is the same everywhere: the directory the user names (`--model`, `load(model)`, `CodecEngine.open(path)`; or
 the name of a model `apucodec pull` fetched, e.g. `--model dac-44khz`: an existing path of that name wins), then
 $APUCODEC_MODEL, then ./apucodec-model, then the model bundled inside the package, so `apucodec run in.wav out.wav`
 and `apucodec.load()` work out of the box. Two callers need more than a path, and say so here rather than deciding

@@ -1,7 +1,7 @@
 """Inference without torch: ONNX Runtime sessions placed per stage, NumPy RVQ, stateful step graphs, overlapped lanes.
 
-    from apucodec.runtime import Codec
-    codec = Codec.open("apucodec-model")
+    from apucodec.runtime import CodecEngine
+    codec = CodecEngine.open("apucodec-model")
     result = codec.run_file("in.wav", "out.wav")
 
 Only onnxruntime, numpy and audio I/O are imported here (never torch, onnx or quark); `doctor` and `bench`
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Codec", "RunResult", "SessionSettings", "PlacementReport"]
+__all__ = ["CodecEngine", "RunResult", "SessionSettings", "PlacementReport"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Codec", "RunResult"):
+    if name in ("CodecEngine", "RunResult"):
         from apucodec.runtime import codec_runner
         return getattr(codec_runner, name)
     if name == "SessionSettings":

@@ -1,8 +1,8 @@
 """The codec at inference: reader -> encoder -> RVQ -> decoder -> writer, overlapped, streaming, timed.
 
-`Codec` opens the sessions once (placement decided and reported at open) and then runs any number of inputs:
+`CodecEngine` opens the sessions once (placement decided and reported at open) and then runs any number of inputs:
 
-    codec = Codec.open("apucodec-model")                 # or Codec(load_model_dir(...), SessionSettings(...))
+    codec = CodecEngine.open("apucodec-model")           # or CodecEngine(load_model_dir(...), SessionSettings(...))
     result = codec.run_file("in.flac", "out.wav")        # RunResult: timings per stage, item and step; placement
     codec.encode_file("in.wav", "in.apc"); codec.decode_file("in.apc", "out.wav")
     audio, result = codec.run_array(samples)             # in memory, same lanes (tests, bench)
@@ -48,7 +48,7 @@ from apucodec.runtime.stepper import StepObserver, Stepper
 Progress = Callable[[int], None]  # called with the number of codec-rate samples just finished
 
 
-class Codec:
+class CodecEngine:
     """Sessions for the encoder and decoder step graphs, NumPy RVQ, and the chains that connect them.
 
     `step_frames` picks the step graphs (default: the largest the model has, its offline step; the live step
@@ -82,7 +82,7 @@ class Codec:
     @classmethod
     def open(cls, model_path: str | Path | None = None, settings: SessionSettings | None = None,
              warn: Warn | None = warn_stderr, stages: tuple[str, ...] = ("encoder", "decoder"), queue_depth: int = 2,
-             step_frames: int | None = None) -> Codec:
+             step_frames: int | None = None) -> CodecEngine:
         """Open a model directory (default: --model's resolution: $APUCODEC_MODEL, ./apucodec-model, bundled)."""
         from apucodec.model.location import locate_model
 
@@ -99,7 +99,7 @@ class Codec:
 
     def _session(self, stage: str) -> StageSession:
         if stage not in self.sessions:
-            raise ApucodecError(f"this Codec was opened without a {stage} session")
+            raise ApucodecError(f"this engine was opened without a {stage} session")
         return self.sessions[stage]
 
     def step_frames(self, stage: str) -> int:
@@ -108,7 +108,7 @@ class Codec:
 
     @property
     def whole_sequence(self) -> bool:
-        """Does this Codec run whole-sequence graphs (a pooled-norm model offline: exact, memory grows)?"""
+        """Does this engine run whole-sequence graphs (a pooled-norm model offline: exact, memory grows)?"""
         return all(self.step_frames(stage) == WHOLE_SEQUENCE for stage in self.sessions)
 
     def stepper(self, stage: str, *, lead_frames: int = 0, on_step: StepObserver | None = None) -> Stepper:

@@ -78,14 +78,14 @@ def _settings(model: Any, precision: str, options: dict[str, Any]) -> Any:
 
 
 def open_engine(model: Any, precision: str, options: dict[str, Any], step_frames: int | None = None) -> Any:
-    """The engine (apucodec.runtime.codec_runner.Codec) for `model` at `precision`; errors sorted into InputError,
+    """The engine (apucodec.runtime.codec_runner.CodecEngine) for `model` at `precision`; errors sorted into InputError,
     ModelError and PlacementError."""
     from apucodec.runtime import codec_runner
     settings = _settings(model, precision, options)
     stages = tuple(options.get("stages") or ("encoder", "decoder"))
     warn = options.get("warn", log.warning)
     try:
-        engine = codec_runner.Codec(model, settings, warn=warn, stages=stages,
+        engine = codec_runner.CodecEngine(model, settings, warn=warn, stages=stages,
                                 queue_depth=int(options.get("queue_depth") or 2), step_frames=step_frames)
     except (InputError, ModelError, PlacementError):
         raise

@@ -172,8 +172,8 @@ def segment_decoder_stage(session: Any, hop: int, lanes: Lanes, segmenter: Segme
 
 
 def segmented_chain(codec: Any, lanes: Lanes, kind: str, n: int, notes: list[str]) -> list[tuple[str, StageFunction]]:
-    """The stages of `kind` ("run", "encode", "decode") on a codec_runner.Codec's whole-sequence sessions; the run's
-    note about segments, if any, lands in `notes`."""
+    """The stages of `kind` ("run", "encode", "decode") on a CodecEngine's whole-sequence sessions; the run's note
+    about segments, if any, lands in `notes`."""
     segmenter = Segmenter(codec.config, codec.settings.whole_max_seconds)
     for session in codec.sessions.values():  # a worker's buffer holds at most one segment of its own
         if getattr(session, "max_frames", None):

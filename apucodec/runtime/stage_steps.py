@@ -1,6 +1,6 @@
 """From an opened stage session to a `Stepper`: the step function, its shape facts, and the INT8 floor.
 
-`Codec.stepper` and the live `Stream` build their Steppers here, so a file run and a live stream step the same
+`CodecEngine.stepper` and the live `Stream` build their Steppers here, so a file run and a live stream step the same
 way. When a stage runs an INT8 graph (CPU INT8 or the NPU's), quiet steps go to the stage's FP32 step graph on the
 CPU EP (apucodec/runtime/int8_floor.py says why). That FP32 session opens on the first quiet step and is then kept
 for the Codec's lifetime; most files never open it.

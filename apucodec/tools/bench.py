@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from apucodec.dsp.signals import mixture
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.tools.bench_report import GRAPH_STAGES, BenchReport, RunStats
 
 
@@ -60,7 +60,7 @@ def current_rss_bytes() -> int | None:
     return None
 
 
-def run_bench(codec: Codec, audio: np.ndarray, source: str = "generated", model_label: str | None = None,
+def run_bench(codec: CodecEngine, audio: np.ndarray, source: str = "generated", model_label: str | None = None,
               notes: list[str] | None = None) -> BenchReport:
     """Warm up, then run `audio` sequentially and pipelined through `codec`; codec-rate mono float32 in."""
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
@@ -82,14 +82,14 @@ def run_bench(codec: Codec, audio: np.ndarray, source: str = "generated", model_
                        gflop_per_step=stage_gflop(codec))
 
 
-def latency_ms(codec: Codec, step_frames: int) -> float | None:
+def latency_ms(codec: CodecEngine, step_frames: int) -> float | None:
     """Algorithmic latency (both lookaheads + one step) at `step_frames`, as the manifest records it."""
     latency = codec.model.manifest.streaming.algorithmic_latency or {}
     ms = (latency.get(str(step_frames)) or {}).get("ms")
     return float(ms) if isinstance(ms, (int, float)) else None
 
 
-def stage_gflop(codec: Codec) -> dict[str, float]:
+def stage_gflop(codec: CodecEngine) -> dict[str, float]:
     """GFLOP per step of the step graph each graph stage loaded, from the manifest entry its session carries."""
     counts: dict[str, float] = {}
     for stage in GRAPH_STAGES:

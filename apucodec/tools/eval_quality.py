@@ -27,7 +27,7 @@ from apucodec.errors import ApucodecError
 from apucodec.io.audio_read import list_audio_files, read_audio
 from apucodec.io.resample import resample
 from apucodec.model.directory import ModelDir, load_model_dir
-from apucodec.runtime.codec_runner import Codec
+from apucodec.runtime.codec_runner import CodecEngine
 from apucodec.runtime.int8_floor import DEFAULT_FLOOR_DBFS
 from apucodec.runtime.stage_plan import SessionSettings
 from apucodec.tools.comb import frame_rate_comb
@@ -134,7 +134,7 @@ def evaluate(folder: Path, systems: Sequence[System], on_clip: Callable[[str, st
     input_combs = {}
     result = EvalResult([p.name for p in files], visqol=visqol is not None, visqol_skipped=not use_visqol)
     for system in systems:
-        codec = None if system.model is None else Codec(system.model, system.settings, warn=None)
+        codec = None if system.model is None else CodecEngine(system.model, system.settings, warn=None)
         hop = system.model.config.hop_length if system.model is not None else 512
         rate = codec.sample_rate if codec is not None else OPUS_RATE_IN
         if rate not in references_at:
