@@ -8,8 +8,8 @@ because ORT's calibrator keeps every intermediate tensor of a chunk of feeds in 
 graph's tensors grow with the clip. As for step graphs, the audio ends and the exact GELUs stay float. Fidelity:
 held-out clips through FP32 and INT8 whole graphs: latent SNR, code agreement, and the decoded audio's SNR.
 
-Only the convolutions are quantized (cpu_int8.DEFAULT_OP_TYPES, as for step graphs): every other node of these
-graphs is the GroupNorm's float arithmetic over the whole sequence, the GELU and the residual sums, and quantizing
+Only the convolutions are quantized (cpu_int8.CONV_OP_TYPES, as for the step graphs' encoder): every other node of
+these graphs is the GroupNorm's float arithmetic over the whole sequence, the GELU and the residual sums, and quantizing
 them bought nothing but a Quantize/Dequantize pair per tensor around float kernels (ORT has no integer GroupNorm).
 32.4M seed encoder, 5 s, CPU EP (node profile): FP32 12.8 s; every op type quantized 9.0 s (DequantizeLinear alone
 34 %); convolutions only 6.5 s, with fewer roundings.
@@ -26,7 +26,7 @@ import numpy as np
 
 from apucodec.calibration.audio_edges import audio_edge_nodes
 from apucodec.calibration.clips import CalibrationClips, collect_clips
-from apucodec.calibration.cpu_int8 import CpuInt8Result, quantize_graph_cpu_int8
+from apucodec.calibration.cpu_int8 import CONV_OP_TYPES, CpuInt8Result, quantize_graph_cpu_int8
 from apucodec.calibration.fidelity import cpu_session
 from apucodec.calibration.gelu_nodes import gelu_node_names
 from apucodec.contract.manifest import CpuInt8Record
@@ -107,7 +107,7 @@ def quantize_whole_cpu(model: ModelDir, calib_folder: str | Path, clips: int, me
             status(f"{stage}: quantizing the whole-sequence graph's convolutions ({method} ranges, uint8 activations)")
             staged[stage] = work / f"{roles[stage]}.onnx"
             graphs[stage] = quantize_graph_cpu_int8(source, staged[stage], iter(feeds[stage]), method=method,
-                                                    exclude_nodes=sorted(set(edges)),
+                                                    op_types=CONV_OP_TYPES, exclude_nodes=sorted(set(edges)),
                                                     gelu_nodes=gelu)
         del feeds
         status(f"scoring on {len(calibration.evaluation)} held-out clips")
